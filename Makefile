@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo demo-stop test test-fast bench lint format clean
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	$(PY) -m chrom_platform.demo
+
+demo-stop:
+	$(PY) -m chrom_platform.demo --stop
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not e2e"
+
+bench: setup
+	$(PY) -m chrom_platform_tests.bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf .data

@@ -1,0 +1,17 @@
+"""The code location: assembles definitions from defs/ and resources from one place."""
+
+import dagster as dg
+
+from chrom_platform.defs import landing
+from chrom_platform.resources import build_resources
+from chrom_platform.settings import Settings
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    # Loaded when Dagster loads the code location, not at import: the environment is read here.
+    return dg.Definitions(
+        assets=landing.LANDING_SPECS,
+        sensors=[landing.landing_sensor],
+        resources=build_resources(Settings.from_env()),
+    )

@@ -1,0 +1,129 @@
+"""The landing zone as assets: what the plant (simulator), the lab and the MES write.
+
+Dagster does not produce these objects, so they are external assets (AssetSpec); the
+landing sensor reports a materialization whenever new objects appear, which is what lets
+downstream assets (dbt bronze onwards) follow by automation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+import dagster as dg
+
+from chrom_platform.lib.contracts import (
+    EVENTS_PREFIX,
+    MASTER_DATA_PREFIX,
+    READINGS_PREFIX,
+    SAMPLES_PREFIX,
+)
+from chrom_platform.resources import LandingStoreResource
+
+
+@dataclass(frozen=True)
+class LandingAsset:
+    name: str
+    prefix: str
+    kind: str
+    description: str
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["landing", self.name])
+
+
+LANDING_ASSETS = (
+    LandingAsset(
+        "readings",
+        READINGS_PREFIX,
+        "parquet",
+        "1 Hz sensor readings (chrom.reading.v1) per unit: flow, pressure, UV 280 nm, "
+        "conductivity, pH. Parquet, partitioned by unit_id and UTC date; object names are "
+        "the seq range they hold, so re-landing the same readings never duplicates them.",
+    ),
+    LandingAsset(
+        "batch_events",
+        EVENTS_PREFIX,
+        "json",
+        "Batch, phase and hold start/end events from the skid's batch controller "
+        "(chrom.event.v1), one JSON object per line.",
+    ),
+    LandingAsset(
+        "sample_results",
+        SAMPLES_PREFIX,
+        "json",
+        "Lab results as the instrument exports them: feed titer before the column and pool "
+        "concentration after it, with calibration points, regression, scan and retests.",
+    ),
+    LandingAsset(
+        "master_data",
+        MASTER_DATA_PREFIX,
+        "json",
+        "Equipment (units, columns, column volume, resin) and recipe master data snapshots "
+        "from the MES. Column volume is read from here, never written as a literal.",
+    ),
+)
+
+LANDING_SPECS = [
+    dg.AssetSpec(
+        a.key,
+        description=a.description,
+        group_name="landing",
+        kinds={a.kind, "landing"},
+        metadata={"prefix": a.prefix},
+    )
+    for a in LANDING_ASSETS
+]
+
+
+@dg.sensor(
+    name="landing_sensor",
+    description="Reports a materialization of each landing asset when new objects land.",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingStoreResource
+) -> dg.SensorResult:
+    store = landing.store()
+    cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    events: list[dg.AssetMaterialization] = []
+    new_cursor = dict(cursor)
+    for a in LANDING_ASSETS:
+        since = cursor.get(a.name, 0)
+        total = 0
+        total_bytes = 0
+        new_keys: list[str] = []
+        newest = since
+        per_unit: dict[str, int] = defaultdict(int)
+        for obj in store.list(a.prefix):
+            total += 1
+            total_bytes += obj.size
+            if obj.mtime_ns > since:
+                new_keys.append(obj.key)
+                newest = max(newest, obj.mtime_ns)
+                for part in obj.key.split("/"):
+                    if part.startswith("unit_id="):
+                        per_unit[part.removeprefix("unit_id=")] += 1
+        if not new_keys:
+            continue
+        new_cursor[a.name] = newest
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=a.key,
+                description=f"{len(new_keys)} new object(s) under {a.prefix}",
+                metadata={
+                    "new_objects": len(new_keys),
+                    "objects": total,
+                    "bytes": dg.MetadataValue.int(total_bytes),
+                    "new_objects_by_unit": dg.MetadataValue.json(dict(sorted(per_unit.items()))),
+                    "latest_object": max(new_keys),
+                    "store": store.uri,
+                },
+            )
+        )
+    if not events:
+        return dg.SensorResult(skip_reason="no new landing objects", cursor=json.dumps(new_cursor))
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(new_cursor))

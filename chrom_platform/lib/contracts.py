@@ -1,0 +1,129 @@
+"""The contracts other parts rely on: message schema, signal names, store layouts.
+
+Everything that crosses a boundary (simulator -> queue -> bridge -> InfluxDB, simulator ->
+landing -> dbt) is named here once. See docs/architecture.md for the prose version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+READING_SCHEMA = "chrom.reading.v1"
+EVENT_SCHEMA = "chrom.event.v1"
+SAMPLE_SCHEMA = "chrom.sample.v1"
+
+#: The five 1 Hz process signals, in the order every table and message uses.
+SIGNALS: tuple[str, ...] = ("flow_lpm", "pressure_bar", "uv_mau", "cond_ms_cm", "ph")
+
+#: Identity fields of a reading; with SIGNALS, the required fields of chrom.reading.v1.
+READING_KEYS: tuple[str, ...] = ("unit_id", "batch_id", "recipe", "phase", "ts", "seq")
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    unit: str
+    description: str
+    #: Physically possible range for the instrument. Values outside it are sensor or transport
+    #: faults, not process data, and are rejected by validation (never silently clipped).
+    valid_min: float
+    valid_max: float
+
+
+SIGNAL_SPECS: dict[str, SignalSpec] = {
+    s.name: s
+    for s in (
+        SignalSpec("flow_lpm", "L/min", "Column inlet flow", -5.0, 2000.0),
+        SignalSpec("pressure_bar", "bar", "Column inlet pressure (gauge)", -1.0, 20.0),
+        SignalSpec("uv_mau", "mAU", "UV absorbance at 280 nm, column outlet", -200.0, 6000.0),
+        SignalSpec("cond_ms_cm", "mS/cm", "Conductivity, column outlet", -1.0, 300.0),
+        SignalSpec("ph", "pH", "pH, column outlet", -1.0, 15.0),
+    )
+}
+
+#: Arrow schema of landed readings (landing/readings/**.parquet). Strings are dictionary
+#: encoded: a batch has a handful of distinct values over ~15k rows.
+READING_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("unit_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("batch_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("recipe", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("phase", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        *(pa.field(s, pa.float64(), nullable=False) for s in SIGNALS),
+    ],
+    metadata={"schema": READING_SCHEMA},
+)
+
+#: The unit's 1 Hz scan counter counts seconds from this instant. Deriving `seq` from the
+#: unit clock keeps it monotonic across simulator restarts and makes lost scans visible as
+#: gaps in `seq` (what a historian calls a sequence gap).
+SEQ_EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+SEQ_EPOCH_NS = int(SEQ_EPOCH.timestamp()) * 1_000_000_000
+
+# InfluxDB layout (live store).
+INFLUX_MEASUREMENT = "chromatography"
+INFLUX_DRIFT_MEASUREMENT = "drift"
+INFLUX_TAGS: tuple[str, ...] = ("unit_id", "batch_id", "recipe", "phase")
+INFLUX_FIELDS: tuple[str, ...] = (*SIGNALS, "batch_cv", "phase_cv", "volume_l")
+
+# Landing zone layout (object store: a local folder or a GCS bucket, same keys).
+LANDING = "landing"
+READINGS_PREFIX = f"{LANDING}/readings"
+EVENTS_PREFIX = f"{LANDING}/batch_events"
+SAMPLES_PREFIX = f"{LANDING}/sample_results"
+MASTER_DATA_PREFIX = f"{LANDING}/master_data"
+
+
+def _date(ts_ns: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def readings_key(unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int) -> str:
+    """Key of a Parquet object holding one unit's readings with seq in [first_seq, last_seq].
+
+    The name is a function of the readings it holds, so landing the same readings again
+    (a redelivery, a re-run backfill) overwrites the same object instead of adding a copy.
+    """
+    return (
+        f"{READINGS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/"
+        f"{unit_id}-{first_seq:012d}-{last_seq:012d}.parquet"
+    )
+
+
+def events_key(unit_id: str, batch_id: str, first_ts_ns: int, name: str) -> str:
+    return f"{EVENTS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/{batch_id}-{name}.json"
+
+
+def samples_key(unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int) -> str:
+    return (
+        f"{SAMPLES_PREFIX}/unit_id={unit_id}/date={_date(analyzed_ts_ns)}/"
+        f"{sample_id}-a{attempt}.json"
+    )
+
+
+def master_data_key(kind: str, content_hash: str) -> str:
+    """Master data snapshots, one object per distinct content (kind: equipment | recipes)."""
+    return f"{MASTER_DATA_PREFIX}/{kind}/{kind}-{content_hash}.json"
+
+
+def ts_to_iso(ts_ns: int) -> str:
+    """UTC ISO 8601 with milliseconds, the wire form of `ts`."""
+    secs, ns = divmod(ts_ns, 1_000_000_000)
+    base = dt.datetime.fromtimestamp(secs, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{ns // 1_000_000:03d}Z"
+
+
+def iso_to_ns(ts: str) -> int:
+    """Parse a UTC ISO 8601 timestamp (with 'Z' or an offset) to epoch nanoseconds."""
+    d = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if d.tzinfo is None:
+        raise ValueError(f"timestamp {ts!r} has no time zone")
+    return (d - _UNIX_EPOCH) // dt.timedelta(microseconds=1) * 1_000
+
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -1,0 +1,196 @@
+"""A local InfluxDB 1.x server for the demo and the tests.
+
+Starts Debian's `influxd` with a generated config: data in a folder we own, HTTP and RPC
+bound to 127.0.0.1 on free ports, no usage reporting. Waits for `/ping`; stops by PID
+(SIGTERM, then SIGKILL). The server runs in its own process group so that an interrupt
+aimed at the caller's group does not kill it mid-write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_TEMPLATE = """\
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+
+[meta]
+  dir = "{data}/meta"
+  logging-enabled = false
+
+[data]
+  dir = "{data}/data"
+  wal-dir = "{data}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = false
+  log-enabled = false
+  max-body-size = 0
+
+[monitor]
+  store-enabled = false
+
+[continuous_queries]
+  enabled = false
+"""
+
+
+class InfluxNotInstalled(RuntimeError):
+    pass
+
+
+def find_influxd() -> str:
+    path = shutil.which("influxd") or (
+        "/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None
+    )
+    if not path:
+        raise InfluxNotInstalled(
+            "influxd not found. Install InfluxDB 1.x with: sudo apt-get install influxdb "
+            "(make setup does this when run as root)"
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def ping(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as r:
+            return bool(r.status == 204)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class LocalInfluxServer:
+    data_dir: Path
+    http_port: int = 0
+    rpc_port: int = 0
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "server.json"
+
+    def start(self, timeout_s: float = 30.0) -> LocalInfluxServer:
+        binary = find_influxd()
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.http_port = self.http_port or free_port()
+        self.rpc_port = self.rpc_port or free_port()
+        for label, port in (("HTTP", self.http_port), ("RPC", self.rpc_port)):
+            if not port_is_free(port):
+                raise RuntimeError(f"InfluxDB {label} port {port} on 127.0.0.1 is already taken")
+        conf = self.data_dir / "influxdb.conf"
+        conf.write_text(
+            CONFIG_TEMPLATE.format(
+                data=self.data_dir, http_port=self.http_port, rpc_port=self.rpc_port
+            )
+        )
+        log = open(self.data_dir / "influxd.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [binary, "-config", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (self.data_dir / "influxd.log").read_text()[-2000:]
+                raise RuntimeError(f"influxd exited with {proc.returncode}:\n{tail}")
+            if ping(self.url):
+                self.state_file.write_text(
+                    json.dumps(
+                        {"pid": self.pid, "http_port": self.http_port, "rpc_port": self.rpc_port}
+                    )
+                )
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"influxd did not answer /ping on {self.url} within {timeout_s:.0f} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if not _alive(self.pid):
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.pid = None
+        self.state_file.unlink(missing_ok=True)
+
+    @classmethod
+    def attach(cls, data_dir: Path) -> LocalInfluxServer | None:
+        """The server a previous start left running in `data_dir`, if it still answers."""
+        state = data_dir / "server.json"
+        if not state.exists():
+            return None
+        info = json.loads(state.read_text())
+        srv = cls(
+            data_dir=data_dir,
+            http_port=info["http_port"],
+            rpc_port=info["rpc_port"],
+            pid=info["pid"],
+        )
+        if _alive(srv.pid) and ping(srv.url):
+            return srv
+        state.unlink(missing_ok=True)
+        return None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh machine, idempotently:
+#   1. uv (from PyPI with pip when missing: no installer downloads from outside PyPI),
+#   2. the locked Python environment in .venv (uv sync --frozen),
+#   3. InfluxDB 1.x (Debian's `influxdb` package) when missing and we are root; otherwise
+#      prints the one command that installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  echo "bootstrap: Python 3.11+ is required as '$PY' (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+UV=$(command -v uv || true)
+if [ -z "$UV" ] && [ -x "$HOME/.local/bin/uv" ]; then UV="$HOME/.local/bin/uv"; fi
+if [ -z "$UV" ]; then
+  echo "bootstrap: installing uv from PyPI" >&2
+  "$PY" -m pip install --quiet --user uv 2>/dev/null || "$PY" -m pip install --quiet uv
+  UV=$(command -v uv || echo "$HOME/.local/bin/uv")
+fi
+
+# Never let uv download a Python build: use the interpreter we were given.
+export UV_PYTHON_DOWNLOADS=never
+"$UV" sync --frozen --python "$PY" --quiet
+
+if ! command -v influxd >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing InfluxDB 1.x (Debian package 'influxdb')" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null
+  else
+    echo "bootstrap: InfluxDB is not installed. Install it with:  sudo apt-get install influxdb" >&2
+    echo "           (the live store and its tests need the 'influxd' binary)" >&2
+  fi
+fi

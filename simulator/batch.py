@@ -1,0 +1,659 @@
+"""One chromatography batch: plan (every random draw), then simulate (deterministic physics).
+
+The plan draws from independent random streams (batch parameters, fault, sensor noise, lab),
+so the same batch can be simulated with and without a fault and differ only by the fault:
+that is how the tests prove each fault changes the signals it claims and no others.
+
+Signals are computed as functions of true totalized volume (see physics.py), then sensor
+faults and sensor noise are applied, then values are rounded to instrument resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from chrom_platform.lib import cv
+from chrom_platform.lib.contracts import (
+    EVENT_SCHEMA,
+    READING_ARROW_SCHEMA,
+    SEQ_EPOCH_NS,
+    SIGNALS,
+    ts_to_iso,
+)
+from chrom_platform.lib.master_data import Buffer, Recipe, Resin, Unit
+from chrom_platform.lib.peaks import Array
+from simulator.faults import FAULT_KINDS, Fault, draw_fault
+from simulator.physics import ColumnResponse, breakthrough_fraction, darcy_pressure_bar, peak_pdf
+
+NS = 1_000_000_000
+RAMP_S = 10  # pump ramp between flow set points, seconds
+STATIC_PRESSURE_BAR = 0.03
+
+#: Sensor noise (absolute sd, relative sd) and reporting resolution (decimals) per signal.
+NOISE: dict[str, tuple[float, float, int]] = {
+    "flow_lpm": (0.05, 0.003, 2),
+    "pressure_bar": (0.004, 0.002, 3),
+    "uv_mau": (0.4, 0.002, 1),
+    "cond_ms_cm": (0.01, 0.001, 2),
+    "ph": (0.004, 0.0, 3),
+}
+
+
+@dataclass(frozen=True)
+class Variability:
+    """Normal batch-to-batch variation (sd unless a range). Documented in docs/simulator.md."""
+
+    titer_mean_g_l: float = 3.0
+    titer_sd_g_l: float = 0.2
+    lab_rel_sd: float = 0.0025  # titer / pool concentration assay precision
+    buffer_cond_rel_sd: float = 0.01
+    buffer_ph_sd: float = 0.02
+    feed_cond_rel_sd: float = 0.04
+    feed_ph_sd: float = 0.05
+    feed_uv_rel_sd: float = 0.05
+    hetp_rel_sd: float = 0.04
+    asymmetry_sd: float = 0.03
+    elution_mean_cv: float = 0.55  # after the salt front (column mean residence)
+    elution_mean_sd_cv: float = 0.04
+    elution_sd_cv: float = 0.42
+    elution_sd_rel_sd: float = 0.05
+    strip_fraction: tuple[float, float] = (0.008, 0.02)
+    wash_loss_fraction: tuple[float, float] = (0.002, 0.006)
+    cip_impurity_mau_cv: float = 30.0
+    turnaround_h: tuple[float, float] = (16.0, 24.0)
+
+
+VARIABILITY = Variability()
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    unit: Unit
+    resin: Resin
+    recipe: Recipe
+    unit_index: int
+    batch_index: int
+    batch_id: str
+    start_ns: int
+    cycle: int
+    titer_true_g_l: float
+    titer_lab_g_l: float
+    load_cv: float
+    #: per recipe phase: the buffer as actually made for this batch
+    phase_buffers: tuple[Buffer, ...]
+    hetp_cm: float
+    asymmetry: float
+    dbc10_g_l: float
+    permeability_m2: float
+    hold_s: tuple[int, ...]
+    elution_mean_cv: float
+    elution_sd_cv: float
+    strip_fraction: float
+    wash_loss_fraction: float
+    fault: Fault | None
+    noise_seed: int
+    lab_seed: int
+
+    @property
+    def column_volume_l(self) -> float:
+        return self.unit.column_volume_l
+
+
+def _streams(seed: int, unit_index: int, batch_index: int) -> list[np.random.Generator]:
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(unit_index, batch_index))
+    return [np.random.default_rng(s) for s in ss.spawn(4)]
+
+
+def plan_batch(
+    *,
+    unit: Unit,
+    resin: Resin,
+    recipe: Recipe,
+    unit_index: int,
+    batch_index: int,
+    earliest_start_ns: int,
+    seed: int,
+    fault_rate: float,
+    fault_kinds: tuple[str, ...] = tuple(FAULT_KINDS),
+    force_fault: str | None = None,
+    no_fault: bool = False,
+    var: Variability = VARIABILITY,
+) -> BatchPlan:
+    """Draw everything random about a batch. Same arguments, same plan."""
+    rp, rf, rn, rl = _streams(seed, unit_index, batch_index)
+    start_ns = earliest_start_ns + int(rp.uniform(*var.turnaround_h) * 3600) * NS
+    # Unit clocks are not on the second: a fixed sub-second offset per unit.
+    start_ns = start_ns - start_ns % NS + (137 * (unit_index + 1) % 1000) * 1_000_000
+    titer = float(np.clip(rp.normal(var.titer_mean_g_l, var.titer_sd_g_l), 1.5, 6.0))
+    titer_lab = titer * (1.0 + rp.normal(0.0, var.lab_rel_sd))
+    cycle = batch_index + 1
+
+    made: dict[str, Buffer] = {}
+    for name, b in recipe.buffers.items():
+        feed = name == recipe.phases[[p.name for p in recipe.phases].index("Load")].buffer
+        made[name] = replace(
+            b,
+            cond_ms_cm=b.cond_ms_cm
+            * (1 + rp.normal(0, var.feed_cond_rel_sd if feed else var.buffer_cond_rel_sd)),
+            ph=b.ph + rp.normal(0, var.feed_ph_sd if feed else var.buffer_ph_sd),
+            uv_mau=b.uv_mau * (1 + rp.normal(0, var.feed_uv_rel_sd)),
+        )
+    phase_buffers = [made[p.buffer] for p in recipe.phases]
+    holds = tuple(
+        round(rp.uniform(*p.hold_after_min) * 60) if rp.random() < p.hold_probability else 0
+        for p in recipe.phases
+    )
+    hetp = unit.hetp_cm * float(np.exp(rp.normal(0, var.hetp_rel_sd)))
+    asym = float(np.clip(unit.asymmetry + rp.normal(0, var.asymmetry_sd), 1.0, 3.0))
+    dbc = resin.dbc10_g_l * (1 - resin.dbc_loss_per_cycle * cycle)
+    perm = resin.permeability_m2 * (1 - unit.fouling_per_cycle * cycle)
+    el_mean = var.elution_mean_cv + rp.normal(0, var.elution_mean_sd_cv)
+    el_sd = var.elution_sd_cv * float(np.exp(rp.normal(0, var.elution_sd_rel_sd)))
+    strip = float(rp.uniform(*var.strip_fraction))
+    wash = float(rp.uniform(*var.wash_loss_fraction))
+
+    # The fault stream is drawn in full whether or not a fault is injected, so the fault
+    # decision never shifts any other draw.
+    has_fault = rf.random() < fault_rate
+    kind_pick = fault_kinds[int(rf.integers(len(fault_kinds)))] if fault_kinds else None
+    kind = force_fault or (kind_pick if has_fault and not no_fault else None)
+    fault = draw_fault(rf, kind, recipe.phase_names()) if kind else None
+
+    if fault and fault.kind == "early_breakthrough":
+        dbc *= fault.magnitude["dbc_factor"]
+    if fault and fault.kind == "packing_degradation":
+        hetp *= fault.magnitude["hetp_factor"]
+        asym = fault.magnitude["asymmetry"]
+    if fault and fault.kind == "wrong_buffer":
+        k = recipe.phase_names().index(fault.phase)
+        f = fault.magnitude["cond_factor"]
+        b = phase_buffers[k]
+        phase_buffers[k] = replace(b, cond_ms_cm=b.cond_ms_cm * (f if f > 0 else 1 / -f))
+
+    return BatchPlan(
+        unit=unit,
+        resin=resin,
+        recipe=recipe,
+        unit_index=unit_index,
+        batch_index=batch_index,
+        batch_id=f"{unit.unit_id}-B{batch_index + 1:05d}",
+        start_ns=start_ns,
+        cycle=cycle,
+        titer_true_g_l=titer,
+        titer_lab_g_l=titer_lab,
+        load_cv=recipe.target_loading_g_l / titer_lab,
+        phase_buffers=tuple(phase_buffers),
+        hetp_cm=hetp,
+        asymmetry=asym,
+        dbc10_g_l=dbc,
+        permeability_m2=perm,
+        hold_s=holds,
+        elution_mean_cv=el_mean,
+        elution_sd_cv=el_sd,
+        strip_fraction=strip,
+        wash_loss_fraction=wash,
+        fault=fault,
+        noise_seed=int(rn.integers(2**63)),
+        lab_seed=int(rl.integers(2**63)),
+    )
+
+
+@dataclass
+class SimBatch:
+    plan: BatchPlan
+    ts_ns: np.ndarray
+    seq: np.ndarray
+    phase_idx: np.ndarray  # int8 index into recipe.phases
+    hold: np.ndarray  # bool: inside a hold after a phase
+    keep: np.ndarray  # bool: reading was sent (False inside a sensor dropout)
+    flow_true: Array
+    volume_true_l: Array
+    signals: dict[str, Array]  # measured values (noise, faults, resolution)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    truth: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_readings(self) -> int:
+        return int(self.keep.sum())
+
+    def readings_table(self) -> pa.Table:
+        """The readings that were sent, as the landing Arrow schema."""
+        k = self.keep
+        n = int(k.sum())
+        p = self.plan
+
+        def const(value: str) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, np.int32)), pa.array([value])
+            )
+
+        cols = [
+            const(p.unit.unit_id),
+            const(p.batch_id),
+            const(p.recipe.recipe),
+            pa.DictionaryArray.from_arrays(
+                pa.array(self.phase_idx[k].astype(np.int32)), pa.array(list(p.recipe.phase_names()))
+            ),
+            pa.array(self.ts_ns[k], type=pa.timestamp("ns", tz="UTC")),
+            pa.array(self.seq[k]),
+            *(pa.array(self.signals[s][k]) for s in SIGNALS),
+        ]
+        return pa.Table.from_arrays(cols, schema=READING_ARROW_SCHEMA)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The readings as chrom.reading.v1 messages (for publishers)."""
+        from chrom_platform.lib.contracts import READING_SCHEMA
+
+        p = self.plan
+        names = p.recipe.phase_names()
+        idx = np.nonzero(self.keep)[0]
+        cols = {s: self.signals[s][idx].tolist() for s in SIGNALS}
+        ts = self.ts_ns[idx].tolist()
+        seq = self.seq[idx].tolist()
+        ph = self.phase_idx[idx].tolist()
+        return [
+            {
+                "schema": READING_SCHEMA,
+                "unit_id": p.unit.unit_id,
+                "batch_id": p.batch_id,
+                "recipe": p.recipe.recipe,
+                "phase": names[ph[i]],
+                "ts": ts_to_iso(ts[i]),
+                "seq": seq[i],
+                **{s: cols[s][i] for s in SIGNALS},
+            }
+            for i in range(len(idx))
+        ]
+
+
+def _phase_flow(plan: BatchPlan, k: int, f_prev: float) -> tuple[Array, int, int | None]:
+    """True flow of phase k's pumping samples; returns (flow, nominal samples, fault onset)."""
+    unit, ph = plan.unit, plan.recipe.phases[k]
+    F = unit.flow_lpm(ph.velocity_cm_h)
+    target_l = (plan.load_cv if ph.cv is None else ph.cv) * unit.column_volume_l
+    nominal = int(np.ceil(target_l / F * 60.0))
+    n_cand = 2 * nominal + 4 * RAMP_S + 60
+    i = np.arange(n_cand, dtype=np.float64)
+    f = np.full(n_cand, F)
+    if f_prev != F:
+        r = min(RAMP_S, n_cand)
+        f[:r] = f_prev + (F - f_prev) * (i[:r] + 1) / RAMP_S
+    onset = None
+    fault = plan.fault
+    if fault and fault.kind == "pump_fault" and fault.phase == ph.name:
+        onset = int(fault.onset_fraction * nominal)
+        m = fault.magnitude
+        j = i[onset:] - onset
+        factor = m["flow_factor"] * (1 + m["oscillation"] * np.sin(2 * np.pi * j / m["period_s"]))
+        ramp_in = np.minimum(1.0, (j + 1) / 5.0)
+        f[onset:] *= 1.0 - ramp_in * (1.0 - factor)
+    fe = cv.effective_flow(f, unit.flow_deadband_lpm)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (fe[1:] + fe[:-1]) / 60.0)])
+    n = int(np.searchsorted(cum, target_l)) + 1
+    if n > n_cand:  # pragma: no cover - n_cand covers flow down to ~50%
+        raise RuntimeError(f"phase {ph.name} did not reach its volume")
+    return f[:n], nominal, onset
+
+
+def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
+    unit, recipe, resin = plan.unit, plan.recipe, plan.resin
+    cvol = unit.column_volume_l
+    phases = recipe.phases
+    K = len(phases)
+
+    # --- timeline: flow per second, phase by phase, holds after phases -------------------
+    flows: list[Array] = []
+    first = np.zeros(K, dtype=np.int64)
+    pump_n = np.zeros(K, dtype=np.int64)
+    nominal_n = np.zeros(K, dtype=np.int64)
+    pos = 0
+    f_prev = 0.0
+    pump_onset: int | None = None
+    for k in range(K):
+        f, nominal, phase_onset = _phase_flow(plan, k, f_prev)
+        if phase_onset is not None:
+            pump_onset = pos + phase_onset
+        first[k], pump_n[k], nominal_n[k] = pos, f.size, nominal
+        flows.append(f)
+        pos += f.size
+        h = plan.hold_s[k]
+        if h:
+            flows.append(np.zeros(h))
+            pos += h
+        f_prev = 0.0 if h else float(f[-1])
+    n = pos
+    flow = np.concatenate(flows)
+    phase_idx = np.repeat(np.arange(K, dtype=np.int8), np.diff(np.append(first, n)))
+    hold = np.zeros(n, dtype=bool)
+    for k in range(K):
+        hold[first[k] + pump_n[k] : (first[k + 1] if k + 1 < K else n)] = True
+    ts = plan.start_ns + np.arange(n, dtype=np.int64) * NS
+    seq = (ts - SEQ_EPOCH_NS) // NS
+
+    integ = cv.integrate(
+        ts, flow, phase_idx, column_volume_l=cvol, deadband_lpm=unit.flow_deadband_lpm
+    )
+    vol = integ.volume_l
+    v = integ.batch_cv
+    v_start = v[first]
+
+    # --- column response and buffer transitions ------------------------------------------
+    mean_cv = resin.total_porosity + unit.system_holdup_l / cvol
+    resp = ColumnResponse.build(mean_cv, plan.hetp_cm, plan.asymmetry, unit.bed_height_cm)
+    tail = resp.tail_ratio()
+    gmax = resp.grid[-1]
+    steps = np.zeros((K, n))
+    for k in range(K):
+        i0 = int(first[k])
+        i1 = int(np.searchsorted(v, v_start[k] + gmax, side="right"))
+        i1 = max(i1, i0)
+        steps[k, i0:i1] = resp.step(v[i0:i1] - v_start[k])
+        steps[k, i1:] = 1.0
+
+    storage = recipe.buffers[phases[-1].buffer]  # the column waits in the last phase's buffer
+    bufs = [storage, *plan.phase_buffers]
+
+    def superpose(attr: str) -> Array:
+        vals = np.array([getattr(b, attr) for b in bufs])
+        return vals[0] + np.diff(vals) @ steps
+
+    cond = superpose("cond_ms_cm")
+    ph = superpose("ph")
+    visc = superpose("viscosity_mpa_s")
+    uv = superpose("uv_mau")
+
+    # --- product: breakthrough during load, washout, wash loss, elution, strip --------------
+    names = list(recipe.phase_names())
+    kl = names.index("Load")
+    mau_per_g_l = recipe.extinction_l_g_cm * unit.uv_path_length_cm * 1000.0
+    conc = np.zeros(n)
+    load_sl = slice(int(first[kl]), int(first[kl + 1]) if kl + 1 < K else n)
+    q = plan.titer_true_g_l * (v[load_sl] - v_start[kl])
+    b_load = breakthrough_fraction(q, plan.dbc10_g_l, resin.breakthrough_width_g_l)
+    conc[load_sl] = plan.titer_true_g_l * b_load
+    c_end = float(conc[load_sl][-1])
+    if kl + 1 < K:
+        conc[load_sl.stop :] = c_end * (1.0 - steps[kl + 1, load_sl.stop :])
+    load_vol_l = float(vol[load_sl][-1] - vol[load_sl][0])
+    fed_g = plan.titer_true_g_l * load_vol_l
+    out_load_g = float(np.trapezoid(conc[load_sl], vol[load_sl]))
+    washout_g = c_end * mean_cv * cvol
+    bound_g = fed_g - out_load_g - washout_g
+
+    wash_g = plan.wash_loss_fraction * bound_g if "Wash 2" in names else 0.0
+    strip_g = plan.strip_fraction * bound_g if "Strip" in names else 0.0
+    elute_g = bound_g - wash_g - strip_g
+
+    def peak(phase: str, mass_g: float, mean: float, sd: float) -> Array:
+        k = names.index(phase)
+        out = np.zeros(n)
+        sl = slice(int(first[k]), n)
+        out[sl] = mass_g / cvol * peak_pdf(v[sl] - v_start[k], mean, sd, tail)
+        return out
+
+    ke = names.index("Elution")
+    sd_col = mean_cv / np.sqrt(unit.bed_height_cm / plan.hetp_cm)
+    el_sd = float(np.hypot(plan.elution_sd_cv, sd_col))
+    c_elution = peak("Elution", elute_g, mean_cv + plan.elution_mean_cv, el_sd)
+    conc = conc + c_elution
+    if wash_g:
+        conc += peak("Wash 2", wash_g, mean_cv + 0.1, 0.25)
+    if strip_g:
+        conc += peak("Strip", strip_g, mean_cv + 0.05, 0.2)
+    uv = uv + conc * mau_per_g_l
+    if "CIP" in names:
+        uv += peak("CIP", VARIABILITY.cip_impurity_mau_cv * cvol, mean_cv, 0.25)
+
+    # --- pressure: Darcy over the bed + system, with fouling from the plan ------------------
+    bed_dp = darcy_pressure_bar(flow, visc, unit.bed_height_cm, unit.area_cm2, plan.permeability_m2)
+    fault = plan.fault
+    onset: int | None = None
+    if fault:
+        if fault.kind == "pump_fault":
+            onset = pump_onset
+        elif fault.kind in ("ph_drift", "pressure_rise", "sensor_flatline", "sensor_dropout"):
+            k = names.index(fault.phase)
+            onset = int(first[k] + int(fault.onset_fraction * nominal_n[k]))
+    if fault and fault.kind == "pressure_rise":
+        assert onset is not None
+        t_rel = np.maximum(0.0, (np.arange(n) - onset) / (fault.magnitude["ramp_min"] * 60.0))
+        bed_dp = bed_dp * (1.0 + fault.magnitude["bed_dp_increase"] * np.minimum(1.0, t_rel))
+    pressure = STATIC_PRESSURE_BAR + unit.system_pressure_bar_per_lpm * flow + bed_dp
+    if fault and fault.kind == "ph_drift":
+        assert onset is not None
+        ph = ph + fault.magnitude["rate_ph_per_h"] * np.maximum(0, np.arange(n) - onset) / 3600.0
+
+    true_signals = {
+        "flow_lpm": flow,
+        "pressure_bar": pressure,
+        "uv_mau": uv,
+        "cond_ms_cm": cond,
+        "ph": ph,
+    }
+    measured: dict[str, Array] = {}
+    rng = np.random.default_rng(plan.noise_seed)
+    z = rng.standard_normal((len(SIGNALS), n)) if noise else None
+    for j, s in enumerate(SIGNALS):
+        x = true_signals[s]
+        if z is not None:
+            sd_abs, sd_rel, decimals = NOISE[s]
+            x = np.round(x + (sd_abs + sd_rel * np.abs(x)) * z[j], decimals)
+        measured[s] = x
+    measured["uv_mau"] = np.minimum(measured["uv_mau"], unit.uv_max_mau)
+    keep = np.ones(n, dtype=bool)
+    if fault and fault.kind == "sensor_flatline":
+        assert onset is not None
+        s = fault.signals[0]
+        end = min(n, onset + int(fault.magnitude["duration_s"]))
+        measured[s][onset:end] = measured[s][onset - 1]
+    if fault and fault.kind == "sensor_dropout":
+        assert onset is not None
+        keep[onset : onset + int(fault.magnitude["duration_s"])] = False
+
+    sim = SimBatch(
+        plan=plan,
+        ts_ns=ts,
+        seq=seq,
+        phase_idx=phase_idx,
+        hold=hold,
+        keep=keep,
+        flow_true=flow,
+        volume_true_l=vol,
+        signals=measured,
+    )
+    sim.events = _events(sim, first, pump_n)
+
+    # --- ground truth ------------------------------------------------------------------
+    uv_true_el = uv[int(first[ke]) : int(first[ke + 1]) if ke + 1 < K else n]
+    el_sl = slice(int(first[ke]), int(first[ke]) + uv_true_el.size)
+    pool = _pool(uv_true_el, recipe)
+    pool_truth: dict[str, Any] = {}
+    if pool is not None:
+        a, b = el_sl.start + pool[0], el_sl.start + pool[1]
+        pool_vol = float(vol[b] - vol[a])
+        pool_mass = float(np.trapezoid(conc[a : b + 1], vol[a : b + 1]))
+        pool_truth = {
+            "pool_start_cv": float(v[a]),
+            "pool_end_cv": float(v[b]),
+            "pool_start_ts": ts_to_iso(int(ts[a])),
+            "pool_end_ts": ts_to_iso(int(ts[b])),
+            "pool_volume_l": pool_vol,
+            "pool_mass_g": pool_mass,
+            "pool_conc_g_l": pool_mass / pool_vol,
+            "step_yield": pool_mass / fed_g,
+            "peak_max_mau": float(uv_true_el.max()),
+        }
+    phase_truth = []
+    for k in range(K):
+        last = int(first[k + 1] - 1) if k + 1 < K else n - 1
+        phase_truth.append(
+            {
+                "phase": names[k],
+                "start_ts": ts_to_iso(int(ts[first[k]])),
+                "end_ts": ts_to_iso(int(ts[last])),
+                "start_cv": float(v[first[k]]),
+                "volume_l": float(vol[last] - vol[first[k]]),
+                "cv": float((vol[last] - vol[first[k]]) / cvol),
+                "hold_s": plan.hold_s[k],
+            }
+        )
+    sim.truth = {
+        "batch_id": plan.batch_id,
+        "unit_id": unit.unit_id,
+        "column_id": unit.column_id,
+        "recipe": recipe.recipe,
+        "cycle": plan.cycle,
+        "start_ts": ts_to_iso(int(ts[0])),
+        "end_ts": ts_to_iso(int(ts[-1])),
+        "n_readings": int(keep.sum()),
+        "column_volume_l": cvol,
+        "total_volume_l": float(vol[-1]),
+        "total_cv": float(v[-1]),
+        "load_volume_l": load_vol_l,
+        "feed_titer_g_l": plan.titer_true_g_l,
+        "load_mass_g": fed_g,
+        "bound_mass_g": bound_g,
+        "breakthrough_loss_g": out_load_g + washout_g,
+        "dbc10_g_l": plan.dbc10_g_l,
+        "hetp_cm": resp.hetp_cm(),
+        "plates": resp.plates(),
+        "asymmetry": resp.asymmetry(),
+        "permeability_m2": plan.permeability_m2,
+        **pool_truth,
+        "phases": phase_truth,
+        "fault": _fault_truth(plan, onset, v, ts, resp, mean_cv, first, steps) if fault else None,
+    }
+    return sim
+
+
+def _pool(uv: Array, recipe: Recipe) -> tuple[int, int] | None:
+    """Pool start/end sample indices on an elution UV trace by the recipe's criteria."""
+    if uv.size < 3:
+        return None
+    apex = int(np.argmax(uv))
+    peak_max = float(uv[apex])
+    start_thr = recipe.pool_start.threshold(peak_max)
+    end_thr = recipe.pool_end.threshold(peak_max)
+    rising = np.nonzero(uv[: apex + 1] >= start_thr)[0]
+    falling = np.nonzero(uv[apex:] <= end_thr)[0]
+    if rising.size == 0 or falling.size == 0:
+        return None
+    return int(rising[0]), apex + int(falling[0])
+
+
+def _fault_truth(
+    plan: BatchPlan,
+    onset: int | None,
+    v: Array,
+    ts: np.ndarray,
+    resp: ColumnResponse,
+    mean_cv: float,
+    first: np.ndarray,
+    steps: np.ndarray,
+) -> dict[str, Any]:
+    """Where the fault starts to show: a time-triggered onset, or for parameter faults the
+    first reading where the claimed signal departs from the fault-free batch by 2% of the
+    disturbance (breakthrough: 2% of feed concentration; buffer/packing: 2% of the step)."""
+    fault = plan.fault
+    assert fault is not None
+    names = list(plan.recipe.phase_names())
+    mag = dict(fault.magnitude)
+    if onset is None:
+        if fault.kind == "early_breakthrough":
+            k = names.index("Load")
+            sl = slice(int(first[k]), int(first[k + 1]))
+            q = plan.titer_true_g_l * (v[sl] - v[sl][0])
+            nominal_dbc = plan.resin.dbc10_g_l * (1 - plan.resin.dbc_loss_per_cycle * plan.cycle)
+            diff = breakthrough_fraction(q, plan.dbc10_g_l, plan.resin.breakthrough_width_g_l) - (
+                breakthrough_fraction(q, nominal_dbc, plan.resin.breakthrough_width_g_l)
+            )
+            hit = np.nonzero(diff >= 0.02)[0]
+            onset = int(first[k] + (hit[0] if hit.size else sl.stop - sl.start - 1))
+            mag["dbc10_g_l"] = plan.dbc10_g_l
+        elif fault.kind == "packing_degradation":
+            clean = ColumnResponse.build(
+                mean_cv, plan.unit.hetp_cm, plan.unit.asymmetry, plan.unit.bed_height_cm
+            )
+            diff = np.abs(resp.step(clean.grid) - clean.cdf)
+            dv = float(clean.grid[int(np.argmax(diff >= 0.02))])
+            onset = int(np.searchsorted(v, v[first[0]] + dv))
+            mag["hetp_cm"] = resp.hetp_cm()
+            mag["asymmetry_measured"] = resp.asymmetry()
+        elif fault.kind == "wrong_buffer":
+            k = names.index(fault.phase)
+            hit = np.nonzero(steps[k, first[k] :] >= 0.02)[0]
+            onset = int(first[k] + (hit[0] if hit.size else 0))
+    assert onset is not None
+    return {
+        "batch_id": plan.batch_id,
+        "unit_id": plan.unit.unit_id,
+        **fault.record(),
+        "magnitude": mag,
+        "onset_ts": ts_to_iso(int(ts[onset])),
+        "onset_batch_cv": float(v[onset]),
+        "onset_phase": names[int(np.searchsorted(first, onset, side="right") - 1)],
+    }
+
+
+def _events(sim: SimBatch, first: np.ndarray, pump_n: np.ndarray) -> list[dict[str, Any]]:
+    """Batch, phase and hold events, on the timestamps of the readings they bound.
+
+    Intervals are closed: a phase runs from its phase_start to its phase_end reading
+    inclusive (the hold after a phase belongs to it, between hold_start and hold_end).
+    """
+    p = sim.plan
+    ts = sim.ts_ns
+    n = ts.size
+    K = len(p.recipe.phases)
+    base = {
+        "schema": EVENT_SCHEMA,
+        "unit_id": p.unit.unit_id,
+        "batch_id": p.batch_id,
+        "recipe": p.recipe.recipe,
+    }
+    out: list[dict[str, Any]] = []
+
+    def ev(kind: str, i: int, phase: str | None = None, **details: Any) -> None:
+        out.append(
+            {
+                **base,
+                "event_id": f"{p.batch_id}-E{len(out) + 1:03d}",
+                "event_type": kind,
+                "phase": phase,
+                "ts": ts_to_iso(int(ts[i])),
+                **({"details": details} if details else {}),
+            }
+        )
+
+    ev(
+        "batch_start",
+        0,
+        column_id=p.unit.column_id,
+        column_cycle=p.cycle,
+        feed_titer_g_l=round(p.titer_lab_g_l, 4),
+        planned_load_cv=round(p.load_cv, 4),
+    )
+    for k, ph in enumerate(p.recipe.phases):
+        end = int(first[k + 1] - 1) if k + 1 < K else n - 1
+        ev(
+            "phase_start",
+            int(first[k]),
+            ph.name,
+            planned_cv=round(p.load_cv if ph.cv is None else ph.cv, 4),
+            velocity_cm_h=ph.velocity_cm_h,
+            buffer=ph.buffer,
+        )
+        if p.hold_s[k]:
+            ev("hold_start", int(first[k] + pump_n[k]), ph.name)
+            ev("hold_end", end, ph.name)
+        ev("phase_end", end, ph.name)
+    ev("batch_end", n - 1)
+    return out
+
+
+def fault_kind_names() -> tuple[str, ...]:
+    return tuple(FAULT_KINDS)

@@ -1,0 +1,284 @@
+"""`chrom-sim`: plays chromatography skids.
+
+chrom-sim backfill  history straight to the landing zone (Parquet, JSON), truth apart
+chrom-sim stream    batches in accelerated real time through a publisher
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chrom_platform.lib.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
+from chrom_platform.lib.master_data import ConfigError, MasterData, load_master_data
+from chrom_platform.lib.objectstore import open_store
+from simulator.batch import NS, SimBatch, plan_batch, simulate
+from simulator.faults import FAULT_KINDS
+from simulator.landing import backfill, json_bytes, land_master_data, recipe_for_unit, write_truth
+from simulator.publishers import make_publisher
+from simulator.samples import sample_results
+
+CONFIG_DIR = Path(__file__).parent / "config"
+DEFAULT_START = "2025-01-01T00:00:00Z"
+
+
+def _parse_start(value: str) -> int:
+    if value == "now":
+        return time.time_ns() // NS * NS
+    try:
+        return iso_to_ns(value if "T" in value else value + "T00:00:00Z")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"--start: expected 'now' or ISO 8601 UTC, got {value!r}"
+        ) from e
+
+
+def _fault_kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}"
+        )
+    return kinds
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--units", type=int, default=3, help="number of units (skids), from equipment master data"
+    )
+    p.add_argument("--batches-per-unit", type=int, default=10)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--fault-rate", type=float, default=0.15, help="probability a batch carries a fault"
+    )
+    p.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=tuple(FAULT_KINDS),
+        help=f"comma-separated subset of: {','.join(FAULT_KINDS)}",
+    )
+    p.add_argument("--landing", required=True, help="landing zone URI (folder path or file://)")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        help="ground-truth folder (never inside the landing zone)",
+    )
+    p.add_argument("--equipment", default=str(CONFIG_DIR / "equipment.yaml"))
+    p.add_argument("--recipes", default=str(CONFIG_DIR / "recipes.yaml"))
+    p.add_argument(
+        "--first-batch",
+        type=int,
+        default=0,
+        help="index of the first batch per unit (batch ids are 1-based)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="chrom-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("backfill", help="write a history of batches to the landing zone")
+    _common(b)
+    b.add_argument(
+        "--start",
+        type=_parse_start,
+        default=_parse_start(DEFAULT_START),
+        help=f"history start (ISO 8601 UTC or 'now'; default {DEFAULT_START})",
+    )
+    b.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    b.add_argument("--quiet", action="store_true")
+    s = sub.add_parser("stream", help="play batches in accelerated real time through a publisher")
+    _common(s)
+    s.add_argument("--start", type=_parse_start, default="now")
+    s.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second")
+    s.add_argument("--publisher", default="jsonl", help="jsonl")
+    s.add_argument("--publish-to", default="-", help="jsonl: output file ('-' = stdout)")
+    return ap
+
+
+def _check_truth_apart(landing: str, truth: Path) -> None:
+    lp = Path(landing.removeprefix("file://")).resolve()
+    tp = truth.resolve()
+    if tp == lp or lp in tp.parents:
+        raise SystemExit(
+            "chrom-sim: --truth must not be inside the landing zone (detection must never read it)"
+        )
+
+
+def _load(args: argparse.Namespace) -> MasterData:
+    try:
+        return load_master_data(args.equipment, args.recipes)
+    except ConfigError as e:
+        raise SystemExit(f"chrom-sim: invalid master data: {e}") from e
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    _check_truth_apart(args.landing, args.truth)
+    md = _load(args)
+    try:
+        res = backfill(
+            md=md,
+            equipment_path=args.equipment,
+            recipes_path=args.recipes,
+            landing=args.landing,
+            truth_dir=args.truth,
+            units=args.units,
+            batches_per_unit=args.batches_per_unit,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
+            start_ns=args.start,
+            fault_kinds=args.fault_kinds,
+            first_batch=args.first_batch,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
+    except ValueError as e:
+        raise SystemExit(f"chrom-sim: {e}") from e
+    faults = sum(1 for t in res.truth if t["fault"])
+    print(
+        json.dumps(
+            {
+                "units": res.units,
+                "batches": res.batches,
+                "faulty_batches": faults,
+                "readings": res.readings,
+                "seconds": round(res.seconds, 2),
+                "readings_per_s": round(res.readings_per_s),
+                "landing": args.landing,
+                "truth": str(args.truth),
+            }
+        )
+    )
+    return 0
+
+
+def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
+    sims = []
+    for ui, unit_id in enumerate(list(md.units)[: args.units]):
+        unit = md.units[unit_id]
+        cursor = args.start
+        for i in range(args.first_batch, args.first_batch + args.batches_per_unit):
+            plan = plan_batch(
+                unit=unit,
+                resin=md.resins[unit.resin],
+                recipe=md.recipes[recipe_for_unit(md, ui)],
+                unit_index=ui,
+                batch_index=i,
+                # the first live batch starts right away; later ones after the turnaround
+                earliest_start_ns=cursor,
+                seed=args.seed,
+                fault_rate=args.fault_rate,
+                fault_kinds=args.fault_kinds,
+            )
+            if i == args.first_batch:
+                from dataclasses import replace
+
+                plan = replace(plan, start_ns=args.start + (137 * (ui + 1) % 1000) * 1_000_000)
+            sim = simulate(plan)
+            sims.append(sim)
+            cursor = int(sim.ts_ns[-1]) + 60 * NS
+    return sims
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Publish readings in time order across units, paced at `speed` x real time.
+
+    Batch and phase events land as they happen (one object per event); lab results land
+    when their analysis time has passed, the rest at the end.
+    """
+    _check_truth_apart(args.landing, args.truth)
+    if args.speed <= 0:
+        raise SystemExit("chrom-sim: --speed must be > 0")
+    md = _load(args)
+    if not 1 <= args.units <= len(md.units):
+        raise SystemExit(f"chrom-sim: --units must be between 1 and {len(md.units)}")
+    store = open_store(args.landing)
+    land_master_data(store, md)
+    pub = make_publisher(args.publisher, args.publish_to)
+    sims = _stream_sims(md, args)
+    write_truth(args.truth, [s.truth for s in sims], manifest={"mode": "stream", "seed": args.seed})
+
+    # (ts, batch order, tiebreak, kind, payload), merged across batches in time order. The
+    # tiebreak keeps the order within a batch (hold_end and phase_end share a timestamp).
+    items: list[tuple[int, int, int, str, Any]] = []
+    for bi, sim in enumerate(sims):
+        ts_kept = sim.ts_ns[sim.keep]
+        batch_items: list[tuple[int, str, Any]] = [
+            *((int(t), "reading", m) for t, m in zip(ts_kept, sim.messages(), strict=True)),
+            *((iso_to_ns(e["ts"]), "event", e) for e in sim.events),
+            *((iso_to_ns(d["analyzed_at"]), "sample", d) for d in sample_results(sim)),
+        ]
+        items.extend((t, bi, j, kind, payload) for j, (t, kind, payload) in enumerate(batch_items))
+    heapq.heapify(items)
+    t_sim0 = min(int(s.ts_ns[0]) for s in sims)
+    wall0 = time.monotonic()
+    published = 0
+    last_reading_ts = max(int(s.ts_ns[-1]) for s in sims)
+    pending: list[dict[str, Any]] = []
+    current_sec = None
+    while items:
+        ts, _bi, _j, kind, payload = heapq.heappop(items)
+        sec = ts // NS
+        if current_sec is not None and sec != current_sec and pending:
+            pub.publish(pending)
+            published += len(pending)
+            pending = []
+        current_sec = sec
+        if ts <= last_reading_ts:
+            due = wall0 + (ts - t_sim0) / NS / args.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if kind == "reading":
+            pending.append(payload)
+        elif kind == "event":
+            store.put(
+                f"{EVENTS_PREFIX}/unit_id={payload['unit_id']}/date={payload['ts'][:10]}/"
+                f"{payload['event_id']}.json",
+                json_bytes(payload),
+            )
+        else:
+            store.put(
+                samples_key(
+                    payload["unit_id"],
+                    payload["sample_id"],
+                    payload["attempt"],
+                    iso_to_ns(payload["analyzed_at"]),
+                ),
+                json_bytes(payload),
+            )
+    if pending:
+        pub.publish(pending)
+        published += len(pending)
+    pub.close()
+    print(
+        json.dumps(
+            {
+                "published": published,
+                "batches": len(sims),
+                "seconds": round(time.monotonic() - wall0, 2),
+            }
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "backfill":
+        return cmd_backfill(args)
+    return cmd_stream(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

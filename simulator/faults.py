@@ -1,0 +1,151 @@
+"""Fault kinds the simulator can inject, with the signals each one claims to change.
+
+Magnitudes are drawn from process-relevant ranges: each is at least 3 standard deviations
+of the normal batch-to-batch variation of the affected signal at onset (see
+docs/simulator.md, "Faults"). The ground truth of every injected fault (batch, unit, kind,
+signals, onset time and CV, magnitude) goes to the truth path, never to the landing zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chrom_platform.lib.contracts import SIGNALS
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    name: str
+    description: str
+    #: Signals whose values the fault changes. sensor_dropout changes no value: it removes
+    #: readings (all signals) for a while.
+    signals: tuple[str, ...]
+    #: Phases the fault may start in.
+    phases: tuple[str, ...]
+
+
+FAULT_KINDS: dict[str, FaultKind] = {
+    k.name: k
+    for k in (
+        FaultKind(
+            "ph_drift",
+            "pH probe drifts linearly from onset",
+            ("ph",),
+            ("Equilibration", "Load", "Wash 1", "Wash 2"),
+        ),
+        FaultKind(
+            "pressure_rise",
+            "bed fouling or partial blockage raises the pressure drop",
+            ("pressure_bar",),
+            ("Load", "Wash 1", "Wash 2"),
+        ),
+        FaultKind(
+            "early_breakthrough",
+            "lower dynamic binding capacity: product breaks through during load",
+            ("uv_mau",),
+            ("Load",),
+        ),
+        FaultKind(
+            "packing_degradation",
+            "bed packing degraded: HETP up, peaks tail",
+            ("cond_ms_cm", "ph", "uv_mau"),
+            ("Equilibration",),
+        ),
+        FaultKind(
+            "wrong_buffer",
+            "a buffer made up wrong: conductivity offset in one phase",
+            ("cond_ms_cm",),
+            ("Wash 1", "Wash 2", "Elution"),
+        ),
+        FaultKind(
+            "pump_fault",
+            "pump cannot hold its set point: flow low and unstable",
+            ("flow_lpm", "pressure_bar"),
+            ("Load", "Wash 1", "Wash 2"),
+        ),
+        FaultKind(
+            "sensor_flatline",
+            "a sensor freezes at its last value",
+            (),
+            ("Load", "Wash 1", "Wash 2", "Elution"),
+        ),
+        FaultKind(
+            "sensor_dropout",
+            "the unit stops sending readings for a while",
+            (),
+            ("Load", "Wash 1", "Wash 2", "Elution"),
+        ),
+    )
+}
+
+FLATLINE_SIGNALS: tuple[str, ...] = ("pressure_bar", "uv_mau", "cond_ms_cm", "ph")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    signals: tuple[str, ...]
+    phase: str
+    #: Where in the phase it starts, as a fraction of the phase's nominal pumping time.
+    onset_fraction: float
+    magnitude: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "signals": list(self.signals),
+            "phase": self.phase,
+            "onset_fraction": self.onset_fraction,
+            "magnitude": self.magnitude,
+        }
+
+
+def draw_fault(rng: np.random.Generator, kind: str, phases: tuple[str, ...]) -> Fault:
+    """Draw one fault of `kind` for a recipe with `phases` (uses only `rng`)."""
+    spec = FAULT_KINDS[kind]
+    allowed = [p for p in spec.phases if p in phases]
+    if not allowed:
+        raise ValueError(f"fault {kind!r} needs one of phases {spec.phases}")
+    phase = str(allowed[int(rng.integers(len(allowed)))])
+    frac = float(rng.uniform(0.15, 0.6))
+    signals = spec.signals
+    mag: dict[str, Any]
+    if kind == "ph_drift":
+        mag = {"rate_ph_per_h": float(rng.uniform(0.6, 1.2) * rng.choice([-1.0, 1.0]))}
+    elif kind == "pressure_rise":
+        mag = {
+            "bed_dp_increase": float(rng.uniform(0.35, 0.7)),
+            "ramp_min": float(rng.uniform(3, 10)),
+        }
+    elif kind == "early_breakthrough":
+        frac = 0.0
+        mag = {"dbc_factor": float(rng.uniform(0.5, 0.62))}
+    elif kind == "packing_degradation":
+        frac = 0.0
+        mag = {
+            "hetp_factor": float(rng.uniform(1.8, 2.6)),
+            "asymmetry": float(rng.uniform(1.8, 2.3)),
+        }
+    elif kind == "wrong_buffer":
+        frac = 0.0
+        mag = {"cond_factor": float(rng.uniform(1.25, 1.5) * rng.choice([1.0, -1.0]))}
+        # a negative factor means "too dilute": conductivity scaled by 1/|factor|
+    elif kind == "pump_fault":
+        mag = {
+            "flow_factor": float(rng.uniform(0.7, 0.82)),
+            "oscillation": float(rng.uniform(0.05, 0.12)),
+            "period_s": float(rng.uniform(20, 60)),
+        }
+    elif kind == "sensor_flatline":
+        sig = FLATLINE_SIGNALS[int(rng.integers(len(FLATLINE_SIGNALS)))]
+        signals = (sig,)
+        mag = {"duration_s": int(rng.integers(300, 1200))}
+    elif kind == "sensor_dropout":
+        signals = SIGNALS
+        mag = {"duration_s": int(rng.integers(60, 600))}
+    else:  # pragma: no cover - FAULT_KINDS and this function are kept in step by tests
+        raise ValueError(kind)
+    return Fault(kind=kind, signals=tuple(signals), phase=phase, onset_fraction=frac, magnitude=mag)
