@@ -194,8 +194,8 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     ensure_history(settings, args.units, args.batches_per_unit, args.seed)
     srv = start_influx(settings)
-    port = args.port if port_is_free(args.port) else free_port()
-    if port != args.port:
+    port = args.port if args.port and port_is_free(args.port) else free_port()
+    if args.port and port != args.port:
         log(f"port {args.port} is taken; the Dagster UI uses {port}")
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -363,8 +363,13 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
 
     cond = superpose("cond_ms_cm")
     ph = superpose("ph")
-    visc = superpose("viscosity_mpa_s")
     uv = superpose("uv_mau")
+    # Darcy's law needs the viscosity averaged over the bed, not at the outlet: the fraction
+    # of the bed a new buffer fills grows linearly as its front crosses the bed (one pore
+    # volume), independent of dispersion to first order.
+    visc_vals = np.array([b.viscosity_mpa_s for b in bufs])
+    bed_fill = np.clip((v[None, :] - v_start[:, None]) / resin.total_porosity, 0.0, 1.0)
+    visc = visc_vals[0] + np.diff(visc_vals) @ bed_fill
 
     # --- product: breakthrough during load, washout, wash loss, elution, strip --------------
     names = list(recipe.phase_names())

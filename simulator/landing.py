@@ -67,7 +67,8 @@ def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
     keys = []
     for kind, record in (("equipment", md.equipment_record()), ("recipes", md.recipes_record())):
         key = master_data_key(kind, content_hash(record))
-        store.put(key, json_bytes(record))
+        if not store.exists(key):  # content-addressed: an existing object is this very content
+            store.put(key, json_bytes(record))
         keys.append(key)
     return keys
 

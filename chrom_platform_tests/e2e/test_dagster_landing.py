@@ -1,0 +1,107 @@
+"""Dagster: the code location loads; the landing sensor reports what lands, once."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from chrom_platform.definitions import defs as lazy_defs
+from chrom_platform.defs.landing.assets import landing_sensor
+from chrom_platform.resources import LandingStoreResource
+from chrom_platform_tests.conftest import EQUIPMENT, RECIPES, START_NS
+from simulator.landing import backfill
+
+pytestmark = pytest.mark.e2e
+
+
+def test_code_location_loads_with_landing_assets(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHROM_DATA_DIR", str(tmp_path))
+    defs = lazy_defs()
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert {
+        "landing/readings",
+        "landing/batch_events",
+        "landing/sample_results",
+        "landing/master_data",
+    } <= keys
+    assert defs.resolve_sensor_def("landing_sensor").name == "landing_sensor"
+    spec = next(
+        s
+        for s in defs.assets
+        if isinstance(s, dg.AssetSpec) and s.key == dg.AssetKey(["landing", "readings"])
+    )
+    assert spec.description
+    assert "Parquet" in spec.description
+
+
+def test_unknown_profile_fails_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("CHROM_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="CHROM_PROFILE: unknown profile 'laptop'"):
+        lazy_defs()
+
+
+def test_landing_sensor_reports_new_objects_once(md, tmp_path):
+    lake = str(tmp_path / "lake")
+    backfill(
+        md=md,
+        equipment_path=EQUIPMENT,
+        recipes_path=RECIPES,
+        landing=lake,
+        truth_dir=tmp_path / "truth",
+        units=2,
+        batches_per_unit=2,
+        seed=1,
+        fault_rate=0.0,
+        start_ns=START_NS,
+    )
+    resources = {"landing": LandingStoreResource(uri=lake)}
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+            first = landing_sensor(ctx)
+        assert isinstance(first, dg.SensorResult)
+        by_key = {e.asset_key.to_user_string(): e for e in first.asset_events}
+        assert set(by_key) == {
+            "landing/readings",
+            "landing/batch_events",
+            "landing/sample_results",
+            "landing/master_data",
+        }
+        assert by_key["landing/batch_events"].metadata["objects"].value == 4
+        assert by_key["landing/readings"].metadata["new_objects_by_unit"].value.keys() == {
+            "SKID-01",
+            "SKID-02",
+        }
+
+        # same cursor, nothing new: skip
+        with dg.build_sensor_context(
+            instance=instance, resources=resources, cursor=first.cursor
+        ) as ctx:
+            again = landing_sensor(ctx)
+        assert again.skip_reason is not None
+        assert not again.asset_events
+
+        # one more batch on one unit: only what changed is reported
+        backfill(
+            md=md,
+            equipment_path=EQUIPMENT,
+            recipes_path=RECIPES,
+            landing=lake,
+            truth_dir=None,
+            units=1,
+            batches_per_unit=1,
+            first_batch=2,
+            seed=1,
+            fault_rate=0.0,
+            start_ns=START_NS + 10 * 86_400 * 10**9,
+        )
+        with dg.build_sensor_context(
+            instance=instance, resources=resources, cursor=first.cursor
+        ) as ctx:
+            third = landing_sensor(ctx)
+        by_key = {e.asset_key.to_user_string(): e for e in third.asset_events}
+        assert by_key["landing/batch_events"].metadata["new_objects"].value == 1
+        assert by_key["landing/batch_events"].metadata["objects"].value == 5
+        assert "landing/master_data" not in by_key  # same content, same object: not new
+        assert json.loads(third.cursor)["readings"] > json.loads(first.cursor)["readings"]

@@ -1,0 +1,141 @@
+"""`make demo` as a user runs it: headless story, and the real UI with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chrom_platform.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHROM_", "DAGSTER_"))}
+    env["CHROM_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _descendants(pid: int) -> set[int]:
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True
+    ).stdout
+    rows = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
+    found, frontier = set(), {pid}
+    while frontier:
+        nxt = {p for p, pp, _ in rows if pp in frontier} - found
+        found |= nxt
+        frontier = nxt
+    return found
+
+
+def test_headless_demo_summarizes_the_story(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chrom_platform.demo",
+            "--headless",
+            "--units",
+            "2",
+            "--batches-per-unit",
+            "3",
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    summary = json.loads(r.stdout[r.stdout.index("{") :])
+    assert summary["backfilled"]
+    assert summary["batches"] == 6
+    assert summary["readings"] > 80_000
+    assert summary["influx_ping"]
+    assert summary["landing_objects"]["landing/batch_events"] == 6
+    assert "landing/readings" in summary["assets"]
+    # InfluxDB was stopped at the end of the headless run
+    assert not (tmp_path / "influxdb" / "server.json").exists()
+
+
+def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chrom_platform.demo",
+            "--units",
+            "2",
+            "--batches-per-unit",
+            "2",
+            "--port",
+            "0",
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            lines.append(line)
+            if "ready." in line:
+                break
+        assert any("ready." in x for x in lines), "".join(lines)
+        state = json.loads((tmp_path / "demo.json").read_text())
+        q = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{state['port']}/graphql",
+            data=q,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            nodes = json.loads(resp.read())["data"]["assetNodes"]
+        assert {"/".join(n["assetKey"]["path"]) for n in nodes} >= {
+            "landing/readings",
+            "landing/batch_events",
+            "landing/sample_results",
+            "landing/master_data",
+        }
+        children = _descendants(proc.pid)
+        assert len(children) >= 3  # dagster dev, its webserver/daemon, influxd
+    finally:
+        os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends
+        out, _ = proc.communicate(timeout=60)
+        lines.append(out)
+    assert proc.returncode == 0, "".join(lines)
+    assert "no demo process left running" in "".join(lines)
+    time.sleep(0.5)
+    alive = {p: _cmdline(p) for p in children if Path(f"/proc/{p}").exists() and _state(p) != "Z"}
+    assert not alive, f"left running: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
