@@ -13,17 +13,20 @@ if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>
   exit 1
 fi
 
-UV=$(command -v uv || true)
-if [ -z "$UV" ] && [ -x "$HOME/.local/bin/uv" ]; then UV="$HOME/.local/bin/uv"; fi
-if [ -z "$UV" ]; then
-  echo "bootstrap: installing uv from PyPI" >&2
-  "$PY" -m pip install --quiet --user uv 2>/dev/null || "$PY" -m pip install --quiet uv
-  UV=$(command -v uv || echo "$HOME/.local/bin/uv")
+# uv: on PATH, or as a module of this Python (pip puts it there wherever its scripts go).
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+else
+  if ! "$PY" -c 'import uv' 2>/dev/null; then
+    echo "bootstrap: installing uv from PyPI" >&2
+    "$PY" -m pip install --quiet --user uv 2>/dev/null || "$PY" -m pip install --quiet uv
+  fi
+  UV=("$PY" -m uv)
 fi
 
 # Never let uv download a Python build: use the interpreter we were given.
 export UV_PYTHON_DOWNLOADS=never
-"$UV" sync --frozen --python "$PY" --quiet
+"${UV[@]}" sync --frozen --python "$PY" --quiet
 
 if ! command -v influxd >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
