@@ -38,25 +38,18 @@ def log(msg: str) -> None:
 
 def ensure_history(settings: Settings, units: int, batches: int, seed: int) -> dict[str, Any]:
     """Backfill a history ending about now, unless the landing zone already has one."""
-    from chrom_platform.lib.master_data import load_master_data
-    from simulator.cli import CONFIG_DIR
     from simulator.landing import backfill
 
     store = open_store(settings.landing_uri)
     if any(True for _ in store.list("landing/readings")):
         log(f"landing zone already has history: {settings.landing_uri}")
         return {"backfilled": False}
-    eq, rc = str(CONFIG_DIR / "equipment.yaml"), str(CONFIG_DIR / "recipes.yaml")
-    md = load_master_data(eq, rc)
     now_ns = time.time_ns()
     start_ns = max(
         int(SEQ_EPOCH.timestamp()) * 10**9, (now_ns - (batches + 2) * DAY_NS) // DAY_NS * DAY_NS
     )
     log(f"backfilling {units} units x {batches} batches into {settings.landing_uri} ...")
     res = backfill(
-        md=md,
-        equipment_path=eq,
-        recipes_path=rc,
         landing=settings.landing_uri,
         truth_dir=settings.truth_dir,
         units=units,

@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 
 from chrom_platform.lib.master_data import load_master_data
 from chrom_platform.settings import PROJECT_ROOT
+from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 from simulator.batch import plan_batch, simulate
-from simulator.cli import CONFIG_DIR
-from simulator.landing import PARQUET_OPTIONS, backfill
+from simulator.landing import DEFAULT_START_NS, PARQUET_OPTIONS, backfill
 
 DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
-START_NS = 1_735_689_600 * 1_000_000_000
 
 
 def machine() -> str:
@@ -46,22 +45,16 @@ def machine() -> str:
 
 
 def bench_backfill(units: int, batches: int, workers: int) -> dict[str, float]:
-    eq, rc = str(CONFIG_DIR / "equipment.yaml"), str(CONFIG_DIR / "recipes.yaml")
-    md = load_master_data(eq, rc)
     tmp = Path(tempfile.mkdtemp(prefix="chrom-bench-"))
     try:
         t0 = time.perf_counter()
         res = backfill(
-            md=md,
-            equipment_path=eq,
-            recipes_path=rc,
             landing=str(tmp / "lake"),
             truth_dir=tmp / "truth",
             units=units,
             batches_per_unit=batches,
             seed=1,
             fault_rate=0.15,
-            start_ns=START_NS,
             workers=workers,
         )
         wall = time.perf_counter() - t0
@@ -79,7 +72,7 @@ def bench_backfill(units: int, batches: int, workers: int) -> dict[str, float]:
 
 def bench_parquet(batches: int) -> dict[str, float]:
     """Our Parquet options against pyarrow's defaults on the same simulated tables."""
-    md = load_master_data(CONFIG_DIR / "equipment.yaml", CONFIG_DIR / "recipes.yaml")
+    md = load_master_data(DEFAULT_EQUIPMENT, DEFAULT_RECIPES)
     u = md.units["SKID-01"]
     tables = [
         simulate(
@@ -89,7 +82,7 @@ def bench_parquet(batches: int) -> dict[str, float]:
                 recipe=md.recipes["MAB1-PROA-V3"],
                 unit_index=0,
                 batch_index=i,
-                earliest_start_ns=START_NS,
+                earliest_start_ns=DEFAULT_START_NS,
                 seed=1,
                 fault_rate=0.0,
             )

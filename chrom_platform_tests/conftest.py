@@ -10,11 +10,11 @@ import pytest
 
 from chrom_platform.lib.influx_server import InfluxNotInstalled, LocalInfluxServer, find_influxd
 from chrom_platform.lib.master_data import MasterData, load_master_data
-from simulator.cli import CONFIG_DIR
+from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
+from simulator.landing import DEFAULT_START_NS
 
-EQUIPMENT = str(CONFIG_DIR / "equipment.yaml")
-RECIPES = str(CONFIG_DIR / "recipes.yaml")
-START_NS = 1_735_689_600 * 1_000_000_000  # 2025-01-01T00:00:00Z
+# What the tests simulate with: the shipped master data and the fixed default start.
+EQUIPMENT, RECIPES, START_NS = DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START_NS
 
 
 @pytest.fixture(scope="session")

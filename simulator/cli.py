@@ -18,14 +18,12 @@ from typing import Any
 from chrom_platform.lib.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
 from chrom_platform.lib.master_data import ConfigError, MasterData, load_master_data
 from chrom_platform.lib.objectstore import open_store
+from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import NS, SimBatch, plan_batch, simulate
 from simulator.faults import FAULT_KINDS
 from simulator.landing import backfill, json_bytes, land_master_data, recipe_for_unit, write_truth
 from simulator.publishers import make_publisher
 from simulator.samples import sample_results
-
-CONFIG_DIR = Path(__file__).parent / "config"
-DEFAULT_START = "2025-01-01T00:00:00Z"
 
 
 def _parse_start(value: str) -> int:
@@ -71,8 +69,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         required=True,
         help="ground-truth folder (never inside the landing zone)",
     )
-    p.add_argument("--equipment", default=str(CONFIG_DIR / "equipment.yaml"))
-    p.add_argument("--recipes", default=str(CONFIG_DIR / "recipes.yaml"))
+    p.add_argument("--equipment", default=DEFAULT_EQUIPMENT)
+    p.add_argument("--recipes", default=DEFAULT_RECIPES)
     p.add_argument(
         "--first-batch",
         type=int,
@@ -123,10 +121,9 @@ def _load(args: argparse.Namespace) -> MasterData:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     _check_truth_apart(args.landing, args.truth)
-    md = _load(args)
+    _load(args)  # fail at start, naming file, key and problem
     try:
         res = backfill(
-            md=md,
             equipment_path=args.equipment,
             recipes_path=args.recipes,
             landing=args.landing,

@@ -34,8 +34,9 @@ from chrom_platform.lib.contracts import (
     readings_key,
     samples_key,
 )
-from chrom_platform.lib.master_data import MasterData, content_hash
+from chrom_platform.lib.master_data import MasterData, content_hash, load_master_data
 from chrom_platform.lib.objectstore import ObjectStore, open_store
+from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import NS, SimBatch, plan_batch, simulate
 from simulator.faults import FAULT_KINDS
 from simulator.samples import sample_results
@@ -51,6 +52,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": ["unit_id", "batch_id", "phase", "ts", "seq"],
 }
 DAY_NS = 86_400 * NS
+DEFAULT_START_NS = iso_to_ns(DEFAULT_START)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -136,8 +138,6 @@ class UnitResult:
 
 
 def run_unit(job: UnitJob) -> UnitResult:
-    from chrom_platform.lib.master_data import load_master_data
-
     md = load_master_data(job.equipment_path, job.recipes_path)
     store = open_store(job.landing)
     unit = md.units[job.unit_id]
@@ -196,16 +196,15 @@ class BackfillResult:
 
 def backfill(
     *,
-    md: MasterData,
-    equipment_path: str,
-    recipes_path: str,
     landing: str,
     truth_dir: Path | None,
     units: int,
     batches_per_unit: int,
     seed: int,
     fault_rate: float,
-    start_ns: int,
+    start_ns: int = DEFAULT_START_NS,
+    equipment_path: str = DEFAULT_EQUIPMENT,
+    recipes_path: str = DEFAULT_RECIPES,
     fault_kinds: Sequence[str] = tuple(FAULT_KINDS),
     first_batch: int = 0,
     workers: int = 1,
@@ -213,6 +212,9 @@ def backfill(
     progress: bool = False,
     on_unit: Callable[[UnitResult], None] | None = None,
 ) -> BackfillResult:
+    """Simulate and land a history. Master data is read from the given files (the worker
+    processes read the same files), so what is landed is exactly what was configured."""
+    md = load_master_data(equipment_path, recipes_path)  # raises ConfigError, named
     if units < 1 or units > len(md.units):
         raise ValueError(
             f"--units must be between 1 and {len(md.units)} (units in equipment master data)"

@@ -10,7 +10,7 @@ import pytest
 from chrom_platform.definitions import defs as lazy_defs
 from chrom_platform.defs.landing.assets import landing_sensor
 from chrom_platform.resources import LandingStoreResource
-from chrom_platform_tests.conftest import EQUIPMENT, RECIPES, START_NS
+from chrom_platform_tests.conftest import START_NS
 from simulator.landing import backfill
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +45,6 @@ def test_unknown_profile_fails_with_a_clear_message(monkeypatch):
 def test_landing_sensor_reports_new_objects_once(md, tmp_path):
     lake = str(tmp_path / "lake")
     backfill(
-        md=md,
-        equipment_path=EQUIPMENT,
-        recipes_path=RECIPES,
         landing=lake,
         truth_dir=tmp_path / "truth",
         units=2,
@@ -84,9 +81,6 @@ def test_landing_sensor_reports_new_objects_once(md, tmp_path):
 
         # one more batch on one unit: only what changed is reported
         backfill(
-            md=md,
-            equipment_path=EQUIPMENT,
-            recipes_path=RECIPES,
             landing=lake,
             truth_dir=None,
             units=1,

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from chrom_platform_tests.conftest import EQUIPMENT, RECIPES, START_NS
+from chrom_platform_tests.conftest import START_NS
 from simulator.landing import backfill
 
 
@@ -36,9 +36,6 @@ def history(md, tmp_path_factory) -> History:
     """3 units x 4 batches, half of them faulty: landed files plus ground truth."""
     root = tmp_path_factory.mktemp("history")
     res = backfill(
-        md=md,
-        equipment_path=EQUIPMENT,
-        recipes_path=RECIPES,
         landing=str(root / "lake"),
         truth_dir=root / "truth",
         units=3,
