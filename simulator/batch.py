@@ -20,6 +20,7 @@ from chrom_platform.lib import cv
 from chrom_platform.lib.contracts import (
     EVENT_SCHEMA,
     READING_ARROW_SCHEMA,
+    READING_SCHEMA,
     SEQ_EPOCH_NS,
     SIGNALS,
     ts_to_iso,
@@ -246,8 +247,6 @@ class SimBatch:
 
     def messages(self) -> list[dict[str, Any]]:
         """The readings as chrom.reading.v1 messages (for publishers)."""
-        from chrom_platform.lib.contracts import READING_SCHEMA
-
         p = self.plan
         names = p.recipe.phase_names()
         idx = np.nonzero(self.keep)[0]
@@ -658,7 +657,3 @@ def _events(sim: SimBatch, first: np.ndarray, pump_n: np.ndarray) -> list[dict[s
         ev("phase_end", end, ph.name)
     ev("batch_end", n - 1)
     return out
-
-
-def fault_kind_names() -> tuple[str, ...]:
-    return tuple(FAULT_KINDS)

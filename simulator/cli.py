@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,6 @@ def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
                 fault_kinds=args.fault_kinds,
             )
             if i == args.first_batch:
-                from dataclasses import replace
-
                 plan = replace(plan, start_ns=args.start + (137 * (ui + 1) % 1000) * 1_000_000)
             sim = simulate(plan)
             sims.append(sim)
