@@ -71,6 +71,11 @@ class Variability:
 VARIABILITY = Variability()
 
 
+def unit_clock_offset_ns(unit_index: int) -> int:
+    """Unit clocks are not on the second: a fixed sub-second offset per unit (ms resolution)."""
+    return (137 * (unit_index + 1) % 1000) * 1_000_000
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     unit: Unit
@@ -127,8 +132,7 @@ def plan_batch(
     """Draw everything random about a batch. Same arguments, same plan."""
     rp, rf, rn, rl = _streams(seed, unit_index, batch_index)
     start_ns = earliest_start_ns + int(rp.uniform(*var.turnaround_h) * 3600) * NS
-    # Unit clocks are not on the second: a fixed sub-second offset per unit.
-    start_ns = start_ns - start_ns % NS + (137 * (unit_index + 1) % 1000) * 1_000_000
+    start_ns = start_ns - start_ns % NS + unit_clock_offset_ns(unit_index)
     titer = float(np.clip(rp.normal(var.titer_mean_g_l, var.titer_sd_g_l), 1.5, 6.0))
     titer_lab = titer * (1.0 + rp.normal(0.0, var.lab_rel_sd))
     cycle = batch_index + 1

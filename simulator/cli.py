@@ -20,9 +20,16 @@ from chrom_platform.lib.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
 from chrom_platform.lib.master_data import ConfigError, MasterData, load_master_data
 from chrom_platform.lib.objectstore import open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
-from simulator.batch import NS, SimBatch, plan_batch, simulate
+from simulator.batch import NS, SimBatch, plan_batch, simulate, unit_clock_offset_ns
 from simulator.faults import FAULT_KINDS
-from simulator.landing import backfill, json_bytes, land_master_data, recipe_for_unit, write_truth
+from simulator.landing import (
+    DEFAULT_START_NS,
+    backfill,
+    json_bytes,
+    land_master_data,
+    recipe_for_unit,
+    write_truth,
+)
 from simulator.publishers import make_publisher
 from simulator.samples import sample_results
 
@@ -90,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--start",
         type=_parse_start,
-        default=_parse_start(DEFAULT_START),
+        default=DEFAULT_START_NS,
         help=f"history start (ISO 8601 UTC or 'now'; default {DEFAULT_START})",
     )
     b.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
@@ -122,7 +129,6 @@ def _load(args: argparse.Namespace) -> MasterData:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     _check_truth_apart(args.landing, args.truth)
-    _load(args)  # fail at start, naming file, key and problem
     try:
         res = backfill(
             equipment_path=args.equipment,
@@ -139,6 +145,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=not args.quiet,
         )
+    except ConfigError as e:  # raised before anything is landed, naming file, key and problem
+        raise SystemExit(f"chrom-sim: invalid master data: {e}") from e
     except ValueError as e:
         raise SystemExit(f"chrom-sim: {e}") from e
     faults = sum(1 for t in res.truth if t["fault"])
@@ -178,7 +186,7 @@ def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
                 fault_kinds=args.fault_kinds,
             )
             if i == args.first_batch:
-                plan = replace(plan, start_ns=args.start + (137 * (ui + 1) % 1000) * 1_000_000)
+                plan = replace(plan, start_ns=args.start + unit_clock_offset_ns(ui))
             sim = simulate(plan)
             sims.append(sim)
             cursor = int(sim.ts_ns[-1]) + 60 * NS
