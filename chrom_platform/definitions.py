@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chrom_platform.defs import landing
+from chrom_platform.defs import landing, streaming
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 
@@ -11,7 +11,8 @@ from chrom_platform.settings import Settings
 def defs() -> dg.Definitions:
     # Loaded when Dagster loads the code location, not at import: the environment is read here.
     return dg.Definitions(
-        assets=landing.LANDING_SPECS,
-        sensors=[landing.landing_sensor],
+        assets=[*landing.LANDING_SPECS, streaming.LIVE_ASSET],
+        asset_checks=[streaming.live_points_fresh],
+        sensors=[landing.landing_sensor, streaming.live_bridge_sensor],
         resources=build_resources(Settings.from_env()),
     )

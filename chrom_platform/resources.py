@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from chrom_platform.lib.objectstore import ObjectStore, open_store
+from chrom_platform.lib.streaming import StreamingConfig
 from chrom_platform.settings import Settings
 
 
@@ -19,7 +20,46 @@ class LandingStoreResource(dg.ConfigurableResource):
         return open_store(self.uri)
 
 
+class StreamingResource(dg.ConfigurableResource):
+    """The streaming path: the queue (SQLite file or pubsub://project), the InfluxDB the
+    live bridge writes to (v1 API, or v2 API when a token is set) and the master data that
+    gives each unit's column volume."""
+
+    transport_uri: str
+    influx_url: str
+    influx_database: str
+    equipment_path: str
+    recipes_path: str
+    influx_token: str | None = None
+    influx_org: str | None = None
+    live_stale_after_s: float = 120.0
+
+    def config(self) -> StreamingConfig:
+        return StreamingConfig(
+            transport_uri=self.transport_uri,
+            influx_url=self.influx_url,
+            influx_database=self.influx_database,
+            equipment_path=self.equipment_path,
+            recipes_path=self.recipes_path,
+            influx_token=self.influx_token,
+            influx_org=self.influx_org,
+        )
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     # Both profiles use the same resource types; only the URIs differ. The gcp profile's
     # adapters (GCS, Pub/Sub, InfluxDB Cloud, Snowflake) plug in behind these interfaces.
-    return {"landing": LandingStoreResource(uri=settings.landing_uri)}
+    return {
+        "landing": LandingStoreResource(uri=settings.landing_uri),
+        "streaming": StreamingResource(
+            transport_uri=settings.transport_uri,
+            influx_url=settings.influx_url,
+            influx_database=settings.influx_database,
+            equipment_path=str(settings.equipment_path),
+            recipes_path=str(settings.recipes_path),
+            # the token stays an environment reference: never shown in the UI or stored
+            influx_token=dg.EnvVar("CHROM_INFLUX_TOKEN") if settings.influx_token else None,
+            influx_org=settings.influx_org,
+            live_stale_after_s=settings.live_stale_after_s,
+        ),
+    }

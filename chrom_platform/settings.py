@@ -27,6 +27,15 @@ class Settings:
     truth_dir: Path
     influx_url: str
     influx_database: str
+    #: the queue: a SQLite file (local) or pubsub://<project> (gcp)
+    transport_uri: str
+    equipment_path: Path
+    recipes_path: Path
+    #: InfluxDB 2.x/3.x/Cloud (gcp profile): token, org and bucket; unset locally (v1 API)
+    influx_token: str | None = None
+    influx_org: str | None = None
+    #: a running unit with no live point for this long fails the live freshness check
+    live_stale_after_s: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,4 +53,27 @@ class Settings:
             truth_dir=Path(env.get("CHROM_TRUTH_DIR", data_dir / "truth")),
             influx_url=env.get("CHROM_INFLUX_URL", "http://127.0.0.1:8086"),
             influx_database=env.get("CHROM_INFLUX_DATABASE", "chrom"),
+            transport_uri=env.get("CHROM_TRANSPORT_URI", str(data_dir / "queue" / "queue.db")),
+            equipment_path=Path(
+                env.get("CHROM_EQUIPMENT", PROJECT_ROOT / "simulator/config/equipment.yaml")
+            ),
+            recipes_path=Path(
+                env.get("CHROM_RECIPES", PROJECT_ROOT / "simulator/config/recipes.yaml")
+            ),
+            influx_token=env.get("CHROM_INFLUX_TOKEN") or None,
+            influx_org=env.get("CHROM_INFLUX_ORG") or None,
+            live_stale_after_s=_float(env, "CHROM_LIVE_STALE_AFTER_S", 120.0),
         )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name}: must be > 0, got {raw!r}")
+    return value

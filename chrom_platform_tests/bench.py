@@ -19,11 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chrom_platform.lib.landing_io import PARQUET_OPTIONS
 from chrom_platform.lib.master_data import load_master_data
 from chrom_platform.settings import PROJECT_ROOT
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 from simulator.batch import plan_batch, simulate
-from simulator.landing import DEFAULT_START_NS, PARQUET_OPTIONS, backfill
+from simulator.landing import DEFAULT_START_NS, backfill
 
 DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 

@@ -246,6 +246,7 @@ class SimBatch:
             pa.array(self.ts_ns[k], type=pa.timestamp("ns", tz="UTC")),
             pa.array(self.seq[k]),
             *(pa.array(self.signals[s][k]) for s in SIGNALS),
+            pa.nulls(n, pa.string()),  # extra: the simulator sends no unknown fields
         ]
         return pa.Table.from_arrays(cols, schema=READING_ARROW_SCHEMA)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chrom_platform.lib.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
+from chrom_platform.lib.landing_io import json_bytes
 from chrom_platform.lib.master_data import ConfigError, MasterData, load_master_data
 from chrom_platform.lib.objectstore import open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
@@ -25,7 +26,6 @@ from simulator.faults import FAULT_KINDS
 from simulator.landing import (
     DEFAULT_START_NS,
     backfill,
-    json_bytes,
     land_master_data,
     recipe_for_unit,
     write_truth,
@@ -106,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("--start", type=_parse_start, default="now")
     s.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second")
-    s.add_argument("--publisher", default="jsonl", help="jsonl")
-    s.add_argument("--publish-to", default="-", help="jsonl: output file ('-' = stdout)")
+    s.add_argument("--publisher", default="jsonl", choices=["jsonl", "queue"])
+    s.add_argument(
+        "--publish-to",
+        default="-",
+        help="jsonl: output file ('-' = stdout); queue: queue file or pubsub://<project>",
+    )
     return ap
 
 

@@ -12,7 +12,6 @@ Truth (what the simulator injected; only evaluation reads it), under --truth:
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import time
@@ -23,46 +22,21 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from chrom_platform.lib.contracts import (
     events_key,
     iso_to_ns,
     master_data_key,
-    readings_key,
     samples_key,
 )
+from chrom_platform.lib.landing_io import json_bytes, land_readings
 from chrom_platform.lib.master_data import MasterData, content_hash, load_master_data
 from chrom_platform.lib.objectstore import ObjectStore, open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
-from simulator.batch import NS, SimBatch, plan_batch, simulate
+from simulator.batch import SimBatch, plan_batch, simulate
 from simulator.faults import FAULT_KINDS
 from simulator.samples import sample_results
 
-#: Measured on this machine (docs/benchmarks.md): dictionary encoding only for the string
-#: columns and delta encoding for the monotonic ts/seq write ~6x faster than dictionary
-#: encoding every column, and smaller (~12 bytes per reading). Statistics are kept on the
-#: columns readers filter on.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "snappy",
-    "use_dictionary": ["unit_id", "batch_id", "recipe", "phase"],
-    "column_encoding": {"ts": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED"},
-    "write_statistics": ["unit_id", "batch_id", "phase", "ts", "seq"],
-}
-DAY_NS = 86_400 * NS
 DEFAULT_START_NS = iso_to_ns(DEFAULT_START)
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **PARQUET_OPTIONS)
-    return sink.getvalue().to_pybytes()
-
-
-def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
@@ -71,23 +45,6 @@ def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
         key = master_data_key(kind, content_hash(record))
         if not store.exists(key):  # content-addressed: an existing object is this very content
             store.put(key, json_bytes(record))
-        keys.append(key)
-    return keys
-
-
-def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) -> list[str]:
-    """One Parquet object per unit and UTC day, named by the seq range it holds."""
-    if table.num_rows == 0:
-        return []
-    ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-    seq = table.column("seq").combine_chunks().to_numpy()
-    unit_id = table.column("unit_id")[0].as_py()
-    day = ts // DAY_NS
-    cuts = [0, *(np.nonzero(np.diff(day))[0] + 1).tolist(), len(ts)]
-    keys = []
-    for a, b in itertools.pairwise(cuts):
-        key = readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1]))
-        store.put(key, parquet_bytes(table.slice(a, b - a)), durable=durable)
         keys.append(key)
     return keys
 

@@ -55,6 +55,8 @@ READING_ARROW_SCHEMA = pa.schema(
         pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
         pa.field("seq", pa.int64(), nullable=False),
         *(pa.field(s, pa.float64(), nullable=False) for s in SIGNALS),
+        # Unknown extra message fields as a JSON object (kept, never fatal); null if none.
+        pa.field("extra", pa.string(), nullable=True),
     ],
     metadata={"schema": READING_SCHEMA},
 )
@@ -69,7 +71,9 @@ SEQ_EPOCH_NS = int(SEQ_EPOCH.timestamp()) * 1_000_000_000
 INFLUX_MEASUREMENT = "chromatography"
 INFLUX_DRIFT_MEASUREMENT = "drift"
 INFLUX_TAGS: tuple[str, ...] = ("unit_id", "batch_id", "recipe", "phase")
-INFLUX_FIELDS: tuple[str, ...] = (*SIGNALS, "batch_cv", "phase_cv", "volume_l")
+#: `seq` (an integer field) lets a restarted bridge find where it stopped from InfluxDB
+#: itself, and dashboards show sequence gaps.
+INFLUX_FIELDS: tuple[str, ...] = (*SIGNALS, "batch_cv", "phase_cv", "volume_l", "seq")
 
 # Landing zone layout (object store: a local folder or a GCS bucket, same keys).
 LANDING = "landing"

@@ -10,7 +10,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class InfluxError(RuntimeError):
@@ -24,10 +31,14 @@ class InfluxV1Client:
         self.url = url.rstrip("/")
         self.database = database
         self.timeout_s = timeout_s
+        self.headers: dict[str, str] = {}
 
     def _request(self, path: str, params: dict[str, str], body: bytes | None = None) -> bytes:
         req = urllib.request.Request(
-            f"{self.url}{path}?{urllib.parse.urlencode(params)}", data=body, method="POST"
+            f"{self.url}{path}?{urllib.parse.urlencode(params)}",
+            data=body,
+            method="POST",
+            headers=self.headers,
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
@@ -52,3 +63,161 @@ class InfluxV1Client:
                 raise InfluxError(400, res["error"])
             out.extend(res.get("series", []))
         return out
+
+
+# -- line protocol -------------------------------------------------------------------------
+
+
+def escape_tag(value: str) -> str:
+    """Tag value escaping of line protocol (commas, spaces and equals signs)."""
+    return value.replace(",", r"\,").replace(" ", r"\ ").replace("=", r"\=")
+
+
+def line_protocol(
+    measurement: str,
+    tags: dict[str, Sequence[str]],
+    fields: dict[str, npt.NDArray[Any]],
+    ts_ns: npt.NDArray[np.int64],
+) -> bytes:
+    """Points as line protocol, one line per row, nanosecond timestamps.
+
+    Vectorized: numbers are formatted by orjson (shortest round-trip text, so a value read
+    back from InfluxDB is the same double that was computed; the bridge relies on that to
+    continue CV after a restart) and lines are joined by pyarrow, ~1 us per point instead of
+    ~6 us for per-point f-strings. Integer fields get the `i` suffix.
+    """
+    n = int(ts_ns.size)
+    if n == 0:
+        return b""
+    tag_names = list(tags)
+    tag_cols = [tags[k] for k in tag_names]
+    codes: dict[tuple[str, ...], int] = {}
+    row_code = np.empty(n, dtype=np.int64)
+    for i, key in enumerate(zip(*tag_cols, strict=True)):
+        row_code[i] = codes.setdefault(key, len(codes))
+    prefixes = pa.array(
+        [
+            (
+                measurement
+                + "".join(f",{k}={escape_tag(v)}" for k, v in zip(tag_names, key, strict=True) if v)
+            ).encode()
+            for key in codes
+        ]
+    ).take(pa.array(row_code))
+    parts: list[Any] = [prefixes]
+    for j, (name, values) in enumerate(fields.items()):
+        parts.append(f"{',' if j else ' '}{name}=".encode())
+        parts.append(_texts(values))
+        if values.dtype.kind in "iu":
+            parts.append(b"i")
+    parts += [b" ", _texts(ts_ns), b"\n"]
+    joined = pc.binary_join_element_wise(*parts, b"")
+    return bytes(pa.concat_arrays([joined]).buffers()[2].to_pybytes())
+
+
+def _texts(values: npt.NDArray[Any]) -> pa.Array:
+    """Each number as its shortest JSON text (finite values only; validation ensures it)."""
+    return pa.array(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b","))
+
+
+# -- sinks: where the live bridge writes ------------------------------------------------------
+
+
+class SinkUnavailable(RuntimeError):
+    """The sink cannot be reached or answered 5xx: retry later, nothing was accepted."""
+
+
+class SinkRejected(RuntimeError):
+    """The sink refused the data itself (4xx): retrying the same lines will not help."""
+
+
+class InfluxSink(Protocol):
+    name: str
+
+    def ping(self) -> bool: ...
+
+    def write(self, lines: bytes) -> None:
+        """Write line protocol (ns precision); returns once the sink accepted all of it."""
+
+    def query(self, influxql: str) -> list[dict[str, Any]]: ...
+
+
+class InfluxV1Sink:
+    """InfluxDB 1.x (`/write`, InfluxQL): the local profile's Debian InfluxDB 1.6.7."""
+
+    name = "influxdb-v1"
+
+    def __init__(self, url: str, database: str, timeout_s: float = 30.0) -> None:
+        self.client = InfluxV1Client(url, database, timeout_s)
+
+    def ensure_database(self) -> None:
+        self.client.create_database()
+
+    def ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.client.url}/ping", timeout=2.0) as r:
+                return bool(r.status == 204)
+        except OSError:
+            return False
+
+    def write(self, lines: bytes) -> None:
+        try:
+            self.client.write_lines(lines)
+        except InfluxError as e:
+            if e.status >= 500:
+                raise SinkUnavailable(str(e)) from e
+            raise SinkRejected(str(e)) from e
+        except OSError as e:  # refused, reset, timeout
+            raise SinkUnavailable(f"InfluxDB at {self.client.url} unreachable: {e}") from e
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        return self.client.query(influxql)
+
+
+class InfluxV2Sink:
+    """InfluxDB 2.x, 3.x and InfluxDB Cloud through influxdb-client's write API (token
+    auth, bucket, org); InfluxQL queries through the v1-compatible `/query` endpoint that
+    2.x, 3.x and Cloud all serve. The bytes written are the same line protocol as v1's."""
+
+    name = "influxdb-v2"
+
+    def __init__(self, url: str, token: str, org: str, bucket: str, timeout_s: float = 30.0):
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.url, self.org, self.bucket, self.token = url.rstrip("/"), org, bucket, token
+        self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._v1 = InfluxV1Client(url, bucket, timeout_s)
+        self._v1.headers = {"Authorization": f"Token {token}"}
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except Exception:
+            return False
+
+    def write(self, lines: bytes) -> None:
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._write.write(
+                bucket=self.bucket,
+                org=self.org,
+                record=lines,
+                # the library's stubs type this as the class, its values are plain strings
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
+            )
+        except ApiException as e:
+            if e.status is None or e.status >= 500 or e.status == 429:
+                raise SinkUnavailable(f"InfluxDB answered {e.status}: {e.body}") from e
+            raise SinkRejected(f"InfluxDB answered {e.status}: {e.body}") from e
+        except OSError as e:
+            raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        return self._v1.query(influxql)
+
+    def close(self) -> None:
+        self._client.close()

@@ -34,6 +34,10 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
+    def children(self, prefix: str) -> tuple[str, ...]:
+        """Names one level below `prefix/` (a delimiter listing: folders and objects)."""
+        ...
+
 
 class LocalObjectStore:
     """A folder. Writes go to a temporary file in the target folder, then rename (atomic)."""
@@ -87,6 +91,12 @@ class LocalObjectStore:
                 p = Path(dirpath) / name
                 st = p.stat()
                 yield ObjectInfo(str(p.relative_to(self.root)), st.st_size, st.st_mtime_ns)
+
+    def children(self, prefix: str) -> tuple[str, ...]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return ()
+        return tuple(sorted(e.name for e in os.scandir(base) if not e.name.startswith(".tmp-")))
 
 
 def open_store(uri: str) -> ObjectStore:

@@ -9,7 +9,8 @@ import pytest
 
 from chrom_platform.definitions import defs as lazy_defs
 from chrom_platform.defs.landing.assets import landing_sensor
-from chrom_platform.resources import LandingStoreResource
+from chrom_platform.resources import build_resources
+from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
 from simulator.landing import backfill
 
@@ -53,7 +54,9 @@ def test_landing_sensor_reports_new_objects_once(md, tmp_path):
         fault_rate=0.0,
         start_ns=START_NS,
     )
-    resources = {"landing": LandingStoreResource(uri=lake)}
+    resources = build_resources(
+        Settings.from_env({"CHROM_DATA_DIR": str(tmp_path), "CHROM_LANDING_URI": lake})
+    )
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
             first = landing_sensor(ctx)

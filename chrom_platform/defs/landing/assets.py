@@ -19,7 +19,8 @@ from chrom_platform.lib.contracts import (
     READINGS_PREFIX,
     SAMPLES_PREFIX,
 )
-from chrom_platform.resources import LandingStoreResource
+from chrom_platform.lib.landing_consumer import LandingConsumer
+from chrom_platform.resources import LandingStoreResource, StreamingResource
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,38 @@ LANDING_SPECS = [
 ]
 
 
+#: Work per tick for the landing consumer: well inside Dagster's 60 s sensor timeout.
+TICK_MAX_MESSAGES = 500_000
+TICK_MAX_SECONDS = 25.0
+
+
 @dg.sensor(
     name="landing_sensor",
-    description="Reports a materialization of each landing asset when new objects land.",
+    description=(
+        "Lands queued readings from the `landing` subscription as Parquet (bounded work per "
+        "tick), then reports a materialization of each landing asset with new objects."
+    ),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landing_sensor(
-    context: dg.SensorEvaluationContext, landing: LandingStoreResource
+    context: dg.SensorEvaluationContext,
+    landing: LandingStoreResource,
+    streaming: StreamingResource,
 ) -> dg.SensorResult:
     store = landing.store()
+    # One sensor both lands the stream and reports what is new in the store (from the
+    # stream, a backfill or another writer), so each new object is reported exactly once.
+    cfg = streaming.config()
+    transport = cfg.transport()
+    try:
+        consumed = LandingConsumer(transport, store, cfg.master_data()).drain(
+            TICK_MAX_MESSAGES, TICK_MAX_SECONDS
+        )
+    finally:
+        transport.close()
+    if consumed.pulled:
+        context.log.info(f"landing consumer: {consumed.summary()}")
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     events: list[dg.AssetMaterialization] = []
     new_cursor = dict(cursor)
@@ -121,6 +144,16 @@ def landing_sensor(
                     "new_objects_by_unit": dg.MetadataValue.json(dict(sorted(per_unit.items()))),
                     "latest_object": max(new_keys),
                     "store": store.uri,
+                    **(
+                        {
+                            "streamed_readings_landed": consumed.landed,
+                            "streamed_dead_lettered": dg.MetadataValue.json(
+                                dict(consumed.dead_lettered)
+                            ),
+                        }
+                        if a.name == "readings" and consumed.pulled
+                        else {}
+                    ),
                 },
             )
         )

@@ -1,0 +1,131 @@
+"""The live store as an asset: InfluxDB's `chromatography` measurement, fed by the live
+bridge. Dagster does not compute it, so it is an external asset (AssetSpec) whose
+materializations are reported by the sensor that drives the bridge; its freshness check
+fails when a running unit has sent no point within the configured window.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import dagster as dg
+
+from chrom_platform.lib.bridge import LiveBridge
+from chrom_platform.lib.live_health import LiveFreshness, check_live_freshness
+from chrom_platform.resources import LandingStoreResource, StreamingResource
+
+LIVE_KEY = dg.AssetKey(["live", "influx_chromatography"])
+FRESH_CHECK = "live_points_fresh"
+
+#: Work per sensor tick: well inside Dagster's 60 s sensor timeout.
+TICK_MAX_MESSAGES = 200_000
+TICK_MAX_SECONDS = 20.0
+
+LIVE_ASSET = dg.AssetSpec(
+    LIVE_KEY,
+    description=(
+        "Live 1 Hz readings in InfluxDB (measurement `chromatography`, tags unit_id, "
+        "batch_id, recipe, phase; fields the five signals, batch_cv, phase_cv, volume_l, "
+        "seq), written by the live bridge from the `live-bridge` subscription with column "
+        "volumes integrated as the readings arrive. This is what the live dashboards read."
+    ),
+    group_name="live",
+    kinds={"influxdb"},
+)
+#: Re-report an unchanged freshness result at most this often (the tick runs every 5 s).
+FRESH_REPORT_EVERY_S = 60.0
+
+
+def freshness_evaluation(result: LiveFreshness) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=LIVE_KEY,
+        check_name=FRESH_CHECK,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.describe(),
+        metadata={
+            "window_s": result.window_s,
+            "running_units": dg.MetadataValue.json(result.running),
+            "newest_point_age_s": dg.MetadataValue.json(result.age_s),
+            "stale_units": dg.MetadataValue.json(result.stale),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=LIVE_KEY,
+    name=FRESH_CHECK,
+    description="Every unit running a batch has a live point within the window "
+    "(CHROM_LIVE_STALE_AFTER_S, default 120 s). The live bridge sensor reports it every "
+    "minute and whenever it changes; it can also be run from here.",
+)
+def live_points_fresh(
+    landing: LandingStoreResource, streaming: StreamingResource
+) -> dg.AssetCheckResult:
+    res = check_live_freshness(
+        landing.store(), streaming.config().sink(), streaming.live_stale_after_s
+    )
+    ev = freshness_evaluation(res)
+    return dg.AssetCheckResult(
+        passed=ev.passed, severity=ev.severity, description=ev.description, metadata=ev.metadata
+    )
+
+
+@dg.sensor(
+    name="live_bridge_sensor",
+    description=(
+        "Drains the live-bridge subscription into InfluxDB (bounded work per tick) and "
+        "reports the live asset and its freshness check."
+    ),
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def live_bridge_sensor(
+    context: dg.SensorEvaluationContext,
+    landing: LandingStoreResource,
+    streaming: StreamingResource,
+) -> dg.SensorResult:
+    cfg = streaming.config()
+    sink = cfg.sink()
+    transport = cfg.transport()
+    try:
+        bridge = LiveBridge(transport, sink, cfg.master_data())
+        rep = bridge.drain(TICK_MAX_MESSAGES, TICK_MAX_SECONDS)
+    finally:
+        transport.close()
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = []
+    summary = rep.summary()
+    if rep.written or rep.dead_lettered:
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=LIVE_KEY,
+                description=f"{rep.written:,} points written to InfluxDB",
+                metadata={
+                    "points_written": rep.written,
+                    "dead_lettered": summary["dead_lettered"],
+                    "dead_lettered_by_reason": dg.MetadataValue.json(
+                        summary["dead_lettered_by_reason"]
+                    ),
+                    "lag_p50_s": summary["lag_p50_s"],
+                    "lag_max_s": summary["lag_max_s"],
+                    "units": dg.MetadataValue.json(summary["units"]),
+                    "sink": f"{sink.name} {cfg.influx_url}/{cfg.influx_database}",
+                },
+            )
+        )
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if rep.sink_down:
+        context.log.warning(f"InfluxDB at {cfg.influx_url} is not answering; nothing pulled")
+    else:
+        fresh = check_live_freshness(landing.store(), sink, streaming.live_stale_after_s)
+        now = time.time()
+        if (
+            fresh.passed != cursor.get("passed")
+            or now - cursor.get("at", 0) >= FRESH_REPORT_EVERY_S
+        ):
+            events.append(freshness_evaluation(fresh))
+            cursor = {"passed": fresh.passed, "at": now}
+    if not events:
+        return dg.SensorResult(skip_reason="no new readings", cursor=json.dumps(cursor))
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))

@@ -1,0 +1,370 @@
+"""The live bridge: `live-bridge` subscription -> InfluxDB, with live column volumes.
+
+One function does the work (`LiveBridge.step`): pull a bounded batch, decode and validate
+it, integrate flow per unit and batch with the platform's one CV rule (lib/cv.py), write
+the points as one line-protocol request per chunk, dead-letter what cannot be written, and
+only then acknowledge. The Dagster sensor calls `drain` (bounded by count and time per
+tick); `chrom-bridge` calls `serve` (a loop, for low latency; the Cloud Run form).
+
+State: per unit, the last applied seq and timestamp and the CV integral of its current
+batch. It is rebuilt from InfluxDB itself (the last point of each unit carries `seq`,
+`volume_l`, `phase_cv`, `flow_lpm`, `batch_id`, `phase`), so a restarted or killed bridge
+continues exactly where the durable data stops, with nothing else to keep in sync. A
+reading at or behind that point is a duplicate (a redelivery after a crash between write
+and ack, or a publisher resending) and is dead-lettered, never applied twice.
+
+Delivery: acks happen only after InfluxDB accepted the write (204). If InfluxDB is down
+the bridge does not pull at all (so a long outage cannot use up delivery attempts and push
+good readings to the dead-letter topic); if it goes down mid-batch, the bridge keeps the
+batch, extends its leases and retries with backoff until it is written or the caller's
+time runs out, in which case the leases are released for a later try.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chrom_platform.lib.contracts import INFLUX_MEASUREMENT, SIGNALS
+from chrom_platform.lib.cv import CvState, effective_flow, integrate
+from chrom_platform.lib.influx import (
+    InfluxSink,
+    SinkRejected,
+    SinkUnavailable,
+    line_protocol,
+)
+from chrom_platform.lib.master_data import MasterData
+from chrom_platform.lib.readings import ReadingDecoder, Readings, Rejection, split_stale
+from chrom_platform.lib.transport import (
+    DEAD_LETTER_TOPIC,
+    LIVE_BRIDGE_SUBSCRIPTION,
+    OutMessage,
+    ReceivedMessage,
+    Transport,
+)
+from chrom_platform.lib.transport.base import (
+    ATTR_REASON,
+    ATTR_SOURCE_MESSAGE_ID,
+    ATTR_SOURCE_SUBSCRIPTION,
+)
+
+#: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
+WRITE_CHUNK = 5000
+
+
+@dataclass
+class UnitState:
+    seq: int = -1
+    ts_ns: int = -1
+    batch_id: str | None = None
+    cv: CvState | None = None
+
+
+@dataclass
+class StepReport:
+    pulled: int = 0
+    written: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    #: seconds from a reading's timestamp to InfluxDB accepting it, for written readings
+    lag_s: list[float] = field(default_factory=list)
+    last_ts_ns: dict[str, int] = field(default_factory=dict)
+    sink_down: bool = False
+
+    def merge(self, other: StepReport) -> None:
+        self.pulled += other.pulled
+        self.written += other.written
+        self.dead_lettered.update(other.dead_lettered)
+        self.lag_s.extend(other.lag_s)
+        self.last_ts_ns.update(other.last_ts_ns)
+        self.sink_down = self.sink_down or other.sink_down
+
+    def summary(self) -> dict[str, Any]:
+        lag = np.asarray(self.lag_s) if self.lag_s else None
+        return {
+            "pulled": self.pulled,
+            "points_written": self.written,
+            "dead_lettered": sum(self.dead_lettered.values()),
+            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
+            "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
+            "lag_max_s": None if lag is None else round(float(lag.max()), 3),
+            "sink_down": self.sink_down,
+            "units": sorted(self.last_ts_ns),
+        }
+
+
+class SinkStillDown(RuntimeError):
+    pass
+
+
+class LiveBridge:
+    def __init__(
+        self,
+        transport: Transport,
+        sink: InfluxSink,
+        master_data: MasterData,
+        *,
+        subscription: str = LIVE_BRIDGE_SUBSCRIPTION,
+        dead_letter_topic: str = DEAD_LETTER_TOPIC,
+        batch_size: int = 5000,
+        lease_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.transport = transport
+        self.sink = sink
+        self.md = master_data
+        self.decoder = ReadingDecoder(master_data)
+        self.subscription = subscription
+        self.dead_letter_topic = dead_letter_topic
+        self.batch_size = batch_size
+        self.lease_s = lease_s
+        self.sleep = sleep
+        self.state: dict[str, UnitState] | None = None
+
+    # -- state --------------------------------------------------------------------------
+
+    def load_state(self) -> dict[str, UnitState]:
+        """Where each unit stands, from the last point InfluxDB holds for it."""
+        series = self.sink.query(
+            'SELECT last("seq") AS "seq", "volume_l", "phase_cv", "flow_lpm", "batch_id",'
+            f' "phase" FROM "{INFLUX_MEASUREMENT}" GROUP BY "unit_id"'
+        )
+        state: dict[str, UnitState] = {}
+        for s in series:
+            unit_id = s["tags"]["unit_id"]
+            row = dict(zip(s["columns"], s["values"][0], strict=True))
+            unit = self.md.units.get(unit_id)
+            if unit is None:
+                continue
+            vol = float(row["volume_l"])
+            state[unit_id] = UnitState(
+                seq=int(row["seq"]),
+                ts_ns=int(row["time"]),
+                batch_id=row["batch_id"],
+                cv=CvState(
+                    ts_ns=int(row["time"]),
+                    flow_eff_lpm=float(effective_flow(row["flow_lpm"], unit.flow_deadband_lpm)),
+                    volume_l=vol,
+                    phase=row["phase"],
+                    phase_start_volume_l=vol - float(row["phase_cv"]) * unit.column_volume_l,
+                ),
+            )
+        return state
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def step(self, deadline: float | None = None) -> StepReport:
+        """Pull one batch and settle every message in it (written or dead-lettered)."""
+        rep = StepReport()
+        if not self.sink.ping():
+            rep.sink_down = True
+            return rep
+        if self.state is None:
+            self.state = self.load_state()
+        msgs = self.transport.pull(self.subscription, self.batch_size)
+        rep.pulled = len(msgs)
+        if not msgs:
+            return rep
+        readings, rejected = self.decoder.decode([m.data for m in msgs])
+        lines, applied_state, applied, stale = self._apply(readings)
+        new_state: dict[str, UnitState] | None = applied_state
+        rejected.extend(stale)
+        ack_ids = [m.ack_id for m in msgs]
+        try:
+            refused = self._write(lines, ack_ids, deadline)
+        except SinkStillDown:
+            # Release the batch so nothing waits on a dead lease; nothing was acked.
+            self.transport.nack(self.subscription, ack_ids)
+            rep.sink_down = True
+            rep.written = 0
+            return rep
+        if refused:
+            # Lines InfluxDB itself refused (isolated by bisection) are dead-lettered; the
+            # rest were written. State is re-read, as it no longer follows from `applied`.
+            by_line = dict(refused)
+            rejected.extend(
+                Rejection(int(applied.index[i]), "sink_rejected", by_line[i]) for i in by_line
+            )
+            new_state = None
+        self._dead_letter(msgs, rejected)
+        self.transport.ack(self.subscription, ack_ids)
+        done = time.time_ns()
+        rep.written = len(applied) - len(refused)
+        rep.dead_lettered.update(r.reason for r in rejected)
+        if len(applied):
+            rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
+            for u, t in zip(applied.unit_id, applied.ts_ns.tolist(), strict=True):
+                rep.last_ts_ns[u] = max(t, rep.last_ts_ns.get(u, 0))
+        self.state = new_state
+        return rep
+
+    def _apply(
+        self, readings: Readings
+    ) -> tuple[list[bytes], dict[str, UnitState], Readings, list[Rejection]]:
+        """Integrate CV per unit and batch; returns line-protocol chunks, the state after
+        them, the rows applied (in write order) and the stale rows rejected."""
+        assert self.state is not None
+        new_state = {u: UnitState(s.seq, s.ts_ns, s.batch_id, s.cv) for u, s in self.state.items()}
+        if not len(readings):
+            return [], new_state, readings, []
+        r = readings.sorted_by_unit_seq()
+        keep = np.ones(len(r), dtype=bool)
+        stale: list[Rejection] = []
+        for a, b in r.runs("unit_id"):
+            st = new_state.setdefault(r.unit_id[a], UnitState())
+            for row, reason, detail in split_stale(r.seq[a:b], r.ts_ns[a:b], st.seq, st.ts_ns):
+                keep[a + row] = False
+                stale.append(Rejection(int(r.index[a + row]), reason, detail))
+        if not keep.all():
+            r = r.take(np.flatnonzero(keep))
+        n = len(r)
+        volume = np.empty(n)
+        batch_cv = np.empty(n)
+        phase_cv = np.empty(n)
+        for a, b in r.runs("unit_id", "batch_id"):
+            unit_id, batch_id = r.unit_id[a], r.batch_id[a]
+            unit = self.md.units[unit_id]
+            st = new_state[unit_id]
+            res = integrate(
+                r.ts_ns[a:b],
+                r.signals["flow_lpm"][a:b],
+                r.phase[a:b],
+                column_volume_l=unit.column_volume_l,
+                deadband_lpm=unit.flow_deadband_lpm,
+                # a new batch starts its integral at zero
+                state=st.cv if st.batch_id == batch_id else None,
+            )
+            volume[a:b], batch_cv[a:b], phase_cv[a:b] = res.volume_l, res.batch_cv, res.phase_cv
+            new_state[unit_id] = UnitState(
+                int(r.seq[b - 1]), int(r.ts_ns[b - 1]), batch_id, res.state
+            )
+        chunks = []
+        for a in range(0, n, WRITE_CHUNK):
+            sl = slice(a, min(n, a + WRITE_CHUNK))
+            chunks.append(
+                line_protocol(
+                    INFLUX_MEASUREMENT,
+                    {
+                        "unit_id": r.unit_id[sl],
+                        "batch_id": r.batch_id[sl],
+                        "recipe": r.recipe[sl],
+                        "phase": r.phase[sl],
+                    },
+                    {
+                        **{s: r.signals[s][sl] for s in SIGNALS},
+                        "batch_cv": batch_cv[sl],
+                        "phase_cv": phase_cv[sl],
+                        "volume_l": volume[sl],
+                        "seq": r.seq[sl],
+                    },
+                    r.ts_ns[sl],
+                )
+            )
+        return chunks, new_state, r, stale
+
+    def _write(
+        self, chunks: list[bytes], ack_ids: Sequence[str], deadline: float | None
+    ) -> list[tuple[int, str]]:
+        """Write every chunk; retry while InfluxDB is unavailable (extending the leases)
+        until `deadline`. Returns (line number, error) for lines InfluxDB refused."""
+        refused: list[tuple[int, str]] = []
+        offset = 0
+        for chunk in chunks:
+            refused.extend(
+                (offset + i, e) for i, e in self._write_retrying(chunk, ack_ids, deadline)
+            )
+            offset += chunk.count(b"\n")
+        return refused
+
+    def _write_retrying(
+        self, chunk: bytes, ack_ids: Sequence[str], deadline: float | None
+    ) -> list[tuple[int, str]]:
+        backoff = 0.2
+        leased_until = time.monotonic() + self.lease_s
+        while True:
+            try:
+                return self._write_isolating(chunk)
+            except SinkUnavailable:
+                now = time.monotonic()
+                if deadline is not None and now + backoff > deadline:
+                    raise SinkStillDown from None
+                if leased_until - now < self.lease_s / 2:
+                    self.transport.extend(self.subscription, ack_ids, self.lease_s)
+                    leased_until = now + self.lease_s
+                self.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _write_isolating(self, chunk: bytes) -> list[tuple[int, str]]:
+        """Write; if InfluxDB refuses the request (4xx), split it to find the lines it
+        refuses, so one bad point never costs the good ones next to it."""
+        try:
+            self.sink.write(chunk)
+            return []
+        except SinkRejected as e:
+            lines = chunk.splitlines(keepends=True)
+            if len(lines) == 1:
+                return [(0, str(e)[:300])]
+            half = len(lines) // 2
+            left = self._write_isolating(b"".join(lines[:half]))
+            right = self._write_isolating(b"".join(lines[half:]))
+            return left + [(half + i, err) for i, err in right]
+
+    def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
+        if not rejected:
+            return
+        self.transport.publish(
+            self.dead_letter_topic,
+            [
+                OutMessage(
+                    msgs[r.index].data,
+                    {
+                        **msgs[r.index].attributes,
+                        ATTR_REASON: str(r),
+                        ATTR_SOURCE_SUBSCRIPTION: self.subscription,
+                        ATTR_SOURCE_MESSAGE_ID: msgs[r.index].message_id,
+                    },
+                    msgs[r.index].ordering_key,
+                )
+                for r in rejected
+            ],
+        )
+
+    # -- the two ways to run ------------------------------------------------------------
+
+    def drain(self, max_messages: int, max_seconds: float) -> StepReport:
+        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds."""
+        total = StepReport()
+        t_end = time.monotonic() + max_seconds
+        while total.pulled < max_messages and time.monotonic() < t_end:
+            rep = self.step(deadline=t_end)
+            total.merge(rep)
+            if rep.pulled == 0 or rep.sink_down:
+                break
+        return total
+
+    def serve(
+        self,
+        stop: Callable[[], bool],
+        idle_sleep_s: float = 0.05,
+        on_step: Callable[[StepReport], None] | None = None,
+    ) -> StepReport:
+        """Run until `stop()` is true: the long-running `chrom-bridge` loop."""
+        total = StepReport()
+        backoff = 0.5
+        while not stop():
+            rep = self.step(deadline=None)
+            total.merge(rep)
+            if on_step is not None and (rep.pulled or rep.sink_down):
+                on_step(rep)
+            if rep.sink_down:
+                self.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            if rep.pulled == 0:
+                self.sleep(idle_sleep_s)
+        return total

@@ -1,0 +1,318 @@
+"""Decoding and validating chrom.reading.v1 messages, a batch at a time.
+
+One decoder for every consumer (the live bridge, the landing consumer, tests), so a message
+is good or bad for the same reason everywhere. A bad message never raises: it comes back
+as a `Rejection` with a reason code and a human-readable detail, and the good messages of
+the same batch come back as columns (numpy arrays) ready for CV integration, line protocol
+and Parquet.
+
+Reason codes (the `reason` attribute of a dead letter):
+  oversized, malformed_json, not_an_object, unknown_schema, missing_field, wrong_type,
+  bad_value, bad_timestamp, non_finite, out_of_range, unknown_unit, unknown_recipe,
+  unknown_phase, duplicate, out_of_order.
+The last two depend on what a consumer already wrote, so consumers add them (see
+`split_stale`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+
+from chrom_platform.lib.contracts import (
+    READING_ARROW_SCHEMA,
+    READING_KEYS,
+    READING_SCHEMA,
+    SIGNAL_SPECS,
+    SIGNALS,
+    iso_to_ns,
+)
+from chrom_platform.lib.master_data import MasterData
+
+#: A reading is ~250 bytes of JSON; anything near this is not a reading.
+MAX_MESSAGE_BYTES = 16 * 1024
+MAX_IDENTITY_CHARS = 128
+#: Timestamps outside this window are typos or clock faults (2000-01-01 .. 2100-01-01).
+TS_MIN_NS, TS_MAX_NS = 946_684_800 * 10**9, 4_102_444_800 * 10**9
+_IDENTITY = ("unit_id", "batch_id", "recipe", "phase")
+_REQUIRED = frozenset((*READING_KEYS, *SIGNALS))
+_KNOWN = _REQUIRED | {"schema"}
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int  # position of the message in the decoded batch
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass
+class Readings:
+    """Good readings as columns; `index` maps each row back to its message."""
+
+    index: npt.NDArray[np.int64]
+    unit_id: list[str]
+    batch_id: list[str]
+    recipe: list[str]
+    phase: list[str]
+    ts_ns: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int64]
+    signals: dict[str, npt.NDArray[np.float64]]
+    extra: list[str | None]
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def take(self, rows: npt.ArrayLike) -> Readings:
+        r = np.asarray(rows, dtype=np.int64)
+        return Readings(
+            index=self.index[r],
+            unit_id=[self.unit_id[i] for i in r],
+            batch_id=[self.batch_id[i] for i in r],
+            recipe=[self.recipe[i] for i in r],
+            phase=[self.phase[i] for i in r],
+            ts_ns=self.ts_ns[r],
+            seq=self.seq[r],
+            signals={s: v[r] for s, v in self.signals.items()},
+            extra=[self.extra[i] for i in r],
+        )
+
+    def runs(self, *columns: str) -> list[tuple[int, int]]:
+        """[start, end) of the runs of rows with equal values in `columns` (e.g. one unit,
+        or one unit and batch, after sorting by unit and seq)."""
+        n = len(self)
+        if n == 0:
+            return []
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for c in columns:
+            v = np.asarray(getattr(self, c))
+            change[1:] |= v[1:] != v[:-1]
+        starts = np.flatnonzero(change).tolist()
+        return list(zip(starts, [*starts[1:], n], strict=True))
+
+    def sorted_by_unit_seq(self) -> Readings:
+        order = sorted(range(len(self)), key=lambda i: (self.unit_id[i], int(self.seq[i])))
+        return self.take(order)
+
+    def to_arrow(self) -> pa.Table:
+        """As a table in the landing schema (READING_ARROW_SCHEMA)."""
+        cols = {
+            "unit_id": self.unit_id,
+            "batch_id": self.batch_id,
+            "recipe": self.recipe,
+            "phase": self.phase,
+            "ts": pa.array(self.ts_ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "seq": self.seq,
+            **self.signals,
+            "extra": self.extra,
+        }
+        return pa.table(
+            {
+                f.name: pa.array(cols[f.name]).cast(f.type) if f.name != "ts" else cols["ts"]
+                for f in READING_ARROW_SCHEMA
+            },
+            schema=READING_ARROW_SCHEMA,
+        )
+
+
+def _empty() -> Readings:
+    return Readings(
+        np.empty(0, np.int64),
+        [],
+        [],
+        [],
+        [],
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        {s: np.empty(0) for s in SIGNALS},
+        [],
+    )
+
+
+class ReadingDecoder:
+    """Decodes message payloads against chrom.reading.v1 and the master data."""
+
+    def __init__(self, master_data: MasterData) -> None:
+        self.units = frozenset(master_data.units)
+        self.recipe_phases = {
+            name: frozenset(r.phase_names()) for name, r in master_data.recipes.items()
+        }
+        self.ranges = {s: (SIGNAL_SPECS[s].valid_min, SIGNAL_SPECS[s].valid_max) for s in SIGNALS}
+
+    def decode(self, payloads: Sequence[bytes]) -> tuple[Readings, list[Rejection]]:
+        rejected: list[Rejection] = []
+        idx: list[int] = []
+        ident: list[list[str]] = [[], [], [], []]
+        ts: list[int] = []
+        seq: list[int] = []
+        sig: list[list[float]] = [[] for _ in SIGNALS]
+        extra: list[str | None] = []
+        for i, data in enumerate(payloads):
+            problem = self._one(data, i, ident, ts, seq, sig, extra)
+            if problem is not None:
+                rejected.append(Rejection(i, *problem))
+            else:
+                idx.append(i)
+        if not idx:
+            return _empty(), rejected
+        good = Readings(
+            index=np.asarray(idx, dtype=np.int64),
+            unit_id=ident[0],
+            batch_id=ident[1],
+            recipe=ident[2],
+            phase=ident[3],
+            ts_ns=np.asarray(ts, dtype=np.int64),
+            seq=np.asarray(seq, dtype=np.int64),
+            signals={s: np.asarray(v, dtype=np.float64) for s, v in zip(SIGNALS, sig, strict=True)},
+            extra=extra,
+        )
+        # Value checks, vectorized over the batch; the first failing signal names the reason.
+        bad = np.zeros(len(good), dtype=bool)
+        reasons: dict[int, tuple[str, str]] = {}
+        for s in SIGNALS:
+            v = good.signals[s]
+            lo, hi = self.ranges[s]
+            nonfinite = ~np.isfinite(v)
+            outside = ~nonfinite & ((v < lo) | (v > hi))
+            for r in np.nonzero((nonfinite | outside) & ~bad)[0]:
+                reasons[int(r)] = (
+                    ("non_finite", f"{s} is {v[r]}")
+                    if nonfinite[r]
+                    else (
+                        "out_of_range",
+                        f"{s}={v[r]!r} outside [{lo}, {hi}] {SIGNAL_SPECS[s].unit}",
+                    )
+                )
+            bad |= nonfinite | outside
+        if not bad.any():
+            return good, rejected
+        rejected.extend(Rejection(int(good.index[r]), *reasons[r]) for r in sorted(reasons))
+        rejected.sort(key=lambda x: x.index)
+        return good.take(np.nonzero(~bad)[0]), rejected
+
+    def _one(
+        self,
+        data: bytes,
+        i: int,
+        ident: list[list[str]],
+        ts: list[int],
+        seq: list[int],
+        sig: list[list[float]],
+        extra: list[str | None],
+    ) -> tuple[str, str] | None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            return "oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}"
+        try:
+            d = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            # orjson is strict JSON; the stdlib also reads NaN/Infinity and huge integers,
+            # which are then named precisely by the value checks.
+            try:
+                d = json.loads(data)
+            except (ValueError, UnicodeDecodeError):
+                return "malformed_json", str(e)[:200]
+        if type(d) is not dict:
+            return "not_an_object", f"payload is a JSON {type(d).__name__}, not an object"
+        schema = d.get("schema", READING_SCHEMA)
+        if schema != READING_SCHEMA:
+            return "unknown_schema", f"schema {str(schema)[:60]!r}, expected {READING_SCHEMA!r}"
+        keys = d.keys()
+        missing = _REQUIRED - keys
+        if missing:
+            return "missing_field", ", ".join(sorted(missing))
+        values: list[str] = []
+        for k in _IDENTITY:
+            v = d[k]
+            if type(v) is not str:
+                return "wrong_type", f"{k} must be a string, got {type(v).__name__}"
+            if not v or len(v) > MAX_IDENTITY_CHARS or not v.isprintable() or "\\" in v:
+                return "bad_value", f"{k}={v[:40]!r}: 1..{MAX_IDENTITY_CHARS} printable chars"
+            values.append(v)
+        if values[0] not in self.units:
+            return "unknown_unit", f"unit_id {values[0]!r} is not in equipment master data"
+        phases = self.recipe_phases.get(values[2])
+        if phases is None:
+            return "unknown_recipe", f"recipe {values[2]!r} is not in recipe master data"
+        if values[3] not in phases:
+            return "unknown_phase", f"phase {values[3]!r} is not a phase of {values[2]}"
+        t = d["ts"]
+        try:
+            if type(t) is str:
+                t_ns = iso_to_ns(t)
+            elif type(t) is int:
+                t_ns = t
+            else:
+                return "wrong_type", f"ts must be ISO 8601 or epoch ns, got {type(t).__name__}"
+        except ValueError as e:
+            return "bad_timestamp", str(e)[:200]
+        if not TS_MIN_NS <= t_ns <= TS_MAX_NS:
+            return "bad_timestamp", f"ts {t!r} outside 2000..2100"
+        s = d["seq"]
+        if type(s) is not int:
+            return "wrong_type", f"seq must be an integer, got {type(s).__name__}"
+        if not 0 <= s <= _INT64_MAX:
+            return "out_of_range", f"seq={s} outside [0, 2^63)"
+        row: list[float] = []
+        for name in SIGNALS:
+            v = d[name]
+            tv = type(v)
+            if tv is float:
+                row.append(v)
+            elif tv is int:
+                if abs(v) > 1e300:
+                    return "out_of_range", f"{name}={v} is not a measurement"
+                row.append(float(v))
+            else:
+                return "wrong_type", f"{name} must be a number, got {tv.__name__}"
+        for j in range(4):
+            ident[j].append(values[j])
+        ts.append(t_ns)
+        seq.append(s)
+        for j, x in enumerate(row):
+            sig[j].append(x)
+        # Unknown extra fields are kept (landed as JSON), never fatal.
+        unknown = keys - _KNOWN
+        extra.append(
+            json.dumps({k: d[k] for k in unknown}, sort_keys=True, default=str) if unknown else None
+        )
+        return None
+
+
+def split_stale(
+    seq: npt.NDArray[np.int64], ts_ns: npt.NDArray[np.int64], watermark_seq: int, last_ts_ns: int
+) -> list[tuple[int, str, str]]:
+    """Rows (of one unit, sorted by seq) a consumer must not apply: (row, reason, detail).
+
+    A reading at or behind what was already written is a `duplicate` (a redelivery, or the
+    publisher sent it twice); one whose time does not advance with its seq is `out_of_order`
+    (it would corrupt the CV integral, which needs readings in time order).
+    """
+    if seq.size == 0 or (
+        seq[0] > watermark_seq
+        and ts_ns[0] > last_ts_ns
+        and bool(np.all(np.diff(seq) > 0))
+        and bool(np.all(np.diff(ts_ns) > 0))
+    ):
+        return []  # the usual case, checked without a Python loop
+    out: list[tuple[int, str, str]] = []
+    wm, last_t = watermark_seq, last_ts_ns
+    for r in range(seq.size):
+        s, t = int(seq[r]), int(ts_ns[r])
+        if s <= wm:
+            out.append((r, "duplicate", f"seq {s} at or before last applied seq {wm}"))
+        elif t <= last_t:
+            out.append((r, "out_of_order", f"ts {t} not after last applied ts {last_t}"))
+        else:
+            wm, last_t = s, t
+    return out

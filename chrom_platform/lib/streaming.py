@@ -1,0 +1,43 @@
+"""Opening the streaming parts from plain settings: one place that turns URLs and names into
+a transport, an InfluxDB sink and the master data, used by the Dagster resources and the
+`chrom-bridge` command alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chrom_platform.lib.influx import InfluxSink, InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.master_data import MasterData, load_master_data
+from chrom_platform.lib.transport import Transport, ensure_readings_topology, open_transport
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    transport_uri: str
+    influx_url: str
+    influx_database: str
+    equipment_path: str
+    recipes_path: str
+    influx_token: str | None = None
+    influx_org: str | None = None
+
+    def transport(self) -> Transport:
+        t = open_transport(self.transport_uri)
+        ensure_readings_topology(t)
+        return t
+
+    def sink(self) -> InfluxSink:
+        """v1 API (database) without a token; v2 API (bucket = database, org) with one."""
+        if self.influx_token:
+            if not self.influx_org:
+                raise ValueError("CHROM_INFLUX_ORG is required with CHROM_INFLUX_TOKEN")
+            return InfluxV2Sink(
+                self.influx_url, self.influx_token, self.influx_org, self.influx_database
+            )
+        sink = InfluxV1Sink(self.influx_url, self.influx_database)
+        if sink.ping():
+            sink.ensure_database()
+        return sink
+
+    def master_data(self) -> MasterData:
+        return load_master_data(self.equipment_path, self.recipes_path)

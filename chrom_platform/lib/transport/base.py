@@ -1,0 +1,122 @@
+"""The transport interface: topics and subscriptions with at-least-once delivery.
+
+Semantics are Google Pub/Sub's, so the local queue and Pub/Sub are interchangeable:
+
+* `publish` returns once the messages are durable (a crash after it returns loses nothing);
+* `pull` leases up to `max_messages` messages for the subscription's ack deadline;
+  a message not acknowledged before its lease expires is delivered again;
+* `ack` removes a message from the subscription; `nack` makes it available again now;
+* a message delivered `max_delivery_attempts` times without an ack is forwarded to the
+  subscription's dead-letter topic (attribute `delivery_attempts`) instead of again;
+* every subscription of a topic gets every message (fan-out);
+* with ordering on, messages with the same ordering key (our `unit_id`) are delivered in
+  publish order, and a key with a message in flight gives nothing more until it is settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+# Topology (names shared with infra/ and the docs).
+READINGS_TOPIC = "chrom-readings"
+DEAD_LETTER_TOPIC = "chrom-readings-dead-letter"
+LIVE_BRIDGE_SUBSCRIPTION = "live-bridge"
+LANDING_SUBSCRIPTION = "landing"
+#: Pub/Sub drops messages published to a topic with no subscription: this one keeps the
+#: dead letters for people (and `chrom-bridge dead-letters`) to inspect and replay.
+DEAD_LETTER_SUBSCRIPTION = "dead-letter-audit"
+
+#: Attributes set on dead-lettered messages.
+ATTR_REASON = "reason"
+ATTR_SOURCE_SUBSCRIPTION = "source_subscription"
+ATTR_SOURCE_MESSAGE_ID = "source_message_id"
+ATTR_DELIVERY_ATTEMPTS = "delivery_attempts"
+
+
+class TransportError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    data: bytes
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    ordering_key: str = ""
+
+
+class ReceivedMessage(NamedTuple):
+    """A leased message (a NamedTuple: consumers build thousands per pull)."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    ordering_key: str
+    publish_time_ns: int
+    delivery_attempt: int
+
+
+@dataclass(frozen=True)
+class SubscriptionConfig:
+    name: str
+    topic: str
+    ack_deadline_s: float = 30.0
+    max_delivery_attempts: int = 10
+    dead_letter_topic: str | None = None
+    ordered: bool = True
+
+
+class Transport(Protocol):
+    def create_topic(self, name: str) -> None:
+        """Create the topic if it does not exist."""
+
+    def create_subscription(self, config: SubscriptionConfig) -> None:
+        """Create the subscription if it does not exist (it sees messages published after)."""
+
+    def publish(self, topic: str, messages: Sequence[OutMessage]) -> list[str]:
+        """Publish; returns message ids once every message is durable."""
+
+    def pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
+        """Lease up to max_messages available messages (possibly none; never blocks long)."""
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+
+    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+
+    def extend(self, subscription: str, ack_ids: Sequence[str], seconds: float) -> None:
+        """Extend leases to `seconds` from now (a consumer still working on them)."""
+
+    def close(self) -> None: ...
+
+
+def readings_topology(
+    ack_deadline_s: float = 30.0, max_delivery_attempts: int = 100
+) -> tuple[list[str], list[SubscriptionConfig]]:
+    """Topics and subscriptions of the streaming path (the same set Terraform creates).
+
+    Our consumers settle every bad message themselves (dead-lettered with a reason), so the
+    transport's own dead-lettering is only a last resort against a consumer crash loop:
+    hence Pub/Sub's maximum of 100 attempts, so restarts never push good readings aside."""
+    topics = [READINGS_TOPIC, DEAD_LETTER_TOPIC]
+    subs = [
+        SubscriptionConfig(
+            name,
+            READINGS_TOPIC,
+            ack_deadline_s=ack_deadline_s,
+            max_delivery_attempts=max_delivery_attempts,
+            dead_letter_topic=DEAD_LETTER_TOPIC,
+        )
+        for name in (LIVE_BRIDGE_SUBSCRIPTION, LANDING_SUBSCRIPTION)
+    ]
+    subs.append(SubscriptionConfig(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, ordered=False))
+    return topics, subs
+
+
+def ensure_readings_topology(transport: Transport, **kwargs: float) -> None:
+    topics, subs = readings_topology(**kwargs)  # type: ignore[arg-type]
+    for t in topics:
+        transport.create_topic(t)
+    for s in subs:
+        transport.create_subscription(s)

@@ -1,0 +1,411 @@
+"""The local transport: a durable queue in one SQLite file, shared by processes.
+
+Why our own table rather than a library: the maintained SQLite queues on PyPI
+(persist-queue, litequeue, huey's storage) are single-consumer work queues. None has
+topics with fan-out to several subscriptions, per-key ordering, or forwarding to a
+dead-letter topic after N deliveries, which are the Pub/Sub semantics the code above the
+transport relies on. Those semantics take three tables and a handful of statements, tested
+by the same contract suite as the Pub/Sub adapter (chrom_platform_tests/contract/).
+
+Concurrency and durability: WAL journal with `synchronous=FULL`, so a commit is on disk
+before `publish`/`ack` return; every state change runs in `BEGIN IMMEDIATE`, so processes
+take the write lock up front and never dead-lock on a read-to-write upgrade; a busy
+timeout makes them wait for each other instead of failing.
+
+Layout:
+  messages(id, topic, data, attributes, ordering_key, publish_ns): one row per message,
+      ids increase in publish order (AUTOINCREMENT: never reused, even after deletes);
+  deliveries(sub_id, msg_id, okey, attempts, lease_until): one row per (subscription,
+      message) not yet acknowledged. A lease is `lease_until` in the future. Acking
+      deletes the row; a message is deleted once no subscription still holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from chrom_platform.lib.transport.base import (
+    ATTR_DELIVERY_ATTEMPTS,
+    ATTR_SOURCE_MESSAGE_ID,
+    ATTR_SOURCE_SUBSCRIPTION,
+    OutMessage,
+    ReceivedMessage,
+    SubscriptionConfig,
+    TransportError,
+)
+
+_SCHEMA = """
+create table if not exists topics (name text primary key);
+create table if not exists subscriptions (
+    id integer primary key,
+    name text not null unique,
+    topic text not null references topics(name),
+    ack_deadline_s real not null,
+    max_attempts integer not null,
+    dead_letter_topic text,
+    ordered integer not null
+);
+create table if not exists messages (
+    id integer primary key autoincrement,
+    topic text not null,
+    data blob not null,
+    attributes text,
+    ordering_key text not null,
+    publish_ns integer not null
+);
+create table if not exists deliveries (
+    sub_id integer not null,
+    msg_id integer not null,
+    okey text not null,
+    attempts integer not null default 0,
+    lease_until real not null default 0,
+    primary key (sub_id, msg_id)
+) without rowid;
+create index if not exists deliveries_leased on deliveries (sub_id, lease_until);
+"""
+
+_Row = tuple[int, int, str, bytes, str | None, int]
+
+
+def _runs(parsed: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(msg_id, attempt) pairs as runs of consecutive ids with one attempt number, so a
+    batch ack of thousands is a few range statements. A run holds exactly the ids listed."""
+    out: list[tuple[int, int, int]] = []
+    for m, a in sorted(parsed):
+        if out and out[-1][2] == a and out[-1][1] + 1 == m:
+            out[-1] = (out[-1][0], m, a)
+        elif not (out and out[-1][1] == m and out[-1][2] == a):
+            out.append((m, m, a))
+    return out
+
+
+class SqliteQueue:
+    """Topics and subscriptions in a SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, clock: object = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._now = clock if callable(clock) else time.time
+        # One connection per instance, guarded by a lock: Dagster may call a resource from
+        # several threads, and sqlite3 connections must not be used concurrently.
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=full")
+        self._db.executescript(_SCHEMA)
+        self._subs: dict[str, tuple[int, SubscriptionConfig]] = {}
+
+    # -- administration -------------------------------------------------------------------
+
+    def create_topic(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("insert or ignore into topics(name) values (?)", (name,))
+
+    def create_subscription(self, config: SubscriptionConfig) -> None:
+        if config.max_delivery_attempts < 1:
+            raise ValueError("max_delivery_attempts must be >= 1")
+        with self._tx() as db:
+            if not db.execute("select 1 from topics where name=?", (config.topic,)).fetchone():
+                raise TransportError(f"topic {config.topic!r} does not exist")
+            if (
+                config.dead_letter_topic is not None
+                and not db.execute(
+                    "select 1 from topics where name=?", (config.dead_letter_topic,)
+                ).fetchone()
+            ):
+                raise TransportError(f"dead-letter topic {config.dead_letter_topic!r} missing")
+            db.execute(
+                "insert or ignore into subscriptions"
+                "(name, topic, ack_deadline_s, max_attempts, dead_letter_topic, ordered)"
+                " values (?, ?, ?, ?, ?, ?)",
+                (
+                    config.name,
+                    config.topic,
+                    config.ack_deadline_s,
+                    config.max_delivery_attempts,
+                    config.dead_letter_topic,
+                    int(config.ordered),
+                ),
+            )
+
+    def _sub(self, name: str) -> tuple[int, SubscriptionConfig]:
+        if name not in self._subs:
+            row = self._db.execute(
+                "select id, topic, ack_deadline_s, max_attempts, dead_letter_topic, ordered"
+                " from subscriptions where name=?",
+                (name,),
+            ).fetchone()
+            if row is None:
+                raise TransportError(f"subscription {name!r} does not exist")
+            self._subs[name] = (
+                row[0],
+                SubscriptionConfig(name, row[1], row[2], row[3], row[4], bool(row[5])),
+            )
+        return self._subs[name]
+
+    # -- publish ----------------------------------------------------------------------------
+
+    def publish(self, topic: str, messages: Sequence[OutMessage]) -> list[str]:
+        if not messages:
+            return []
+        with self._tx() as db:
+            first, last = self._insert(db, topic, messages)
+        return [str(i) for i in range(first, last + 1)]
+
+    def _insert(
+        self, db: sqlite3.Connection, topic: str, messages: Sequence[OutMessage]
+    ) -> tuple[int, int]:
+        if not db.execute("select 1 from topics where name=?", (topic,)).fetchone():
+            raise TransportError(f"topic {topic!r} does not exist")
+        now_ns = time.time_ns()
+        db.executemany(
+            "insert into messages(topic, data, attributes, ordering_key, publish_ns)"
+            " values (?, ?, ?, ?, ?)",
+            [
+                (
+                    topic,
+                    m.data,
+                    json.dumps(dict(m.attributes)) if m.attributes else None,
+                    m.ordering_key,
+                    now_ns,
+                )
+                for m in messages
+            ],
+        )
+        # Inside BEGIN IMMEDIATE nobody else inserts, so the new ids are one contiguous run.
+        last = int(db.execute("select last_insert_rowid()").fetchone()[0])
+        first = last - len(messages) + 1
+        db.execute(
+            "insert into deliveries(sub_id, msg_id, okey)"
+            " select s.id, m.id, m.ordering_key from messages m join subscriptions s"
+            " on s.topic = m.topic where m.id between ? and ?",
+            (first, last),
+        )
+        return first, last
+
+    # -- consume ----------------------------------------------------------------------------
+
+    def pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        with self._tx() as db:
+            sub_id, cfg = self._sub(subscription)
+            now = self._now()
+            blocked: set[str] = set()
+            if cfg.ordered:
+                blocked = {
+                    r[0]
+                    for r in db.execute(
+                        "select distinct okey from deliveries"
+                        " where sub_id=? and lease_until>? and okey<>''",
+                        (sub_id, now),
+                    )
+                }
+            take: list[_Row] = []
+            dead: list[_Row] = []
+            skipped_inside = False  # a row inside the taken id range was passed over
+            after = -1
+            while len(take) < max_messages:
+                want = max_messages - len(take)
+                rows: list[_Row] = db.execute(
+                    "select d.msg_id, d.attempts, d.okey, m.data, m.attributes, m.publish_ns"
+                    " from deliveries d join messages m on m.id = d.msg_id"
+                    " where d.sub_id=? and d.msg_id>? and d.lease_until<=?"
+                    " order by d.msg_id limit ?",
+                    (sub_id, after, now, want),
+                ).fetchall()
+                for r in rows:
+                    if r[2] in blocked:
+                        skipped_inside = skipped_inside or bool(take)
+                        continue
+                    if r[1] >= cfg.max_delivery_attempts and cfg.dead_letter_topic is not None:
+                        dead.append(r)
+                        # forwarded and gone from this subscription; the key's next message
+                        # is next in order, so it may be taken in this same pull
+                        skipped_inside = skipped_inside or bool(take)
+                        continue
+                    take.append(r)
+                if len(rows) < want:
+                    break
+                after = rows[-1][0]
+            if dead:
+                self._forward_dead(db, sub_id, cfg, dead)
+            lease_until = now + cfg.ack_deadline_s
+            if take and not skipped_inside:
+                # the common case: one contiguous run of available rows, one statement
+                db.execute(
+                    "update deliveries set attempts=attempts+1, lease_until=?"
+                    " where sub_id=? and msg_id between ? and ? and lease_until<=?",
+                    (lease_until, sub_id, take[0][0], take[-1][0], now),
+                )
+            else:
+                db.executemany(
+                    "update deliveries set attempts=attempts+1, lease_until=?"
+                    " where sub_id=? and msg_id=?",
+                    [(lease_until, sub_id, r[0]) for r in take],
+                )
+        return [
+            ReceivedMessage(
+                ack_id=f"{r[0]}.{r[1] + 1}",
+                message_id=str(r[0]),
+                data=r[3],
+                attributes=json.loads(r[4]) if r[4] else {},
+                ordering_key=r[2],
+                publish_time_ns=r[5],
+                delivery_attempt=r[1] + 1,
+            )
+            for r in take
+        ]
+
+    def _forward_dead(
+        self,
+        db: sqlite3.Connection,
+        sub_id: int,
+        cfg: SubscriptionConfig,
+        rows: list[_Row],
+    ) -> None:
+        assert cfg.dead_letter_topic is not None
+        out = []
+        for msg_id, attempts, okey, data, attrs, _ in rows:
+            a = json.loads(attrs) if attrs else {}
+            a[ATTR_SOURCE_SUBSCRIPTION] = cfg.name
+            a[ATTR_SOURCE_MESSAGE_ID] = str(msg_id)
+            a[ATTR_DELIVERY_ATTEMPTS] = str(attempts)
+            out.append(OutMessage(data, a, okey))
+        self._insert(db, cfg.dead_letter_topic, out)
+        db.executemany(
+            "delete from deliveries where sub_id=? and msg_id=?",
+            [(sub_id, r[0]) for r in rows],
+        )
+        self._collect(db, [(r[0], r[0]) for r in rows])
+
+    @staticmethod
+    def _parse_ack_ids(ack_ids: Sequence[str]) -> list[tuple[int, int]]:
+        try:
+            return [(int(m), int(a)) for m, a in (x.split(".", 1) for x in ack_ids)]
+        except ValueError as e:
+            raise TransportError(f"malformed ack id in {list(ack_ids)[:3]}...") from e
+
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge. An ack for a lease that expired and was handed out again is ignored
+        (the current holder will ack), as Pub/Sub does with exactly-once delivery."""
+        if not ack_ids:
+            return
+        runs = _runs(self._parse_ack_ids(ack_ids))
+        with self._tx() as db:
+            sub_id, _ = self._sub(subscription)
+            db.executemany(
+                "delete from deliveries where sub_id=? and msg_id between ? and ? and attempts=?",
+                [(sub_id, first, last, a) for first, last, a in runs],
+            )
+            self._collect(db, [(first, last) for first, last, _ in runs])
+
+    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+        """Make messages available again now. With ordering, later messages of the same key
+        that are leased in the same lease are released too, so the key is redelivered in
+        order (Pub/Sub does the same)."""
+        if not ack_ids:
+            return
+        parsed = self._parse_ack_ids(ack_ids)
+        with self._tx() as db:
+            sub_id, cfg = self._sub(subscription)
+            now = self._now()
+            db.executemany(
+                "update deliveries set lease_until=0 where sub_id=? and msg_id=? and attempts=?",
+                [(sub_id, m, a) for m, a in parsed],
+            )
+            if cfg.ordered:
+                first_by_key: dict[str, int] = {}
+                for m, _ in parsed:
+                    row = db.execute(
+                        "select okey from deliveries where sub_id=? and msg_id=?", (sub_id, m)
+                    ).fetchone()
+                    if row and row[0]:
+                        first_by_key[row[0]] = min(first_by_key.get(row[0], m), m)
+                for key, m in first_by_key.items():
+                    db.execute(
+                        "update deliveries set lease_until=0"
+                        " where sub_id=? and lease_until>? and okey=? and msg_id>?",
+                        (sub_id, now, key, m),
+                    )
+
+    def extend(self, subscription: str, ack_ids: Sequence[str], seconds: float) -> None:
+        if not ack_ids:
+            return
+        runs = _runs(self._parse_ack_ids(ack_ids))
+        with self._tx() as db:
+            sub_id, _ = self._sub(subscription)
+            db.executemany(
+                "update deliveries set lease_until=?"
+                " where sub_id=? and msg_id between ? and ? and attempts=?",
+                [(self._now() + seconds, sub_id, first, last, a) for first, last, a in runs],
+            )
+
+    def _collect(self, db: sqlite3.Connection, id_ranges: list[tuple[int, int]]) -> None:
+        """Delete messages in the id ranges that no subscription holds any more."""
+        db.executemany(
+            "delete from messages where id between ? and ? and not exists"
+            " (select 1 from deliveries d where d.sub_id in (select id from subscriptions)"
+            " and d.msg_id = messages.id)",
+            id_ranges,
+        )
+
+    # -- inspection (tests, metrics) -------------------------------------------------------
+
+    def backlog(self, subscription: str) -> int:
+        """Messages not yet acknowledged on the subscription (leased or not)."""
+        sub_id, _ = self._sub(subscription)
+        with self._lock:
+            return int(
+                self._db.execute(
+                    "select count(*) from deliveries where sub_id=?", (sub_id,)
+                ).fetchone()[0]
+            )
+
+    def oldest_unacked_publish_ns(self, subscription: str) -> int | None:
+        sub_id, _ = self._sub(subscription)
+        with self._lock:
+            row = self._db.execute(
+                "select m.publish_ns from deliveries d join messages m on m.id=d.msg_id"
+                " where d.sub_id=? order by d.msg_id limit 1",
+                (sub_id,),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _tx(self) -> _Tx:
+        return _Tx(self)
+
+
+class _Tx:
+    """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on error) under the instance lock."""
+
+    def __init__(self, q: SqliteQueue) -> None:
+        self.q = q
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.q._lock.acquire()
+        try:
+            self.q._db.execute("begin immediate")
+        except BaseException:
+            self.q._lock.release()
+            raise
+        return self.q._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.q._db.execute("rollback" if exc_type else "commit")
+        finally:
+            self.q._lock.release()

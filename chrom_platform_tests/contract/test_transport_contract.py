@@ -1,0 +1,235 @@
+"""The transport contract: every adapter (local SQLite queue; Pub/Sub adapter through the
+real client library) passes the same tests."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+
+from chrom_platform.lib.transport import OutMessage
+from chrom_platform.lib.transport.base import (
+    ATTR_DELIVERY_ATTEMPTS,
+    ATTR_SOURCE_MESSAGE_ID,
+    ATTR_SOURCE_SUBSCRIPTION,
+)
+from chrom_platform_tests.contract.conftest import (
+    DEADLINE_S,
+    MAX_ATTEMPTS,
+    SUB_A,
+    SUB_B,
+    SUB_DLQ,
+    TOPIC,
+    Harness,
+)
+
+
+def _msgs(n: int, keys: tuple[str, ...] = ("U1", "U2", "U3")) -> list[OutMessage]:
+    return [
+        OutMessage(f"m{i}".encode(), {"i": str(i), "k": keys[i % len(keys)]}, keys[i % len(keys)])
+        for i in range(n)
+    ]
+
+
+def _drain(h: Harness, sub: str, batch: int = 100) -> list:
+    out = []
+    while got := h.transport.pull(sub, batch):
+        out.extend(got)
+        h.transport.ack(sub, [m.ack_id for m in got])
+    return out
+
+
+def test_publish_pull_ack_round_trip(harness: Harness) -> None:
+    ids = harness.transport.publish(TOPIC, _msgs(30))
+    assert len(set(ids)) == 30
+    got = _drain(harness, SUB_A, batch=7)
+    assert sorted(m.data for m in got) == sorted(f"m{i}".encode() for i in range(30))
+    m0 = next(m for m in got if m.data == b"m0")
+    assert m0.attributes == {"i": "0", "k": "U1"}
+    assert m0.ordering_key == "U1"
+    assert m0.delivery_attempt == 1
+    assert m0.publish_time_ns > 0
+    assert harness.transport.pull(SUB_A, 10) == []
+
+
+def test_fan_out_every_subscription_gets_every_message(harness: Harness) -> None:
+    harness.transport.publish(TOPIC, _msgs(50))
+    a = _drain(harness, SUB_A)
+    b = _drain(harness, SUB_B)
+    assert sorted(m.data for m in a) == sorted(m.data for m in b)
+    assert len(a) == 50
+
+
+def test_unacked_message_is_redelivered_after_lease_expiry(harness: Harness) -> None:
+    harness.transport.publish(TOPIC, _msgs(3, keys=("U1", "U2", "U3")))
+    first = harness.transport.pull(SUB_A, 10)
+    assert len(first) == 3
+    # leased: nothing to hand out until the deadline passes
+    assert harness.transport.pull(SUB_A, 10) == []
+    harness.transport.ack(SUB_A, [first[0].ack_id])
+    harness.clock.advance(DEADLINE_S + 1)
+    again = harness.transport.pull(SUB_A, 10)
+    assert sorted(m.message_id for m in again) == sorted(m.message_id for m in first[1:])
+    assert all(m.delivery_attempt == 2 for m in again)
+    # an ack with the expired lease's id does not settle the new delivery
+    harness.transport.ack(SUB_A, [first[1].ack_id])
+    harness.transport.ack(SUB_A, [m.ack_id for m in again])
+    harness.clock.advance(DEADLINE_S + 1)
+    assert harness.transport.pull(SUB_A, 10) == []
+
+
+def test_nack_makes_message_available_at_once(harness: Harness) -> None:
+    harness.transport.publish(TOPIC, _msgs(1))
+    (m,) = harness.transport.pull(SUB_A, 10)
+    harness.transport.nack(SUB_A, [m.ack_id])
+    (again,) = harness.transport.pull(SUB_A, 10)
+    assert again.message_id == m.message_id
+    assert again.delivery_attempt == 2
+
+
+def test_dead_letter_after_max_attempts_keeps_other_messages_flowing(harness: Harness) -> None:
+    harness.transport.publish(
+        TOPIC, [OutMessage(b"poison", {"x": "1"}, "U1"), OutMessage(b"good", {}, "U2")]
+    )
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        got = {m.data: m for m in harness.transport.pull(SUB_A, 10)}
+        assert got[b"poison"].delivery_attempt == attempt
+        harness.transport.nack(SUB_A, [got[b"poison"].ack_id])
+        if b"good" in got:
+            harness.transport.ack(SUB_A, [got[b"good"].ack_id])
+    # the next pull forwards it instead of delivering it a sixth time
+    assert harness.transport.pull(SUB_A, 10) == []
+    (dead,) = _drain(harness, SUB_DLQ)
+    assert dead.data == b"poison"
+    assert dead.attributes["x"] == "1"
+    if harness.name == "sqlite":  # Pub/Sub sets its own CloudPubSubDeadLetter* attributes
+        assert dead.attributes[ATTR_SOURCE_SUBSCRIPTION] == SUB_A
+        assert dead.attributes[ATTR_DELIVERY_ATTEMPTS] == str(MAX_ATTEMPTS)
+        assert dead.attributes[ATTR_SOURCE_MESSAGE_ID]
+    # the other subscription still has its own copy
+    assert {m.data for m in _drain(harness, SUB_B)} == {b"poison", b"good"}
+
+
+def test_order_per_key_holds_through_nacks_and_expiry(harness: Harness) -> None:
+    rng = random.Random(7)
+    n = 300
+    harness.transport.publish(TOPIC, _msgs(n, keys=("U1", "U2", "U3", "U4")))
+    delivered: dict[str, list[int]] = defaultdict(list)
+    acked: set[bytes] = set()
+    idle = 0
+    while idle < 2:
+        got = harness.transport.pull(SUB_A, rng.randint(1, 25))
+        if not got:
+            idle += 1
+            harness.clock.advance(DEADLINE_S + 1)  # let abandoned leases expire
+            continue
+        idle = 0
+        by_key: dict[str, list] = defaultdict(list)
+        for m in got:
+            by_key[m.ordering_key].append(m)
+        for key, ms in by_key.items():
+            # a key's messages in one pull are consecutive in publish order
+            idx = [int(m.attributes["i"]) for m in ms]
+            assert idx == sorted(idx), (key, idx)
+            delivered[key].extend(idx)
+            action = rng.random()
+            if action < 0.6:
+                harness.transport.ack(SUB_A, [m.ack_id for m in ms])
+                acked.update(m.data for m in ms)
+            elif action < 0.8:
+                harness.transport.nack(SUB_A, [m.ack_id for m in ms])
+            # else: abandon the lease; it expires later
+    # every message was acked or, after MAX_ATTEMPTS deliveries, dead-lettered: none lost
+    dead = {m.data for m in _drain(harness, SUB_DLQ)}
+    assert not acked & dead
+    assert acked | dead == {f"m{i}".encode() for i in range(n)}
+    for key, seq in delivered.items():
+        # redeliveries restart at the first unsettled message, never skip ahead
+        first_seen: list[int] = []
+        for i in seq:
+            if i not in first_seen:
+                first_seen.append(i)
+        assert first_seen == sorted(first_seen), key
+
+
+def test_key_in_flight_blocks_only_that_key(harness: Harness) -> None:
+    harness.transport.publish(TOPIC, _msgs(6, keys=("U1", "U2")))
+    first = harness.transport.pull(SUB_A, 1)
+    assert [m.ordering_key for m in first] == ["U1"]
+    rest = harness.transport.pull(SUB_A, 10)
+    assert {m.ordering_key for m in rest} == {"U2"}
+    harness.transport.ack(SUB_A, [first[0].ack_id])
+    assert {m.ordering_key for m in harness.transport.pull(SUB_A, 10)} == {"U1"}
+
+
+def test_no_loss_between_two_processes(tmp_path: Path) -> None:
+    """A publisher process and a consumer process on one queue file (the local profile's
+    shape: the simulator publishes, Dagster's daemon consumes)."""
+    db = tmp_path / "q.db"
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from chrom_platform.lib.transport import OutMessage, SubscriptionConfig
+        from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+        q = SqliteQueue({str(db)!r})
+        q.create_topic("t"); q.create_topic("dl")
+        q.create_subscription(SubscriptionConfig("s", "t", 5.0, 5, "dl"))
+        role = sys.argv[1]
+        if role == "pub":
+            for b in range(40):
+                q.publish("t", [OutMessage(f"{{b}}-{{i}}".encode(), {{}}, f"U{{i % 3}}")
+                                for i in range(250)])
+        else:
+            seen, idle = [], 0
+            while idle < 40:
+                got = q.pull("s", 300)
+                if not got:
+                    idle += 1; time.sleep(0.05); continue
+                idle = 0
+                seen.extend(m.data.decode() for m in got)
+                q.ack("s", [m.ack_id for m in got])
+            print("\\n".join(seen))
+        """
+    )
+    setup = subprocess.run([sys.executable, "-c", code, "setup"], capture_output=True, check=True)
+    assert setup.returncode == 0
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", code, "consume"], stdout=subprocess.PIPE, text=True
+    )
+    publisher = subprocess.run([sys.executable, "-c", code, "pub"], capture_output=True, text=True)
+    assert publisher.returncode == 0, publisher.stderr
+    out, _ = consumer.communicate(timeout=120)
+    assert consumer.returncode == 0
+    seen = out.split()
+    assert len(seen) == 10_000
+    assert set(seen) == {f"{b}-{i}" for b in range(40) for i in range(250)}
+
+
+def test_queue_survives_reopen(tmp_path: Path) -> None:
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(TOPIC, _msgs(10))
+    q.close()
+    q2 = SqliteQueue(tmp_path / "q.db")
+    assert len(_drain(Harness(q2, None, "sqlite"), SUB_A)) == 10  # type: ignore[arg-type]
+    assert q2.backlog(SUB_B) == 10
+    q2.close()
+
+
+def test_extend_keeps_a_lease_past_its_deadline(harness: Harness) -> None:
+    harness.transport.publish(TOPIC, _msgs(2, keys=("U1", "U2")))
+    got = harness.transport.pull(SUB_A, 10)
+    harness.clock.advance(DEADLINE_S - 2)
+    harness.transport.extend(SUB_A, [got[0].ack_id], 30)
+    harness.clock.advance(5)  # past the original deadline
+    again = harness.transport.pull(SUB_A, 10)
+    assert [m.message_id for m in again] == [got[1].message_id]
+    harness.transport.ack(SUB_A, [got[0].ack_id])  # the extended lease is still ours
+    harness.clock.advance(60)
+    assert [m.message_id for m in harness.transport.pull(SUB_A, 10)] == [got[1].message_id]
