@@ -187,11 +187,11 @@ class ReadingDecoder:
             outside = ~nonfinite & ((v < lo) | (v > hi))
             for r in np.nonzero((nonfinite | outside) & ~bad)[0]:
                 reasons[int(r)] = (
-                    ("non_finite", f"{s} is {v[r]}")
+                    ("non_finite", f"{s} is {float(v[r])}")
                     if nonfinite[r]
                     else (
                         "out_of_range",
-                        f"{s}={v[r]!r} outside [{lo}, {hi}] {SIGNAL_SPECS[s].unit}",
+                        f"{s}={float(v[r])!r} outside [{lo}, {hi}] {SIGNAL_SPECS[s].unit}",
                     )
                 )
             bad |= nonfinite | outside
@@ -259,6 +259,9 @@ class ReadingDecoder:
         if not TS_MIN_NS <= t_ns <= TS_MAX_NS:
             return "bad_timestamp", f"ts {t!r} outside 2000..2100"
         s = d["seq"]
+        if type(s) is float and s.is_integer() and abs(s) > _INT64_MAX:
+            # orjson reads integers beyond 64 bits as floats
+            return "out_of_range", f"seq={s:.0f} outside [0, 2^63)"
         if type(s) is not int:
             return "wrong_type", f"seq must be an integer, got {type(s).__name__}"
         if not 0 <= s <= _INT64_MAX:

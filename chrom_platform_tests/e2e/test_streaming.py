@@ -24,6 +24,7 @@ from chrom_platform.lib.transport import (
     LIVE_BRIDGE_SUBSCRIPTION,
     ensure_readings_topology,
 )
+from chrom_platform.lib.transport.base import OutMessage
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
 from chrom_platform_tests.e2e.streaming_helpers import (
     assert_cv_matches_truth,
@@ -194,3 +195,37 @@ def test_influx_outage_mid_stream_loses_nothing(md, tmp_path):
         assert q.pull(DEAD_LETTER_SUBSCRIPTION, 10) == []
     finally:
         srv.stop()
+
+
+def test_bad_input_is_dead_lettered_with_reasons_and_good_input_all_written(
+    md, influx_server, tmp_path
+):
+    from chrom_platform_tests.unit.test_readings_decoder import BAD, msg
+
+    base_ns = 1_772_431_200_000_000_000
+    good = [msg(seq=1000 + i, ts=base_ns + i * 1_000_000_000, flow_lpm=40.0 + i) for i in range(60)]
+    duplicate = good[10]
+    out_of_order = msg(seq=2000, ts=base_ns - 5_000_000_000)  # newer seq, older time
+    q = SqliteQueue(tmp_path / "queue.db")
+    ensure_readings_topology(q)
+    payloads = [*good[:30], *(b[1] for b in BAD), *good[30:], duplicate, out_of_order]
+    q.publish("chrom-readings", [OutMessage(p, {}, "SKID-01") for p in payloads])
+    sink = fresh_database(influx_server.url)
+    rep = LiveBridge(q, sink, md, batch_size=17).drain(10_000, 60)  # small batches: mixed
+    assert rep.written == 60
+    points = influx_points(sink)
+    assert sorted(seq for _, seq in points) == [1000 + i for i in range(60)]
+    assert points[("SKID-01", 1059)]["flow_lpm"] == 99.0
+    dead = q.pull(DEAD_LETTER_SUBSCRIPTION, 1000)
+    got = sorted(m.attributes["reason"].split(":")[0] for m in dead)
+    want = sorted([*(b[2] for b in BAD), "duplicate", "out_of_order"])
+    assert got == want
+    assert all(m.attributes["source_subscription"] == "live-bridge" for m in dead)
+    q.ack(DEAD_LETTER_SUBSCRIPTION, [m.ack_id for m in dead])
+    # the landing consumer lands the good readings (time order does not matter there)
+    lrep = LandingConsumer(q, LocalObjectStore(tmp_path / "lake"), md).drain(10_000, 60)
+    assert lrep.landed == 61
+    assert lrep.dead_lettered["duplicate"] == 1
+    assert sum(lrep.dead_lettered.values()) == len(BAD) + 1
+    assert q.backlog(LIVE_BRIDGE_SUBSCRIPTION) == 0
+    assert q.backlog(LANDING_SUBSCRIPTION) == 0

@@ -1,0 +1,165 @@
+"""The chrom.reading.v1 decoder: every kind of bad input gets a specific reason, never an
+exception, and never costs the good messages next to it (plus a hypothesis fuzz)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chrom_platform.lib.contracts import READING_KEYS, SIGNALS
+from chrom_platform.lib.readings import MAX_MESSAGE_BYTES, ReadingDecoder
+
+GOOD = {
+    "schema": "chrom.reading.v1",
+    "unit_id": "SKID-01",
+    "batch_id": "SKID-01-B00001",
+    "recipe": "MAB1-PROA-V3",
+    "phase": "Load",
+    "ts": "2026-03-02T06:00:00.137Z",
+    "seq": 194594400,
+    "flow_lpm": 37.7,
+    "pressure_bar": 1.2,
+    "uv_mau": 1500.25,
+    "cond_ms_cm": 15.5,
+    "ph": 7.1,
+}
+
+
+def msg(**changes: object) -> bytes:
+    d = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in d.items() if v is not DROP}).encode()
+
+
+DROP = object()
+
+BAD: list[tuple[str, bytes, str]] = [
+    ("truncated json", b'{"unit_id": "SKID-01", ', "malformed_json"),
+    ("not utf-8", b"\xff\xfe\x00", "malformed_json"),
+    ("array", b"[1, 2, 3]", "not_an_object"),
+    ("string", b'"hello"', "not_an_object"),
+    ("other schema", msg(schema="chrom.reading.v2"), "unknown_schema"),
+    ("missing ph", msg(ph=DROP), "missing_field"),
+    ("missing ts and seq", msg(ts=DROP, seq=DROP), "missing_field"),
+    ("seq as string", msg(seq="194594400"), "wrong_type"),
+    ("seq as float", msg(seq=1.5), "wrong_type"),
+    ("flow as string", msg(flow_lpm="37.7"), "wrong_type"),
+    ("flow as bool", msg(flow_lpm=True), "wrong_type"),
+    ("flow null", msg(flow_lpm=None), "wrong_type"),
+    ("unit as number", msg(unit_id=5), "wrong_type"),
+    ("ts as float", msg(ts=1.5e18), "wrong_type"),
+    ("empty unit", msg(unit_id=""), "bad_value"),
+    ("unit with newline", msg(unit_id="SKID-01\nx"), "bad_value"),
+    ("ts not a date", msg(ts="yesterday"), "bad_timestamp"),
+    ("ts without zone", msg(ts="2026-03-02T06:00:00"), "bad_timestamp"),
+    ("ts in 1970", msg(ts=0), "bad_timestamp"),
+    ("NaN", msg(ph=math.nan), "non_finite"),
+    ("Infinity", msg(uv_mau=math.inf), "non_finite"),
+    ("-Infinity", msg(pressure_bar=-math.inf), "non_finite"),
+    ("pH 22", msg(ph=22.0), "out_of_range"),
+    ("negative seq", msg(seq=-1), "out_of_range"),
+    ("huge seq", msg(seq=2**70), "out_of_range"),
+    ("huge int flow", msg(flow_lpm=10**400), "out_of_range"),
+    ("unknown unit", msg(unit_id="SKID-99"), "unknown_unit"),
+    ("unknown recipe", msg(recipe="NOPE"), "unknown_recipe"),
+    ("unknown phase", msg(phase="Dance"), "unknown_phase"),
+    ("oversized", msg(note="x" * (MAX_MESSAGE_BYTES + 1)), "oversized"),
+]
+
+
+@pytest.fixture(scope="module")
+def decoder(md) -> ReadingDecoder:
+    return ReadingDecoder(md)
+
+
+@pytest.mark.parametrize(("case", "payload", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_message_gets_a_specific_reason_and_good_neighbours_survive(
+    decoder, case, payload, reason
+):
+    good_before, good_after = msg(seq=1), msg(seq=3)
+    readings, rejected = decoder.decode([good_before, payload, good_after])
+    assert [(r.index, r.reason) for r in rejected] == [(1, reason)], case
+    assert rejected[0].detail  # says what was wrong, not just the category
+    assert readings.seq.tolist() == [1, 3]
+    assert readings.index.tolist() == [0, 2]
+
+
+def test_field_names_appear_in_details(decoder):
+    _, rej = decoder.decode([msg(ph=DROP), msg(ph=22.0), msg(flow_lpm="x")])
+    assert "ph" in rej[0].detail
+    assert "ph=22.0" in rej[1].detail
+    assert "flow_lpm" in rej[2].detail
+
+
+def test_extra_fields_are_kept_not_fatal(decoder):
+    readings, rejected = decoder.decode([msg(operator="jdoe", shift=2)])
+    assert rejected == []
+    assert json.loads(readings.extra[0]) == {"operator": "jdoe", "shift": 2}
+    table = readings.to_arrow()
+    assert json.loads(table.column("extra")[0].as_py())["operator"] == "jdoe"
+
+
+def test_epoch_ns_timestamps_and_missing_schema_are_accepted(decoder):
+    readings, rejected = decoder.decode([msg(ts=1_772_431_200_137_000_000, schema=DROP)])
+    assert rejected == []
+    assert readings.ts_ns.tolist() == [1_772_431_200_137_000_000]
+
+
+def test_values_decode_exactly(decoder):
+    readings, _ = decoder.decode([msg()])
+    for s in SIGNALS:
+        assert readings.signals[s][0] == GOOD[s]
+    assert readings.ts_ns[0] == 1_772_431_200_137_000_000
+
+
+# -- fuzz --------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _partition_holds(decoder: ReadingDecoder, payloads: list[bytes]) -> None:
+    readings, rejected = decoder.decode(payloads)
+    seen = sorted([*readings.index.tolist(), *(r.index for r in rejected)])
+    assert seen == list(range(len(payloads)))  # every message is good or rejected, once
+    for s in SIGNALS:
+        assert all(math.isfinite(v) for v in readings.signals[s].tolist())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=400), max_size=5))
+def test_fuzz_arbitrary_bytes(decoder, payloads):
+    _partition_holds(decoder, payloads)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from([*READING_KEYS, *SIGNALS, "schema", "extra_field"]),
+    value=json_values,
+)
+def test_fuzz_one_field_replaced(decoder, field, value):
+    payload = json.dumps({**GOOD, field: value}).encode()
+    readings, rejected = decoder.decode([payload])
+    assert len(readings) + len(rejected) == 1
+    if rejected:
+        assert rejected[0].reason
+    elif field in SIGNALS:
+        assert readings.signals[field][0] == float(value)  # accepted means taken as sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=14))
+def test_fuzz_arbitrary_objects(decoder, obj):
+    _partition_holds(decoder, [json.dumps(obj).encode()])
