@@ -9,6 +9,7 @@ import json
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -23,7 +24,7 @@ S = 1_000_000_000
 
 
 class Recorder(BaseHTTPRequestHandler):
-    writes: list[tuple[str, dict[str, list[str]], dict[str, str], bytes]] = []
+    writes: ClassVar[list[tuple[str, dict[str, list[str]], dict[str, str], bytes]]] = []
 
     def log_message(self, *args: object) -> None:
         pass
@@ -96,7 +97,7 @@ def test_v1_and_v2_sinks_get_identical_line_protocol(md, influx_server, v2_serve
     v2 = InfluxV2Sink(v2_server, token="test-token", org="acme", bucket="chrom")
     rep = LiveBridge(_queue(tmp_path, "b"), v2, md).drain(1000, 30)
     assert rep.written == 120
-    ((path, params, headers, body),) = Recorder.writes
+    ((_path, params, headers, body),) = Recorder.writes
     assert body == b"".join(v1.bodies)
     assert params["bucket"] == ["chrom"]
     assert params["org"] == ["acme"]

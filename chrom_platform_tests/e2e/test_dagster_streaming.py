@@ -3,8 +3,10 @@ reports the live asset and its freshness check; the landing sensor lands the str
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 import pytest
@@ -47,6 +49,15 @@ def env(influx_server, tmp_path):
     return settings, q, LocalObjectStore(settings.landing_uri)
 
 
+@contextlib.contextmanager
+def sensor_context(settings: Settings) -> Iterator[dg.SensorEvaluationContext]:
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(instance=instance, resources=build_resources(settings)) as ctx,
+    ):
+        yield ctx
+
+
 def _asset_events(result: dg.SensorResult) -> tuple[list, list]:
     mats = [e for e in result.asset_events if isinstance(e, dg.AssetMaterialization)]
     checks = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
@@ -66,34 +77,32 @@ def test_live_bridge_sensor_writes_and_reports_freshness(env):
     )
     _event(store, "SKID-01", batch, "batch_start", now - 301 * S)
     _event(store, "SKID-02", "SKID-02-B00007", "batch_start", now - 600 * S)  # silent unit
-    resources = build_resources(settings)
-    with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
-            first = live_bridge_sensor(ctx)
-            mats, checks = _asset_events(first)
-            assert mats[0].asset_key == LIVE_KEY
-            assert mats[0].metadata["points_written"].value == 300
-            assert mats[0].metadata["dead_lettered"].value == 0
-            assert 0 < mats[0].metadata["lag_p50_s"].value < 600
-            (check,) = checks
-            assert check.check_name == FRESH_CHECK
-            assert not check.passed  # SKID-02 runs a batch but sent nothing
-            assert check.metadata["stale_units"].value == ["SKID-02"]
-            assert check.metadata["running_units"].value == {
-                "SKID-01": batch,
-                "SKID-02": "SKID-02-B00007",
-            }
-            # SKID-02's batch ends: the check passes, reported at once because it changed
-            _event(store, "SKID-02", "SKID-02-B00007", "batch_end", now - 10 * S)
-            ctx.update_cursor(first.cursor)
-            second = live_bridge_sensor(ctx)
-            mats, checks = _asset_events(second)
-            assert mats == []  # nothing new to write
-            assert [c.passed for c in checks] == [True]
-            # unchanged result within the minute: not re-reported
-            ctx.update_cursor(second.cursor)
-            third = live_bridge_sensor(ctx)
-            assert third.asset_events == []
+    with sensor_context(settings) as ctx:
+        first = live_bridge_sensor(ctx)
+        mats, checks = _asset_events(first)
+        assert mats[0].asset_key == LIVE_KEY
+        assert mats[0].metadata["points_written"].value == 300
+        assert mats[0].metadata["dead_lettered"].value == 0
+        assert 0 < mats[0].metadata["lag_p50_s"].value < 600
+        (check,) = checks
+        assert check.check_name == FRESH_CHECK
+        assert not check.passed  # SKID-02 runs a batch but sent nothing
+        assert check.metadata["stale_units"].value == ["SKID-02"]
+        assert check.metadata["running_units"].value == {
+            "SKID-01": batch,
+            "SKID-02": "SKID-02-B00007",
+        }
+        # SKID-02's batch ends: the check passes, reported at once because it changed
+        _event(store, "SKID-02", "SKID-02-B00007", "batch_end", now - 10 * S)
+        ctx.update_cursor(first.cursor)
+        second = live_bridge_sensor(ctx)
+        mats, checks = _asset_events(second)
+        assert mats == []  # nothing new to write
+        assert [c.passed for c in checks] == [True]
+        # unchanged result within the minute: not re-reported
+        ctx.update_cursor(second.cursor)
+        third = live_bridge_sensor(ctx)
+        assert third.asset_events == []
 
 
 def test_freshness_fails_when_points_stop(env):
@@ -104,15 +113,14 @@ def test_freshness_fails_when_points_stop(env):
         [OutMessage(msg(seq=7000 + i, ts=now - (400 - i) * S), {}, "SKID-01") for i in range(100)],
     )  # last point 300 s ago, window 60 s
     _event(store, "SKID-01", "SKID-01-B00001", "batch_start", now - 500 * S)
-    with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=build_resources(settings)) as c:
-            _, checks = _asset_events(live_bridge_sensor(c))
+    with sensor_context(settings) as c:
+        _, checks = _asset_events(live_bridge_sensor(c))
     assert not checks[0].passed
     assert checks[0].metadata["newest_point_age_s"].value["SKID-01"] == pytest.approx(301, abs=2)
 
 
 def test_landing_sensor_lands_the_stream_and_reports_it(env):
-    settings, q, store = env
+    settings, q, _store = env
     q.publish(
         "chrom-readings",
         [
@@ -120,9 +128,8 @@ def test_landing_sensor_lands_the_stream_and_reports_it(env):
             for i in range(50)
         ],
     )
-    with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=build_resources(settings)) as c:
-            result = landing_sensor(c)
+    with sensor_context(settings) as c:
+        result = landing_sensor(c)
     (mat,) = [e for e in result.asset_events if e.asset_key == dg.AssetKey(["landing", "readings"])]
     assert mat.metadata["streamed_readings_landed"].value == 50
     assert mat.metadata["new_objects"].value == 1
