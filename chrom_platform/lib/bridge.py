@@ -23,8 +23,10 @@ time runs out, in which case the leases are released for a later try.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +103,15 @@ class SinkStillDown(RuntimeError):
     pass
 
 
+@dataclass
+class _Prepared:
+    msgs: list[ReceivedMessage]
+    ack_ids: list[str]
+    lines: list[bytes]
+    applied: Readings
+    rejected: list[Rejection]
+
+
 class LiveBridge:
     def __init__(
         self,
@@ -124,6 +135,9 @@ class LiveBridge:
         self.lease_s = lease_s
         self.sleep = sleep
         self.state: dict[str, UnitState] | None = None
+        #: names this bridge's leases, so it may pull a unit's next readings while it still
+        #: writes the previous ones (see SqliteQueue.pull)
+        self.consumer_id = f"live-bridge-{uuid.uuid4().hex[:8]}"
 
     # -- state --------------------------------------------------------------------------
 
@@ -159,47 +173,57 @@ class LiveBridge:
 
     def step(self, deadline: float | None = None) -> StepReport:
         """Pull one batch and settle every message in it (written or dead-lettered)."""
-        rep = StepReport()
         if not self.sink.ping():
-            rep.sink_down = True
-            return rep
+            return StepReport(sink_down=True)
+        prep = self._prepare()
+        if prep is None:
+            return StepReport()
+        try:
+            refused = self._write(prep.lines, prep.ack_ids, deadline)
+        except SinkStillDown:
+            return self._release([prep])
+        return self._settle(prep, refused)
+
+    def _prepare(self) -> _Prepared | None:
+        """Pull and compute a batch; the in-memory state moves on optimistically (a failed
+        write resets it, to be rebuilt from InfluxDB)."""
         if self.state is None:
             self.state = self.load_state()
-        msgs = self.transport.pull(self.subscription, self.batch_size)
-        rep.pulled = len(msgs)
+        msgs = self.transport.pull(self.subscription, self.batch_size, consumer=self.consumer_id)
         if not msgs:
-            return rep
+            return None
         readings, rejected = self.decoder.decode([m.data for m in msgs])
-        lines, applied_state, applied, stale = self._apply(readings)
-        new_state: dict[str, UnitState] | None = applied_state
-        rejected.extend(stale)
-        ack_ids = [m.ack_id for m in msgs]
-        try:
-            refused = self._write(lines, ack_ids, deadline)
-        except SinkStillDown:
-            # Release the batch so nothing waits on a dead lease; nothing was acked.
-            self.transport.nack(self.subscription, ack_ids)
-            rep.sink_down = True
-            rep.written = 0
-            return rep
+        lines, new_state, applied, stale = self._apply(readings)
+        self.state = new_state
+        return _Prepared(msgs, [m.ack_id for m in msgs], lines, applied, [*rejected, *stale])
+
+    def _release(self, preps: list[_Prepared]) -> StepReport:
+        """InfluxDB stayed down: hand the batches back unacknowledged; nothing was lost."""
+        for p in preps:
+            self.transport.nack(self.subscription, p.ack_ids)
+        self.state = None
+        return StepReport(sink_down=True)
+
+    def _settle(self, prep: _Prepared, refused: list[tuple[int, str]]) -> StepReport:
+        """After InfluxDB accepted the batch: dead-letter what was rejected, then ack all."""
+        rejected = list(prep.rejected)
         if refused:
             # Lines InfluxDB itself refused (isolated by bisection) are dead-lettered; the
             # rest were written. State is re-read, as it no longer follows from `applied`.
-            by_line = dict(refused)
             rejected.extend(
-                Rejection(int(applied.index[i]), "sink_rejected", by_line[i]) for i in by_line
+                Rejection(int(prep.applied.index[i]), "sink_rejected", err) for i, err in refused
             )
-            new_state = None
-        self._dead_letter(msgs, rejected)
-        self.transport.ack(self.subscription, ack_ids)
+            self.state = None
+        self._dead_letter(prep.msgs, rejected)
+        self.transport.ack(self.subscription, prep.ack_ids)
         done = time.time_ns()
-        rep.written = len(applied) - len(refused)
+        applied = prep.applied
+        rep = StepReport(pulled=len(prep.msgs), written=len(applied) - len(refused))
         rep.dead_lettered.update(r.reason for r in rejected)
         if len(applied):
             rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
             for u, t in zip(applied.unit_id, applied.ts_ns.tolist(), strict=True):
                 rep.last_ts_ns[u] = max(t, rep.last_ts_ns.get(u, 0))
-        self.state = new_state
         return rep
 
     def _apply(
@@ -336,15 +360,41 @@ class LiveBridge:
     # -- the two ways to run ------------------------------------------------------------
 
     def drain(self, max_messages: int, max_seconds: float) -> StepReport:
-        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds."""
+        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds.
+
+        Pipelined: while InfluxDB writes batch N (a worker thread; the socket wait releases
+        the GIL), this thread pulls and computes batch N+1 (the queue lets a consumer pull
+        the next messages of keys it holds). Acks stay in order and after each write."""
         total = StepReport()
         t_end = time.monotonic() + max_seconds
-        while total.pulled < max_messages and time.monotonic() < t_end:
-            rep = self.step(deadline=t_end)
-            total.merge(rep)
-            if rep.pulled == 0 or rep.sink_down:
-                break
+        if not self.sink.ping():
+            total.sink_down = True
+            return total
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write") as pool:
+            inflight: tuple[_Prepared, Future[StepReport]] | None = None
+            pulled = 0
+            while True:
+                prep = None
+                if pulled < max_messages and time.monotonic() < t_end:
+                    prep = self._prepare()
+                    pulled += len(prep.msgs) if prep else 0
+                if inflight is not None:
+                    done_prep, fut = inflight
+                    inflight = None
+                    try:
+                        total.merge(fut.result())
+                    except SinkStillDown:
+                        total.merge(self._release([done_prep, *([prep] if prep else [])]))
+                        break
+                if prep is None:
+                    break
+                inflight = (prep, pool.submit(self._write_and_settle, prep, t_end))
         return total
+
+    def _write_and_settle(self, prep: _Prepared, deadline: float | None) -> StepReport:
+        # On the writer thread: the HTTP wait and SQLite's statement execution both release
+        # the GIL, so this overlaps with the next batch's pull and decode.
+        return self._settle(prep, self._write(prep.lines, prep.ack_ids, deadline))
 
     def serve(
         self,

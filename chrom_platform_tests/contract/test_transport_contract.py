@@ -233,3 +233,21 @@ def test_extend_keeps_a_lease_past_its_deadline(harness: Harness) -> None:
     harness.transport.ack(SUB_A, [got[0].ack_id])  # the extended lease is still ours
     harness.clock.advance(60)
     assert [m.message_id for m in harness.transport.pull(SUB_A, 10)] == [got[1].message_id]
+
+
+def test_a_named_consumer_continues_its_own_keys_in_order(tmp_path):
+    """Local queue: the consumer holding a key's lease may pull that key's next messages
+    (so it can write one batch while pulling the next); any other consumer may not."""
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(TOPIC, _msgs(6, keys=("U1",)))
+    first = q.pull(SUB_A, 2, consumer="a")
+    assert q.pull(SUB_A, 2, consumer="b") == []
+    assert q.pull(SUB_A, 2) == []  # anonymous pulls respect every lease
+    second = q.pull(SUB_A, 2, consumer="a")
+    assert [m.data for m in first + second] == [b"m0", b"m1", b"m2", b"m3"]
+    q.ack(SUB_A, [m.ack_id for m in first + second])
+    assert [m.data for m in q.pull(SUB_A, 10, consumer="b")] == [b"m4", b"m5"]

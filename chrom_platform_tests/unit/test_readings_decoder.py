@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -163,3 +164,53 @@ def test_fuzz_one_field_replaced(decoder, field, value):
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=14))
 def test_fuzz_arbitrary_objects(decoder, obj):
     _partition_holds(decoder, [json.dumps(obj).encode()])
+
+
+def _canonical(readings, rejected):
+    order = np.argsort(readings.index)
+    rows = [
+        (
+            int(readings.index[i]),
+            readings.unit_id[i],
+            readings.batch_id[i],
+            readings.phase[i],
+            int(readings.ts_ns[i]),
+            int(readings.seq[i]),
+            *(float(readings.signals[s][i]) for s in SIGNALS),
+            readings.extra[i],
+        )
+        for i in order
+    ]
+    return rows, sorted((r.index, r.reason, r.detail) for r in rejected)
+
+
+def test_fast_path_takes_clean_batches_whole(decoder):
+    payloads = [msg(seq=i, ts=f"2026-03-02T06:00:0{i}.500Z") for i in range(5)]
+    fast = decoder._decode_fast(payloads)
+    assert fast is not None
+    good, suspects = fast
+    assert suspects == []
+    assert _canonical(good, []) == _canonical(*decoder._decode_slow(payloads))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*READING_KEYS, *SIGNALS, "schema", "extra_field", None]),
+            json_values,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_fuzz_fast_and_slow_paths_agree(decoder, changes):
+    """The vectorized path and the message-by-message path give the same answer."""
+    payloads = [
+        GOOD_BYTES if field is None else json.dumps({**GOOD, field: value}).encode()
+        for field, value in changes
+    ]
+    assert _canonical(*decoder.decode(payloads)) == _canonical(*decoder._decode_slow(payloads))
+
+
+GOOD_BYTES = msg()

@@ -78,8 +78,11 @@ class Transport(Protocol):
     def publish(self, topic: str, messages: Sequence[OutMessage]) -> list[str]:
         """Publish; returns message ids once every message is durable."""
 
-    def pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
-        """Lease up to max_messages available messages (possibly none; never blocks long)."""
+    def pull(
+        self, subscription: str, max_messages: int, *, consumer: str = ""
+    ) -> list[ReceivedMessage]:
+        """Lease up to max_messages available messages (possibly none; never blocks long).
+        A named consumer may receive the next messages of ordering keys it already holds."""
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
 

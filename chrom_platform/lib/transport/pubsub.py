@@ -104,7 +104,11 @@ class PubSubTransport:
             raise TransportError(f"publish to {topic} failed: {error}") from error
         return ids
 
-    def pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
+    def pull(
+        self, subscription: str, max_messages: int, *, consumer: str = ""
+    ) -> list[ReceivedMessage]:
+        # `consumer` has no meaning for a synchronous pull: Pub/Sub itself decides which
+        # keys it hands out while earlier messages are outstanding.
         from google.api_core.exceptions import DeadlineExceeded
 
         try:

@@ -7,8 +7,12 @@ dead-letter topic after N deliveries, which are the Pub/Sub semantics the code a
 transport relies on. Those semantics take three tables and a handful of statements, tested
 by the same contract suite as the Pub/Sub adapter (chrom_platform_tests/contract/).
 
-Concurrency and durability: WAL journal with `synchronous=FULL`, so a commit is on disk
-before `publish`/`ack` return; every state change runs in `BEGIN IMMEDIATE`, so processes
+Concurrency and durability: WAL journal. `publish` commits with `synchronous=FULL`, so a
+message is on disk before publish returns. Consumer bookkeeping (leases, acks) commits with
+`synchronous=NORMAL`: it survives a crash of any process (kill -9 included) and only a
+power loss can roll back the newest of it, which redelivers messages (at-least-once) and
+never loses one; the WAL keeps commits in order, so an ack never survives without what
+came before it. Every state change runs in `BEGIN IMMEDIATE`, so processes
 take the write lock up front and never dead-lock on a read-to-write upgrade; a busy
 timeout makes them wait for each other instead of failing.
 
@@ -26,8 +30,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
 
 from chrom_platform.lib.transport.base import (
     ATTR_DELIVERY_ATTEMPTS,
@@ -64,24 +72,27 @@ create table if not exists deliveries (
     okey text not null,
     attempts integer not null default 0,
     lease_until real not null default 0,
+    holder text not null default '',
     primary key (sub_id, msg_id)
 ) without rowid;
 create index if not exists deliveries_leased on deliveries (sub_id, lease_until);
 """
 
 _Row = tuple[int, int, str, bytes, str | None, int]
+_NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 
 
-def _runs(parsed: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-    """(msg_id, attempt) pairs as runs of consecutive ids with one attempt number, so a
+def _runs(parsed: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
+    """(msg_id, attempt) rows as runs of consecutive ids with one attempt number, so a
     batch ack of thousands is a few range statements. A run holds exactly the ids listed."""
-    out: list[tuple[int, int, int]] = []
-    for m, a in sorted(parsed):
-        if out and out[-1][2] == a and out[-1][1] + 1 == m:
-            out[-1] = (out[-1][0], m, a)
-        elif not (out and out[-1][1] == m and out[-1][2] == a):
-            out.append((m, m, a))
-    return out
+    if parsed.size == 0:
+        return []
+    p = np.unique(parsed, axis=0)  # sorted by msg_id, duplicates dropped
+    m, a = p[:, 0], p[:, 1]
+    brk = np.flatnonzero((np.diff(m) != 1) | (np.diff(a) != 0)) + 1
+    starts = np.r_[0, brk]
+    ends = np.r_[brk - 1, m.size - 1]
+    return list(zip(m[starts].tolist(), m[ends].tolist(), a[starts].tolist(), strict=True))
 
 
 class SqliteQueue:
@@ -98,7 +109,7 @@ class SqliteQueue:
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
         self._db.execute("pragma journal_mode=wal")
-        self._db.execute("pragma synchronous=full")
+        self._db.execute("pragma synchronous=normal")
         self._db.executescript(_SCHEMA)
         self._subs: dict[str, tuple[int, SubscriptionConfig]] = {}
 
@@ -155,7 +166,7 @@ class SqliteQueue:
     def publish(self, topic: str, messages: Sequence[OutMessage]) -> list[str]:
         if not messages:
             return []
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             first, last = self._insert(db, topic, messages)
         return [str(i) for i in range(first, last + 1)]
 
@@ -192,7 +203,12 @@ class SqliteQueue:
 
     # -- consume ----------------------------------------------------------------------------
 
-    def pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
+    def pull(
+        self, subscription: str, max_messages: int, *, consumer: str = ""
+    ) -> list[ReceivedMessage]:
+        """See Transport.pull. A named `consumer` may keep pulling the next messages of keys
+        it already holds leases on (Pub/Sub's streaming pull binds a key to one client the
+        same way); this is what lets a consumer write one batch while it pulls the next."""
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
         with self._tx() as db:
@@ -204,8 +220,9 @@ class SqliteQueue:
                     r[0]
                     for r in db.execute(
                         "select distinct okey from deliveries"
-                        " where sub_id=? and lease_until>? and okey<>''",
-                        (sub_id, now),
+                        " where sub_id=? and lease_until>? and okey<>''"
+                        " and (holder='' or holder<>?)",
+                        (sub_id, now, consumer),
                     )
                 }
             take: list[_Row] = []
@@ -241,25 +258,30 @@ class SqliteQueue:
             if take and not skipped_inside:
                 # the common case: one contiguous run of available rows, one statement
                 db.execute(
-                    "update deliveries set attempts=attempts+1, lease_until=?"
+                    "update deliveries set attempts=attempts+1, lease_until=?, holder=?"
                     " where sub_id=? and msg_id between ? and ? and lease_until<=?",
-                    (lease_until, sub_id, take[0][0], take[-1][0], now),
+                    (lease_until, consumer, sub_id, take[0][0], take[-1][0], now),
                 )
             else:
                 db.executemany(
-                    "update deliveries set attempts=attempts+1, lease_until=?"
+                    "update deliveries set attempts=attempts+1, lease_until=?, holder=?"
                     " where sub_id=? and msg_id=?",
-                    [(lease_until, sub_id, r[0]) for r in take],
+                    [(lease_until, consumer, sub_id, r[0]) for r in take],
                 )
+        # Positional tuple construction: a pull builds thousands of these.
+        new = tuple.__new__
         return [
-            ReceivedMessage(
-                ack_id=f"{r[0]}.{r[1] + 1}",
-                message_id=str(r[0]),
-                data=r[3],
-                attributes=json.loads(r[4]) if r[4] else {},
-                ordering_key=r[2],
-                publish_time_ns=r[5],
-                delivery_attempt=r[1] + 1,
+            new(
+                ReceivedMessage,
+                (
+                    f"{r[0]}.{r[1] + 1}",
+                    str(r[0]),
+                    r[3],
+                    json.loads(r[4]) if r[4] else _NO_ATTRIBUTES,
+                    r[2],
+                    r[5],
+                    r[1] + 1,
+                ),
             )
             for r in take
         ]
@@ -287,11 +309,17 @@ class SqliteQueue:
         self._collect(db, [(r[0], r[0]) for r in rows])
 
     @staticmethod
-    def _parse_ack_ids(ack_ids: Sequence[str]) -> list[tuple[int, int]]:
+    def _parse_ack_ids(ack_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """ "<msg_id>.<attempt>" strings as an (n, 2) array, parsed in one pass."""
+        if any(x.count(".") != 1 for x in ack_ids):
+            raise TransportError(f"malformed ack id in {list(ack_ids)[:3]}...")
         try:
-            return [(int(m), int(a)) for m, a in (x.split(".", 1) for x in ack_ids)]
+            flat = np.array(" ".join(ack_ids).replace(".", " ").split(), dtype=np.int64)
         except ValueError as e:
             raise TransportError(f"malformed ack id in {list(ack_ids)[:3]}...") from e
+        if flat.size != 2 * len(ack_ids):
+            raise TransportError(f"malformed ack id in {list(ack_ids)[:3]}...")
+        return flat.reshape(-1, 2)
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Acknowledge. An ack for a lease that expired and was handed out again is ignored
@@ -319,11 +347,11 @@ class SqliteQueue:
             now = self._now()
             db.executemany(
                 "update deliveries set lease_until=0 where sub_id=? and msg_id=? and attempts=?",
-                [(sub_id, m, a) for m, a in parsed],
+                [(sub_id, m, a) for m, a in parsed.tolist()],
             )
             if cfg.ordered:
                 first_by_key: dict[str, int] = {}
-                for m, _ in parsed:
+                for m, _ in parsed.tolist():
                     row = db.execute(
                         "select okey from deliveries where sub_id=? and msg_id=?", (sub_id, m)
                     ).fetchone()
@@ -385,19 +413,22 @@ class SqliteQueue:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _tx(self) -> _Tx:
-        return _Tx(self)
+    def _tx(self, durable: bool = False) -> _Tx:
+        return _Tx(self, durable)
 
 
 class _Tx:
     """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on error) under the instance lock."""
 
-    def __init__(self, q: SqliteQueue) -> None:
+    def __init__(self, q: SqliteQueue, durable: bool) -> None:
         self.q = q
+        self.durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
         self.q._lock.acquire()
         try:
+            if self.durable:
+                self.q._db.execute("pragma synchronous=full")
             self.q._db.execute("begin immediate")
         except BaseException:
             self.q._lock.release()
@@ -407,5 +438,7 @@ class _Tx:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             self.q._db.execute("rollback" if exc_type else "commit")
+            if self.durable:
+                self.q._db.execute("pragma synchronous=normal")
         finally:
             self.q._lock.release()
