@@ -21,21 +21,8 @@ from typing import Any
 from chrom_platform.lib.bridge import LiveBridge
 from chrom_platform.lib.landing_consumer import LandingConsumer
 from chrom_platform.lib.objectstore import open_store
-from chrom_platform.lib.streaming import StreamingConfig
 from chrom_platform.lib.transport import DEAD_LETTER_SUBSCRIPTION
 from chrom_platform.settings import Settings
-
-
-def config_from(settings: Settings) -> StreamingConfig:
-    return StreamingConfig(
-        transport_uri=settings.transport_uri,
-        influx_url=settings.influx_url,
-        influx_database=settings.influx_database,
-        equipment_path=str(settings.equipment_path),
-        recipes_path=str(settings.recipes_path),
-        influx_token=settings.influx_token,
-        influx_org=settings.influx_org,
-    )
 
 
 def _emit(kind: str, summary: dict[str, Any]) -> None:
@@ -43,7 +30,7 @@ def _emit(kind: str, summary: dict[str, Any]) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    cfg = config_from(settings)
+    cfg = settings.streaming()
     md = cfg.master_data()
     stop = threading.Event()
 
@@ -85,7 +72,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
-    cfg = config_from(settings)
+    cfg = settings.streaming()
     md = cfg.master_data()
     if args.only in (None, "live"):
         rep = LiveBridge(cfg.transport(), cfg.sink(), md).drain(args.max_messages, args.max_seconds)
@@ -99,7 +86,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    tr = config_from(settings).transport()
+    tr = settings.streaming().transport()
     shown = 0
     while shown < args.limit and (got := tr.pull(DEAD_LETTER_SUBSCRIPTION, 500)):
         for m in got[: args.limit - shown]:

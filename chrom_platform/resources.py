@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from typing import Any
 
 import dagster as dg
@@ -35,31 +36,21 @@ class StreamingResource(dg.ConfigurableResource):
     live_stale_after_s: float = 120.0
 
     def config(self) -> StreamingConfig:
-        return StreamingConfig(
-            transport_uri=self.transport_uri,
-            influx_url=self.influx_url,
-            influx_database=self.influx_database,
-            equipment_path=self.equipment_path,
-            recipes_path=self.recipes_path,
-            influx_token=self.influx_token,
-            influx_org=self.influx_org,
-        )
+        return StreamingConfig(**{f.name: getattr(self, f.name) for f in fields(StreamingConfig)})
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     # Both profiles use the same resource types; only the URIs differ. The gcp profile's
     # adapters (GCS, Pub/Sub, InfluxDB Cloud, Snowflake) plug in behind these interfaces.
+    streaming = settings.streaming()
     return {
         "landing": LandingStoreResource(uri=settings.landing_uri),
         "streaming": StreamingResource(
-            transport_uri=settings.transport_uri,
-            influx_url=settings.influx_url,
-            influx_database=settings.influx_database,
-            equipment_path=str(settings.equipment_path),
-            recipes_path=str(settings.recipes_path),
-            # the token stays an environment reference: never shown in the UI or stored
-            influx_token=dg.EnvVar("CHROM_INFLUX_TOKEN") if settings.influx_token else None,
-            influx_org=settings.influx_org,
+            **{
+                **asdict(streaming),
+                # the token stays an environment reference: never shown in the UI or stored
+                "influx_token": dg.EnvVar("CHROM_INFLUX_TOKEN") if streaming.influx_token else None,
+            },
             live_stale_after_s=settings.live_stale_after_s,
         ),
     }

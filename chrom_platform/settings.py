@@ -10,6 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chrom_platform.lib.streaming import StreamingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "gcp")
@@ -36,6 +40,20 @@ class Settings:
     influx_org: str | None = None
     #: a running unit with no live point for this long fails the live freshness check
     live_stale_after_s: float = 120.0
+
+    def streaming(self) -> StreamingConfig:
+        """The streaming parts (queue, InfluxDB sink, master data) these settings name."""
+        from chrom_platform.lib.streaming import StreamingConfig
+
+        return StreamingConfig(
+            transport_uri=self.transport_uri,
+            influx_url=self.influx_url,
+            influx_database=self.influx_database,
+            equipment_path=str(self.equipment_path),
+            recipes_path=str(self.recipes_path),
+            influx_token=self.influx_token,
+            influx_org=self.influx_org,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -45,15 +45,10 @@ from chrom_platform.lib.readings import ReadingDecoder, Readings, Rejection, spl
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
-    OutMessage,
     ReceivedMessage,
     Transport,
 )
-from chrom_platform.lib.transport.base import (
-    ATTR_REASON,
-    ATTR_SOURCE_MESSAGE_ID,
-    ATTR_SOURCE_SUBSCRIPTION,
-)
+from chrom_platform.lib.transport.base import dead_letter
 
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
 WRITE_CHUNK = 5000
@@ -338,23 +333,12 @@ class LiveBridge:
             return left + [(half + i, err) for i, err in right]
 
     def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
-        if not rejected:
-            return
-        self.transport.publish(
+        dead_letter(
+            self.transport,
             self.dead_letter_topic,
-            [
-                OutMessage(
-                    msgs[r.index].data,
-                    {
-                        **msgs[r.index].attributes,
-                        ATTR_REASON: str(r),
-                        ATTR_SOURCE_SUBSCRIPTION: self.subscription,
-                        ATTR_SOURCE_MESSAGE_ID: msgs[r.index].message_id,
-                    },
-                    msgs[r.index].ordering_key,
-                )
-                for r in rejected
-            ],
+            self.subscription,
+            msgs,
+            [(r.index, str(r)) for r in rejected],
         )
 
     # -- the two ways to run ------------------------------------------------------------

@@ -28,15 +28,10 @@ from chrom_platform.lib.readings import ReadingDecoder, Rejection
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
-    OutMessage,
     ReceivedMessage,
     Transport,
 )
-from chrom_platform.lib.transport.base import (
-    ATTR_REASON,
-    ATTR_SOURCE_MESSAGE_ID,
-    ATTR_SOURCE_SUBSCRIPTION,
-)
+from chrom_platform.lib.transport.base import dead_letter
 
 
 @dataclass
@@ -127,23 +122,13 @@ class LandingConsumer:
         return rep
 
     def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
-        if rejected:
-            self.transport.publish(
-                self.dead_letter_topic,
-                [
-                    OutMessage(
-                        msgs[x.index].data,
-                        {
-                            **msgs[x.index].attributes,
-                            ATTR_REASON: str(x),
-                            ATTR_SOURCE_SUBSCRIPTION: self.subscription,
-                            ATTR_SOURCE_MESSAGE_ID: msgs[x.index].message_id,
-                        },
-                        msgs[x.index].ordering_key,
-                    )
-                    for x in rejected
-                ],
-            )
+        dead_letter(
+            self.transport,
+            self.dead_letter_topic,
+            self.subscription,
+            msgs,
+            [(r.index, str(r)) for r in rejected],
+        )
 
     def drain(self, max_messages: int, max_seconds: float) -> LandingReport:
         """Bounded work (a sensor tick): land pull after pull until max_messages or

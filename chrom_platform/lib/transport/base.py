@@ -94,6 +94,35 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def dead_letter(
+    transport: Transport,
+    topic: str,
+    source_subscription: str,
+    msgs: Sequence[ReceivedMessage],
+    reasons: Sequence[tuple[int, str]],
+) -> None:
+    """Publish msgs[i] to the dead-letter topic with its reason, for each (i, reason): the
+    consumer has settled the message (it acks it next) without applying it."""
+    if not reasons:
+        return
+    transport.publish(
+        topic,
+        [
+            OutMessage(
+                msgs[i].data,
+                {
+                    **msgs[i].attributes,
+                    ATTR_REASON: reason,
+                    ATTR_SOURCE_SUBSCRIPTION: source_subscription,
+                    ATTR_SOURCE_MESSAGE_ID: msgs[i].message_id,
+                },
+                msgs[i].ordering_key,
+            )
+            for i, reason in reasons
+        ],
+    )
+
+
 def readings_topology(
     ack_deadline_s: float = 30.0, max_delivery_attempts: int = 100
 ) -> tuple[list[str], list[SubscriptionConfig]]:
