@@ -146,7 +146,7 @@ def latency(
                 for u in unit_ids
             ],
         )
-        if n % 50 == 0:  # probe: how long until this very point answers a query
+        if n % 10 == 0:  # probe: how long until this very point answers a query
             while True:
                 got = sink.query(
                     f'SELECT count("seq") FROM chromatography WHERE "seq" = {seq0 + n}'

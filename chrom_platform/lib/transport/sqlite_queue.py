@@ -75,7 +75,7 @@ create table if not exists deliveries (
     holder text not null default '',
     primary key (sub_id, msg_id)
 ) without rowid;
-create index if not exists deliveries_leased on deliveries (sub_id, lease_until);
+create index if not exists deliveries_leased on deliveries (sub_id, lease_until, holder, okey);
 """
 
 _Row = tuple[int, int, str, bytes, str | None, int]
