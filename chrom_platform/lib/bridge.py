@@ -71,6 +71,8 @@ class StepReport:
     lag_s: list[float] = field(default_factory=list)
     last_ts_ns: dict[str, int] = field(default_factory=dict)
     sink_down: bool = False
+    #: InfluxDB refused some lines: the in-memory state no longer follows what was written
+    resync: bool = False
 
     def merge(self, other: StepReport) -> None:
         self.pulled += other.pulled
@@ -177,7 +179,10 @@ class LiveBridge:
             refused = self._write(prep.lines, prep.ack_ids, deadline)
         except SinkStillDown:
             return self._release([prep])
-        return self._settle(prep, refused)
+        rep = self._settle(prep, refused)
+        if rep.resync:
+            self.state = None
+        return rep
 
     def _prepare(self) -> _Prepared | None:
         """Pull and compute a batch; the in-memory state moves on optimistically (a failed
@@ -208,12 +213,13 @@ class LiveBridge:
             rejected.extend(
                 Rejection(int(prep.applied.index[i]), "sink_rejected", err) for i, err in refused
             )
-            self.state = None
         self._dead_letter(prep.msgs, rejected)
         self.transport.ack(self.subscription, prep.ack_ids)
         done = time.time_ns()
         applied = prep.applied
-        rep = StepReport(pulled=len(prep.msgs), written=len(applied) - len(refused))
+        rep = StepReport(
+            pulled=len(prep.msgs), written=len(applied) - len(refused), resync=bool(refused)
+        )
         rep.dead_lettered.update(r.reason for r in rejected)
         if len(applied):
             rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
@@ -366,10 +372,19 @@ class LiveBridge:
                     done_prep, fut = inflight
                     inflight = None
                     try:
-                        total.merge(fut.result())
+                        settled = fut.result()
                     except SinkStillDown:
                         total.merge(self._release([done_prep, *([prep] if prep else [])]))
                         break
+                    total.merge(settled)
+                    if settled.resync:
+                        # the next batch was computed from a state InfluxDB did not take:
+                        # hand it back and rebuild the state from what InfluxDB holds
+                        if prep is not None:
+                            self.transport.nack(self.subscription, prep.ack_ids)
+                            prep = None
+                        self.state = None
+                        continue
                 if prep is None:
                     break
                 inflight = (prep, pool.submit(self._write_and_settle, prep, t_end))

@@ -229,3 +229,41 @@ def test_bad_input_is_dead_lettered_with_reasons_and_good_input_all_written(
     assert sum(lrep.dead_lettered.values()) == len(BAD) + 1
     assert q.backlog(LIVE_BRIDGE_SUBSCRIPTION) == 0
     assert q.backlog(LANDING_SUBSCRIPTION) == 0
+
+
+def test_lines_influx_refuses_are_isolated_and_dead_lettered(md, influx_server, tmp_path):
+    """A 4xx from InfluxDB costs only the refused line: the batch is bisected, the rest is
+    written, the refused reading is dead-lettered as sink_rejected, and the bridge rebuilds
+    its CV state from InfluxDB before going on."""
+    from chrom_platform.lib.influx import InfluxV1Sink, SinkRejected
+    from chrom_platform_tests.unit.test_readings_decoder import msg
+
+    class PickySink(InfluxV1Sink):
+        def write(self, lines: bytes) -> None:
+            if b"seq=1005i" in lines:
+                raise SinkRejected("InfluxDB answered 400: field type conflict")
+            super().write(lines)
+
+    db = fresh_database(influx_server.url).client.database
+    sink = PickySink(influx_server.url, db)
+    q = SqliteQueue(tmp_path / "queue.db")
+    ensure_readings_topology(q)
+    base_ns = 1_772_431_200_000_000_000
+    q.publish(
+        "chrom-readings",
+        [
+            OutMessage(msg(seq=1000 + i, ts=base_ns + i * 1_000_000_000), {}, "SKID-01")
+            for i in range(40)
+        ],
+    )
+    rep = LiveBridge(q, sink, md, batch_size=8).drain(1000, 60)
+    assert rep.written == 39
+    points = influx_points(sink)
+    assert sorted(seq for _, seq in points) == [1000 + i for i in range(40) if i != 5]
+    # CV keeps integrating across the refused reading: 40 s at 37.7 L/min by the end
+    cv_l = md.units["SKID-01"].column_volume_l
+    assert points[("SKID-01", 1039)]["volume_l"] == pytest.approx(37.7 * 39 / 60, rel=1e-9)
+    assert points[("SKID-01", 1039)]["batch_cv"] == pytest.approx(37.7 * 39 / 60 / cv_l)
+    (dead,) = q.pull(DEAD_LETTER_SUBSCRIPTION, 10)
+    assert dead.attributes["reason"].startswith("sink_rejected: InfluxDB answered 400")
+    assert q.backlog(LIVE_BRIDGE_SUBSCRIPTION) == 0
