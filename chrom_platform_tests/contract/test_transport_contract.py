@@ -251,3 +251,25 @@ def test_a_named_consumer_continues_its_own_keys_in_order(tmp_path):
     assert [m.data for m in first + second] == [b"m0", b"m1", b"m2", b"m3"]
     q.ack(SUB_A, [m.ack_id for m in first + second])
     assert [m.data for m in q.pull(SUB_A, 10, consumer="b")] == [b"m4", b"m5"]
+
+
+def test_local_queue_deletes_messages_every_subscription_acked(tmp_path):
+    """The queue file does not grow with history: a message is deleted once no
+    subscription holds it, and kept while one still does."""
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(TOPIC, _msgs(100))
+
+    def stored() -> int:
+        return int(q._db.execute("select count(*) from messages").fetchone()[0])
+
+    _drain(Harness(q, None, "sqlite"), SUB_A)  # type: ignore[arg-type]
+    assert stored() == 100  # SUB_B still holds them all
+    b = q.pull(SUB_B, 60)
+    q.ack(SUB_B, [m.ack_id for m in b])
+    assert stored() == 40
+    _drain(Harness(q, None, "sqlite"), SUB_B)  # type: ignore[arg-type]
+    assert stored() == 0

@@ -87,7 +87,9 @@ def _runs(parsed: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
     batch ack of thousands is a few range statements. A run holds exactly the ids listed."""
     if parsed.size == 0:
         return []
-    p = np.unique(parsed, axis=0)  # sorted by msg_id, duplicates dropped
+    p = parsed
+    if p.shape[0] > 1 and not bool(np.all(np.diff(p[:, 0]) > 0)):
+        p = np.unique(p, axis=0)  # sorted by msg_id, duplicates dropped
     m, a = p[:, 0], p[:, 1]
     brk = np.flatnonzero((np.diff(m) != 1) | (np.diff(a) != 0)) + 1
     starts = np.r_[0, brk]
@@ -306,7 +308,7 @@ class SqliteQueue:
             "delete from deliveries where sub_id=? and msg_id=?",
             [(sub_id, r[0]) for r in rows],
         )
-        self._collect(db, [(r[0], r[0]) for r in rows])
+        self._collect(db)
 
     @staticmethod
     def _parse_ack_ids(ack_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -333,7 +335,7 @@ class SqliteQueue:
                 "delete from deliveries where sub_id=? and msg_id between ? and ? and attempts=?",
                 [(sub_id, first, last, a) for first, last, a in runs],
             )
-            self._collect(db, [(first, last) for first, last, _ in runs])
+            self._collect(db)
 
     def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Make messages available again now. With ordering, later messages of the same key
@@ -376,14 +378,27 @@ class SqliteQueue:
                 [(self._now() + seconds, sub_id, first, last, a) for first, last, a in runs],
             )
 
-    def _collect(self, db: sqlite3.Connection, id_ranges: list[tuple[int, int]]) -> None:
-        """Delete messages in the id ranges that no subscription holds any more."""
-        db.executemany(
-            "delete from messages where id between ? and ? and not exists"
-            " (select 1 from deliveries d where d.sub_id in (select id from subscriptions)"
-            " and d.msg_id = messages.id)",
-            id_ranges,
-        )
+    def _collect(self, db: sqlite3.Connection) -> None:
+        """Delete the messages below the oldest one any subscription still holds: a range
+        delete, no per-message check. (A message acked everywhere but above a laggard
+        subscription's oldest waits for it, as retention does in Pub/Sub.)"""
+        subs = [r[0] for r in db.execute("select id from subscriptions")]
+        oldest = [
+            row[0]
+            for sub_id in subs
+            if (
+                row := db.execute(
+                    "select min(msg_id) from deliveries where sub_id=?", (sub_id,)
+                ).fetchone()
+            )[0]
+            is not None
+        ]
+        if not subs:
+            return
+        if oldest:
+            db.execute("delete from messages where id < ?", (min(oldest),))
+        else:
+            db.execute("delete from messages")
 
     # -- inspection (tests, metrics) -------------------------------------------------------
 
