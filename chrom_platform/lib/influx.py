@@ -20,6 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def ping(url: str, timeout: float = 1.0) -> bool:
+    """InfluxDB answers `/ping` with 204 (1.x, 2.x and 3.x alike)."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as r:
+            return bool(r.status == 204)
+    except OSError:  # URLError included: refused, reset, timeout
+        return False
+
+
 class InfluxError(RuntimeError):
     def __init__(self, status: int, body: str) -> None:
         self.status, self.body = status, body
@@ -154,11 +163,7 @@ class InfluxV1Sink:
         self.client.create_database()
 
     def ping(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.client.url}/ping", timeout=2.0) as r:
-                return bool(r.status == 204)
-        except OSError:
-            return False
+        return ping(self.client.url, timeout=2.0)
 
     def write(self, lines: bytes) -> None:
         try:
@@ -185,7 +190,7 @@ class InfluxV2Sink:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
-        self.url, self.org, self.bucket, self.token = url.rstrip("/"), org, bucket, token
+        self.url, self.org, self.bucket = url.rstrip("/"), org, bucket
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self._v1 = InfluxV1Client(url, bucket, timeout_s)

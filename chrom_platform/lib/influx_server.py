@@ -15,10 +15,10 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from chrom_platform.lib.influx import ping
 
 CONFIG_TEMPLATE = """\
 reporting-disabled = true
@@ -81,14 +81,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def ping(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as r:
-            return bool(r.status == 204)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @dataclass
