@@ -69,7 +69,7 @@ class StepReport:
     dead_lettered: Counter[str] = field(default_factory=Counter)
     #: seconds from a reading's timestamp to InfluxDB accepting it, for written readings
     lag_s: list[float] = field(default_factory=list)
-    last_ts_ns: dict[str, int] = field(default_factory=dict)
+    units: set[str] = field(default_factory=set)
     sink_down: bool = False
     #: InfluxDB refused some lines: the in-memory state no longer follows what was written
     resync: bool = False
@@ -79,7 +79,7 @@ class StepReport:
         self.written += other.written
         self.dead_lettered.update(other.dead_lettered)
         self.lag_s.extend(other.lag_s)
-        self.last_ts_ns.update(other.last_ts_ns)
+        self.units |= other.units
         self.sink_down = self.sink_down or other.sink_down
 
     def summary(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class StepReport:
             "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
             "lag_max_s": None if lag is None else round(float(lag.max()), 3),
             "sink_down": self.sink_down,
-            "units": sorted(self.last_ts_ns),
+            "units": sorted(self.units),
         }
 
 
@@ -135,6 +135,7 @@ class LiveBridge:
         #: names this bridge's leases, so it may pull a unit's next readings while it still
         #: writes the previous ones (see SqliteQueue.pull)
         self.consumer_id = f"live-bridge-{uuid.uuid4().hex[:8]}"
+        self._sink_ok = False  # unknown until pinged or written to
 
     # -- state --------------------------------------------------------------------------
 
@@ -168,9 +169,16 @@ class LiveBridge:
 
     # -- one batch --------------------------------------------------------------------------
 
+    def _sink_ready(self) -> bool:
+        """Before pulling: is InfluxDB up? Pinged only while that is unknown or was last seen
+        false (a failed write says so), not once per batch on the hot path."""
+        if not self._sink_ok:
+            self._sink_ok = self.sink.ping()
+        return self._sink_ok
+
     def step(self, deadline: float | None = None) -> StepReport:
         """Pull one batch and settle every message in it (written or dead-lettered)."""
-        if not self.sink.ping():
+        if not self._sink_ready():
             return StepReport(sink_down=True)
         prep = self._prepare()
         if prep is None:
@@ -221,10 +229,8 @@ class LiveBridge:
             pulled=len(prep.msgs), written=len(applied) - len(refused), resync=bool(refused)
         )
         rep.dead_lettered.update(r.reason for r in rejected)
-        if len(applied):
-            rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
-            for u, t in zip(applied.unit_id, applied.ts_ns.tolist(), strict=True):
-                rep.last_ts_ns[u] = max(t, rep.last_ts_ns.get(u, 0))
+        rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
+        rep.units = set(applied.unit_id)
         return rep
 
     def _apply(
@@ -312,8 +318,11 @@ class LiveBridge:
         leased_until = time.monotonic() + self.lease_s
         while True:
             try:
-                return self._write_isolating(chunk)
+                refused = self._write_isolating(chunk)
+                self._sink_ok = True
+                return refused
             except SinkUnavailable:
+                self._sink_ok = False
                 now = time.monotonic()
                 if deadline is not None and now + backoff > deadline:
                     raise SinkStillDown from None
@@ -357,7 +366,7 @@ class LiveBridge:
         the next messages of keys it holds). Acks stay in order and after each write."""
         total = StepReport()
         t_end = time.monotonic() + max_seconds
-        if not self.sink.ping():
+        if not self._sink_ready():
             total.sink_down = True
             return total
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write") as pool:
