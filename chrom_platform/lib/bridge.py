@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
+from chrom_platform.lib.consumer import ConsumerReport, SubscriptionConsumer
 from chrom_platform.lib.contracts import INFLUX_MEASUREMENT, SIGNALS
 from chrom_platform.lib.cv import CvState, effective_flow, integrate
 from chrom_platform.lib.influx import (
@@ -41,14 +41,13 @@ from chrom_platform.lib.influx import (
     line_protocol,
 )
 from chrom_platform.lib.master_data import MasterData
-from chrom_platform.lib.readings import ReadingDecoder, Readings, Rejection, split_stale
+from chrom_platform.lib.readings import Readings, Rejection, split_stale
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
     ReceivedMessage,
     Transport,
 )
-from chrom_platform.lib.transport.base import dead_letter
 
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
 WRITE_CHUNK = 5000
@@ -63,10 +62,8 @@ class UnitState:
 
 
 @dataclass
-class StepReport:
-    pulled: int = 0
+class StepReport(ConsumerReport):
     written: int = 0
-    dead_lettered: Counter[str] = field(default_factory=Counter)
     #: seconds from a reading's timestamp to InfluxDB accepting it, for written readings
     lag_s: list[float] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
@@ -74,10 +71,9 @@ class StepReport:
     #: InfluxDB refused some lines: the in-memory state no longer follows what was written
     resync: bool = False
 
-    def merge(self, other: StepReport) -> None:
-        self.pulled += other.pulled
+    def merge(self, other: Self) -> None:
+        super().merge(other)
         self.written += other.written
-        self.dead_lettered.update(other.dead_lettered)
         self.lag_s.extend(other.lag_s)
         self.units |= other.units
         self.sink_down = self.sink_down or other.sink_down
@@ -85,10 +81,8 @@ class StepReport:
     def summary(self) -> dict[str, Any]:
         lag = np.asarray(self.lag_s) if self.lag_s else None
         return {
-            "pulled": self.pulled,
+            **super().summary(),
             "points_written": self.written,
-            "dead_lettered": sum(self.dead_lettered.values()),
-            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
             "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
             "lag_max_s": None if lag is None else round(float(lag.max()), 3),
             "sink_down": self.sink_down,
@@ -109,7 +103,7 @@ class _Prepared:
     rejected: list[Rejection]
 
 
-class LiveBridge:
+class LiveBridge(SubscriptionConsumer):
     def __init__(
         self,
         transport: Transport,
@@ -122,12 +116,9 @@ class LiveBridge:
         lease_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.transport = transport
+        super().__init__(transport, master_data, subscription, dead_letter_topic)
         self.sink = sink
         self.md = master_data
-        self.decoder = ReadingDecoder(master_data)
-        self.subscription = subscription
-        self.dead_letter_topic = dead_letter_topic
         self.batch_size = batch_size
         self.lease_s = lease_s
         self.sleep = sleep
@@ -346,15 +337,6 @@ class LiveBridge:
             left = self._write_isolating(b"".join(lines[:half]))
             right = self._write_isolating(b"".join(lines[half:]))
             return left + [(half + i, err) for i, err in right]
-
-    def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
-        dead_letter(
-            self.transport,
-            self.dead_letter_topic,
-            self.subscription,
-            msgs,
-            [(r.index, str(r)) for r in rejected],
-        )
 
     # -- the two ways to run ------------------------------------------------------------
 

@@ -17,50 +17,45 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
+from chrom_platform.lib.consumer import ConsumerReport, SubscriptionConsumer
 from chrom_platform.lib.landing_io import land_readings, landed_watermark
 from chrom_platform.lib.master_data import MasterData
 from chrom_platform.lib.objectstore import ObjectStore
-from chrom_platform.lib.readings import ReadingDecoder, Rejection
+from chrom_platform.lib.readings import Rejection
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
     ReceivedMessage,
     Transport,
 )
-from chrom_platform.lib.transport.base import dead_letter
 
 
 @dataclass
-class LandingReport:
-    pulled: int = 0
+class LandingReport(ConsumerReport):
     landed: int = 0
     objects: list[str] = field(default_factory=list)
-    dead_lettered: Counter[str] = field(default_factory=Counter)
     rows_by_unit: Counter[str] = field(default_factory=Counter)
 
-    def merge(self, other: LandingReport) -> None:
-        self.pulled += other.pulled
+    def merge(self, other: Self) -> None:
+        super().merge(other)
         self.landed += other.landed
         self.objects.extend(other.objects)
-        self.dead_lettered.update(other.dead_lettered)
         self.rows_by_unit.update(other.rows_by_unit)
 
     def summary(self) -> dict[str, Any]:
         return {
-            "pulled": self.pulled,
+            **super().summary(),
             "readings_landed": self.landed,
             "objects_written": len(self.objects),
-            "dead_lettered": sum(self.dead_lettered.values()),
-            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
             "readings_by_unit": dict(sorted(self.rows_by_unit.items())),
         }
 
 
-class LandingConsumer:
+class LandingConsumer(SubscriptionConsumer):
     def __init__(
         self,
         transport: Transport,
@@ -71,11 +66,8 @@ class LandingConsumer:
         dead_letter_topic: str = DEAD_LETTER_TOPIC,
         batch_size: int = 20_000,
     ) -> None:
-        self.transport = transport
+        super().__init__(transport, master_data, subscription, dead_letter_topic)
         self.store = store
-        self.decoder = ReadingDecoder(master_data)
-        self.subscription = subscription
-        self.dead_letter_topic = dead_letter_topic
         self.batch_size = batch_size
         self.watermarks: dict[str, int] = {}
 
@@ -120,15 +112,6 @@ class LandingConsumer:
         rep.landed = len(r)
         rep.dead_lettered.update(x.reason for x in rejected)
         return rep
-
-    def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
-        dead_letter(
-            self.transport,
-            self.dead_letter_topic,
-            self.subscription,
-            msgs,
-            [(r.index, str(r)) for r in rejected],
-        )
 
     def drain(self, max_messages: int, max_seconds: float) -> LandingReport:
         """Bounded work (a sensor tick): land pull after pull until max_messages or
