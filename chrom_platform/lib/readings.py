@@ -140,16 +140,13 @@ class Readings:
             "batch_id": self.batch_id,
             "recipe": self.recipe,
             "phase": self.phase,
-            "ts": pa.array(self.ts_ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "ts": self.ts_ns,
             "seq": self.seq,
             **self.signals,
             "extra": self.extra,
         }
         return pa.table(
-            {
-                f.name: pa.array(cols[f.name]).cast(f.type) if f.name != "ts" else cols["ts"]
-                for f in READING_ARROW_SCHEMA
-            },
+            {f.name: pa.array(cols[f.name]).cast(f.type) for f in READING_ARROW_SCHEMA},
             schema=READING_ARROW_SCHEMA,
         )
 

@@ -343,22 +343,24 @@ class SqliteQueue:
         order (Pub/Sub does the same)."""
         if not ack_ids:
             return
-        parsed = self._parse_ack_ids(ack_ids)
+        runs = _runs(self._parse_ack_ids(ack_ids))
         with self._tx() as db:
             sub_id, cfg = self._sub(subscription)
             now = self._now()
             db.executemany(
-                "update deliveries set lease_until=0 where sub_id=? and msg_id=? and attempts=?",
-                [(sub_id, m, a) for m, a in parsed.tolist()],
+                "update deliveries set lease_until=0"
+                " where sub_id=? and msg_id between ? and ? and attempts=?",
+                [(sub_id, first, last, a) for first, last, a in runs],
             )
             if cfg.ordered:
                 first_by_key: dict[str, int] = {}
-                for m, _ in parsed.tolist():
-                    row = db.execute(
-                        "select okey from deliveries where sub_id=? and msg_id=?", (sub_id, m)
-                    ).fetchone()
-                    if row and row[0]:
-                        first_by_key[row[0]] = min(first_by_key.get(row[0], m), m)
+                for first, last, _ in runs:
+                    for key, m in db.execute(
+                        "select okey, min(msg_id) from deliveries where sub_id=?"
+                        " and msg_id between ? and ? and okey<>'' group by okey",
+                        (sub_id, first, last),
+                    ):
+                        first_by_key[key] = min(first_by_key.get(key, m), m)
                 for key, m in first_by_key.items():
                     db.execute(
                         "update deliveries set lease_until=0"
@@ -370,12 +372,13 @@ class SqliteQueue:
         if not ack_ids:
             return
         runs = _runs(self._parse_ack_ids(ack_ids))
+        until = self._now() + seconds
         with self._tx() as db:
             sub_id, _ = self._sub(subscription)
             db.executemany(
                 "update deliveries set lease_until=?"
                 " where sub_id=? and msg_id between ? and ? and attempts=?",
-                [(self._now() + seconds, sub_id, first, last, a) for first, last, a in runs],
+                [(until, sub_id, first, last, a) for first, last, a in runs],
             )
 
     def _collect(self, db: sqlite3.Connection) -> None:
