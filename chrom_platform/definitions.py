@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chrom_platform.defs import landing, streaming
+from chrom_platform.defs import landing, streaming, warehouse
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 
@@ -11,8 +11,17 @@ from chrom_platform.settings import Settings
 def defs() -> dg.Definitions:
     # Loaded when Dagster loads the code location, not at import: the environment is read here.
     return dg.Definitions(
-        assets=[*landing.LANDING_SPECS, streaming.LIVE_ASSET],
-        asset_checks=[streaming.live_points_fresh],
-        sensors=[landing.landing_sensor, streaming.live_bridge_sensor],
+        assets=[*landing.LANDING_SPECS, streaming.LIVE_ASSET, warehouse.chrom_dbt_models],
+        asset_checks=[
+            streaming.live_points_fresh,
+            *warehouse.QUALITY_CHECKS,
+            *warehouse.FRESHNESS_CHECKS,
+        ],
+        sensors=[
+            landing.landing_sensor,
+            streaming.live_bridge_sensor,
+            warehouse.warehouse_freshness_sensor,
+            warehouse.warehouse_automation_sensor,
+        ],
         resources=build_resources(Settings.from_env()),
     )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from chrom_platform.lib.objectstore import ObjectStore, open_store
 from chrom_platform.lib.streaming import StreamingConfig
-from chrom_platform.settings import Settings
+from chrom_platform.lib.warehouse import WarehouseConfig
+from chrom_platform.settings import PROJECT_ROOT, Settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_chrom"
 
 
 class LandingStoreResource(dg.ConfigurableResource):
@@ -39,6 +45,33 @@ class StreamingResource(dg.ConfigurableResource):
         return StreamingConfig(**{f.name: getattr(self, f.name) for f in fields(StreamingConfig)})
 
 
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse dbt builds and the Python checks read: a DuckDB file (dbt target
+    `local`) or Snowflake (`prod`, key-pair auth; connection settings from the environment)."""
+
+    target: str
+    duckdb_path: str
+    landing_uri: str
+    snowflake: dict[str, str] = {}  # noqa: RUF012 (pydantic copies defaults)
+    #: silver and gold may lag the newest landing data by this many minutes
+    max_lag_min: float = 15.0
+
+    def config(self) -> WarehouseConfig:
+        return WarehouseConfig(
+            target=self.target,
+            duckdb_path=self.duckdb_path,
+            landing_uri=self.landing_uri,
+            snowflake=dict(self.snowflake),
+        )
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter (the project's venv), whether or not the
+    venv is activated; else whatever `dbt` is on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     # Both profiles use the same resource types; only the URIs differ. The gcp profile's
     # adapters (GCS, Pub/Sub, InfluxDB Cloud, Snowflake) plug in behind these interfaces.
@@ -52,5 +85,19 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 "influx_token": dg.EnvVar("CHROM_INFLUX_TOKEN") if streaming.influx_token else None,
             },
             live_stale_after_s=settings.live_stale_after_s,
+        ),
+        "warehouse": WarehouseResource(
+            target=settings.dbt_target,
+            duckdb_path=str(settings.duckdb_path),
+            landing_uri=settings.landing_uri,
+            # no secret here (the UI shows resource config): the key's passphrase is read
+            # from the environment when connecting
+            snowflake=dict(settings.snowflake),
+            max_lag_min=settings.warehouse_max_lag_min,
+        ),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            target=settings.dbt_target,
+            dbt_executable=dbt_executable(),
         ),
     }

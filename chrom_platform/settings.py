@@ -14,9 +14,24 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chrom_platform.lib.streaming import StreamingConfig
+    from chrom_platform.lib.warehouse import WarehouseConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "gcp")
+#: dbt targets of dbt_chrom/profiles.yml: DuckDB and Snowflake
+DBT_TARGETS = ("local", "prod")
+
+
+#: Snowflake connection parameters (snowflake-connector names) and their variables; the
+#: same variables dbt_chrom/profiles.yml reads for its `prod` target.
+SNOWFLAKE_ENV = {
+    "account": "SNOWFLAKE_ACCOUNT",
+    "user": "SNOWFLAKE_USER",
+    "role": "SNOWFLAKE_ROLE",
+    "warehouse": "SNOWFLAKE_WAREHOUSE",
+    "database": "SNOWFLAKE_DATABASE",
+    "private_key_file": "SNOWFLAKE_PRIVATE_KEY_PATH",
+}
 
 
 class SettingsError(ValueError):
@@ -40,6 +55,25 @@ class Settings:
     influx_org: str | None = None
     #: a running unit with no live point for this long fails the live freshness check
     live_stale_after_s: float = 120.0
+    #: the warehouse: a DuckDB file (local) or Snowflake (gcp, dbt target `prod`)
+    duckdb_path: Path = PROJECT_ROOT / ".data" / "warehouse" / "chrom.duckdb"
+    dbt_target: str = "local"
+    #: Snowflake connection (gcp): account, user, role, warehouse, database, key file
+    snowflake: tuple[tuple[str, str], ...] = ()
+    #: silver and gold may lag the newest landing data by this much before their
+    #: freshness checks fail
+    warehouse_max_lag_min: float = 15.0
+
+    def warehouse(self) -> WarehouseConfig:
+        """The warehouse these settings name (DuckDB locally, Snowflake for gcp)."""
+        from chrom_platform.lib.warehouse import WarehouseConfig
+
+        return WarehouseConfig(
+            target=self.dbt_target,
+            duckdb_path=str(self.duckdb_path),
+            landing_uri=self.landing_uri,
+            snowflake=dict(self.snowflake),
+        )
 
     def streaming(self) -> StreamingConfig:
         """The streaming parts (queue, InfluxDB sink, master data) these settings name."""
@@ -64,6 +98,11 @@ class Settings:
                 f"CHROM_PROFILE: unknown profile {profile!r}; expected one of {PROFILES}"
             )
         data_dir = Path(env.get("CHROM_DATA_DIR", PROJECT_ROOT / ".data")).resolve()
+        dbt_target = env.get("CHROM_DBT_TARGET", "prod" if profile == "gcp" else "local")
+        if dbt_target not in DBT_TARGETS:
+            raise SettingsError(
+                f"CHROM_DBT_TARGET: unknown dbt target {dbt_target!r}; expected one of {DBT_TARGETS}"
+            )
         return cls(
             profile=profile,
             data_dir=data_dir,
@@ -81,17 +120,24 @@ class Settings:
             influx_token=env.get("CHROM_INFLUX_TOKEN") or None,
             influx_org=env.get("CHROM_INFLUX_ORG") or None,
             live_stale_after_s=_float(env, "CHROM_LIVE_STALE_AFTER_S", 120.0),
+            duckdb_path=Path(
+                env.get("CHROM_DUCKDB_PATH", data_dir / "warehouse" / "chrom.duckdb")
+            ).resolve(),
+            dbt_target=dbt_target,
+            snowflake=tuple((key, env[var]) for key, var in SNOWFLAKE_ENV.items() if env.get(var)),
+            warehouse_max_lag_min=_float(env, "CHROM_WAREHOUSE_MAX_LAG_MIN", 15.0),
         )
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from the environment (seconds or minutes, as the name says)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}: expected a number of seconds, got {raw!r}") from None
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
     if not value > 0:
         raise SettingsError(f"{name}: must be > 0, got {raw!r}")
     return value

@@ -38,3 +38,10 @@ if ! command -v influxd >/dev/null 2>&1; then
     echo "           (the live store and its tests need the 'influxd' binary)" >&2
   fi
 fi
+
+# The dbt manifest Dagster builds its assets from, re-parsed when any project file is newer
+# than it. `dagster dev` re-parses on load; everything else (tests, the demo) reads this one.
+manifest=dbt_chrom/target/manifest.json
+if [ ! -f "$manifest" ] || [ -n "$(find dbt_chrom \( -path dbt_chrom/target -o -path dbt_chrom/logs \) -prune -o -type f -newer "$manifest" -print -quit)" ]; then
+  (cd dbt_chrom && ../.venv/bin/dbt parse --profiles-dir . --quiet)
+fi

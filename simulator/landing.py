@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -94,16 +94,14 @@ class UnitResult:
     seconds: float
 
 
-def run_unit(job: UnitJob) -> UnitResult:
-    md = load_master_data(job.equipment_path, job.recipes_path)
-    store = open_store(job.landing)
+def unit_batches(job: UnitJob, md: MasterData | None = None) -> Iterator[SimBatch]:
+    """The batches a unit job simulates, in order (what `backfill` lands; evaluation and tests
+    rebuild the same batches, with their per-reading truth, from the same job)."""
+    md = md or load_master_data(job.equipment_path, job.recipes_path)
     unit = md.units[job.unit_id]
     recipe = md.recipes[job.recipe]
     resin = md.resins[unit.resin]
-    t0 = time.perf_counter()
     cursor = job.start_ns
-    readings = 0
-    truth = []
     for i in range(job.first_batch, job.first_batch + job.batches):
         plan = plan_batch(
             unit=unit,
@@ -117,11 +115,19 @@ def run_unit(job: UnitJob) -> UnitResult:
             fault_kinds=job.fault_kinds,
         )
         sim = simulate(plan)
+        yield sim
+        cursor = int(sim.ts_ns[-1])
+
+
+def run_unit(job: UnitJob) -> UnitResult:
+    store = open_store(job.landing)
+    t0 = time.perf_counter()
+    readings = 0
+    truth = []
+    for done, sim in enumerate(unit_batches(job), start=1):
         land_batch(store, sim, durable=job.durable)
         readings += sim.n_readings
         truth.append(sim.truth)
-        cursor = int(sim.ts_ns[-1])
-        done = i - job.first_batch + 1
         if job.progress and (done % 50 == 0 or done == job.batches):
             rate = readings / (time.perf_counter() - t0)
             print(
@@ -136,6 +142,44 @@ def recipe_for_unit(md: MasterData, unit_index: int) -> str:
     """Campaign plan: each unit runs one recipe, assigned round-robin in recipe order."""
     names = list(md.recipes)
     return names[unit_index % len(names)]
+
+
+def unit_jobs(
+    md: MasterData,
+    *,
+    landing: str,
+    units: int,
+    batches_per_unit: int,
+    seed: int,
+    fault_rate: float,
+    start_ns: int = DEFAULT_START_NS,
+    equipment_path: str = DEFAULT_EQUIPMENT,
+    recipes_path: str = DEFAULT_RECIPES,
+    fault_kinds: Sequence[str] = tuple(FAULT_KINDS),
+    first_batch: int = 0,
+    durable: bool = True,
+    progress: bool = False,
+) -> list[UnitJob]:
+    """One job per unit: the campaign a backfill with these arguments simulates."""
+    return [
+        UnitJob(
+            landing=landing,
+            equipment_path=equipment_path,
+            recipes_path=recipes_path,
+            unit_index=i,
+            unit_id=u,
+            recipe=recipe_for_unit(md, i),
+            batches=batches_per_unit,
+            first_batch=first_batch,
+            start_ns=start_ns,
+            seed=seed,
+            fault_rate=fault_rate,
+            fault_kinds=tuple(fault_kinds),
+            durable=durable,
+            progress=progress,
+        )
+        for i, u in enumerate(list(md.units)[:units])
+    ]
 
 
 @dataclass
@@ -185,26 +229,22 @@ def backfill(
         raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {list(FAULT_KINDS)}")
     store = open_store(landing)
     land_master_data(store, md)
-    unit_ids = list(md.units)[:units]
-    jobs = [
-        UnitJob(
-            landing=landing,
-            equipment_path=equipment_path,
-            recipes_path=recipes_path,
-            unit_index=i,
-            unit_id=u,
-            recipe=recipe_for_unit(md, i),
-            batches=batches_per_unit,
-            first_batch=first_batch,
-            start_ns=start_ns,
-            seed=seed,
-            fault_rate=fault_rate,
-            fault_kinds=tuple(fault_kinds),
-            durable=durable,
-            progress=progress,
-        )
-        for i, u in enumerate(unit_ids)
-    ]
+    jobs = unit_jobs(
+        md,
+        landing=landing,
+        units=units,
+        batches_per_unit=batches_per_unit,
+        seed=seed,
+        fault_rate=fault_rate,
+        start_ns=start_ns,
+        equipment_path=equipment_path,
+        recipes_path=recipes_path,
+        fault_kinds=fault_kinds,
+        first_batch=first_batch,
+        durable=durable,
+        progress=progress,
+    )
+    unit_ids = [j.unit_id for j in jobs]
     t0 = time.perf_counter()
     results: list[UnitResult] = []
     if workers <= 1 or len(jobs) == 1:

@@ -27,13 +27,12 @@ from chrom_platform.lib.transport import (
 from chrom_platform.lib.transport.base import OutMessage
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
 from chrom_platform_tests.e2e.streaming_helpers import (
-    assert_cv_matches_truth,
     fresh_database,
     influx_points,
     landed_rows,
     stream_batches,
-    truth_cv,
 )
+from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 
 pytestmark = pytest.mark.e2e
 START = "2026-03-02T06:00:00Z"

@@ -1,0 +1,88 @@
+"""Python asset checks for what dbt's SQL tests do not express well: flatlined signals, gaps
+in 1 Hz data, phases off their buffer's conductivity and pH, and the duplicate rate. Each
+runs after its asset updates (declarative automation), takes the warehouse pool (it opens
+the DuckDB file), and reports the offending batches, signals, phases and CVs in metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import dagster as dg
+
+from chrom_platform.lib import quality
+from chrom_platform.lib.quality import QualityResult
+from chrom_platform.lib.warehouse import WAREHOUSE_POOL, Warehouse
+from chrom_platform.resources import WarehouseResource
+
+TREND_KEY = dg.AssetKey(["gold", "gold_trend_by_cv"])
+READINGS_CHECKED_KEY = dg.AssetKey(["silver", "silver_readings_checked"])
+#: Offending rows shown in metadata (the description gives the full count).
+MAX_ROWS_SHOWN = 50
+
+
+def check_result(res: QualityResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=res.passed,
+        severity=dg.AssetCheckSeverity[res.severity],
+        description=res.description,
+        metadata={
+            "batches_checked": res.batches_checked,
+            "offending_batches": dg.MetadataValue.json(res.offending_batches),
+            "offending": dg.MetadataValue.json(
+                json.loads(json.dumps(res.offending[:MAX_ROWS_SHOWN], default=str))
+            ),
+            **{
+                k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                for k, v in res.metadata.items()
+            },
+        },
+    )
+
+
+def _quality_check(
+    asset: dg.AssetKey, fn: Callable[[Warehouse], QualityResult], description: str
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset,
+        name=fn.__name__,
+        description=description,
+        blocking=False,
+        pool=WAREHOUSE_POOL,
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.config().connect(read_only=True) as wh:
+            return check_result(fn(wh))
+
+    return _check
+
+
+QUALITY_CHECKS = [
+    _quality_check(
+        TREND_KEY,
+        quality.flatlined_signals,
+        f"WARN when a signal repeats one value for {quality.FLATLINE_SCANS} consecutive scans "
+        "outside holds (a stuck sensor), in the batches of the latest load.",
+    ),
+    _quality_check(
+        TREND_KEY,
+        quality.gaps_in_readings,
+        f"WARN when a batch's 1 Hz scans have a gap longer than {quality.MAX_GAP_S} s "
+        "(by the unit's scan counter), in the batches of the latest load.",
+    ),
+    _quality_check(
+        TREND_KEY,
+        quality.phase_sensor_ranges,
+        "ERROR when a phase's settled conductivity (beyond "
+        f"{quality.COND_TOLERANCE:.0%}) or pH (beyond {quality.PH_TOLERANCE} units) is off "
+        "the buffer its recipe pumps: a wrong buffer or a failing sensor.",
+    ),
+    _quality_check(
+        READINGS_CHECKED_KEY,
+        quality.duplicate_rate,
+        f"WARN when more than {quality.MAX_DUPLICATE_RATE:.1%} of the latest load's readings "
+        "repeat an earlier (unit_id, ts); counts every reject reason in metadata.",
+    ),
+]

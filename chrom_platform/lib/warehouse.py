@@ -1,0 +1,109 @@
+"""The warehouse the dbt project builds, as the Python side reads it: one interface, two
+adapters (DuckDB file locally; Snowflake in production, checked here against fakesnow).
+
+Python asset checks and analytics query gold and silver through `Warehouse.query`, with SQL
+both engines accept (standard window functions, no dialect extras), so the same check runs
+on both. The dbt side of the same split is `adapter.dispatch` in dbt_chrom/macros.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+#: Dagster concurrency pool of everything that opens the DuckDB file. DuckDB allows one
+#: writing process at a time (and no reader beside it): the dbt build, Python checks and
+#: analytics that touch the file all take this pool's single slot, so they queue instead
+#: of failing with a lock error. dagster.yaml sets the limit (scripts/dagster.yaml).
+WAREHOUSE_POOL = "warehouse"
+
+
+Row = dict[str, Any]
+
+
+class Warehouse(Protocol):
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows as dicts keyed by lower-case column name (Snowflake upper-cases names)."""
+        ...
+
+    def table_exists(self, schema: str, table: str) -> bool: ...
+
+
+class _DbApiWarehouse:
+    """Both adapters speak DB-API with `?` parameters (Snowflake's connector set to qmark)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+            names = [d[0].lower() for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        found = self.query(
+            "select count(*) as n from information_schema.tables "
+            "where lower(table_schema) = lower(?) and lower(table_name) = lower(?)",
+            (schema, table),
+        )
+        return bool(found[0]["n"])
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    """Where the warehouse is. `target` picks the adapter: local (DuckDB) or prod (Snowflake)."""
+
+    target: str
+    duckdb_path: str
+    landing_uri: str
+    snowflake: Mapping[str, str] = field(default_factory=dict)
+
+    def dbt_vars(self) -> dict[str, str]:
+        """What the dbt project needs from the settings (dbt_chrom/profiles.yml and
+        dbt_project.yml read these as vars, falling back to the environment)."""
+        return {"duckdb_path": self.duckdb_path, "landing_root": self.landing_uri}
+
+    def prepare(self) -> None:
+        """DuckDB does not create the folder of a new database file."""
+        if self.target == "local":
+            Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def connect(self, *, read_only: bool = True) -> Iterator[Warehouse]:
+        if self.target == "local":
+            import duckdb
+
+            if read_only and not Path(self.duckdb_path).exists():
+                raise FileNotFoundError(
+                    f"warehouse {self.duckdb_path} does not exist yet: build the dbt assets first"
+                )
+            conn = duckdb.connect(self.duckdb_path, read_only=read_only)
+            try:
+                yield _DbApiWarehouse(conn)
+            finally:
+                conn.close()
+        elif self.target == "prod":
+            import snowflake.connector
+
+            params = dict(self.snowflake)
+            if "private_key_file" in params:  # key-pair users (infra/snowflake), no passwords
+                params.setdefault("authenticator", "SNOWFLAKE_JWT")
+                # the key's passphrase is a secret: read from the environment when connecting,
+                # never carried in settings or resource config
+                if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
+                    params["private_key_file_pwd"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
+            sf = snowflake.connector.connect(paramstyle="qmark", **params)
+            try:
+                yield _DbApiWarehouse(sf)
+            finally:
+                sf.close()
+        else:
+            raise ValueError(f"unknown warehouse target {self.target!r}; expected local or prod")

@@ -1,0 +1,3 @@
+{{ config(incremental_strategy='append') }}
+
+{{ chrom.bronze_json(source('landing', 'master_data'), 'master_data') }}

@@ -1,0 +1,3 @@
+{{ config(incremental_strategy='append') }}
+
+{{ chrom.bronze_readings(source('landing', 'readings')) }}

@@ -1,0 +1,47 @@
+-- Batch, phase and hold events, typed, one row per event id (a re-landed event counts
+-- once). Events missing what the batch record needs, or of an unknown type, are kept out
+-- and counted in silver_rejects.
+with
+
+bronze_batch_events as (
+    select * from {{ ref('bronze_batch_events') }}
+),
+
+parsed as (
+    select
+        {{ chrom.json_text('raw', 'event_id') }} as event_id,
+        {{ chrom.json_text('raw', 'unit_id') }} as unit_id,
+        {{ chrom.json_text('raw', 'batch_id') }} as batch_id,
+        {{ chrom.json_text('raw', 'recipe') }} as recipe,
+        {{ chrom.json_text('raw', 'phase') }} as phase,
+        {{ chrom.json_text('raw', 'event_type') }} as event_type,
+        {{ chrom.iso_timestamp(chrom.json_text('raw', 'ts')) }} as ts,
+        {{ chrom.json_text('raw', 'details.column_id') }} as column_id,
+        {{ chrom.json_number('raw', 'details.column_cycle') }} as column_cycle,
+        {{ chrom.json_text('raw', 'details.buffer') }} as buffer,
+        {{ chrom.json_number('raw', 'details.planned_cv') }} as planned_cv,
+        {{ chrom.json_number('raw', 'details.velocity_cm_h') }} as velocity_cm_h,
+        _source_file,
+        _loaded_at
+    from bronze_batch_events
+),
+
+checked as (
+    select
+        *,
+        case
+            when event_id is null or unit_id is null or batch_id is null or recipe is null
+                then 'missing_field'
+            when ts is null then 'bad_timestamp'
+            when event_type not in (
+                'batch_start', 'batch_end', 'phase_start', 'phase_end', 'hold_start', 'hold_end'
+            ) then 'unknown_event_type'
+            when event_type like 'phase_%' and phase is null then 'missing_field'
+            when row_number() over (
+                partition by event_id order by _loaded_at, _source_file
+            ) > 1 then 'duplicate'
+        end as reject_reason
+    from parsed
+)
+
+select * from checked

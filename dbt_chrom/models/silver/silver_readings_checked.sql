@@ -1,0 +1,98 @@
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
+-- Every landed reading once, typed, with the reason it is kept out of silver (null = valid).
+-- Incremental: a run classifies only the readings loaded into bronze since the last run, and
+-- looks for earlier copies only in the time range those readings cover.
+{%- set signals = chrom.signals() %}
+
+with
+
+bronze_readings as (
+    select * from {{ ref('bronze_readings') }}
+    {%- if is_incremental() %}
+    where _loaded_at > (select coalesce(max(_loaded_at), cast('1970-01-01' as timestamp)) from {{ this }})
+    {%- endif %}
+),
+
+silver_units as (
+    select * from {{ ref('silver_units') }}
+),
+
+signal_specs as (
+    select * from {{ ref('signal_specs') }}
+),
+
+limits as (
+    select
+        {%- for s in signals %}
+        max(case when signal = '{{ s }}' then valid_min end) as {{ s }}_min,
+        max(case when signal = '{{ s }}' then valid_max end) as {{ s }}_max{{ "," if not loop.last }}
+        {%- endfor %}
+    from signal_specs
+),
+
+{%- if is_incremental() %}
+
+accepted_before as (
+    select unit_id, ts from {{ this }}
+    where
+        reject_reason is null
+        and ts >= (select min(ts) from bronze_readings)
+        and ts <= (select max(ts) from bronze_readings)
+),
+{%- endif %}
+
+ranked as (
+    select
+        bronze_readings.*,
+        row_number() over (
+            partition by unit_id, ts order by _source_file, seq
+        ) as copy_number
+    from bronze_readings
+),
+
+checked as (
+    select
+        ranked.unit_id,
+        ranked.batch_id,
+        ranked.recipe,
+        ranked.phase,
+        ranked.ts,
+        ranked.seq,
+        {%- for s in signals %}
+        ranked.{{ s }},
+        {%- endfor %}
+        ranked.extra,
+        ranked._source_file,
+        ranked._loaded_at,
+        case
+            when
+                ranked.unit_id is null or ranked.batch_id is null or ranked.recipe is null
+                or ranked.phase is null or ranked.ts is null or ranked.seq is null
+                {%- for s in signals %}
+                or ranked.{{ s }} is null
+                {%- endfor %}
+                then 'missing_field'
+            {%- for s in signals %}
+            when {{ chrom.is_nan('ranked.' ~ s) }} then 'not_a_number:{{ s }}'
+            {%- endfor %}
+            {%- for s in signals %}
+            when ranked.{{ s }} not between limits.{{ s }}_min and limits.{{ s }}_max
+                then 'out_of_range:{{ s }}'
+            {%- endfor %}
+            when silver_units.unit_id is null then 'unknown_unit'
+            when ranked.copy_number > 1 then 'duplicate'
+            {%- if is_incremental() %}
+            when accepted_before.unit_id is not null then 'duplicate'
+            {%- endif %}
+        end as reject_reason
+    from ranked
+    cross join limits
+    left join silver_units on ranked.unit_id = silver_units.unit_id
+    {%- if is_incremental() %}
+    left join accepted_before
+        on ranked.unit_id = accepted_before.unit_id and ranked.ts = accepted_before.ts
+    {%- endif %}
+)
+
+select * from checked

@@ -1,0 +1,60 @@
+-- Each recipe's phases in order, with the buffer each one pumps: what conductivity and pH
+-- the column outlet should reach in that phase (the sensor-range checks use this).
+with
+
+bronze_master_data as (
+    select * from {{ ref('bronze_master_data') }}
+),
+
+latest_recipes as (
+    select raw
+    from bronze_master_data
+    where _source_file like 'landing/master_data/recipes/%'
+    qualify row_number() over (order by _loaded_at desc, _source_file desc) = 1
+),
+
+buffers as (
+    select
+        {{ chrom.json_text('b.value', 'name') }} as buffer,
+        {{ chrom.json_number('b.value', 'cond_ms_cm') }} as buffer_cond_ms_cm,
+        {{ chrom.json_number('b.value', 'ph') }} as buffer_ph,
+        {{ chrom.json_number('b.value', 'uv_mau') }} as buffer_uv_mau,
+        {{ chrom.json_number('b.value', 'viscosity_mpa_s') }} as buffer_viscosity_mpa_s
+    from latest_recipes,
+        {{ chrom.json_array_elements(chrom.json_value('raw', 'buffers'), 'b') }}
+),
+
+recipes as (
+    select
+        {{ chrom.json_text('r.value', 'recipe') }} as recipe,
+        {{ chrom.json_value('r.value', 'phases') }} as phases
+    from latest_recipes,
+        {{ chrom.json_array_elements(chrom.json_value('raw', 'recipes'), 'r') }}
+),
+
+phases as (
+    select
+        recipes.recipe,
+        p.index + 1 as phase_order,
+        {{ chrom.json_text('p.value', 'name') }} as phase,
+        -- "load": the load volume follows the feed titer, so no fixed CV
+        {{ chrom.json_number('p.value', 'cv') }} as planned_cv,
+        {{ chrom.json_number('p.value', 'velocity_cm_h') }} as velocity_cm_h,
+        {{ chrom.json_text('p.value', 'buffer') }} as buffer
+    from recipes,
+        {{ chrom.json_array_elements('recipes.phases', 'p') }}
+)
+
+select
+    phases.recipe,
+    phases.phase_order,
+    phases.phase,
+    phases.planned_cv,
+    phases.velocity_cm_h,
+    phases.buffer,
+    buffers.buffer_cond_ms_cm,
+    buffers.buffer_ph,
+    buffers.buffer_uv_mau,
+    buffers.buffer_viscosity_mpa_s
+from phases
+left join buffers on phases.buffer = buffers.buffer

@@ -1,0 +1,36 @@
+-- Recipes from the newest recipe snapshot, with the pooling criteria that decide where the
+-- eluate pool starts and ends on the elution UV peak.
+with
+
+bronze_master_data as (
+    select * from {{ ref('bronze_master_data') }}
+),
+
+latest_recipes as (
+    select raw
+    from bronze_master_data
+    where _source_file like 'landing/master_data/recipes/%'
+    qualify row_number() over (order by _loaded_at desc, _source_file desc) = 1
+),
+
+recipes as (
+    select
+        {{ chrom.json_text('r.value', 'recipe') }} as recipe,
+        {{ chrom.json_text('r.value', 'product') }} as product,
+        {{ chrom.json_number('r.value', 'extinction_l_g_cm') }} as extinction_l_g_cm,
+        {{ chrom.json_number('r.value', 'target_loading_g_l') }} as target_loading_g_l,
+        {{ chrom.json_text('r.value', 'pooling.start.mode') }} as pool_start_mode,
+        coalesce(
+            {{ chrom.json_number('r.value', 'pooling.start.mau') }},
+            {{ chrom.json_number('r.value', 'pooling.start.percent') }}
+        ) as pool_start_value,
+        {{ chrom.json_text('r.value', 'pooling.end.mode') }} as pool_end_mode,
+        coalesce(
+            {{ chrom.json_number('r.value', 'pooling.end.mau') }},
+            {{ chrom.json_number('r.value', 'pooling.end.percent') }}
+        ) as pool_end_value
+    from latest_recipes,
+        {{ chrom.json_array_elements(chrom.json_value('raw', 'recipes'), 'r') }}
+)
+
+select * from recipes

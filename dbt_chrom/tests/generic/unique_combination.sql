@@ -1,0 +1,7 @@
+{#- The columns together identify a row (no dbt packages here, so no dbt_utils). -#}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}
