@@ -27,10 +27,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# sqlfluff's dbt templater compiles the project: point it at a scratch DuckDB, no landing
+	mkdir -p .data/lint && cd dbt_chrom && CHROM_DUCKDB_PATH=$(CURDIR)/.data/lint/lint.duckdb \
+	  CHROM_LANDING_URI=$(CURDIR)/.data/lint/lake ../$(VENV)/bin/sqlfluff lint models
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	mkdir -p .data/lint && cd dbt_chrom && CHROM_DUCKDB_PATH=$(CURDIR)/.data/lint/lint.duckdb \
+	  CHROM_LANDING_URI=$(CURDIR)/.data/lint/lake ../$(VENV)/bin/sqlfluff fix -f models
 
 clean:
 	rm -rf .data

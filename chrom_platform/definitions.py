@@ -24,4 +24,7 @@ def defs() -> dg.Definitions:
             warehouse.warehouse_automation_sensor,
         ],
         resources=build_resources(Settings.from_env()),
+        # Every computed step here opens the warehouse and takes its single-slot pool, so
+        # steps never run side by side anyway: one process per run, not one per step.
+        executor=dg.in_process_executor,
     )

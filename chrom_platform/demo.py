@@ -26,6 +26,7 @@ from typing import Any
 from chrom_platform.lib.contracts import SEQ_EPOCH
 from chrom_platform.lib.influx import InfluxV1Client
 from chrom_platform.lib.influx_server import LocalInfluxServer, free_port, port_is_free
+from chrom_platform.lib.instance import write_instance_config
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.settings import PROJECT_ROOT, Settings
 
@@ -88,8 +89,7 @@ def start_influx(settings: Settings) -> LocalInfluxServer:
 
 def dagster_env(settings: Settings, influx_url: str) -> dict[str, str]:
     home = settings.data_dir / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    write_instance_config(home)
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -52,9 +52,7 @@ def load_raw_tables(duck, lake: Path) -> dict[str, int]:  # type: ignore[no-unty
             select content::json, substr(filename, {strip}), now()::timestamp
             from read_text('{root}/landing/{kind}/{depth}.json')"""
         )
-    return {
-        t: duck.execute(f"select count(*) from {db}.raw.{t}").fetchone()[0] for t in RAW_TABLES
-    }
+    return {t: duck.execute(f"select count(*) from {db}.raw.{t}").fetchone()[0] for t in RAW_TABLES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(DBT_PROJECT_DIR)
         # one thread: fakesnow's connect-time schema creation is not safe across threads
         res = dbtRunner().invoke(
-            [*dbt_args, "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "prod", "--threads", "1"]
+            [
+                *dbt_args,
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target",
+                "prod",
+                "--threads",
+                "1",
+            ]
         )
     return 0 if res.success else 1
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 #: Dagster concurrency pool of everything that opens the DuckDB file. DuckDB allows one
 #: writing process at a time (and no reader beside it): the dbt build, Python checks and
 #: analytics that touch the file all take this pool's single slot, so they queue instead
-#: of failing with a lock error. dagster.yaml sets the limit (scripts/dagster.yaml).
+#: of failing with a lock error. The instance config sets the limit (lib/instance.py).
 WAREHOUSE_POOL = "warehouse"
 
 

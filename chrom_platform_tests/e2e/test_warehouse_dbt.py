@@ -107,7 +107,11 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
         }
     last_start = max(int(s.ts_ns[-1]) for s in history.sims)
     new = history.land(
-        units=3, batches_per_unit=1, seed=21, fault_rate=0.0, first_batch=3,
+        units=3,
+        batches_per_unit=1,
+        seed=21,
+        fault_rate=0.0,
+        first_batch=3,
         start_ns=last_start + DAY_NS,
     )
     history.dbt("build")

@@ -4,10 +4,9 @@ runs after its asset updates (declarative automation), takes the warehouse pool 
 the DuckDB file), and reports the offending batches, signals, phases and CVs in metadata.
 """
 
-from __future__ import annotations
-
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -22,8 +21,10 @@ READINGS_CHECKED_KEY = dg.AssetKey(["silver", "silver_readings_checked"])
 MAX_ROWS_SHOWN = 50
 
 
-def check_result(res: QualityResult) -> dg.AssetCheckResult:
+def check_result(res: QualityResult, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
+        asset_key=key.asset_key,
+        check_name=key.name,
         passed=res.passed,
         severity=dg.AssetCheckSeverity[res.severity],
         description=res.description,
@@ -41,48 +42,70 @@ def check_result(res: QualityResult) -> dg.AssetCheckResult:
     )
 
 
-def _quality_check(
-    asset: dg.AssetKey, fn: Callable[[Warehouse], QualityResult], description: str
-) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=asset,
-        name=fn.__name__,
-        description=description,
-        blocking=False,
-        pool=WAREHOUSE_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
-    )
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.config().connect(read_only=True) as wh:
-            return check_result(fn(wh))
+@dataclass(frozen=True)
+class QualityCheck:
+    asset: dg.AssetKey
+    fn: Callable[[Warehouse], QualityResult]
+    description: str
 
-    return _check
+    @property
+    def key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(self.asset, self.fn.__name__)
 
 
-QUALITY_CHECKS = [
-    _quality_check(
+CHECKS = [
+    QualityCheck(
         TREND_KEY,
         quality.flatlined_signals,
         f"WARN when a signal repeats one value for {quality.FLATLINE_SCANS} consecutive scans "
         "outside holds (a stuck sensor), in the batches of the latest load.",
     ),
-    _quality_check(
+    QualityCheck(
         TREND_KEY,
         quality.gaps_in_readings,
         f"WARN when a batch's 1 Hz scans have a gap longer than {quality.MAX_GAP_S} s "
         "(by the unit's scan counter), in the batches of the latest load.",
     ),
-    _quality_check(
+    QualityCheck(
         TREND_KEY,
         quality.phase_sensor_ranges,
         "ERROR when a phase's settled conductivity (beyond "
         f"{quality.COND_TOLERANCE:.0%}) or pH (beyond {quality.PH_TOLERANCE} units) is off "
         "the buffer its recipe pumps: a wrong buffer or a failing sensor.",
     ),
-    _quality_check(
+    QualityCheck(
         READINGS_CHECKED_KEY,
         quality.duplicate_rate,
         f"WARN when more than {quality.MAX_DUPLICATE_RATE:.1%} of the latest load's readings "
         "repeat an earlier (unit_id, ts); counts every reject reason in metadata.",
     ),
 ]
+
+
+# One step for all of them: one process and one DuckDB connection per run instead of four
+# (each step of a run is a process start and a code-location load, several seconds here).
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            c.fn.__name__,
+            asset=c.asset,
+            description=c.description,
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for c in CHECKS
+    ],
+    name="warehouse_quality_checks",
+    can_subset=True,
+    pool=WAREHOUSE_POOL,
+)
+def warehouse_quality_checks(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.AssetCheckResult]:
+    selected = set(context.selected_asset_check_keys)
+    with warehouse.config().connect(read_only=True) as wh:
+        for c in CHECKS:
+            if c.key in selected:
+                yield check_result(c.fn(wh), c.key)
+
+
+QUALITY_CHECKS = [warehouse_quality_checks]

@@ -48,6 +48,15 @@ class ChromDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            # A seed has no upstream to wait for: build it while missing (on_missing would
+            # skip an asset already missing at the first evaluation, leaving every model
+            # after it waiting), unless a build is running or the last one failed.
+            return (
+                dg.AutomationCondition.missing()
+                & ~dg.AutomationCondition.in_progress()
+                & ~dg.AutomationCondition.execution_failed()
+            ) | dg.AutomationCondition.code_version_changed()
         return dg.AutomationCondition.eager()
 
 

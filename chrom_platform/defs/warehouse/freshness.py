@@ -105,12 +105,15 @@ def _outcome(lag: Lag) -> dict:
         for key in FRESH_KEYS
     ],
     name="warehouse_behind_landing",
+    can_subset=True,
 )
 def warehouse_behind_landing(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
+    selected = {k.asset_key for k in context.selected_asset_check_keys}
     for key, lag in evaluate(context.instance, warehouse.max_lag_min * 60).items():
-        yield dg.AssetCheckResult(asset_key=key, check_name=CHECK_NAME, **_outcome(lag))
+        if key in selected:
+            yield dg.AssetCheckResult(asset_key=key, check_name=CHECK_NAME, **_outcome(lag))
 
 
 FRESHNESS_CHECKS = [warehouse_behind_landing]

@@ -54,7 +54,12 @@ batch_readings as (
 ),
 
 elution as (
-    select batch_id, ts, batch_cv, volume_l, uv_mau
+    select
+        batch_id,
+        ts,
+        batch_cv,
+        volume_l,
+        uv_mau
     from gold_trend_by_cv
     where phase = 'Elution'
 ),
@@ -125,14 +130,17 @@ pool as (
     from cut_points
     inner join elution as pool_start
         on cut_points.batch_id = pool_start.batch_id
-        and cut_points.pool_start_ts = pool_start.ts
+            and cut_points.pool_start_ts = pool_start.ts
     inner join elution as pool_end
         on cut_points.batch_id = pool_end.batch_id
-        and cut_points.pool_end_ts = pool_end.ts
+            and cut_points.pool_end_ts = pool_end.ts
 ),
 
 load_phase as (
-    select batch_id, volume_l as load_volume_l, cv as load_cv
+    select
+        batch_id,
+        volume_l as load_volume_l,
+        cv as load_cv
     from gold_phase_summary
     where phase = 'Load'
 ),
@@ -186,7 +194,8 @@ results as (
 alerts as (
     select
         batch_id,
-        nullif(concat_ws(',',
+        nullif(concat_ws(
+            ',',
             case when status = 'complete' and pool_volume_l is null then 'pool_not_found' end,
             case when status = 'complete' and feed_titer_g_l is null then 'feed_titer_missing' end,
             case when status = 'complete' and pool_conc_g_l is null then 'pool_result_missing' end,

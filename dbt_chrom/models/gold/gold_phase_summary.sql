@@ -40,13 +40,13 @@ phase_readings as (
         min(batch_cv) as start_cv,
         max(batch_cv) as end_cv,
         max(volume_l) - min(volume_l) as volume_l,
-        max(_source_loaded_at) as _source_loaded_at,
         {%- for s in signals %}
-        avg({{ s }}) as {{ s }}_mean,
-        min({{ s }}) as {{ s }}_min,
-        max({{ s }}) as {{ s }}_max,
-        stddev_samp({{ s }}) as {{ s }}_std{{ "," if not loop.last }}
+            avg({{ s }}) as {{ s }}_mean,
+            min({{ s }}) as {{ s }}_min,
+            max({{ s }}) as {{ s }}_max,
+            stddev_samp({{ s }}) as {{ s }}_std,
         {%- endfor %}
+        max(_source_loaded_at) as _source_loaded_at
     from gold_trend_by_cv
     group by batch_id, phase
 ),
@@ -81,19 +81,19 @@ select
     coalesce(phase_holds.hold_s, 0) as hold_s,
     phase_readings.n_readings,
     {{ chrom.seconds_between('silver_phases.started_at', 'silver_phases.ended_at') }} + 1
-        - phase_readings.n_readings as missing_readings,
+    - phase_readings.n_readings as missing_readings,
     {%- for s in signals %}
-    phase_readings.{{ s }}_mean,
-    phase_readings.{{ s }}_min,
-    phase_readings.{{ s }}_max,
-    phase_readings.{{ s }}_std,
+        phase_readings.{{ s }}_mean,
+        phase_readings.{{ s }}_min,
+        phase_readings.{{ s }}_max,
+        phase_readings.{{ s }}_std,
     {%- endfor %}
     phase_readings._source_loaded_at
 from phase_readings
 inner join silver_units on phase_readings.unit_id = silver_units.unit_id
 left join silver_phases
     on phase_readings.batch_id = silver_phases.batch_id
-    and phase_readings.phase = silver_phases.phase
+        and phase_readings.phase = silver_phases.phase
 left join phase_holds
     on phase_readings.batch_id = phase_holds.batch_id
-    and phase_readings.phase = phase_holds.phase
+        and phase_readings.phase = phase_holds.phase

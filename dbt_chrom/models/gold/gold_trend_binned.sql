@@ -29,7 +29,7 @@ select
     count(*) as n_readings,
     min(ts) as first_ts,
     {%- for s in signals %}
-    avg({{ s }}) as {{ s }},
+        avg({{ s }}) as {{ s }},
     {%- endfor %}
     max(_source_loaded_at) as _source_loaded_at
 from gold_trend_by_cv

@@ -62,7 +62,11 @@ events as (
 ),
 
 events_loaded as (
-    select batch_id, max(_loaded_at) as loaded_at from events group by batch_id
+    select
+        batch_id,
+        max(_loaded_at) as loaded_at
+    from events
+    group by batch_id
 ),
 
 -- Events as markers merged into each batch's reading stream. At equal timestamps a phase or
@@ -157,7 +161,7 @@ select
     totalized.ts,
     totalized.seq,
     {%- for s in signals %}
-    totalized.{{ s }},
+        totalized.{{ s }},
     {%- endfor %}
     totalized.is_hold,
     totalized.volume_l,

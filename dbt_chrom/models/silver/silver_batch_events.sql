@@ -34,12 +34,12 @@ checked as (
                 then 'missing_field'
             when ts is null then 'bad_timestamp'
             when event_type not in (
-                'batch_start', 'batch_end', 'phase_start', 'phase_end', 'hold_start', 'hold_end'
-            ) then 'unknown_event_type'
+                    'batch_start', 'batch_end', 'phase_start', 'phase_end', 'hold_start', 'hold_end'
+                ) then 'unknown_event_type'
             when event_type like 'phase_%' and phase is null then 'missing_field'
             when row_number() over (
-                partition by event_id order by _loaded_at, _source_file
-            ) > 1 then 'duplicate'
+                    partition by event_id order by _loaded_at, _source_file
+                ) > 1 then 'duplicate'
         end as reject_reason
     from parsed
 )

@@ -27,7 +27,10 @@ select
     recipe,
     column_id,
     column_cycle,
-    coalesce(started_at, (select min(e.ts) from events as e where e.batch_id = batches.batch_id))
+    coalesce(started_at, (
+        select min(e.ts) from events as e
+        where e.batch_id = batches.batch_id
+    ))
         as started_at,
     ended_at,
     case when ended_at is null then 'running' else 'complete' end as status

@@ -15,7 +15,7 @@ select
     ts,
     seq,
     {%- for s in chrom.signals() %}
-    {{ s }},
+        {{ s }},
     {%- endfor %}
     extra,
     _source_file,

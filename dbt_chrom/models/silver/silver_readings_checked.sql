@@ -25,9 +25,10 @@ signal_specs as (
 limits as (
     select
         {%- for s in signals %}
-        max(case when signal = '{{ s }}' then valid_min end) as {{ s }}_min,
-        max(case when signal = '{{ s }}' then valid_max end) as {{ s }}_max{{ "," if not loop.last }}
+            max(case when signal = '{{ s }}' then valid_min end) as {{ s }}_min,
+            max(case when signal = '{{ s }}' then valid_max end) as {{ s }}_max,
         {%- endfor %}
+        count(*) as n_signals
     from signal_specs
 ),
 
@@ -60,7 +61,7 @@ checked as (
         ranked.ts,
         ranked.seq,
         {%- for s in signals %}
-        ranked.{{ s }},
+            ranked.{{ s }},
         {%- endfor %}
         ranked.extra,
         ranked._source_file,
@@ -70,15 +71,15 @@ checked as (
                 ranked.unit_id is null or ranked.batch_id is null or ranked.recipe is null
                 or ranked.phase is null or ranked.ts is null or ranked.seq is null
                 {%- for s in signals %}
-                or ranked.{{ s }} is null
+                    or ranked.{{ s }} is null
                 {%- endfor %}
                 then 'missing_field'
             {%- for s in signals %}
-            when {{ chrom.is_nan('ranked.' ~ s) }} then 'not_a_number:{{ s }}'
+                when {{ chrom.is_nan('ranked.' ~ s) }} then 'not_a_number:{{ s }}'
             {%- endfor %}
             {%- for s in signals %}
-            when ranked.{{ s }} not between limits.{{ s }}_min and limits.{{ s }}_max
-                then 'out_of_range:{{ s }}'
+                when ranked.{{ s }} not between limits.{{ s }}_min and limits.{{ s }}_max
+                    then 'out_of_range:{{ s }}'
             {%- endfor %}
             when silver_units.unit_id is null then 'unknown_unit'
             when ranked.copy_number > 1 then 'duplicate'

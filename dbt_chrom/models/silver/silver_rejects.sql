@@ -17,7 +17,7 @@ samples as (
 
 rejected as (
     select
-        'readings' as source,
+        'readings' as rejected_from,
         reject_reason,
         count(*) as rows_rejected,
         min(_source_file) as example_source_file
@@ -28,7 +28,7 @@ rejected as (
     union all
 
     select
-        'batch_events' as source,
+        'batch_events' as rejected_from,
         reject_reason,
         count(*) as rows_rejected,
         min(_source_file) as example_source_file
@@ -39,7 +39,7 @@ rejected as (
     union all
 
     select
-        'sample_results' as source,
+        'sample_results' as rejected_from,
         reject_reason,
         count(*) as rows_rejected,
         min(_source_file) as example_source_file

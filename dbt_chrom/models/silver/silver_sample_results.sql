@@ -15,7 +15,7 @@ parsed as (
         {{ chrom.json_text('raw', 'recipe') }} as recipe,
         {{ chrom.json_text('raw', 'sample_point') }} as sample_point,
         {{ chrom.json_text('raw', 'analyte') }} as analyte,
-        {{ chrom.json_text('raw', 'method') }} as method,
+        {{ chrom.json_text('raw', 'method') }} as analytical_method,
         {{ chrom.json_text('raw', 'instrument_id') }} as instrument_id,
         {{ chrom.iso_timestamp(chrom.json_text('raw', 'sampled_at')) }} as sampled_at,
         {{ chrom.iso_timestamp(chrom.json_text('raw', 'analyzed_at')) }} as analyzed_at,
@@ -43,8 +43,8 @@ checked as (
             when status not in ('ok', 'failed') then 'unknown_status'
             when status = 'ok' and (result is null or result_unit <> 'g/L') then 'bad_result'
             when row_number() over (
-                partition by sample_id, attempt order by _loaded_at, _source_file
-            ) > 1 then 'duplicate'
+                    partition by sample_id, attempt order by _loaded_at, _source_file
+                ) > 1 then 'duplicate'
         end as reject_reason
     from parsed
 )

@@ -1,0 +1,104 @@
+"""Warehouse benchmark: full dbt builds at 100 and 1,000 batches, bringing gold up to date
+after one new batch on top of 1,000, and the overlay query (one batch against its recipe's
+history, one signal, binned by CV) with a baseline that bins the raw trend in the same run."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from chrom_platform.lib.master_data import load_master_data
+from chrom_platform_tests.conftest import START_NS
+from chrom_platform_tests.warehouse_helpers import DAY_NS, History
+from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
+
+UNITS = 4
+
+OVERLAY_BINNED = """
+with target as (
+    select recipe from gold.gold_batch_results where batch_id = $batch
+)
+select b.batch_id = $batch as is_target, b.cv_bin_start,
+    avg(b.uv_mau) as uv_mau, min(b.uv_mau) as uv_min, max(b.uv_mau) as uv_max
+from gold.gold_trend_binned as b
+where b.recipe = (select recipe from target)
+group by all
+"""
+
+OVERLAY_RAW = """
+with target as (
+    select recipe from gold.gold_batch_results where batch_id = $batch
+)
+select t.batch_id = $batch as is_target, floor(t.batch_cv / 0.1) * 0.1 as cv_bin_start,
+    avg(t.uv_mau) as uv_mau, min(t.uv_mau) as uv_min, max(t.uv_mau) as uv_max
+from gold.gold_trend_by_cv as t
+where t.recipe = (select recipe from target) and not t.is_hold
+group by all
+"""
+
+
+def _timed(h: History, *args: str) -> float:
+    t0 = time.perf_counter()
+    h.dbt(*args)
+    return time.perf_counter() - t0
+
+
+def _p95(con: duckdb.DuckDBPyConnection, sql: str, batch: str, n: int) -> dict[str, float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        rows = con.execute(sql, {"batch": batch}).fetchall()
+        times.append(time.perf_counter() - t0)
+    assert rows, "overlay returned nothing"
+    times.sort()
+    return {
+        "p50_ms": statistics.median(times) * 1000,
+        "p95_ms": times[int(0.95 * (n - 1))] * 1000,
+        "rows": len(rows),
+    }
+
+
+def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict[str, Any]:
+    md = load_master_data(DEFAULT_EQUIPMENT, DEFAULT_RECIPES)
+    tmp = Path(tempfile.mkdtemp(prefix="chrom-bench-wh-"))
+    out: dict[str, Any] = {}
+    try:
+        for n in (batches_small, batches_large):
+            h = History(tmp / f"h{n}", md)
+            h.land(units=UNITS, batches_per_unit=n // UNITS, seed=1, fault_rate=0.15)
+            h.dbt("parse")  # warm the parse so the figures are the build, not project loading
+            out[f"full_run_{n}_s"] = _timed(h, "run")
+            out[f"readings_{n}"] = sum(s.n_readings for s in h.sims)
+            print(f"  {n} batches: dbt run {out[f'full_run_{n}_s']:.1f} s", flush=True)
+        out["full_build_large_s"] = _timed(h, "build", "--full-refresh")
+        print(
+            f"  {batches_large} batches: dbt build --full-refresh {out['full_build_large_s']:.1f} s"
+        )
+        # one new batch on unit 1, then bring gold up to date
+        last = max(int(s.ts_ns[-1]) for s in h.sims)
+        h.land(
+            units=1,
+            batches_per_unit=1,
+            seed=1,
+            fault_rate=0.0,
+            first_batch=batches_large // UNITS,
+            start_ns=max(last, START_NS) + DAY_NS,
+        )
+        out["incremental_run_s"] = _timed(h, "run")
+        out["incremental_build_s"] = out["incremental_run_s"]
+        print(f"  one new batch: dbt run {out['incremental_run_s']:.1f} s", flush=True)
+        con = h.connect()
+        batch = h.sims[-1].plan.batch_id
+        out["overlay_binned"] = _p95(con, OVERLAY_BINNED, batch, 50)
+        out["overlay_raw"] = _p95(con, OVERLAY_RAW, batch, 10)
+        out["gold_rows"] = con.execute("select count(*) from gold.gold_trend_by_cv").fetchone()[0]
+        con.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

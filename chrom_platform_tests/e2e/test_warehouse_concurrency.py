@@ -1,0 +1,112 @@
+"""DuckDB allows one process on its file. Concurrent materializations (separate processes, as
+the UI, sensors and automation launch them) must queue on the `warehouse` pool instead of
+failing with a lock error. A control run without the pool limit shows the test can fail."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from chrom_platform.lib.instance import write_instance_config
+from chrom_platform_tests.warehouse_helpers import History
+
+pytestmark = pytest.mark.e2e
+
+ALL_MODELS = "group:bronze or group:silver or group:gold"
+LOCK_ERROR = "Could not set lock on file"
+
+
+def _env(h: History, home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CHROM_DATA_DIR": str(h.root / "data"),
+        "CHROM_LANDING_URI": str(h.lake),
+        "CHROM_DUCKDB_PATH": str(h.duckdb_path),
+    }
+
+
+def _concurrently(env: dict[str, str], selections: list[str]) -> list[tuple[int, str]]:
+    """`dagster asset materialize` once per selection, all at once; (exit code, output) each.
+    Output goes to files: the runs log a lot, and a full pipe would stall them."""
+    dagster = Path(sys.executable).parent / "dagster"
+    logs = Path(env["DAGSTER_HOME"]) / "logs"
+    logs.mkdir(exist_ok=True)
+    procs = []
+    for i, sel in enumerate(selections):
+        log = logs / f"materialize-{len(list(logs.iterdir()))}-{i}.log"
+        with open(log, "w") as out:
+            cmd = [str(dagster), "asset", "materialize", "-m", "chrom_platform.definitions"]
+            proc = subprocess.Popen(
+                [*cmd, "--select", sel], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        procs.append((proc, log))
+    return [(proc.wait(timeout=420), log.read_text()) for proc, log in procs]
+
+
+@pytest.fixture(scope="module")
+def history(md, tmp_path_factory) -> History:
+    h = History(tmp_path_factory.mktemp("concurrency"), md)
+    h.land(units=1, batches_per_unit=1, seed=3, fault_rate=0.0)
+    return h
+
+
+def test_concurrent_materializations_queue_on_the_warehouse_pool(history: History) -> None:
+    home = history.root / "dagster_home"
+    write_instance_config(home)
+    env = _env(history, home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # create storage once
+        assert instance.event_log_storage.supports_global_concurrency_limits
+    # the first build, then three at once that all open the DuckDB file
+    code, out = _concurrently(env, [ALL_MODELS])[0]
+    assert code == 0, out[-4000:]
+    results = _concurrently(env, ["group:silver", "group:gold", "key:gold/gold_trend_by_cv"])
+    for code, out in results:
+        assert code == 0, out[-4000:]
+        assert LOCK_ERROR not in out
+    assert any("blocked by limit for pool warehouse" in out for _, out in results), (
+        "the runs never had to wait: the test did not exercise concurrency"
+    )
+
+    # no two warehouse steps ran at the same time, across all runs
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        spans = []
+        for run in instance.get_runs():
+            starts: dict[str, float] = {}
+            for rec in instance.all_logs(run.run_id):
+                ev = rec.dagster_event
+                # every step of these runs opens the DuckDB file, except the freshness
+                # check, which reads the instance only (and has no pool)
+                if ev is None or ev.step_key is None or "behind_landing" in ev.step_key:
+                    continue
+                if ev.event_type == dg.DagsterEventType.STEP_START:
+                    starts[ev.step_key] = rec.timestamp
+                elif ev.event_type in (
+                    dg.DagsterEventType.STEP_SUCCESS,
+                    dg.DagsterEventType.STEP_FAILURE,
+                ):
+                    spans.append((starts[ev.step_key], rec.timestamp, run.run_id, ev.step_key))
+    spans.sort()
+    assert len({s[2] for s in spans}) == 4
+    for (_s0, e0, r0, k0), (s1, _e1, r1, k1) in itertools.pairwise(spans):
+        assert s1 >= e0, f"{k0} ({r0[:8]}) and {k1} ({r1[:8]}) overlapped"
+
+
+def test_without_the_pool_limit_concurrent_runs_collide(history: History) -> None:
+    """The control: the same materializations with an unlimited pool hit DuckDB's lock."""
+    home = history.root / "dagster_home_unlimited"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = _env(history, home)
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+    results = _concurrently(env, ["group:silver", "group:gold"])
+    assert any(code != 0 and LOCK_ERROR in out for code, out in results), [
+        out[-1500:] for _, out in results
+    ]

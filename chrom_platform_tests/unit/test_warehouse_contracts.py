@@ -1,0 +1,79 @@
+"""The dbt project and the Python side name the same things: signals, instrument ranges,
+paths. And the freshness rule, as a pure function."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+
+from chrom_platform.defs.warehouse.freshness import lag_behind_landing
+from chrom_platform.lib.contracts import SIGNAL_SPECS, SIGNALS
+from chrom_platform.resources import DBT_PROJECT_DIR
+from chrom_platform.settings import Settings, SettingsError
+
+
+def test_the_seed_is_the_contracts_signal_specs() -> None:
+    with open(DBT_PROJECT_DIR / "seeds" / "signal_specs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["signal"] for r in rows] == list(SIGNALS)
+    for r in rows:
+        spec = SIGNAL_SPECS[r["signal"]]
+        assert (float(r["valid_min"]), float(r["valid_max"])) == (spec.valid_min, spec.valid_max)
+        assert (r["unit"], r["description"]) == (spec.unit, spec.description)
+
+
+def test_the_dbt_signal_list_is_the_contracts() -> None:
+    text = (DBT_PROJECT_DIR / "macros" / "contracts.sql").read_text()
+    listed = re.search(r"return\(\[(.*?)\]\)", text, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"'(\w+)'", listed.group(1))) == SIGNALS
+
+
+def test_dbt_and_settings_default_to_the_same_warehouse_file() -> None:
+    profile = (DBT_PROJECT_DIR / "profiles.yml").read_text()
+    assert "env_var('CHROM_DATA_DIR', '../.data') ~ '/warehouse/chrom.duckdb'" in profile
+    s = Settings.from_env({})
+    # dbt runs in dbt_chrom/, so '../.data' is the project's .data
+    assert s.duckdb_path == (DBT_PROJECT_DIR.parent / ".data" / "warehouse" / "chrom.duckdb")
+    assert s.dbt_target == "local"
+    assert Settings.from_env({"CHROM_PROFILE": "gcp"}).dbt_target == "prod"
+    assert s.warehouse().dbt_vars() == {
+        "duckdb_path": str(s.duckdb_path),
+        "landing_root": s.landing_uri,
+    }
+
+
+def test_an_unknown_dbt_target_is_named() -> None:
+    with pytest.raises(SettingsError, match=r"CHROM_DBT_TARGET.*'staging'"):
+        Settings.from_env({"CHROM_DBT_TARGET": "staging"})
+
+
+def test_snowflake_settings_come_from_the_environment_without_the_passphrase() -> None:
+    s = Settings.from_env(
+        {
+            "CHROM_PROFILE": "gcp",
+            "SNOWFLAKE_ACCOUNT": "acme-xy123",
+            "SNOWFLAKE_PRIVATE_KEY_PATH": "/secrets/key.p8",
+            "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": "not-kept",
+        }
+    )
+    cfg = s.warehouse()
+    assert cfg.target == "prod"
+    assert cfg.snowflake == {"account": "acme-xy123", "private_key_file": "/secrets/key.p8"}
+
+
+@pytest.mark.parametrize(
+    ("landing_at", "asset_at", "now", "passed", "lag"),
+    [
+        (None, None, 1000.0, True, 0.0),  # nothing landed: nothing to be behind
+        (100.0, 150.0, 1000.0, True, 0.0),  # caught up
+        (100.0, None, 500.0, True, 400.0),  # never built, landed 400 s ago: within 900 s
+        (100.0, 50.0, 1001.0, False, 901.0),  # behind by more than allowed
+        (100.0, 50.0, 1000.0, True, 900.0),  # exactly at the limit
+    ],
+)
+def test_lag_behind_landing(landing_at, asset_at, now, passed, lag) -> None:
+    res = lag_behind_landing(landing_at, asset_at, now, max_lag_s=900.0)
+    assert (res.passed, res.lag_s) == (passed, lag)
