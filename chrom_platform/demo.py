@@ -92,6 +92,9 @@ def dagster_env(settings: Settings, influx_url: str) -> dict[str, str]:
     write_instance_config(home)
     return {
         **os.environ,
+        # the venv's tools (dbt: `dagster dev` re-parses the dbt project on load) whether or
+        # not the venv is activated
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "DAGSTER_HOME": str(home),
         "CHROM_PROFILE": settings.profile,
         "CHROM_DATA_DIR": str(settings.data_dir),
