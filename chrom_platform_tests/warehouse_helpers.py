@@ -16,10 +16,11 @@ from typing import Any
 import duckdb
 
 from chrom_platform.lib.master_data import MasterData
+from chrom_platform.lib.objectstore import open_store
 from chrom_platform.resources import DBT_PROJECT_DIR, dbt_executable
 from chrom_platform_tests.conftest import START_NS
 from simulator.batch import SimBatch
-from simulator.landing import backfill, unit_batches, unit_jobs
+from simulator.landing import land_batch, land_master_data, unit_batches, unit_jobs
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -51,7 +52,8 @@ class History:
         start_ns: int = START_NS,
         fault_kinds: Sequence[str] | None = None,
     ) -> list[SimBatch]:
-        """Backfill more batches into the lake; return (and remember) the simulated batches."""
+        """Land more batches as `chrom-sim backfill` does (same jobs, same landing calls),
+        keeping the simulated batches for their per-reading truth: simulated once."""
         kw: dict[str, Any] = {
             "units": units,
             "batches_per_unit": batches_per_unit,
@@ -62,10 +64,13 @@ class History:
         }
         if fault_kinds is not None:
             kw["fault_kinds"] = tuple(fault_kinds)
-        backfill(landing=str(self.lake), truth_dir=None, workers=1, **kw)
-        sims = [
-            s for job in unit_jobs(self.md, landing="", **kw) for s in unit_batches(job, self.md)
-        ]
+        store = open_store(str(self.lake))
+        land_master_data(store, self.md)
+        sims = []
+        for job in unit_jobs(self.md, landing=str(self.lake), **kw):
+            for sim in unit_batches(job, self.md):
+                land_batch(store, sim)
+                sims.append(sim)
         self.sims.extend(sims)
         return sims
 

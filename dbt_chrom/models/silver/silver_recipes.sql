@@ -7,10 +7,7 @@ bronze_master_data as (
 ),
 
 latest_recipes as (
-    select raw
-    from bronze_master_data
-    where _source_file like 'landing/master_data/recipes/%'
-    qualify row_number() over (order by _loaded_at desc, _source_file desc) = 1
+    {{ chrom.latest_master_data('bronze_master_data', 'recipes') }}
 ),
 
 recipes as (

@@ -7,10 +7,7 @@ bronze_master_data as (
 ),
 
 latest_equipment as (
-    select raw
-    from bronze_master_data
-    where _source_file like 'landing/master_data/equipment/%'
-    qualify row_number() over (order by _loaded_at desc, _source_file desc) = 1
+    {{ chrom.latest_master_data('bronze_master_data', 'equipment') }}
 ),
 
 units as (
