@@ -18,7 +18,6 @@ import threading
 import time
 from typing import Any
 
-from chrom_platform.lib.bridge import LiveBridge
 from chrom_platform.lib.landing_consumer import LandingConsumer
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.transport import DEAD_LETTER_SUBSCRIPTION
@@ -41,7 +40,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     threads: list[threading.Thread] = []
     if args.only in (None, "live"):
-        bridge = LiveBridge(cfg.transport(), cfg.sink(), md, batch_size=args.batch_size)
+        bridge = cfg.bridge(batch_size=args.batch_size)
 
         def live() -> None:
             total = bridge.serve(
@@ -75,7 +74,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.streaming()
     md = cfg.master_data()
     if args.only in (None, "live"):
-        rep = LiveBridge(cfg.transport(), cfg.sink(), md).drain(args.max_messages, args.max_seconds)
+        rep = cfg.bridge().drain(args.max_messages, args.max_seconds)
         _emit("live", rep.summary())
     if args.only in (None, "landing"):
         lrep = LandingConsumer(cfg.transport(), open_store(settings.landing_uri), md).drain(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chrom_platform.defs import landing, streaming, warehouse
+from chrom_platform.defs import analytics, landing, streaming, warehouse
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 
@@ -11,7 +11,13 @@ from chrom_platform.settings import Settings
 def defs() -> dg.Definitions:
     # Loaded when Dagster loads the code location, not at import: the environment is read here.
     return dg.Definitions(
-        assets=[*landing.LANDING_SPECS, streaming.LIVE_ASSET, warehouse.chrom_dbt_models],
+        assets=[
+            *landing.LANDING_SPECS,
+            streaming.LIVE_ASSET,
+            streaming.LIVE_DRIFT_ASSET,
+            warehouse.chrom_dbt_models,
+            *analytics.ANALYTICS_ASSETS,
+        ],
         asset_checks=[
             streaming.live_points_fresh,
             *warehouse.QUALITY_CHECKS,

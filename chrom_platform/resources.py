@@ -39,6 +39,7 @@ class StreamingResource(dg.ConfigurableResource):
     recipes_path: str
     influx_token: str | None = None
     influx_org: str | None = None
+    envelope_uri: str | None = None
     live_stale_after_s: float = 120.0
 
     def config(self) -> StreamingConfig:
@@ -63,6 +64,12 @@ class WarehouseResource(dg.ConfigurableResource):
             landing_uri=self.landing_uri,
             snowflake=dict(self.snowflake),
         )
+
+
+class AnalyticsResource(dg.ConfigurableResource):
+    """Where the analytics write their pictures and HTML reports."""
+
+    reports_dir: str
 
 
 def dbt_executable() -> str:
@@ -95,6 +102,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             snowflake=dict(settings.snowflake),
             max_lag_min=settings.warehouse_max_lag_min,
         ),
+        "analytics": AnalyticsResource(reports_dir=str(settings.reports_dir)),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             target=settings.dbt_target,

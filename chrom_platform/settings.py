@@ -63,6 +63,8 @@ class Settings:
     #: silver and gold may lag the newest landing data by this much before their
     #: freshness checks fail
     warehouse_max_lag_min: float = 15.0
+    #: where the analytics write their pictures and HTML reports
+    reports_dir: Path = PROJECT_ROOT / ".data" / "reports"
 
     def warehouse(self) -> WarehouseConfig:
         """The warehouse these settings name (DuckDB locally, Snowflake for gcp)."""
@@ -87,6 +89,7 @@ class Settings:
             recipes_path=str(self.recipes_path),
             influx_token=self.influx_token,
             influx_org=self.influx_org,
+            envelope_uri=self.landing_uri,
         )
 
     @classmethod
@@ -126,6 +129,7 @@ class Settings:
             dbt_target=dbt_target,
             snowflake=tuple((key, env[var]) for key, var in SNOWFLAKE_ENV.items() if env.get(var)),
             warehouse_max_lag_min=_float(env, "CHROM_WAREHOUSE_MAX_LAG_MIN", 15.0),
+            reports_dir=Path(env.get("CHROM_REPORTS_DIR", data_dir / "reports")).resolve(),
         )
 
 

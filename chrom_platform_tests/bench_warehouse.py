@@ -24,7 +24,7 @@ OVERLAY_BINNED = """
 with target as (
     select recipe from gold.gold_batch_results where batch_id = $batch
 )
-select b.batch_id = $batch as is_target, b.cv_bin_start,
+select b.batch_id = $batch as is_target, b.phase, b.cv_bin_start,
     avg(b.uv_mau) as uv_mau, min(b.uv_mau) as uv_min, max(b.uv_mau) as uv_max
 from gold.gold_trend_binned as b
 where b.recipe = (select recipe from target)
@@ -35,7 +35,7 @@ OVERLAY_RAW = """
 with target as (
     select recipe from gold.gold_batch_results where batch_id = $batch
 )
-select t.batch_id = $batch as is_target, floor(t.batch_cv / 0.1) * 0.1 as cv_bin_start,
+select t.batch_id = $batch as is_target, t.phase, floor(t.phase_cv / 0.1) * 0.1 as cv_bin_start,
     avg(t.uv_mau) as uv_mau, min(t.uv_mau) as uv_min, max(t.uv_mau) as uv_max
 from gold.gold_trend_by_cv as t
 where t.recipe = (select recipe from target) and not t.is_hold

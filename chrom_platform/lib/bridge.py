@@ -31,6 +31,12 @@ from typing import Any, Self
 
 import numpy as np
 
+from chrom_platform.lib.analytics.live import (
+    DRIFT_MEASUREMENT,
+    LIVE_PERSISTENCE,
+    EnvelopeSource,
+    runs_of_out,
+)
 from chrom_platform.lib.consumer import ConsumerReport, SubscriptionConsumer
 from chrom_platform.lib.contracts import INFLUX_MEASUREMENT, SIGNALS
 from chrom_platform.lib.cv import CvState, effective_flow, integrate
@@ -64,6 +70,9 @@ class UnitState:
 @dataclass
 class StepReport(ConsumerReport):
     written: int = 0
+    #: live drift points written beside the readings, and readings in a persistent drift
+    drift_points: int = 0
+    drift_alarms: int = 0
     #: seconds from a reading's timestamp to InfluxDB accepting it, for written readings
     lag_s: list[float] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
@@ -74,6 +83,8 @@ class StepReport(ConsumerReport):
     def merge(self, other: Self) -> None:
         super().merge(other)
         self.written += other.written
+        self.drift_points += other.drift_points
+        self.drift_alarms += other.drift_alarms
         self.lag_s.extend(other.lag_s)
         self.units |= other.units
         self.sink_down = self.sink_down or other.sink_down
@@ -83,6 +94,8 @@ class StepReport(ConsumerReport):
         return {
             **super().summary(),
             "points_written": self.written,
+            "drift_points": self.drift_points,
+            "drift_alarms": self.drift_alarms,
             "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
             "lag_max_s": None if lag is None else round(float(lag.max()), 3),
             "sink_down": self.sink_down,
@@ -101,6 +114,8 @@ class _Prepared:
     lines: list[bytes]
     applied: Readings
     rejected: list[Rejection]
+    drift_points: int = 0
+    drift_alarms: int = 0
 
 
 class LiveBridge(SubscriptionConsumer):
@@ -115,6 +130,7 @@ class LiveBridge(SubscriptionConsumer):
         batch_size: int = 5000,
         lease_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        envelope: EnvelopeSource | None = None,
     ) -> None:
         super().__init__(transport, master_data, subscription, dead_letter_topic)
         self.sink = sink
@@ -127,6 +143,23 @@ class LiveBridge(SubscriptionConsumer):
         #: writes the previous ones (see SqliteQueue.pull)
         self.consumer_id = f"live-bridge-{uuid.uuid4().hex[:8]}"
         self._sink_ok = False  # unknown until pinged or written to
+        #: live drift against the golden envelope (None: no drift points)
+        self.envelope = envelope
+        #: per unit: consecutive readings each signal has been outside the envelope
+        self._out_runs: dict[str, np.ndarray] = {}
+        self._last_phase_cv = np.empty(0)
+        self._last_batch_cv = np.empty(0)
+
+    @property
+    def out_runs(self) -> dict[str, list[int]]:
+        """Live drift persistence counts per unit (JSON-able, for a sensor's cursor)."""
+        return {u: [int(x) for x in v] for u, v in self._out_runs.items()}
+
+    @out_runs.setter
+    def out_runs(self, value: dict[str, list[int]]) -> None:
+        self._out_runs = {
+            u: np.asarray(v, dtype=np.int64) for u, v in value.items() if len(v) == len(SIGNALS)
+        }
 
     # -- state --------------------------------------------------------------------------
 
@@ -194,7 +227,12 @@ class LiveBridge(SubscriptionConsumer):
         readings, rejected = self.decoder.decode([m.data for m in msgs])
         lines, new_state, applied, stale = self._apply(readings)
         self.state = new_state
-        return _Prepared(msgs, [m.ack_id for m in msgs], lines, applied, [*rejected, *stale])
+        prep = _Prepared(msgs, [m.ack_id for m in msgs], lines, applied, [*rejected, *stale])
+        if self.envelope is not None and len(applied):
+            # after the readings, in the same write: acked only when both are durable
+            drift, prep.drift_points, prep.drift_alarms = self._drift_lines(applied)
+            prep.lines = [*lines, *drift]
+        return prep
 
     def _release(self, preps: list[_Prepared]) -> StepReport:
         """InfluxDB stayed down: hand the batches back unacknowledged; nothing was lost."""
@@ -206,6 +244,8 @@ class LiveBridge(SubscriptionConsumer):
     def _settle(self, prep: _Prepared, refused: list[tuple[int, str]]) -> StepReport:
         """After InfluxDB accepted the batch: dead-letter what was rejected, then ack all."""
         rejected = list(prep.rejected)
+        # drift lines follow the readings; one InfluxDB refused is not a reading's fault
+        refused = [(i, e) for i, e in refused if i < len(prep.applied)]
         if refused:
             # Lines InfluxDB itself refused (isolated by bisection) are dead-lettered; the
             # rest were written. State is re-read, as it no longer follows from `applied`.
@@ -217,7 +257,11 @@ class LiveBridge(SubscriptionConsumer):
         done = time.time_ns()
         applied = prep.applied
         rep = StepReport(
-            pulled=len(prep.msgs), written=len(applied) - len(refused), resync=bool(refused)
+            pulled=len(prep.msgs),
+            written=len(applied) - len(refused),
+            resync=bool(refused),
+            drift_points=prep.drift_points,
+            drift_alarms=prep.drift_alarms,
         )
         rep.dead_lettered.update(r.reason for r in rejected)
         rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()
@@ -264,6 +308,8 @@ class LiveBridge(SubscriptionConsumer):
             new_state[unit_id] = UnitState(
                 int(r.seq[b - 1]), int(r.ts_ns[b - 1]), batch_id, res.state
             )
+        self._last_phase_cv = phase_cv
+        self._last_batch_cv = batch_cv
         chunks = []
         for a in range(0, n, WRITE_CHUNK):
             sl = slice(a, min(n, a + WRITE_CHUNK))
@@ -287,6 +333,58 @@ class LiveBridge(SubscriptionConsumer):
                 )
             )
         return chunks, new_state, r, stale
+
+    def _drift_lines(self, r: Readings) -> tuple[list[bytes], int, int]:
+        """Live drift points for the applied readings (lib/analytics/live.py)."""
+        assert self.envelope is not None
+        env = self.envelope.get()
+        if env is None:
+            return [], 0, 0
+        phase_cv = self._last_phase_cv
+        values = np.column_stack([r.signals[s] for s in SIGNALS])
+        z = np.full(values.shape, np.nan)
+        for a, b in r.runs("unit_id", "recipe", "phase"):
+            zz = env.z(r.recipe[a], r.unit_id[a], r.phase[a], phase_cv[a:b], values[a:b])
+            if zz is not None:
+                z[a:b] = zz
+        # a bin has a limit for every signal or for none (the envelope counts batches per
+        # bin); line protocol has no null, so points go out only where all five are judged
+        has = np.isfinite(z).all(axis=1)
+        out = np.abs(np.nan_to_num(z)) > env.z_limit
+        alarm = np.zeros(len(r), dtype=bool)
+        for a, b in r.runs("unit_id"):
+            unit = r.unit_id[a]
+            counts, self._out_runs[unit] = runs_of_out(
+                out[a:b], self._out_runs.get(unit, np.zeros(len(SIGNALS), dtype=np.int64))
+            )
+            alarm[a:b] = (counts >= LIVE_PERSISTENCE).any(axis=1)
+        keep = np.flatnonzero(has)
+        if keep.size == 0:
+            return [], 0, 0
+        chunks = []
+        for a in range(0, keep.size, WRITE_CHUNK):
+            k = keep[a : a + WRITE_CHUNK]
+            fields: dict[str, np.ndarray] = {}
+            for j, s in enumerate(SIGNALS):
+                fields[f"z_{s}"] = z[k, j]
+                fields[f"out_{s}"] = out[k, j].astype(np.int64)
+            fields["n_out"] = out[k].sum(axis=1).astype(np.int64)
+            fields["alarm"] = alarm[k].astype(np.int64)
+            fields["batch_cv"] = self._last_batch_cv[k]
+            chunks.append(
+                line_protocol(
+                    DRIFT_MEASUREMENT,
+                    {
+                        "unit_id": r.unit_id[k],
+                        "batch_id": r.batch_id[k],
+                        "recipe": r.recipe[k],
+                        "phase": r.phase[k],
+                    },
+                    fields,
+                    r.ts_ns[k],
+                )
+            )
+        return chunks, int(keep.size), int(alarm[keep].sum())
 
     def _write(
         self, chunks: list[bytes], ack_ids: Sequence[str], deadline: float | None

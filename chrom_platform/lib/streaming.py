@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.live import EnvelopeSource
 from chrom_platform.lib.influx import InfluxSink, InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.master_data import MasterData, load_master_data
+from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.transport import Transport, ensure_readings_topology, open_transport
+
+if TYPE_CHECKING:
+    from chrom_platform.lib.bridge import LiveBridge
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,8 @@ class StreamingConfig:
     recipes_path: str
     influx_token: str | None = None
     influx_org: str | None = None
+    #: the object store the analytics export the golden envelope to (live drift); None: off
+    envelope_uri: str | None = None
 
     def transport(self) -> Transport:
         t = open_transport(self.transport_uri)
@@ -42,3 +51,17 @@ class StreamingConfig:
 
     def master_data(self) -> MasterData:
         return load_master_data(self.equipment_path, self.recipes_path)
+
+    def envelope(self) -> EnvelopeSource | None:
+        if not self.envelope_uri:
+            return None
+        p = EnvelopeParams()
+        return EnvelopeSource(open_store(self.envelope_uri), p.z_limit, p.bin_width_cv)
+
+    def bridge(self, **kwargs: Any) -> LiveBridge:
+        """The live bridge on these settings (queue, InfluxDB, master data, envelope)."""
+        from chrom_platform.lib.bridge import LiveBridge
+
+        return LiveBridge(
+            self.transport(), self.sink(), self.master_data(), envelope=self.envelope(), **kwargs
+        )

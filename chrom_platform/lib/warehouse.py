@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 #: Dagster concurrency pool of everything that opens the DuckDB file. DuckDB allows one
 #: writing process at a time (and no reader beside it): the dbt build, Python checks and
 #: analytics that touch the file all take this pool's single slot, so they queue instead
@@ -30,7 +32,18 @@ class Warehouse(Protocol):
         """Rows as dicts keyed by lower-case column name (Snowflake upper-cases names)."""
         ...
 
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The result as an Arrow table with lower-case column names (large reads)."""
+        ...
+
     def table_exists(self, schema: str, table: str) -> bool: ...
+
+    def write_table(
+        self, schema: str, table: str, data: pa.Table, *, replace_key: str | None = None
+    ) -> None:
+        """Write `data` to schema.table: replace the whole table, or (with `replace_key`) the
+        rows whose key value appears in `data`, creating the table when it is missing."""
+        ...
 
 
 class _DbApiWarehouse:
@@ -47,6 +60,74 @@ class _DbApiWarehouse:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         finally:
             cur.close()
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+            if self._is_duckdb:
+                t = cur.to_arrow_table()
+            else:  # Snowflake
+                t = cur.fetch_arrow_all(force_return_table=True)
+        finally:
+            cur.close()
+        return t.rename_columns([c.lower() for c in t.column_names])
+
+    def write_table(
+        self, schema: str, table: str, data: pa.Table, *, replace_key: str | None = None
+    ) -> None:
+        name = f"{schema}.{table}"
+        exists = self.table_exists(schema, table)
+        cur = self._conn.cursor()
+        try:
+            cur.execute(f"create schema if not exists {schema}")
+            if self._is_duckdb:
+                cur.register("_incoming", data)
+                if not exists or replace_key is None:
+                    cur.execute(f"create or replace table {name} as select * from _incoming")
+                else:
+                    cur.execute("begin transaction")
+                    cur.execute(
+                        f"delete from {name} where {replace_key} in "
+                        f"(select {replace_key} from _incoming)"
+                    )
+                    cur.execute(f"insert into {name} by name select * from _incoming")
+                    cur.execute("commit")
+                cur.unregister("_incoming")
+            else:  # Snowflake: write_pandas into a staging table, then swap or merge
+                from snowflake.connector.pandas_tools import write_pandas
+
+                frame = data.to_pandas()
+                frame.columns = [c.upper() for c in frame.columns]
+                if not exists or replace_key is None:
+                    write_pandas(
+                        self._conn,
+                        frame,
+                        table.upper(),
+                        schema=schema.upper(),
+                        auto_create_table=True,
+                        overwrite=True,
+                        quote_identifiers=False,
+                    )
+                else:
+                    keys = sorted(set(data.column(replace_key).to_pylist()))
+                    for a in range(0, len(keys), 1000):
+                        chunk = keys[a : a + 1000]
+                        marks = ", ".join("?" * len(chunk))
+                        cur.execute(f"delete from {name} where {replace_key} in ({marks})", chunk)
+                    write_pandas(
+                        self._conn,
+                        frame,
+                        table.upper(),
+                        schema=schema.upper(),
+                        quote_identifiers=False,
+                    )
+        finally:
+            cur.close()
+
+    @property
+    def _is_duckdb(self) -> bool:
+        return "duckdb" in type(self._conn).__module__
 
     def table_exists(self, schema: str, table: str) -> bool:
         found = self.query(

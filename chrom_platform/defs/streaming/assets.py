@@ -12,7 +12,6 @@ from typing import Any
 
 import dagster as dg
 
-from chrom_platform.lib.bridge import LiveBridge
 from chrom_platform.lib.live_health import LiveFreshness, check_live_freshness
 from chrom_platform.resources import LandingStoreResource, StreamingResource
 
@@ -33,6 +32,20 @@ LIVE_ASSET = dg.AssetSpec(
     ),
     group_name="live",
     kinds={"influxdb"},
+)
+LIVE_DRIFT_KEY = dg.AssetKey(["live", "influx_drift"])
+LIVE_DRIFT_ASSET = dg.AssetSpec(
+    LIVE_DRIFT_KEY,
+    description=(
+        "Live drift in InfluxDB (measurement `drift`, same tags as the readings; fields "
+        "z_<signal> and out_<signal> per signal, n_out, alarm, batch_cv): every live reading "
+        "compared with the golden envelope by the live bridge, in the same write as the "
+        "reading, so dashboards and alerts see drift within seconds. `alarm` = 1 once a "
+        "signal has been outside for 10 readings running."
+    ),
+    group_name="live",
+    kinds={"influxdb"},
+    deps=[dg.AssetKey(["gold", "gold_golden_envelope"]), LIVE_KEY],
 )
 #: Re-report an unchanged freshness result at most this often (the tick runs every 5 s).
 FRESH_REPORT_EVERY_S = 60.0
@@ -90,15 +103,29 @@ def live_bridge_sensor(
     streaming: StreamingResource,
 ) -> dg.SensorResult:
     cfg = streaming.config()
-    sink = cfg.sink()
-    transport = cfg.transport()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    bridge = cfg.bridge()
+    sink = bridge.sink
+    # the live drift persistence counts carry over from tick to tick in the cursor
+    bridge.out_runs = cursor.get("out_runs", {})
     try:
-        bridge = LiveBridge(transport, sink, cfg.master_data())
         rep = bridge.drain(TICK_MAX_MESSAGES, TICK_MAX_SECONDS)
     finally:
-        transport.close()
+        bridge.transport.close()
     events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = []
     summary = rep.summary()
+    if rep.drift_points:
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=LIVE_DRIFT_KEY,
+                description=f"{rep.drift_points:,} live drift points written to InfluxDB",
+                metadata={
+                    "drift_points": rep.drift_points,
+                    "readings_in_persistent_drift": rep.drift_alarms,
+                    "units": dg.MetadataValue.json(summary["units"]),
+                },
+            )
+        )
     if rep.written or rep.dead_lettered:
         events.append(
             dg.AssetMaterialization(
@@ -117,7 +144,7 @@ def live_bridge_sensor(
                 },
             )
         )
-    cursor = json.loads(context.cursor) if context.cursor else {}
+    cursor["out_runs"] = bridge.out_runs
     if rep.sink_down:
         context.log.warning(f"InfluxDB at {cfg.influx_url} is not answering; nothing pulled")
     else:
@@ -128,7 +155,7 @@ def live_bridge_sensor(
             or now - cursor.get("at", 0) >= FRESH_REPORT_EVERY_S
         ):
             events.append(freshness_evaluation(fresh))
-            cursor = {"passed": fresh.passed, "at": now}
+            cursor.update(passed=fresh.passed, at=now)
     if not events:
         return dg.SensorResult(skip_reason="no new readings", cursor=json.dumps(cursor))
     return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))

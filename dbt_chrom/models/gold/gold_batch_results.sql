@@ -165,6 +165,8 @@ results as (
         load_phase.load_volume_l * silver_batch_lab_results.feed_titer_g_l
         / silver_units.column_volume_l as resin_loading_g_l,
         thresholds.peak_max_mau,
+        -- a peak at the detector's limit was clipped: a %-of-maximum cut moves with it
+        coalesce(thresholds.peak_max_mau >= silver_units.uv_max_mau, false) as uv_saturated,
         thresholds.pool_start_mau,
         thresholds.pool_end_mau,
         pool.pool_start_ts,

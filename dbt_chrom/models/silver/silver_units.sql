@@ -23,6 +23,8 @@ units as (
         {{ chrom.json_number('u.value', 'hetp_cm') }} as qualified_hetp_cm,
         {{ chrom.json_number('u.value', 'asymmetry') }} as qualified_asymmetry,
         {{ chrom.json_number('u.value', 'system_holdup_l') }} as system_holdup_l,
+        {{ chrom.json_number('u.value', 'system_pressure_bar_per_lpm') }}
+            as system_pressure_bar_per_lpm,
         {{ chrom.json_number('u.value', 'uv_max_mau') }} as uv_max_mau,
         {{ chrom.json_number('u.value', 'uv_path_length_cm') }} as uv_path_length_cm
     from latest_equipment,

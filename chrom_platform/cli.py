@@ -1,0 +1,59 @@
+"""`chrom`: the platform's own commands (the simulator is `chrom-sim`, the bridge `chrom-bridge`).
+
+chrom evaluate --seed 7 --units 4 --batches-per-unit 60 --fault-rate 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chrom", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser(
+        "evaluate",
+        help="backfill a history with faults in a fresh workspace, run the whole pipeline "
+        "headless through Dagster and score the verdicts against the simulator's truth",
+    )
+    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--units", type=int, default=4)
+    ev.add_argument("--batches-per-unit", type=int, default=60)
+    ev.add_argument("--fault-rate", type=float, default=0.25)
+    ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
+    ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
+    ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "evaluate":
+        from chrom_platform.evaluate import evaluate, render_table
+
+        try:
+            result = evaluate(
+                seed=args.seed,
+                units=args.units,
+                batches_per_unit=args.batches_per_unit,
+                fault_rate=args.fault_rate,
+                workdir=args.workdir,
+            )
+        except ValueError as e:
+            print(f"chrom evaluate: {e}", file=sys.stderr)
+            return 2
+        print(render_table(result))
+        text = json.dumps(result, indent=2, sort_keys=True, default=str)
+        if args.json:
+            args.json.write_text(text + "\n")
+        print(text)
+        if args.strict and not result["score"]["all_passed"]:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

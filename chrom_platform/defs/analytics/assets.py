@@ -1,0 +1,316 @@
+"""Process analytics as assets: the golden envelope, drift per batch, column performance,
+the elution peak and load breakthrough, every alarm and each batch's verdict (one step that
+writes six gold tables, lib/analytics/pipeline.py), with asset checks on the latest and
+running batch of every unit; then the pictures an engineer looks at.
+
+The analytics step follows gold by declarative automation and takes the warehouse pool (it
+writes to the DuckDB file), like the dbt build. It exports the envelope to the landing
+store, where the live bridge picks it up for live drift.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from chrom_platform.lib.analytics import pipeline, reports
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.live import ENVELOPE_KEY, envelope_bytes
+from chrom_platform.lib.warehouse import WAREHOUSE_POOL, Warehouse
+from chrom_platform.resources import AnalyticsResource, LandingStoreResource, WarehouseResource
+
+
+def gold(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["gold", name])
+
+
+UPSTREAM = [
+    gold("gold_trend_binned"),
+    gold("gold_trend_by_cv"),
+    gold("gold_batch_results"),
+    dg.AssetKey(["silver", "silver_units"]),
+    dg.AssetKey(["silver", "silver_recipe_phases"]),
+    dg.AssetKey(["silver", "silver_recipes"]),
+]
+PARAMS = EnvelopeParams()
+
+DESCRIPTIONS = {
+    "gold_golden_envelope": (
+        "Golden-batch envelope per recipe, unit, phase and 0.1 phase-CV bin, per signal: "
+        "mean, std, 5/50/95% quantiles and the robust limits (median +- "
+        f"{PARAMS.z_limit:g} x 1.4826 MAD, floored at instrument noise) over the last "
+        f"{PARAMS.window} released batches; bins with fewer than {PARAMS.min_batches} batches "
+        "have no limit. Released = the platform's own verdict (gold_batch_verdict)."
+    ),
+    "gold_batch_drift": (
+        "Per batch and signal, judged against the envelope of the batches released before "
+        "it: verdict (drift/watch/pass/no_envelope), first CV outside, the CV where the "
+        f"persistence rule ({PARAMS.persistence} bins running) raised the alarm, max |z|, "
+        "fraction of bins outside."
+    ),
+    "gold_column_performance": (
+        "Per batch and buffer transition (conductivity steps): plates, HETP and asymmetry "
+        "from the moments of dC/dV; per batch the median over transitions, bed permeability "
+        "by Darcy's law over settled phases, and the limits they are judged by."
+    ),
+    "gold_batch_peaks": (
+        "Per batch: the elution UV peak (retention CV, width, asymmetry, area, maximum) and "
+        "load breakthrough (DBC10 where 10% breakthrough is seen, and where it was alarmed)."
+    ),
+    "gold_batch_alarms": (
+        "Every alarm per batch: drift, data gap, flatlined sensor, column performance, load "
+        "breakthrough, batch-result alerts; with the batch CV where it was raised."
+    ),
+    "gold_batch_verdict": (
+        "Per batch: verdict (pass/warn/fail/running), whether it is released into the "
+        "envelope, its alarms and the first one's CV."
+    ),
+}
+DRIFT_CHECK = "latest_batches_in_envelope"
+COLUMN_CHECK = "columns_within_limits"
+
+
+def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
+    return wh.query(
+        """
+        with ranked as (
+            select batch_id, unit_id, status, row_number() over (
+                partition by unit_id order by started_at desc nulls last, batch_id desc
+            ) as rn
+            from gold.gold_batch_results
+        )
+        select batch_id, unit_id, status from ranked where rn = 1 order by unit_id
+        """
+    )
+
+
+def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
+    latest = _latest_per_unit(wh)
+    ids = [r["batch_id"] for r in latest]
+    marks = ", ".join("?" * len(ids)) or "''"
+    rows = wh.query(
+        "select batch_id, unit_id, signal, verdict, first_out_phase, first_out_phase_cv, "
+        "first_out_cv, alarm_cv, alarm_phase, max_abs_z, fraction_outside "
+        f"from gold.gold_batch_drift where batch_id in ({marks}) "
+        "and verdict in ('drift', 'watch') order by batch_id, alarm_cv",
+        ids,
+    )
+    drifting = [r for r in rows if r["verdict"] == "drift"]
+    watch = [r for r in rows if r["verdict"] == "watch"]
+    if drifting:
+        desc = "; ".join(
+            f"{r['batch_id']}: {r['signal']} outside from {r['first_out_phase']} "
+            f"(batch CV {r['first_out_cv']:.2f}, max |z| {r['max_abs_z']:.1f})"
+            for r in drifting
+        )
+    elif watch:
+        desc = "single bins outside (not persistent): " + ", ".join(
+            f"{r['batch_id']} {r['signal']}" for r in watch
+        )
+    else:
+        desc = f"latest batch of each of {len(latest)} units inside its envelope"
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        asset_key=gold("gold_batch_drift"),
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.ERROR if drifting else dg.AssetCheckSeverity.WARN,
+        description=desc,
+        metadata={
+            "batches_checked": dg.MetadataValue.json(latest),
+            "drifting": dg.MetadataValue.json(json.loads(json.dumps(drifting, default=str))),
+            "watch": dg.MetadataValue.json(json.loads(json.dumps(watch, default=str))),
+        },
+    )
+
+
+def column_check(wh: Warehouse) -> dg.AssetCheckResult:
+    latest = _latest_per_unit(wh)
+    ids = [r["batch_id"] for r in latest]
+    marks = ", ".join("?" * len(ids)) or "''"
+    rows = wh.query(
+        "select batch_id, unit_id, signal, phase, alarm_cv, severity, detail "
+        f"from gold.gold_batch_alarms where source = 'column' and batch_id in ({marks})",
+        ids,
+    )
+    errors = [r for r in rows if r["severity"] == "ERROR"]
+    return dg.AssetCheckResult(
+        check_name=COLUMN_CHECK,
+        asset_key=gold("gold_column_performance"),
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"{r['batch_id']}: {r['detail']}" for r in rows)
+        or f"latest batch of each of {len(latest)} units within HETP, asymmetry and "
+        "permeability limits",
+        metadata={"offending": dg.MetadataValue.json(json.loads(json.dumps(rows, default=str)))},
+    )
+
+
+@dg.multi_asset(
+    name="process_analytics",
+    specs=[
+        dg.AssetSpec(
+            gold(t),
+            group_name="analytics",
+            description=DESCRIPTIONS[t],
+            deps=UPSTREAM,
+            kinds={"python", "numpy"},
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for t in pipeline.TABLES
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=gold("gold_batch_drift"),
+            description="The latest (or running) batch of every unit is inside its golden "
+            "envelope: ERROR with the drifting signals, phase and CV in metadata; WARN for "
+            "single bins outside that the persistence rule did not confirm.",
+        ),
+        dg.AssetCheckSpec(
+            COLUMN_CHECK,
+            asset=gold("gold_column_performance"),
+            description="The latest batch of every unit shows HETP and asymmetry within "
+            "their limits against the column's qualification, and permeability above 75% of "
+            "the column's first cycles.",
+        ),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def process_analytics(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    landing: LandingStoreResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    with warehouse.config().connect(read_only=False) as wh:
+        res = pipeline.run(wh, PARAMS)
+        env = wh.query_arrow("select * from gold.gold_golden_envelope")
+        checks = [drift_check(wh), column_check(wh)]
+    # the live bridge's copy of the envelope (it never opens the warehouse)
+    landing.store().put(ENVELOPE_KEY, envelope_bytes(env))
+    summary = res.summary()
+    context.log.info(f"analytics: {summary}")
+    for t in pipeline.TABLES:
+        yield dg.MaterializeResult(
+            asset_key=gold(t),
+            metadata={
+                **{k: v for k, v in summary.items() if isinstance(v, int | float)},
+                "drifting_batches_list": dg.MetadataValue.json(res.drifting[-20:]),
+            },
+        )
+    yield from checks
+
+
+def _envelope_lookup(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    return {(r["phase"], int(r["cv_bin"]), r["signal"]): r for r in rows}
+
+
+def _overlay_target(wh: Warehouse) -> dict[str, Any] | None:
+    """The running batch (newest first), else the newest complete one."""
+    rows = wh.query(
+        "select batch_id, unit_id, recipe, status from gold.gold_batch_results "
+        "order by case when status = 'complete' then 1 else 0 end, started_at desc nulls last "
+        "limit 1"
+    )
+    return rows[0] if rows else None
+
+
+@dg.asset(
+    key=dg.AssetKey(["analytics", "batch_overlay"]),
+    group_name="analytics",
+    deps=[gold("gold_golden_envelope"), gold("gold_batch_drift"), gold("gold_trend_binned")],
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "matplotlib"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def batch_overlay(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+) -> dg.MaterializeResult:
+    """The running (or latest) batch over its golden envelope by batch CV, one panel per
+    signal, drift alarms marked: a PNG in this asset's metadata and an HTML report file."""
+    with warehouse.config().connect(read_only=True) as wh:
+        target = _overlay_target(wh)
+        if target is None:
+            return dg.MaterializeResult(metadata={"batch_id": "none yet"})
+        bid = target["batch_id"]
+        bins = wh.query(
+            "select phase, cv_bin, batch_cv, flow_lpm, pressure_bar, uv_mau, cond_ms_cm, ph "
+            "from gold.gold_trend_binned where batch_id = ? order by batch_cv",
+            [bid],
+        )
+        env = wh.query(
+            "select * from gold.gold_golden_envelope where recipe = ? and unit_id = ?",
+            [target["recipe"], target["unit_id"]],
+        )
+        alarms = wh.query(
+            "select signal, alarm_cv, first_out_phase, max_abs_z from gold.gold_batch_drift "
+            "where batch_id = ? and verdict = 'drift'",
+            [bid],
+        )
+    png = reports.overlay_png(bid, bins, _envelope_lookup(env), alarms)
+    out = Path(analytics.reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "batch_overlay.png").write_bytes(png)
+    html_path = out / "batch_overlay.html"
+    html_path.write_text(
+        reports.html_report(f"{bid} over its golden envelope", png, alarms or [{"drift": "none"}])
+    )
+    context.log.info(f"overlay of {bid} written to {html_path}")
+    return dg.MaterializeResult(
+        metadata={
+            "batch_id": bid,
+            "status": target["status"],
+            "drifting_signals": dg.MetadataValue.json([a["signal"] for a in alarms]),
+            "overlay": dg.MetadataValue.md(reports.img_markdown(png, f"{bid} overlay")),
+            "report": dg.MetadataValue.path(str(html_path)),
+        }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["analytics", "column_performance_trend"]),
+    group_name="analytics",
+    deps=[gold("gold_column_performance")],
+    pool=WAREHOUSE_POOL,
+    kinds={"python", "matplotlib"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def column_performance_trend(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+) -> dg.MaterializeResult:
+    """HETP, asymmetry and permeability of every column across its cycles, with limits: a
+    PNG in this asset's metadata and an HTML report file."""
+    with warehouse.config().connect(read_only=True) as wh:
+        rows = wh.query(
+            "select distinct batch_id, column_id, column_cycle, batch_hetp_cm, "
+            "batch_asymmetry, permeability_m2, hetp_limit_cm, asymmetry_limit "
+            "from gold.gold_column_performance where batch_hetp_cm is not null"
+        )
+    png = reports.column_trend_png(rows)
+    out = Path(analytics.reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "column_performance.png").write_bytes(png)
+    latest: dict[str, dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        if r["column_cycle"] >= latest[r["column_id"]].get("column_cycle", -1):
+            latest[r["column_id"]] = r
+    table = [
+        {k: r[k] for k in ("column_id", "column_cycle", "batch_hetp_cm", "batch_asymmetry")}
+        for r in latest.values()
+    ]
+    html_path = out / "column_performance.html"
+    html_path.write_text(reports.html_report("Column performance across cycles", png, table))
+    context.log.info(f"column trend written to {html_path}")
+    return dg.MaterializeResult(
+        metadata={
+            "columns": len(latest),
+            "batches": len(rows),
+            "trend": dg.MetadataValue.md(reports.img_markdown(png, "column performance")),
+            "report": dg.MetadataValue.path(str(html_path)),
+        }
+    )
+
+
+ANALYTICS_ASSETS = [process_analytics, batch_overlay, column_performance_trend]

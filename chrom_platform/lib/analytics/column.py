@@ -1,0 +1,256 @@
+"""Column performance and peak analytics from one batch's readings, by column volume.
+
+Transition analysis: when the inlet buffer steps (say conductivity 16 -> 48 mS/cm at the
+start of Wash 2), the outlet shows the column's residence-volume distribution as a smooth
+step F(V) (0 -> 1). Its derivative dF/dV is the distribution itself, so its moments give the
+plate count N = mean^2 / variance and HETP = bed height / N, and its shape at 10% height
+gives the asymmetry factor (lib/peaks.py, the math the simulator's ground truth uses too).
+
+The moments are computed from F itself, not from a differentiated noisy signal:
+mean = integral of (1 - F) dV, and variance = -integral of 2 (V - mean) (F - H(V - mean)) dV
+(H the unit step), which weights the noise by |V - mean|, small where the step happens.
+Only the asymmetry needs dF/dV; it is taken from a Savitzky-Golay derivative of F resampled
+on a uniform volume grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import savgol_filter
+
+from chrom_platform.lib.peaks import Array, asymmetry, moments
+
+#: Transitions: the inlet level is read from the phase's first CV fraction (before the front
+#: arrives, about one column volume in), the new level from the plateau after it, and the
+#: moments integrate the window in between.
+BEFORE_CV = (0.05, 0.35)
+PLATEAU_CV = (1.6, 2.0)
+WINDOW_CV = 2.0
+#: A transition is analysed when its step is at least this many mS/cm (conductivity).
+MIN_STEP = 3.0
+#: Grid step for the derivative (CV) and the Savitzky-Golay window (grid points, odd, cubic):
+#: wide enough to average the noise of a 1 Hz signal, narrow enough not to round the peak.
+#: Measured on simulated batches (160, a third with faults): asymmetry within 4%; a window
+#: scaled to the transition's width did worse (-3.6% bias).
+GRID_CV = 0.002
+SAVGOL_POINTS = 31
+
+
+@dataclass(frozen=True)
+class Transition:
+    mean_cv: float
+    variance_cv2: float
+    plates: float
+    hetp_cm: float
+    asymmetry: float
+    step: float  # new level - old level, in the signal's unit
+
+    def record(self) -> dict[str, float]:
+        return {
+            "mean_cv": self.mean_cv,
+            "variance_cv2": self.variance_cv2,
+            "plates": self.plates,
+            "hetp_cm": self.hetp_cm,
+            "asymmetry": self.asymmetry,
+            "step": self.step,
+        }
+
+
+def step_moments(v: npt.ArrayLike, f: npt.ArrayLike, window_cv: float = WINDOW_CV) -> Moments2:
+    """Mean and variance of the distribution whose cumulative curve F(v) is sampled at v
+    (v from the inlet step, increasing; F normalized 0 -> 1), by the integral forms above.
+
+    Two passes: the first over the whole window locates the transition; the second takes F
+    as exactly 0 before mean - FRONT_SD and exactly 1 after mean + TAIL_SD standard
+    deviations. Far from the front, F only carries the noise of the two levels, and the
+    variance integral weights that by the distance to the mean: left in, a 0.05% error in
+    the plateau level moved the plate count by a quarter."""
+    v = np.asarray(v, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    inside = v <= window_cv
+    v, f = v[inside], f[inside]
+    if v.size < 3:
+        return Moments2(float("nan"), float("nan"))
+    # F is 0 at the step itself (v = 0): anchor the integral there.
+    if v[0] > 0:
+        v = np.concatenate([[0.0], v])
+        f = np.concatenate([[0.0], f])
+    m = _moments_of_step(v, f)
+    if not m.variance > 0:
+        return m
+    sd = float(np.sqrt(m.variance))
+    lo, hi = m.mean - FRONT_SD * sd, m.mean + TAIL_SD * sd
+    f = np.where(v < lo, 0.0, np.where(v > hi, 1.0, f))
+    return _moments_of_step(v, f)
+
+
+#: Truncation of the second pass, in standard deviations of the first (the tail side is
+#: longer: a worn bed tails).
+FRONT_SD = 5.0
+TAIL_SD = 9.0
+
+
+def _moments_of_step(v: Array, f: Array) -> Moments2:
+    mean = float(np.trapezoid(1.0 - f, v))
+    # split the interval containing the mean so the step function H(v - mean) is exact
+    j = int(np.searchsorted(v, mean))
+    fm = float(np.interp(mean, v, f))
+    vv = np.concatenate([v[:j], [mean], v[j:]])
+    ff = np.concatenate([f[:j], [fm], f[j:]])
+    left = -np.trapezoid(2.0 * (vv[: j + 1] - mean) * ff[: j + 1], vv[: j + 1])
+    right = -np.trapezoid(2.0 * (vv[j:] - mean) * (ff[j:] - 1.0), vv[j:])
+    return Moments2(mean, float(left + right))
+
+
+@dataclass(frozen=True)
+class Moments2:
+    mean: float
+    variance: float
+
+
+def transition(
+    v: npt.ArrayLike, c: npt.ArrayLike, bed_height_cm: float, min_step: float = MIN_STEP
+) -> Transition | None:
+    """Analyse a buffer transition: `v` phase CV from the step (outside holds), `c` the
+    outlet signal. None when the step is too small or the plateau is not in the data."""
+    v = np.asarray(v, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    before = (v >= BEFORE_CV[0]) & (v <= BEFORE_CV[1])
+    plateau = (v >= PLATEAU_CV[0]) & (v <= PLATEAU_CV[1])
+    if before.sum() < 5 or plateau.sum() < 5:
+        return None
+    c0 = float(np.median(c[before]))
+    c1 = float(np.median(c[plateau]))
+    if abs(c1 - c0) < min_step:
+        return None
+    f = (c - c0) / (c1 - c0)
+    m = step_moments(v, f)
+    if not (m.variance > 0 and m.mean > 0):
+        return None
+    plates = m.mean**2 / m.variance
+    return Transition(
+        mean_cv=m.mean,
+        variance_cv2=m.variance,
+        plates=plates,
+        hetp_cm=bed_height_cm / plates,
+        asymmetry=_derivative_asymmetry(v, f),
+        step=c1 - c0,
+    )
+
+
+def _derivative_asymmetry(v: Array, f: Array) -> float:
+    inside = v <= WINDOW_CV
+    v, f = v[inside], f[inside]
+    grid = np.arange(v[0], v[-1], GRID_CV) if v.size else np.empty(0)
+    if grid.size < 2 * SAVGOL_POINTS:
+        return float("nan")
+    fg = np.interp(grid, v, f)
+    d = savgol_filter(fg, SAVGOL_POINTS, 3, deriv=1, delta=GRID_CV)
+    return asymmetry(grid, d)
+
+
+def permeability_m2(
+    flow_lpm: npt.ArrayLike,
+    pressure_bar: npt.ArrayLike,
+    viscosity_mpa_s: npt.ArrayLike,
+    *,
+    area_cm2: float,
+    bed_height_cm: float,
+    system_bar_per_lpm: float,
+) -> float:
+    """Bed permeability K by Darcy's law, dP_bed = mu * u * L / K, from settled phases.
+
+    Each point is one phase's settled flow, pressure and buffer viscosity. The skid's own
+    pressure drop (per L/min, from master data) is taken off first; what remains is fitted
+    as a + (mu u L) / K, the intercept absorbing the static head of the outlet line, so
+    no constant of the plant has to be known."""
+    q = np.asarray(flow_lpm, dtype=np.float64)
+    p = np.asarray(pressure_bar, dtype=np.float64)
+    mu = np.asarray(viscosity_mpa_s, dtype=np.float64)
+    ok = np.isfinite(q) & np.isfinite(p) & np.isfinite(mu) & (q > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    u_m_s = q[ok] / 60_000.0 / (area_cm2 * 1e-4)
+    x = mu[ok] * 1e-3 * u_m_s * (bed_height_cm / 100.0) / 1e5  # bar * m2
+    y = p[ok] - system_bar_per_lpm * q[ok]
+    if np.ptp(x) <= 0:
+        return float("nan")
+    slope, _ = np.polyfit(x, y, 1)
+    return float(1.0 / slope) if slope > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Peak:
+    retention_cv: float  # first moment, phase CV
+    width_cv: float  # standard deviation, CV
+    asymmetry: float
+    area_mau_cv: float
+    max_mau: float
+
+    def record(self) -> dict[str, float]:
+        return {
+            "retention_cv": self.retention_cv,
+            "width_cv": self.width_cv,
+            "asymmetry": self.asymmetry,
+            "area_mau_cv": self.area_mau_cv,
+            "max_mau": self.max_mau,
+        }
+
+
+def elution_peak(v: npt.ArrayLike, uv: npt.ArrayLike, baseline_mau: float = 0.0) -> Peak | None:
+    """The elution UV peak by phase CV: retention (first moment), width (sd), asymmetry at
+    10% height, area and maximum above the baseline."""
+    v = np.asarray(v, dtype=np.float64)
+    y = np.asarray(uv, dtype=np.float64) - baseline_mau
+    if v.size < 5 or not np.isfinite(y).all():
+        return None
+    m = moments(v, np.clip(y, 0.0, None))
+    if not m.area > 0:
+        return None
+    return Peak(
+        retention_cv=m.mean,
+        width_cv=float(np.sqrt(m.variance)),
+        asymmetry=asymmetry(v, y),
+        area_mau_cv=m.area,
+        max_mau=float(y.max()),
+    )
+
+
+#: Load breakthrough: the outlet UV above the load's own early baseline by this fraction of
+#: the feed's product UV, for BREAKTHROUGH_SCANS readings running, is breakthrough.
+BREAKTHROUGH_FRACTION = 0.10
+BREAKTHROUGH_SCANS = 10
+LOAD_BASELINE_CV = (1.5, 3.0)
+
+
+def breakthrough_cv(
+    v: npt.ArrayLike, uv: npt.ArrayLike, feed_product_mau: float, fraction: float
+) -> float:
+    """Load phase CV where the outlet UV first stays `fraction` of the feed's product UV
+    above the load's baseline (flow-through impurities) for BREAKTHROUGH_SCANS readings;
+    NaN when breakthrough is not seen."""
+    v = np.asarray(v, dtype=np.float64)
+    uv = np.asarray(uv, dtype=np.float64)
+    base = (v >= LOAD_BASELINE_CV[0]) & (v <= LOAD_BASELINE_CV[1])
+    if base.sum() < 10 or not feed_product_mau > 0:
+        return float("nan")
+    b0 = float(np.median(uv[base]))
+    above = (uv - b0 >= fraction * feed_product_mau) & (v > LOAD_BASELINE_CV[1])
+    run = first_run(above, BREAKTHROUGH_SCANS)
+    return float(v[run]) if run >= 0 else float("nan")
+
+
+def first_run(flags: npt.NDArray[np.bool_], length: int) -> int:
+    """Index where the first run of at least `length` consecutive True values starts, or -1."""
+    flags = np.asarray(flags, dtype=bool)
+    if length <= 1:
+        hit = np.flatnonzero(flags)
+        return int(hit[0]) if hit.size else -1
+    if flags.size < length:
+        return -1
+    c = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+    full = np.flatnonzero(c[length:] - c[:-length] == length)
+    return int(full[0]) if full.size else -1

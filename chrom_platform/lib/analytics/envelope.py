@@ -1,0 +1,312 @@
+"""Golden-batch envelope and drift of a batch against it.
+
+The envelope is kept per recipe, unit, phase and bin of phase CV (phase CV, so phases of
+different length still line up; per unit, because flow and pressure scale with the column:
+the same recipe runs at 53 L/min on a 120 cm column and 37 L/min on a 100 cm one). It is
+built from the most recent `window` released batches of that recipe on that unit. Released
+is the platform's own verdict (see `causal_drift`), never the simulator's truth.
+
+Limits are robust: centre = median, scale = 1.4826 x median absolute deviation (the
+standard deviation for normal data, but not dragged by the odd bad batch that slipped into
+the history), never below a floor per signal (instrument noise and resolution: a bin where
+every batch agrees to the last digit must not turn noise into alarms). A bin with fewer
+than `min_batches` batches has no limit at all rather than a false one. Mean, standard
+deviation and quantiles are reported beside them for the dashboards.
+
+Drift: z = (value - centre) / scale per bin; a bin is outside when |z| > z_limit, and a
+signal drifts when `persistence` consecutive bins with a limit are outside (one noisy bin
+is not an alarm). The alarm is placed where it could first have been raised: at the end of
+the last bin of that run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from chrom_platform.lib.contracts import SIGNALS
+
+#: Absolute and relative floors of the scale per signal (see the module docstring).
+SCALE_FLOOR: dict[str, tuple[float, float]] = {
+    "flow_lpm": (0.1, 0.005),
+    "pressure_bar": (0.005, 0.005),
+    "uv_mau": (2.0, 0.005),
+    "cond_ms_cm": (0.05, 0.005),
+    "ph": (0.01, 0.0),
+}
+MAD_TO_SD = 1.4826
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class EnvelopeParams:
+    min_batches: int = 8
+    window: int = 40
+    z_limit: float = 6.0
+    persistence: int = 2
+    bin_width_cv: float = 0.1
+    signals: tuple[str, ...] = SIGNALS
+
+
+@dataclass
+class BinnedBatches:
+    """One recipe on one unit: batches in start order over a shared, ordered set of bins.
+
+    values[b, k, s]: batch b's mean of signal s in bin k (NaN where the batch has no data);
+    batch_cv[b, k]: the bin's mean batch CV in batch b; keys[k] = (phase order, phase, bin).
+    """
+
+    recipe: str
+    unit_id: str
+    batch_ids: list[str]
+    keys: list[tuple[int, str, int]]
+    values: npt.NDArray[np.float64]
+    batch_cv: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Robust limits over one reference set (arrays of shape (bins, signals))."""
+
+    n: npt.NDArray[np.int64]
+    centre: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+
+
+def limits(ref: npt.NDArray[np.float64], params: EnvelopeParams) -> Limits:
+    """Limits from reference batches ref[b, k, s]."""
+    n = np.sum(np.isfinite(ref), axis=0)
+    with np.errstate(all="ignore"), _quiet():
+        centre = np.nanmedian(ref, axis=0)
+        mad = np.nanmedian(np.abs(ref - centre), axis=0) * MAD_TO_SD
+    floor = np.array(
+        [
+            [SCALE_FLOOR[s][0] for s in params.signals],
+        ]
+    ) + np.abs(centre) * np.array([SCALE_FLOOR[s][1] for s in params.signals])
+    scale = np.fmax(mad, floor)
+    valid = (n >= params.min_batches) & np.isfinite(centre)
+    return Limits(n=n, centre=centre, scale=scale, valid=valid)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """numpy warns on all-NaN slices (bins no reference batch reached): expected here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        yield
+
+
+def neighbours(keys: Sequence[tuple[int, str, int]]) -> npt.NDArray[np.intp]:
+    """For each bin, the index of the bin before and after it in the same phase (or itself):
+    shape (bins, 3) as [previous, self, next]."""
+    n = len(keys)
+    out = np.tile(np.arange(n)[:, None], (1, 3))
+    for k in range(n):
+        if k > 0 and keys[k - 1][0] == keys[k][0] and keys[k - 1][2] == keys[k][2] - 1:
+            out[k, 0] = k - 1
+        if k + 1 < n and keys[k + 1][0] == keys[k][0] and keys[k + 1][2] == keys[k][2] + 1:
+            out[k, 2] = k + 1
+    return out
+
+
+def zscores(
+    values: npt.NDArray[np.float64],
+    lim: Limits,
+    near: npt.NDArray[np.intp] | None = None,
+) -> npt.NDArray[np.float64]:
+    """z per bin and signal for one batch (NaN where no limit or no data).
+
+    With `near` (see `neighbours`), each bin is compared with its own limits and those of
+    the bins either side in the same phase, and keeps the z smallest in size: on a steep
+    front (a buffer transition, the elution peak) a shift of a few hundredths of a CV, well
+    inside normal variation, changes a bin's mean a lot; one bin of tolerance in position
+    keeps that from reading as drift, while a level or shape change still does."""
+    z = np.where(lim.valid, (values - lim.centre) / lim.scale, np.nan)
+    if near is None:
+        return z
+    cand = np.stack(
+        [
+            np.where(
+                lim.valid[near[:, j]],
+                (values - lim.centre[near[:, j]]) / lim.scale[near[:, j]],
+                np.nan,
+            )
+            for j in range(3)
+        ]
+    )
+    with _quiet():
+        best = np.nanargmin(np.where(np.isfinite(cand), np.abs(cand), np.inf), axis=0)
+    picked = np.take_along_axis(cand, best[None], axis=0)[0]
+    return np.where(np.isfinite(z), picked, np.nan)
+
+
+@dataclass(frozen=True)
+class SignalDrift:
+    signal: str
+    verdict: str  # "drift", "watch", "pass" or "no_envelope"
+    bins_judged: int
+    bins_outside: int
+    max_abs_z: float
+    first_out_key: tuple[int, str, int] | None = None
+    first_out_cv: float = float("nan")
+    #: batch CV at which the persistence rule was met (where the alarm goes)
+    alarm_cv: float = float("nan")
+    alarm_key: tuple[int, str, int] | None = None
+    z_at_alarm: float = float("nan")
+
+    @property
+    def fraction_outside(self) -> float:
+        return self.bins_outside / self.bins_judged if self.bins_judged else float("nan")
+
+
+def persistent_run(outside: npt.NDArray[np.bool_], judged: npt.NDArray[np.bool_], k: int) -> int:
+    """Index (into the full bin order) of the bin that completes the first run of `k`
+    consecutive judged bins outside; bins without a limit are skipped, not counted as in.
+    -1 when there is none."""
+    idx = np.flatnonzero(judged)
+    if idx.size < k:
+        return -1
+    o = outside[idx].astype(np.int64)
+    c = np.concatenate([[0], np.cumsum(o)])
+    full = np.flatnonzero(c[k:] - c[:-k] == k)
+    return int(idx[full[0] + k - 1]) if full.size else -1
+
+
+def judge(
+    z: npt.NDArray[np.float64],
+    batch_cv: npt.NDArray[np.float64],
+    keys: Sequence[tuple[int, str, int]],
+    params: EnvelopeParams,
+) -> list[SignalDrift]:
+    """Drift of one batch per signal from its z[k, s] (see the module docstring)."""
+    out: list[SignalDrift] = []
+    for j, s in enumerate(params.signals):
+        zs = z[:, j]
+        judged = np.isfinite(zs)
+        if not judged.any():
+            out.append(SignalDrift(s, "no_envelope", 0, 0, float("nan")))
+            continue
+        outside = judged & (np.abs(np.where(judged, zs, 0.0)) > params.z_limit)
+        max_z = float(np.nanmax(np.abs(zs)))
+        end = persistent_run(outside, judged, params.persistence)
+        if end < 0:
+            verdict = "watch" if outside.any() else "pass"
+            out.append(SignalDrift(s, verdict, int(judged.sum()), int(outside.sum()), max_z))
+            continue
+        # the run's first bin: walk back over judged bins
+        run = np.flatnonzero(judged[: end + 1])[-params.persistence :]
+        first = int(run[0])
+        out.append(
+            SignalDrift(
+                s,
+                "drift",
+                int(judged.sum()),
+                int(outside.sum()),
+                max_z,
+                first_out_key=keys[first],
+                first_out_cv=float(batch_cv[first]),
+                alarm_cv=float(batch_cv[end]) + params.bin_width_cv / 2,
+                alarm_key=keys[end],
+                z_at_alarm=float(zs[end]),
+            )
+        )
+    return out
+
+
+@dataclass
+class DriftHistory:
+    """What `causal_drift` found for one recipe on one unit."""
+
+    drift: dict[str, list[SignalDrift]] = field(default_factory=dict)
+    reference_size: dict[str, int] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+    #: the envelope as it stands after the last batch (for gold_golden_envelope)
+    current: Limits | None = None
+    current_reference: list[int] = field(default_factory=list)
+
+
+def causal_drift(
+    group: BinnedBatches, other_findings: dict[str, bool], params: EnvelopeParams
+) -> DriftHistory:
+    """Judge every batch against the envelope of the batches released before it, in order,
+    as the platform would have at the time; a batch is released when it has no drift and
+    no other finding (`other_findings[batch_id]`: batch-result alerts, data gaps, flatlined
+    sensors, column performance) and it is complete.
+
+    Before `min_batches` batches are released there is no envelope: those batches are
+    judged by their other findings alone (the robust limits tolerate the odd bad one)."""
+    hist = DriftHistory()
+    released: list[int] = []
+    near = neighbours(group.keys)
+    for i, bid in enumerate(group.batch_ids):
+        ref = released[-params.window :]
+        if ref:
+            lim = limits(group.values[ref], params)
+            z = zscores(group.values[i], lim, near)
+        else:
+            z = np.full(group.values.shape[1:], np.nan)
+        d = judge(z, group.batch_cv[i], group.keys, params)
+        hist.drift[bid] = d
+        hist.reference_size[bid] = len(ref)
+        if not other_findings.get(bid, True) and not any(x.verdict == "drift" for x in d):
+            released.append(i)
+            hist.released.append(bid)
+    ref = released[-params.window :]
+    hist.current_reference = ref
+    hist.current = limits(group.values[ref], params) if ref else None
+    return hist
+
+
+def envelope_rows(
+    group: BinnedBatches, hist: DriftHistory, params: EnvelopeParams
+) -> list[dict[str, object]]:
+    """gold_golden_envelope rows for one recipe on one unit: per phase, bin and signal."""
+    if hist.current is None:
+        return []
+    ref = group.values[hist.current_reference]
+    lim = hist.current
+    with np.errstate(all="ignore"), _quiet():
+        mean = np.nanmean(ref, axis=0)
+        sd = np.nanstd(ref, axis=0, ddof=1) if ref.shape[0] > 1 else np.full_like(mean, np.nan)
+        qs = np.nanquantile(ref, QUANTILES, axis=0)
+    rows: list[dict[str, object]] = []
+    for k, (order, phase, cv_bin) in enumerate(group.keys):
+        for j, s in enumerate(params.signals):
+            n = int(lim.n[k, j])
+            if n == 0:
+                continue
+            ok = bool(lim.valid[k, j])
+            c, sc = float(lim.centre[k, j]), float(lim.scale[k, j])
+            rows.append(
+                {
+                    "recipe": group.recipe,
+                    "unit_id": group.unit_id,
+                    "phase_order": order,
+                    "phase": phase,
+                    "cv_bin": cv_bin,
+                    "phase_cv_start": cv_bin * params.bin_width_cv,
+                    "signal": s,
+                    "n_batches": n,
+                    "mean": _f(mean[k, j]),
+                    "std": _f(sd[k, j]),
+                    "q05": _f(qs[0, k, j]),
+                    "q50": _f(qs[1, k, j]),
+                    "q95": _f(qs[2, k, j]),
+                    "centre": c if ok else None,
+                    "scale": sc if ok else None,
+                    "lower": c - params.z_limit * sc if ok else None,
+                    "upper": c + params.z_limit * sc if ok else None,
+                }
+            )
+    return rows
+
+
+def _f(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

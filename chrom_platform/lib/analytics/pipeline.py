@@ -1,0 +1,560 @@
+"""The analytics run: read gold, analyse, write the analytics tables back to gold.
+
+Cost follows new data where it can: reading-level analysis (transitions, permeability, the
+elution peak, breakthrough, gaps, flatlines) runs only for batches whose gold rows changed
+since they were last analysed (new, still running, or rebuilt); the envelope and drift pass
+reads the binned trend (about 400 rows a batch) of every batch and judges them in order,
+which is numpy work of a few milliseconds a batch.
+
+Tables (schema gold): gold_column_performance (batch x transition), gold_batch_peaks,
+gold_golden_envelope, gold_batch_drift (batch x signal), gold_batch_alarms, gold_batch_verdict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chrom_platform.lib.analytics.batch import (
+    ASYMMETRY_LIMIT_ABOVE,
+    HETP_LIMIT_FACTOR,
+    PERMEABILITY_BASELINE_CYCLES,
+    Alarm,
+    BatchAnalysis,
+    BatchReadings,
+    PhaseInfo,
+    UnitInfo,
+    alarms,
+    analyse,
+)
+from chrom_platform.lib.analytics.envelope import (
+    BinnedBatches,
+    DriftHistory,
+    EnvelopeParams,
+    causal_drift,
+    envelope_rows,
+)
+from chrom_platform.lib.contracts import SIGNALS
+from chrom_platform.lib.warehouse import Warehouse
+
+SCHEMA = "gold"
+TABLES = (
+    "gold_column_performance",
+    "gold_batch_peaks",
+    "gold_golden_envelope",
+    "gold_batch_drift",
+    "gold_batch_alarms",
+    "gold_batch_verdict",
+)
+
+
+@dataclass
+class AnalyticsResult:
+    batches: int = 0
+    analysed: int = 0  # batches whose readings were (re)analysed this run
+    released: int = 0
+    drifting: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    envelope_rows: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "batches_analysed": self.analysed,
+            "released": self.released,
+            "drifting_batches": len(self.drifting),
+            "envelope_rows": self.envelope_rows,
+            **{f"{k}_s": round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def _units(wh: Warehouse) -> dict[str, UnitInfo]:
+    out = {}
+    for u in wh.query("select * from silver.silver_units"):
+        d = float(u["column_diameter_cm"])
+        out[u["unit_id"]] = UnitInfo(
+            unit_id=u["unit_id"],
+            column_id=u["column_id"],
+            bed_height_cm=float(u["bed_height_cm"]),
+            area_cm2=np.pi * d * d / 4.0,
+            column_volume_l=float(u["column_volume_l"]),
+            system_bar_per_lpm=float(u["system_pressure_bar_per_lpm"] or 0.0),
+            uv_max_mau=float(u["uv_max_mau"]),
+            uv_path_length_cm=float(u["uv_path_length_cm"]),
+            qualified_hetp_cm=float(u["qualified_hetp_cm"]),
+            qualified_asymmetry=float(u["qualified_asymmetry"]),
+        )
+    return out
+
+
+def _phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
+    out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
+    rows = wh.query(
+        "select recipe, phase, phase_order, buffer_viscosity_mpa_s "
+        "from silver.silver_recipe_phases order by recipe, phase_order"
+    )
+    for r in rows:
+        out[r["recipe"]][r["phase"]] = PhaseInfo(
+            int(r["phase_order"]), float(r["buffer_viscosity_mpa_s"])
+        )
+    return dict(out)
+
+
+def _batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadings]:
+    if not batch_ids:
+        return {}
+    marks = ", ".join("?" * len(batch_ids))
+    t = wh.query_arrow(
+        "select batch_id, ts, phase, batch_cv, phase_cv, is_hold, "
+        f"{', '.join(SIGNALS)} from gold.gold_trend_by_cv where batch_id in ({marks}) "
+        "order by batch_id, ts",
+        batch_ids,
+    )
+    bid = t.column("batch_id").to_numpy(zero_copy_only=False).astype(str)
+    ts = pc.cast(t.column("ts"), pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+    phase = t.column("phase").to_numpy(zero_copy_only=False).astype(str)
+    cols = {c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in SIGNALS}
+    bcv = t.column("batch_cv").to_numpy(zero_copy_only=False).astype(np.float64)
+    pcv = t.column("phase_cv").to_numpy(zero_copy_only=False).astype(np.float64)
+    hold = t.column("is_hold").to_numpy(zero_copy_only=False).astype(bool)
+    out = {}
+    cut = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1], True])
+    for a, b in itertools.pairwise(cut):
+        out[bid[a]] = BatchReadings(
+            batch_id=bid[a],
+            ts_ns=ts[a:b],
+            phase=phase[a:b],
+            batch_cv=bcv[a:b],
+            phase_cv=pcv[a:b],
+            is_hold=hold[a:b],
+            signals={c: v[a:b] for c, v in cols.items()},
+        )
+    return out
+
+
+def _binned_groups(
+    wh: Warehouse, batches: list[dict[str, Any]], phases: dict[str, dict[str, PhaseInfo]]
+) -> list[BinnedBatches]:
+    t = wh.query_arrow(
+        f"select batch_id, phase, cv_bin, batch_cv, {', '.join(SIGNALS)} "
+        "from gold.gold_trend_binned"
+    )
+    bid = t.column("batch_id").to_numpy(zero_copy_only=False).astype(str)
+    phase = t.column("phase").to_numpy(zero_copy_only=False).astype(str)
+    cvbin = t.column("cv_bin").to_numpy(zero_copy_only=False).astype(np.int64)
+    bcv = t.column("batch_cv").to_numpy(zero_copy_only=False).astype(np.float64)
+    vals = np.column_stack(
+        [t.column(s).to_numpy(zero_copy_only=False).astype(np.float64) for s in SIGNALS]
+    )
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for b in batches:  # already in start order
+        by_group[(b["recipe"], b["unit_id"])].append(b)
+    groups = []
+    for (recipe, unit_id), members in by_group.items():
+        order = {p: i.order for p, i in phases.get(recipe, {}).items()}
+        ids = [m["batch_id"] for m in members]
+        pos = {b: i for i, b in enumerate(ids)}
+        sel = np.flatnonzero(np.isin(bid, ids) & np.isin(phase, list(order)))
+        ph_order = np.array([order[p] for p in phase[sel]], dtype=np.int64)
+        key_code = ph_order * 1_000_000 + cvbin[sel]
+        uniq, inv = np.unique(key_code, return_inverse=True)
+        keys = []
+        names = {o: p for p, o in order.items()}
+        for code in uniq:
+            o, k = divmod(int(code), 1_000_000)
+            keys.append((o, names[o], k))
+        values = np.full((len(ids), len(uniq), len(SIGNALS)), np.nan)
+        cvs = np.full((len(ids), len(uniq)), np.nan)
+        rows = np.array([pos[b] for b in bid[sel]], dtype=np.int64)
+        values[rows, inv] = vals[sel]
+        cvs[rows, inv] = bcv[sel]
+        groups.append(BinnedBatches(recipe, unit_id, ids, keys, values, cvs))
+    return groups
+
+
+def _f(x: float | None) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def run(wh: Warehouse, params: EnvelopeParams | None = None) -> AnalyticsResult:
+    """Bring the analytics tables up to date with gold (see the module docstring)."""
+    params = params or EnvelopeParams()
+    res = AnalyticsResult()
+    t0 = time.perf_counter()
+    units = _units(wh)
+    phases = _phases(wh)
+    recipes = {
+        r["recipe"]: r
+        for r in wh.query("select recipe, extinction_l_g_cm from silver.silver_recipes")
+    }
+    batches = wh.query(
+        "select batch_id, unit_id, recipe, column_id, column_cycle, status, started_at, "
+        "feed_titer_g_l, alerts, total_cv, pool_end_cv, _source_loaded_at "
+        "from gold.gold_batch_results order by started_at nulls last, batch_id"
+    )
+    res.batches = len(batches)
+    # -- reading-level analysis, for batches that changed since last analysed -------------
+    done: dict[str, Any] = {}
+    if wh.table_exists(SCHEMA, "gold_batch_peaks"):
+        done = {
+            r["batch_id"]: r["_source_loaded_at"]
+            for r in wh.query("select batch_id, _source_loaded_at from gold.gold_batch_peaks")
+        }
+    todo = [
+        b
+        for b in batches
+        if b["batch_id"] not in done or done[b["batch_id"]] != b["_source_loaded_at"]
+    ]
+    res.analysed = len(todo)
+    analyses: dict[str, BatchAnalysis] = {}
+    for a in range(0, len(todo), 50):  # bounded memory: 50 batches of readings at a time
+        chunk = todo[a : a + 50]
+        readings = _batch_readings(wh, [b["batch_id"] for b in chunk])
+        for b in chunk:
+            got = readings.get(b["batch_id"])
+            if got is None or b["unit_id"] not in units:
+                continue
+            rec = recipes.get(b["recipe"], {})
+            analyses[b["batch_id"]] = analyse(
+                got,
+                units[b["unit_id"]],
+                phases.get(b["recipe"], {}),
+                feed_titer_g_l=b["feed_titer_g_l"],
+                extinction_l_g_cm=rec.get("extinction_l_g_cm"),
+            )
+    res.seconds["readings"] = time.perf_counter() - t0
+
+    meta = {b["batch_id"]: b for b in batches}
+    _write_readings_tables(wh, analyses, meta, units)
+    perf = (
+        wh.query_arrow(
+            "select distinct batch_id, column_id, column_cycle, permeability_m2 "
+            "from gold.gold_column_performance"
+        ).to_pylist()
+        if wh.table_exists(SCHEMA, "gold_column_performance")
+        else []
+    )
+    baseline = _permeability_baselines(perf)
+
+    # -- alarms from readings and batch results -------------------------------------------
+    t1 = time.perf_counter()
+    batch_alarms: dict[str, list[Alarm]] = {b["batch_id"]: [] for b in batches}
+    stored = (
+        wh.query("select * from gold.gold_batch_alarms where source <> 'drift'")
+        if wh.table_exists(SCHEMA, "gold_batch_alarms")
+        else []
+    )
+    for row in stored:
+        if row["batch_id"] in batch_alarms and row["batch_id"] not in analyses:
+            batch_alarms[row["batch_id"]].append(
+                Alarm(
+                    row["source"],
+                    row["signal"],
+                    row["phase"],
+                    _nan(row["alarm_cv"]),
+                    row["severity"],
+                    row["detail"],
+                )
+            )
+    for bid, an in analyses.items():
+        b = meta[bid]
+        batch_alarms[bid].extend(alarms(an, units[b["unit_id"]], baseline.get(b["column_id"])))
+        if b["alerts"]:
+            at = b["pool_end_cv"] if b["pool_end_cv"] is not None else b["total_cv"]
+            for alert in str(b["alerts"]).split(","):
+                batch_alarms[bid].append(
+                    Alarm(
+                        "result", alert, None, float(at or np.nan), "WARN", f"batch result: {alert}"
+                    )
+                )
+    # -- envelope and drift, in order ----------------------------------------------------
+    groups = _binned_groups(wh, batches, phases)
+    others = {
+        bid: bool(al) or meta[bid]["status"] != "complete" for bid, al in batch_alarms.items()
+    }
+    drift_rows: list[dict[str, Any]] = []
+    env_rows: list[dict[str, Any]] = []
+    ref_size: dict[str, int] = {}
+    released: set[str] = set()
+    for g in groups:
+        hist: DriftHistory = causal_drift(g, others, params)
+        released.update(hist.released)
+        env_rows.extend(envelope_rows(g, hist, params))
+        for bid, ds in hist.drift.items():
+            ref_size[bid] = hist.reference_size[bid]
+            for d in ds:
+                drift_rows.append(
+                    {
+                        "batch_id": bid,
+                        "unit_id": g.unit_id,
+                        "recipe": g.recipe,
+                        "signal": d.signal,
+                        "verdict": d.verdict,
+                        "reference_batches": hist.reference_size[bid],
+                        "bins_judged": d.bins_judged,
+                        "bins_outside": d.bins_outside,
+                        "fraction_outside": _f(d.fraction_outside),
+                        "max_abs_z": _f(d.max_abs_z),
+                        "first_out_phase": d.first_out_key[1] if d.first_out_key else None,
+                        "first_out_phase_cv": (
+                            d.first_out_key[2] * params.bin_width_cv if d.first_out_key else None
+                        ),
+                        "first_out_cv": _f(d.first_out_cv),
+                        "alarm_cv": _f(d.alarm_cv),
+                        "alarm_phase": d.alarm_key[1] if d.alarm_key else None,
+                        "z_at_alarm": _f(d.z_at_alarm),
+                    }
+                )
+                if d.verdict == "drift":
+                    batch_alarms[bid].append(
+                        Alarm(
+                            "drift",
+                            d.signal,
+                            d.alarm_key[1] if d.alarm_key else None,
+                            d.alarm_cv,
+                            "ERROR",
+                            f"{d.signal} outside the envelope from {d.first_out_key[1] if d.first_out_key else '?'} "
+                            f"phase CV {d.first_out_key[2] * params.bin_width_cv if d.first_out_key else float('nan'):.1f} "
+                            f"(batch CV {d.first_out_cv:.2f}), max |z| {d.max_abs_z:.1f}",
+                        )
+                    )
+    res.seconds["drift"] = time.perf_counter() - t1
+    # -- verdicts and the tables that depend on the whole history ---------------------------
+    alarm_rows: list[dict[str, Any]] = []
+    verdict_rows: list[dict[str, Any]] = []
+    for b in batches:
+        bid = b["batch_id"]
+        al = sorted(batch_alarms[bid], key=lambda x: np.nan_to_num(x.alarm_cv, nan=1e9))
+        alarm_rows.extend(
+            {"batch_id": bid, "unit_id": b["unit_id"], **x.record(), "alarm_cv": _f(x.alarm_cv)}
+            for x in al
+        )
+        errors = [x for x in al if x.severity == "ERROR"]
+        verdict = "fail" if errors else ("warn" if al else "pass")
+        if b["status"] != "complete" and verdict == "pass":
+            verdict = "running"
+        res.verdicts[bid] = verdict
+        if any(x.source == "drift" for x in al):
+            res.drifting.append(bid)
+        verdict_rows.append(
+            {
+                "batch_id": bid,
+                "unit_id": b["unit_id"],
+                "recipe": b["recipe"],
+                "status": b["status"],
+                "verdict": verdict,
+                "released": bid in released,
+                "reference_batches": ref_size.get(bid, 0),
+                "alarm_count": len(al),
+                "first_alarm_cv": _f(al[0].alarm_cv) if al else None,
+                "first_alarm": f"{al[0].source}:{al[0].signal}" if al else None,
+                "alarm_sources": ",".join(sorted({f"{x.source}:{x.signal}" for x in al})) or None,
+            }
+        )
+    res.released = len(released)
+    res.envelope_rows = len(env_rows)
+    _write(wh, "gold_golden_envelope", env_rows, ENVELOPE_SCHEMA)
+    _write(wh, "gold_batch_drift", drift_rows, DRIFT_SCHEMA)
+    _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
+    _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
+    res.seconds["total"] = time.perf_counter() - t0
+    return res
+
+
+def _nan(x: Any) -> float:
+    return float(x) if x is not None else float("nan")
+
+
+def _permeability_baselines(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per column: median permeability over its first PERMEABILITY_BASELINE_CYCLES cycles."""
+    by_col: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        if r["permeability_m2"] is not None and r["column_cycle"] is not None:
+            by_col[r["column_id"]].append((int(r["column_cycle"]), float(r["permeability_m2"])))
+    out = {}
+    for col, xs in by_col.items():
+        xs.sort()
+        first = [k for _, k in xs[:PERMEABILITY_BASELINE_CYCLES]]
+        if len(first) >= 3:
+            out[col] = float(np.median(first))
+    return out
+
+
+def _write_readings_tables(
+    wh: Warehouse,
+    analyses: dict[str, BatchAnalysis],
+    meta: dict[str, dict[str, Any]],
+    units: dict[str, UnitInfo],
+) -> None:
+    if not analyses:
+        return
+    perf, peaks = [], []
+    for bid, a in analyses.items():
+        b = meta[bid]
+        u = units[b["unit_id"]]
+        common = {
+            "batch_id": bid,
+            "unit_id": b["unit_id"],
+            "column_id": b["column_id"],
+            "column_cycle": b["column_cycle"],
+            "recipe": b["recipe"],
+        }
+        batch_level = {
+            "batch_hetp_cm": _f(a.hetp_cm),
+            "batch_plates": _f(a.plates),
+            "batch_asymmetry": _f(a.asymmetry),
+            "permeability_m2": _f(a.permeability_m2),
+            "hetp_limit_cm": u.qualified_hetp_cm * HETP_LIMIT_FACTOR,
+            "asymmetry_limit": u.qualified_asymmetry + ASYMMETRY_LIMIT_ABOVE,
+        }
+        if not a.transitions:
+            perf.append({**common, "transition": None, **_no_transition(), **batch_level})
+        for name, t in a.transitions.items():
+            perf.append(
+                {
+                    **common,
+                    "transition": name,
+                    **{k: _f(v) for k, v in t.record().items()},
+                    **batch_level,
+                }
+            )
+        pk = a.peak.record() if a.peak else {}
+        peaks.append(
+            {
+                **common,
+                "retention_cv": _f(pk.get("retention_cv")),
+                "peak_width_cv": _f(pk.get("width_cv")),
+                "peak_asymmetry": _f(pk.get("asymmetry")),
+                "peak_area_mau_cv": _f(pk.get("area_mau_cv")),
+                "peak_max_mau": _f(pk.get("max_mau")),
+                "dbc10_g_l": _f(a.dbc10_g_l),
+                "breakthrough_alarm_cv": _f(a.breakthrough_alarm_cv),
+                "_source_loaded_at": b["_source_loaded_at"],
+            }
+        )
+    _write(wh, "gold_column_performance", perf, PERF_SCHEMA, replace_key="batch_id")
+    _write(wh, "gold_batch_peaks", peaks, PEAKS_SCHEMA, replace_key="batch_id")
+
+
+def _no_transition() -> dict[str, None]:
+    return dict.fromkeys(("mean_cv", "variance_cv2", "plates", "hetp_cm", "asymmetry", "step"))
+
+
+def _write(
+    wh: Warehouse,
+    table: str,
+    rows: list[dict[str, Any]],
+    schema: pa.Schema,
+    replace_key: str | None = None,
+) -> None:
+    data = pa.Table.from_pylist(rows, schema=schema)
+    wh.write_table(SCHEMA, table, data, replace_key=replace_key)
+
+
+_S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+_BATCH = [("batch_id", _S), ("unit_id", _S)]
+ENVELOPE_SCHEMA = pa.schema(
+    [
+        ("recipe", _S),
+        ("unit_id", _S),
+        ("phase_order", _I),
+        ("phase", _S),
+        ("cv_bin", _I),
+        ("phase_cv_start", _F),
+        ("signal", _S),
+        ("n_batches", _I),
+        ("mean", _F),
+        ("std", _F),
+        ("q05", _F),
+        ("q50", _F),
+        ("q95", _F),
+        ("centre", _F),
+        ("scale", _F),
+        ("lower", _F),
+        ("upper", _F),
+    ]
+)
+DRIFT_SCHEMA = pa.schema(
+    [
+        *_BATCH,
+        ("recipe", _S),
+        ("signal", _S),
+        ("verdict", _S),
+        ("reference_batches", _I),
+        ("bins_judged", _I),
+        ("bins_outside", _I),
+        ("fraction_outside", _F),
+        ("max_abs_z", _F),
+        ("first_out_phase", _S),
+        ("first_out_phase_cv", _F),
+        ("first_out_cv", _F),
+        ("alarm_cv", _F),
+        ("alarm_phase", _S),
+        ("z_at_alarm", _F),
+    ]
+)
+ALARM_SCHEMA = pa.schema(
+    [
+        *_BATCH,
+        ("source", _S),
+        ("signal", _S),
+        ("phase", _S),
+        ("alarm_cv", _F),
+        ("severity", _S),
+        ("detail", _S),
+    ]
+)
+VERDICT_SCHEMA = pa.schema(
+    [
+        *_BATCH,
+        ("recipe", _S),
+        ("status", _S),
+        ("verdict", _S),
+        ("released", _B),
+        ("reference_batches", _I),
+        ("alarm_count", _I),
+        ("first_alarm_cv", _F),
+        ("first_alarm", _S),
+        ("alarm_sources", _S),
+    ]
+)
+_BATCH_META = [*_BATCH, ("column_id", _S), ("column_cycle", _I), ("recipe", _S)]
+PERF_SCHEMA = pa.schema(
+    [
+        *_BATCH_META,
+        ("transition", _S),
+        ("mean_cv", _F),
+        ("variance_cv2", _F),
+        ("plates", _F),
+        ("hetp_cm", _F),
+        ("asymmetry", _F),
+        ("step", _F),
+        ("batch_hetp_cm", _F),
+        ("batch_plates", _F),
+        ("batch_asymmetry", _F),
+        ("permeability_m2", _F),
+        ("hetp_limit_cm", _F),
+        ("asymmetry_limit", _F),
+    ]
+)
+PEAKS_SCHEMA = pa.schema(
+    [
+        *_BATCH_META,
+        ("retention_cv", _F),
+        ("peak_width_cv", _F),
+        ("peak_asymmetry", _F),
+        ("peak_area_mau_cv", _F),
+        ("peak_max_mau", _F),
+        ("dbc10_g_l", _F),
+        ("breakthrough_alarm_cv", _F),
+        ("_source_loaded_at", pa.timestamp("us")),
+    ]
+)

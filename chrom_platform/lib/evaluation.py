@@ -1,0 +1,255 @@
+"""Scoring the platform's verdicts against the simulator's ground truth (`chrom evaluate`).
+
+Only this module reads the truth, and only after the pipeline has run. A faulty batch is
+detected when the platform raised an alarm that points at the fault, at or after its onset:
+
+| fault kind | alarms that count |
+|---|---|
+| ph_drift | drift of pH |
+| pressure_rise | drift of pressure, bed permeability below its baseline |
+| early_breakthrough | load breakthrough, drift of UV, step yield low |
+| packing_degradation | HETP/asymmetry beyond limits, drift of conductivity, pH or UV |
+| wrong_buffer | drift of conductivity |
+| pump_fault | drift of flow or pressure |
+| sensor_flatline | flatline of the frozen signal |
+| sensor_dropout | gap in the readings |
+
+Detection delay is the batch CV of the first such alarm minus the onset's batch CV. A false
+alarm is any alarm on a batch without a fault. Batches judged before their unit had
+`min_batches` released batches (no envelope yet: the warm-up) are reported but not scored.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: (source, signal) pairs that count as detecting each fault kind; None = any signal
+MATCHING_ALARMS: dict[str, set[tuple[str, str | None]]] = {
+    "ph_drift": {("drift", "ph")},
+    "pressure_rise": {("drift", "pressure_bar"), ("column", "permeability")},
+    "early_breakthrough": {
+        ("breakthrough", "uv_mau"),
+        ("drift", "uv_mau"),
+        ("result", "step_yield_low"),
+    },
+    "packing_degradation": {
+        ("column", "hetp"),
+        ("drift", "cond_ms_cm"),
+        ("drift", "ph"),
+        ("drift", "uv_mau"),
+    },
+    "wrong_buffer": {("drift", "cond_ms_cm")},
+    "pump_fault": {("drift", "flow_lpm"), ("drift", "pressure_bar")},
+    "sensor_flatline": {("flatline", None)},
+    "sensor_dropout": {("gap", None)},
+}
+#: an alarm this far (CV) before the truth's onset still counts: onsets of parameter faults
+#: are defined at a 2% departure, which bin means can resolve slightly earlier
+ONSET_TOLERANCE_CV = 0.1
+
+TARGETS = {
+    "recall": 0.95,
+    "false_alarm_rate": 0.02,
+    "median_delay_cv": 0.5,
+    "hetp_error": 0.05,
+    "asymmetry_error": 0.10,
+    "step_yield_error_pp": 1.0,
+}
+
+
+def _matches(kind: str, fault: dict[str, Any], alarm: dict[str, Any]) -> bool:
+    for source, signal in MATCHING_ALARMS[kind]:
+        if alarm["source"] != source:
+            continue
+        if signal is None:
+            if kind == "sensor_flatline" and alarm["signal"] not in fault["signals"]:
+                continue
+            return True
+        if alarm["signal"] == signal:
+            return True
+    return False
+
+
+@dataclass
+class Score:
+    batches: int = 0
+    warm_up: int = 0
+    scored_faulty: int = 0
+    scored_clean: int = 0
+    per_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recall: float = float("nan")
+    false_alarm_rate: float = float("nan")
+    false_alarms: list[dict[str, Any]] = field(default_factory=list)
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    median_delay_cv: float = float("nan")
+    hetp_error_max: float = float("nan")
+    hetp_error_p95: float = float("nan")
+    hetp_error_packing_max: float = float("nan")
+    asymmetry_error_max: float = float("nan")
+    asymmetry_error_p95: float = float("nan")
+    asymmetry_error_packing_max: float = float("nan")
+    step_yield_error_pp_max: float = float("nan")
+    step_yield_batches: int = 0
+    step_yield_saturated: int = 0
+
+    def passed(self) -> dict[str, bool]:
+        return {
+            "recall": self.recall >= TARGETS["recall"],
+            "false_alarm_rate": self.false_alarm_rate <= TARGETS["false_alarm_rate"],
+            "median_delay_cv": self.median_delay_cv <= TARGETS["median_delay_cv"],
+            "hetp_error": self.hetp_error_max <= TARGETS["hetp_error"],
+            "asymmetry_error": self.asymmetry_error_max <= TARGETS["asymmetry_error"],
+            "step_yield_error_pp": self.step_yield_error_pp_max <= TARGETS["step_yield_error_pp"],
+        }
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "warm_up_batches": self.warm_up,
+            "scored_faulty": self.scored_faulty,
+            "scored_fault_free": self.scored_clean,
+            "recall": _r(self.recall),
+            "false_alarm_rate": _r(self.false_alarm_rate),
+            "median_delay_cv": _r(self.median_delay_cv),
+            "hetp_error_max": _r(self.hetp_error_max),
+            "hetp_error_p95": _r(self.hetp_error_p95),
+            "hetp_error_packing_faults_max": _r(self.hetp_error_packing_max),
+            "asymmetry_error_max": _r(self.asymmetry_error_max),
+            "asymmetry_error_p95": _r(self.asymmetry_error_p95),
+            "asymmetry_error_packing_faults_max": _r(self.asymmetry_error_packing_max),
+            "step_yield_error_pp_max": _r(self.step_yield_error_pp_max),
+            "step_yield_batches": self.step_yield_batches,
+            "step_yield_uv_saturated_left_out": self.step_yield_saturated,
+            "per_kind": self.per_kind,
+            "passed": self.passed(),
+            "all_passed": all(self.passed().values()),
+            "false_alarms": self.false_alarms,
+            "missed": self.missed,
+        }
+
+
+def _r(x: float) -> float | None:
+    return round(float(x), 4) if np.isfinite(x) else None
+
+
+def score(
+    truth: list[dict[str, Any]],
+    verdicts: list[dict[str, Any]],
+    alarms: list[dict[str, Any]],
+    performance: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    *,
+    min_batches: int,
+) -> Score:
+    """Compare the analytics tables with the truth (batches.jsonl records)."""
+    s = Score(batches=len(truth))
+    verdict = {v["batch_id"]: v for v in verdicts}
+    by_batch: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in alarms:
+        by_batch[a["batch_id"]].append(a)
+    delays: list[float] = []
+    kinds: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"batches": 0, "detected": 0, "delays_cv": []}
+    )
+    clean_flagged = 0
+    for t in truth:
+        bid = t["batch_id"]
+        v = verdict.get(bid)
+        if v is None or v["reference_batches"] < min_batches:
+            s.warm_up += 1
+            continue
+        fault = t["fault"]
+        found = by_batch.get(bid, [])
+        if fault is None:
+            s.scored_clean += 1
+            if found:
+                clean_flagged += 1
+                s.false_alarms.append(
+                    {"batch_id": bid, "alarms": [f"{a['source']}:{a['signal']}" for a in found]}
+                )
+            continue
+        s.scored_faulty += 1
+        k = kinds[fault["kind"]]
+        k["batches"] += 1
+        onset = float(fault["onset_batch_cv"])
+        hits = [
+            a
+            for a in found
+            if _matches(fault["kind"], fault, a)
+            and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
+        ]
+        if hits:
+            k["detected"] += 1
+            cvs = [a["alarm_cv"] for a in hits if a["alarm_cv"] is not None]
+            if cvs:
+                d = max(0.0, min(cvs) - onset)
+                k["delays_cv"].append(d)
+                delays.append(d)
+        else:
+            s.missed.append(
+                {
+                    "batch_id": bid,
+                    "kind": fault["kind"],
+                    "phase": fault["phase"],
+                    "onset_batch_cv": round(onset, 3),
+                    "magnitude": fault["magnitude"],
+                    "alarms": [f"{a['source']}:{a['signal']}@{a['alarm_cv']}" for a in found],
+                }
+            )
+    for name, k in sorted(kinds.items()):
+        d = k.pop("delays_cv")
+        k["recall"] = round(k["detected"] / k["batches"], 4) if k["batches"] else None
+        k["median_delay_cv"] = round(float(np.median(d)), 3) if d else None
+        s.per_kind[name] = k
+    total = sum(k["batches"] for k in s.per_kind.values())
+    s.recall = sum(k["detected"] for k in s.per_kind.values()) / total if total else float("nan")
+    s.false_alarm_rate = clean_flagged / s.scored_clean if s.scored_clean else float("nan")
+    s.median_delay_cv = float(np.median(delays)) if delays else float("nan")
+
+    # -- column performance and yield against the truth of every batch --------------------
+    truth_by = {t["batch_id"]: t for t in truth}
+    hetp_err, as_err, hetp_pack, as_pack = [], [], [], []
+    seen = set()
+    for p in performance:
+        bid = p["batch_id"]
+        if bid in seen or p["batch_hetp_cm"] is None or bid not in truth_by:
+            continue
+        seen.add(bid)
+        t = truth_by[bid]
+        he = abs(p["batch_hetp_cm"] / t["hetp_cm"] - 1)
+        ae = abs(p["batch_asymmetry"] / t["asymmetry"] - 1) if p["batch_asymmetry"] else np.nan
+        hetp_err.append(he)
+        as_err.append(ae)
+        if t["fault"] and t["fault"]["kind"] == "packing_degradation":
+            hetp_pack.append(he)
+            as_pack.append(ae)
+    if hetp_err:
+        s.hetp_error_max = float(np.max(hetp_err))
+        s.hetp_error_p95 = float(np.percentile(hetp_err, 95))
+        s.asymmetry_error_max = float(np.nanmax(as_err))
+        s.asymmetry_error_p95 = float(np.nanpercentile(as_err, 95))
+    if hetp_pack:
+        s.hetp_error_packing_max = float(np.max(hetp_pack))
+        s.asymmetry_error_packing_max = float(np.nanmax(as_pack))
+    # step yield: batches whose pool the truth and gold both found, and whose readings were
+    # not disturbed in a way that makes gold rightly differ from the undisturbed truth
+    disturbing = {"sensor_dropout", "sensor_flatline", "pump_fault"}
+    ye = []
+    for r in results:
+        tb = truth_by.get(r["batch_id"])
+        if tb is None or r["step_yield"] is None or "step_yield" not in tb:
+            continue
+        if tb["fault"] and tb["fault"]["kind"] in disturbing:
+            continue
+        if r.get("uv_saturated"):  # gold flags the cut as uncertain (clipped peak maximum)
+            s.step_yield_saturated += 1
+            continue
+        ye.append(abs(float(r["step_yield"]) - tb["step_yield"]) * 100.0)
+    if ye:
+        s.step_yield_error_pp_max = float(np.max(ye))
+        s.step_yield_batches = len(ye)
+    return s
