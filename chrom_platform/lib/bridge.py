@@ -346,6 +346,9 @@ class LiveBridge(SubscriptionConsumer):
         for a, b in r.runs("unit_id", "recipe", "phase"):
             zz = env.z(r.recipe[a], r.unit_id[a], r.phase[a], phase_cv[a:b], values[a:b])
             if zz is not None:
+                # holds (flow below the dead band) are not in the envelope: not judged
+                hold = r.signals["flow_lpm"][a:b] <= self.md.units[r.unit_id[a]].flow_deadband_lpm
+                zz[hold] = np.nan
                 z[a:b] = zz
         # a bin has a limit for every signal or for none (the envelope counts batches per
         # bin); line protocol has no null, so points go out only where all five are judged
@@ -371,17 +374,18 @@ class LiveBridge(SubscriptionConsumer):
             fields["n_out"] = out[k].sum(axis=1).astype(np.int64)
             fields["alarm"] = alarm[k].astype(np.int64)
             fields["batch_cv"] = self._last_batch_cv[k]
+            sub = r.take(k)
             chunks.append(
                 line_protocol(
                     DRIFT_MEASUREMENT,
                     {
-                        "unit_id": r.unit_id[k],
-                        "batch_id": r.batch_id[k],
-                        "recipe": r.recipe[k],
-                        "phase": r.phase[k],
+                        "unit_id": sub.unit_id,
+                        "batch_id": sub.batch_id,
+                        "recipe": sub.recipe,
+                        "phase": sub.phase,
                     },
                     fields,
-                    r.ts_ns[k],
+                    sub.ts_ns,
                 )
             )
         return chunks, int(keep.size), int(alarm[keep].sum())

@@ -93,6 +93,10 @@ class Score:
     asymmetry_error_p95: float = float("nan")
     asymmetry_error_packing_max: float = float("nan")
     step_yield_error_pp_max: float = float("nan")
+    step_yield_error_pp_p95: float = float("nan")
+    #: the platform's own part: gold's yield against the truth's pool and load volumes with
+    #: the same lab results gold used (the lab's assay error, 0.25% per result, left out)
+    step_yield_error_pp_platform_max: float = float("nan")
     step_yield_batches: int = 0
     step_yield_saturated: int = 0
 
@@ -122,6 +126,8 @@ class Score:
             "asymmetry_error_p95": _r(self.asymmetry_error_p95),
             "asymmetry_error_packing_faults_max": _r(self.asymmetry_error_packing_max),
             "step_yield_error_pp_max": _r(self.step_yield_error_pp_max),
+            "step_yield_error_pp_p95": _r(self.step_yield_error_pp_p95),
+            "step_yield_error_pp_platform_max": _r(self.step_yield_error_pp_platform_max),
             "step_yield_batches": self.step_yield_batches,
             "step_yield_uv_saturated_left_out": self.step_yield_saturated,
             "per_kind": self.per_kind,
@@ -238,7 +244,7 @@ def score(
     # step yield: batches whose pool the truth and gold both found, and whose readings were
     # not disturbed in a way that makes gold rightly differ from the undisturbed truth
     disturbing = {"sensor_dropout", "sensor_flatline", "pump_fault"}
-    ye = []
+    ye, own = [], []
     for r in results:
         tb = truth_by.get(r["batch_id"])
         if tb is None or r["step_yield"] is None or "step_yield" not in tb:
@@ -249,7 +255,15 @@ def score(
             s.step_yield_saturated += 1
             continue
         ye.append(abs(float(r["step_yield"]) - tb["step_yield"]) * 100.0)
+        if r.get("pool_conc_g_l") and r.get("feed_titer_g_l") and "pool_volume_l" in tb:
+            same_lab = (tb["pool_volume_l"] * r["pool_conc_g_l"]) / (
+                tb["load_volume_l"] * r["feed_titer_g_l"]
+            )
+            own.append(abs(float(r["step_yield"]) - same_lab) * 100.0)
+    if own:
+        s.step_yield_error_pp_platform_max = float(np.max(own))
     if ye:
         s.step_yield_error_pp_max = float(np.max(ye))
+        s.step_yield_error_pp_p95 = float(np.percentile(ye, 95))
         s.step_yield_batches = len(ye)
     return s

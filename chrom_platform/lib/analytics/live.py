@@ -83,24 +83,47 @@ class LiveEnvelope:
         values: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64] | None:
         """z[n, signals] for readings of one recipe, unit and phase (NaN where no limit);
-        None when the envelope has nothing for them."""
+        None when the envelope has nothing for them.
+
+        A reading is not a bin mean: the envelope's centre and scale are interpolated
+        between bin centres at the reading's phase CV (a front or a ramp moves a lot
+        within one bin), the reading is compared at its own position and one bin either
+        side (the tolerance of the batch drift), and readings in a phase's first bin (the
+        pump ramping to its new set point) are not judged."""
         env = self.by_key.get((recipe, unit_id, phase))
         if env is None:
             return None
-        b = np.floor(phase_cv / self.bin_width_cv).astype(np.int64)
+        w = self.bin_width_cv
         best = np.full(values.shape, np.inf)
         picked = np.full(values.shape, np.nan)
-        for shift in (0, -1, 1):
-            i = np.searchsorted(env.bins, b + shift)
-            i = np.clip(i, 0, env.bins.size - 1)
-            hit = env.bins[i] == b + shift
-            with np.errstate(invalid="ignore"):
-                zz = (values - env.centre[i]) / env.scale[i]
-            zz[~hit] = np.nan
+        for shift in (0.0, -1.0, 1.0):
+            c, sc = self._at(env, phase_cv / w - 0.5 + shift)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                zz = (values - c) / sc
             better = np.isfinite(zz) & (np.abs(zz) < best)
             best = np.where(better, np.abs(zz), best)
             picked = np.where(better, zz, picked)
+        picked[phase_cv < w] = np.nan
         return picked
+
+    @staticmethod
+    def _at(
+        env: _PhaseEnvelope, x: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Centre and scale at fractional bin positions x (bin k's centre is at k), linear
+        between neighbouring bins that both have a limit, else the nearest bin's."""
+        lo = np.floor(x).astype(np.int64)
+        frac = (x - lo)[:, None]
+        i0 = np.clip(np.searchsorted(env.bins, lo), 0, env.bins.size - 1)
+        i1 = np.clip(np.searchsorted(env.bins, lo + 1), 0, env.bins.size - 1)
+        has0 = (env.bins[i0] == lo)[:, None] & np.isfinite(env.centre[i0])
+        has1 = (env.bins[i1] == lo + 1)[:, None] & np.isfinite(env.centre[i1])
+        c0, c1 = env.centre[i0], env.centre[i1]
+        s0, s1 = env.scale[i0], env.scale[i1]
+        both = has0 & has1
+        c = np.where(both, c0 + frac * (c1 - c0), np.where(has0, c0, np.where(has1, c1, np.nan)))
+        sc = np.where(both, s0 + frac * (s1 - s0), np.where(has0, s0, np.where(has1, s1, np.nan)))
+        return c, sc
 
 
 @dataclass
@@ -121,7 +144,8 @@ class EnvelopeSource:
         if now - self._checked < self.refresh_s:
             return self._env
         self._checked = now
-        info = next(iter(self.store.list(self.key)), None)
+        folder = self.key.rsplit("/", 1)[0]
+        info = next((i for i in self.store.list(folder) if i.key == self.key), None)
         if info is None:
             self._env = None
             return None

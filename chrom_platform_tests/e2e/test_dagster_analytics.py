@@ -1,0 +1,252 @@
+"""Analytics end to end: a clean history and one faulty batch per unit, landing -> dbt ->
+analytics materialized through Dagster on a temporary DuckDB; then a faulty batch streamed
+through the live bridge into the real local InfluxDB, with live drift against the envelope
+the analytics exported.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from chrom_platform.defs import analytics, landing, warehouse
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource
+from chrom_platform.lib.bridge import LiveBridge
+from chrom_platform.lib.contracts import READING_SCHEMA, iso_to_ns
+from chrom_platform.lib.objectstore import open_store
+from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
+from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.resources import build_resources
+from chrom_platform.settings import Settings
+from chrom_platform_tests.conftest import START_NS
+from chrom_platform_tests.e2e.streaming_helpers import fresh_database
+from chrom_platform_tests.warehouse_helpers import DAY_NS, History
+from simulator.batch import plan_batch, simulate
+from simulator.landing import recipe_for_unit
+
+CLEAN_BATCHES = 12  # per unit: more than min_batches, so the last ones are judged
+FAULT = "wrong_buffer"
+
+
+def _settings(h: History) -> Settings:
+    return Settings.from_env(
+        {
+            "CHROM_DATA_DIR": str(h.root / "data"),
+            "CHROM_LANDING_URI": str(h.lake),
+            "CHROM_DUCKDB_PATH": str(h.duckdb_path),
+        }
+    )
+
+
+def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*landing.LANDING_SPECS, warehouse.chrom_dbt_models, *analytics.ANALYTICS_ASSETS],
+        resources=build_resources(_settings(h)),
+        instance=instance,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(md, tmp_path_factory) -> tuple[History, dg.ExecuteInProcessResult, dg.DagsterInstance]:
+    h = History(tmp_path_factory.mktemp("analytics"), md)
+    h.land(units=2, batches_per_unit=CLEAN_BATCHES, seed=5, fault_rate=0.0)
+    h.land(
+        units=2,
+        batches_per_unit=1,
+        seed=5,
+        fault_rate=1.0,
+        fault_kinds=[FAULT],
+        first_batch=CLEAN_BATCHES,
+        start_ns=START_NS + (CLEAN_BATCHES + 2) * DAY_NS,
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    return h, _materialize(h, instance), instance
+
+
+def _query(h: History, sql: str) -> list[dict]:
+    with h.connect() as con:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) -> None:
+    h, result, _ = built
+    assert result.success
+    faulty = {s.plan.batch_id: s.truth["fault"] for s in h.sims if s.plan.fault}
+    assert len(faulty) == 2
+    verdicts = {r["batch_id"]: r for r in _query(h, "select * from gold.gold_batch_verdict")}
+    assert len(verdicts) == 2 * (CLEAN_BATCHES + 1)
+    judged_clean = [
+        v
+        for b, v in verdicts.items()
+        if b not in faulty and v["reference_batches"] >= EnvelopeParams().min_batches
+    ]
+    assert judged_clean, "the history should leave clean batches judged by an envelope"
+    assert all(v["verdict"] == "pass" and v["released"] for v in judged_clean)
+    for bid, fault in faulty.items():
+        v = verdicts[bid]
+        assert v["verdict"] == "fail" and not v["released"]
+        drift = _query(
+            h,
+            f"select * from gold.gold_batch_drift where batch_id = '{bid}' and verdict = 'drift'",
+        )
+        assert [d["signal"] for d in drift] == ["cond_ms_cm"], drift
+        # raised in the faulty phase, after the onset and within half a CV of it
+        assert drift[0]["alarm_phase"] == fault["phase"]
+        assert 0 <= drift[0]["alarm_cv"] - fault["onset_batch_cv"] <= 0.5
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    drift_check = checks["latest_batches_in_envelope"]
+    assert not drift_check.passed
+    assert drift_check.severity == dg.AssetCheckSeverity.ERROR
+    named = {(d["batch_id"], d["signal"]) for d in drift_check.metadata["drifting"].value}
+    assert named == {(b, "cond_ms_cm") for b in faulty}
+    assert checks["columns_within_limits"].passed
+
+
+def test_envelope_and_column_performance_match_the_simulator(built) -> None:
+    h, _, _ = built
+    env = _query(h, "select * from gold.gold_golden_envelope")
+    assert {(r["recipe"], r["unit_id"]) for r in env} == {
+        ("MAB1-PROA-V3", "SKID-01"),
+        ("MAB2-PROA-V1", "SKID-02"),
+    }
+    limited = [r for r in env if r["centre"] is not None]
+    assert limited and all(r["lower"] <= r["centre"] <= r["upper"] for r in limited)
+    assert all(r["n_batches"] >= EnvelopeParams().min_batches for r in limited)
+    perf = _query(
+        h,
+        "select distinct batch_id, batch_hetp_cm, batch_asymmetry, "
+        "permeability_m2 from gold.gold_column_performance",
+    )
+    assert len(perf) == 2 * (CLEAN_BATCHES + 1)
+    for p in perf:
+        t = h.truth(p["batch_id"])
+        assert p["batch_hetp_cm"] == pytest.approx(t["hetp_cm"], rel=0.05)
+        assert p["batch_asymmetry"] == pytest.approx(t["asymmetry"], rel=0.10)
+        assert p["permeability_m2"] == pytest.approx(t["permeability_m2"], rel=0.05)
+    # the envelope the live bridge reads is the one in gold
+    exported = pq.read_table(open_store(str(h.lake)).path(ENVELOPE_KEY))
+    assert exported.num_rows == len(env)
+
+
+def _png_of(md_value: dg.MetadataValue) -> bytes:
+    text = md_value.value
+    assert text.startswith("![") and "data:image/png;base64," in text
+    return base64.b64decode(text.split("base64,", 1)[1].rstrip(")"))
+
+
+def test_overlay_and_column_trend_pictures_are_in_the_asset_metadata(built) -> None:
+    h, result, instance = built
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    overlay = mats["analytics/batch_overlay"].materialization.metadata
+    trend = mats["analytics/column_performance_trend"].materialization.metadata
+    for png in (_png_of(overlay["overlay"]), _png_of(trend["trend"])):
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    # the overlay shows the newest batch, one of the faulty ones, with its drift named
+    faulty = {s.plan.batch_id for s in h.sims if s.plan.fault}
+    assert overlay["batch_id"].value in faulty
+    assert overlay["drifting_signals"].value == ["cond_ms_cm"]
+    assert Path(overlay["report"].value).read_text().startswith("<!doctype html>")
+    # what the UI shows: the latest materialization of the asset, from the instance
+    latest = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "batch_overlay"]))
+    assert latest is not None and "overlay" in latest.asset_materialization.metadata
+
+
+def test_a_second_run_only_reanalyses_changed_batches(built) -> None:
+    h, _, instance = built
+    again = _materialize(h, instance)
+    mats = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in again.get_asset_materialization_events()
+    }
+    assert mats["gold/gold_batch_verdict"]["batches_analysed"].value == 0
+    assert mats["gold/gold_batch_verdict"]["batches"].value == 2 * (CLEAN_BATCHES + 1)
+
+
+def test_live_drift_reaches_influx_within_seconds_of_the_faulty_readings(
+    built, md, influx_server, tmp_path
+) -> None:
+    h, _, _ = built
+    unit = md.units["SKID-01"]
+    recipe = md.recipes[recipe_for_unit(md, 0)]
+    plan = plan_batch(
+        unit=unit,
+        resin=md.resins[unit.resin],
+        recipe=recipe,
+        unit_index=0,
+        batch_index=CLEAN_BATCHES + 5,
+        earliest_start_ns=START_NS + 40 * DAY_NS,
+        seed=99,
+        fault_rate=0.0,
+        force_fault=FAULT,
+    )
+    sim = simulate(plan)
+    onset_ns = iso_to_ns(sim.truth["fault"]["onset_ts"])
+    msgs = sim.messages()
+    ts = [iso_to_ns(m["ts"]) for m in msgs]
+    split = next(i for i, t in enumerate(ts) if t >= onset_ns)
+
+    queue = SqliteQueue(tmp_path / "queue.db")
+    ensure_readings_topology(queue)
+    sink = fresh_database(influx_server.url)
+    bridge = LiveBridge(queue, sink, md, envelope=EnvelopeSource(open_store(str(h.lake)), 6.0, 0.1))
+    stop = threading.Event()
+    runner = threading.Thread(target=bridge.serve, args=(stop.is_set,), daemon=True)
+    runner.start()
+
+    def publish(batch: list[dict]) -> None:
+        queue.publish(
+            READINGS_TOPIC,
+            [OutMessage(orjson.dumps(m), {"schema": READING_SCHEMA}, m["unit_id"]) for m in batch],
+        )
+
+    try:
+        # everything before the onset at once, then the faulty readings 10 per 0.1 s
+        # (10x real time), noting when each was published
+        publish(msgs[:split])
+        published_at: dict[int, float] = {}
+        found: list[tuple[int, float]] = []
+        deadline = time.monotonic() + 120
+        i = split
+        while not found and time.monotonic() < deadline:
+            if i < len(msgs):
+                chunk = msgs[i : i + 10]
+                publish(chunk)
+                now = time.monotonic()
+                for m in chunk:
+                    published_at[iso_to_ns(m["ts"])] = now
+                i += len(chunk)
+            rows = sink.query(
+                'SELECT "out_cond_ms_cm", "z_cond_ms_cm" FROM "drift" '
+                f'WHERE "out_cond_ms_cm" = 1 AND time >= {onset_ns} LIMIT 1'
+            )
+            if rows:
+                t = int(rows[0]["values"][0][0])
+                found.append((t, time.monotonic()))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+        queue.close()
+    assert found, "no live drift point flagged the faulty conductivity"
+    t_ns, seen_at = found[0]
+    latency = seen_at - published_at[t_ns]
+    print(f"live drift point in InfluxDB {latency:.2f} s after its reading was published")
+    assert latency <= 5.0, f"live drift point seen {latency:.1f} s after its reading"
+    # before the onset the same batch is normal: its live points rarely leave the envelope
+    # for the persistence window (alarm), and all of them carry z for every signal
+    before = sink.query(
+        f'SELECT count("z_cond_ms_cm") AS n, sum("alarm") AS alarms FROM "drift" WHERE time < {onset_ns}'
+    )
+    _, n, alarms = before[0]["values"][0]
+    assert n > 1000
+    assert alarms / n < 0.02

@@ -1,0 +1,127 @@
+"""Envelope, drift and the persistence rule on hand-made batches."""
+
+import numpy as np
+import pytest
+
+from chrom_platform.lib.analytics.envelope import (
+    MAD_TO_SD,
+    BinnedBatches,
+    EnvelopeParams,
+    causal_drift,
+    envelope_rows,
+    judge,
+    limits,
+    neighbours,
+    persistent_run,
+    zscores,
+)
+
+P = EnvelopeParams(min_batches=5, window=10, z_limit=4.0, persistence=2, signals=("ph",))
+KEYS = [(0, "Load", b) for b in range(6)]
+
+
+def _batches(values: list[list[float]]) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)[:, :, None]  # (batches, bins, 1 signal)
+
+
+def test_limits_are_median_and_scaled_mad_with_a_floor_and_no_limit_for_few_batches():
+    ref = _batches(
+        [
+            [7.00, 7.10, 5.0],
+            [7.02, 7.12, 5.0],
+            [7.04, 7.14, 5.0],
+            [7.06, 7.16, np.nan],
+            [7.08, 7.18, np.nan],
+            [7.50, 7.20, np.nan],  # one bad batch does not drag a robust centre
+        ]
+    )
+    lim = limits(ref, P)
+    assert lim.centre[0, 0] == pytest.approx(7.05)
+    # |x - 7.05| = .05 .03 .01 .01 .03 .45 -> median 0.03
+    assert lim.scale[0, 0] == pytest.approx(0.03 * MAD_TO_SD)
+    # every batch agrees in bin 2's three batches -> floor (pH: 0.01), and too few batches
+    assert lim.n[2, 0] == 3
+    assert not lim.valid[2, 0]
+    assert lim.valid[0, 0] and lim.valid[1, 0]
+
+
+def test_floor_keeps_identical_history_from_turning_noise_into_alarms():
+    ref = _batches([[7.0, 7.0]] * 6)
+    lim = limits(ref, P)
+    assert lim.scale[0, 0] == pytest.approx(0.01)  # pH floor
+    z = zscores(np.array([[7.02], [7.05]]), lim)
+    assert z[0, 0] == pytest.approx(2.0)
+    assert z[1, 0] == pytest.approx(5.0)
+
+
+def test_persistent_run_skips_bins_without_a_limit():
+    out = np.array([True, False, True, False, True, True])
+    judged = np.array([True, True, True, False, True, True])
+    assert persistent_run(out, judged, 2) == 4  # bins 2 and 4 (3 has no limit)
+    assert persistent_run(out, judged, 3) == 5
+    assert persistent_run(out, judged, 4) == -1
+
+
+def test_one_noisy_bin_is_watch_two_running_are_drift_with_the_alarm_at_the_second():
+    z = np.array([[0.5], [6.0], [0.2], [5.0], [-7.0], [1.0]])
+    cv = np.array([1.05, 1.15, 1.25, 1.35, 1.45, 1.55])
+    (noisy,) = judge(np.array([[0.5], [6.0], [0.2], [1.0], [0.0], [1.0]]), cv, KEYS, P)
+    assert noisy.verdict == "watch"
+    assert noisy.bins_outside == 1
+    (d,) = judge(z, cv, KEYS, P)
+    assert d.verdict == "drift"
+    assert d.first_out_key == KEYS[3]
+    assert d.first_out_cv == pytest.approx(1.35)
+    assert d.alarm_cv == pytest.approx(1.45 + P.bin_width_cv / 2)
+    assert d.max_abs_z == pytest.approx(7.0)
+    assert d.fraction_outside == pytest.approx(3 / 6)
+
+
+def test_one_bin_of_position_tolerance_on_a_steep_front():
+    # history: a front from 0 to 10 between bins 2 and 3; the new batch's front is one bin
+    # early (a few hundredths of a CV on real data): not drift. A level change still is.
+    hist = _batches([[0, 0, 0, 10, 10, 10]] * 6)
+    hist = hist + np.linspace(0, 0.05, 6)[:, None, None]
+    lim = limits(hist, P)
+    near = neighbours(KEYS)
+    early = np.array([[0.0], [0.0], [10.0], [10.0], [10.0], [10.0]])
+    assert np.nanmax(np.abs(zscores(early, lim, near))) < P.z_limit
+    assert np.nanmax(np.abs(zscores(early, lim))) > P.z_limit  # without tolerance it would
+    higher = early + 3.0
+    (d,) = judge(zscores(higher, lim, near), np.arange(6) * 0.1, KEYS, P)
+    assert d.verdict == "drift"
+
+
+def test_neighbours_stay_in_the_phase():
+    keys = [(0, "Load", 0), (0, "Load", 1), (1, "Wash 1", 0), (1, "Wash 1", 2)]
+    assert neighbours(keys).tolist() == [[0, 0, 1], [0, 1, 1], [2, 2, 2], [3, 3, 3]]
+
+
+def test_causal_drift_releases_good_batches_only_and_judges_each_against_those_before():
+    rng = np.random.default_rng(0)
+    good = 7.0 + 0.01 * rng.standard_normal((12, 6))
+    values = good.copy()
+    values[8, 2:] += 0.5  # batch 8 drifts from bin 2
+    group = BinnedBatches(
+        "R",
+        "U",
+        [f"B{i}" for i in range(12)],
+        KEYS,
+        values[:, :, None],
+        np.tile(np.arange(6) * 0.1 + 0.05, (12, 1)),
+    )
+    others = {f"B{i}": False for i in range(12)}
+    others["B3"] = True  # another finding (say a data gap): not released either
+    hist = causal_drift(group, others, P)
+    assert hist.reference_size["B0"] == 0  # nothing before it
+    assert all(d.verdict == "no_envelope" for d in hist.drift["B2"])  # 2 released < 5
+    assert hist.drift["B8"][0].verdict == "drift"
+    assert hist.drift["B8"][0].first_out_key == KEYS[2]
+    assert "B8" not in hist.released and "B3" not in hist.released
+    assert hist.reference_size["B9"] == 7  # B0-B7 minus B3
+    assert all(hist.drift[f"B{i}"][0].verdict != "drift" for i in (9, 10, 11))
+    rows = envelope_rows(group, hist, P)
+    # released: 12 batches but B3 and B8 -> 10, the window (10) takes them all
+    assert {r["n_batches"] for r in rows} == {10}
+    assert all(r["lower"] < r["centre"] < r["upper"] for r in rows)
+    assert all(r["q05"] <= r["q50"] <= r["q95"] for r in rows)

@@ -1,0 +1,118 @@
+"""Gaps, flatlines, live drift counting and the evaluation's scoring rules, on constructed
+inputs."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
+from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
+from chrom_platform.lib.analytics.scans import flatlines, gaps
+from chrom_platform.lib.contracts import SIGNALS
+from chrom_platform.lib.evaluation import score
+
+NS = 1_000_000_000
+
+
+def test_gap_alarm_is_placed_max_gap_seconds_into_the_gap():
+    ts = np.array([0, 1, 2, 40, 41]) * NS
+    cv = np.array([0.0, 0.01, 0.02, 0.03, 0.04])
+    flow = np.full(5, 60.0)  # 60 L/min on a 100 L column: 0.01 CV/s
+    (g,) = gaps(ts, cv, flow, column_volume_l=100.0)
+    assert g.kind == "gap" and g.index == 2
+    assert g.alarm_cv == pytest.approx(0.02 + 60.0 * 10 / 60.0 / 100.0)
+    assert "38 s" in g.detail
+
+
+def test_flatline_needs_the_full_run_and_exempts_saturation():
+    rng = np.random.default_rng(1)
+    x = np.round(7 + 0.004 * rng.standard_normal(200), 3)
+    x[50:90] = x[49]  # 41 identical readings from 49
+    cv = np.arange(200) * 0.01
+    (f,) = flatlines(x, cv, "ph", scans=30)
+    assert f.index == 49 + 29
+    assert f.alarm_cv == pytest.approx(cv[78])
+    assert flatlines(x, cv, "ph", scans=45) == []
+    uv = np.full(100, 3000.0)  # clipped at the detector's limit: not a stuck sensor
+    assert flatlines(uv, cv[:100], "uv_mau", scans=30, exempt_at_or_above=3000.0) == []
+    assert len(flatlines(uv, cv[:100], "uv_mau", scans=30)) == 1
+
+
+def test_runs_of_out_carry_over_between_chunks():
+    out = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=bool)
+    counts, after = runs_of_out(out, np.array([3, 0]))
+    assert counts.tolist() == [[4, 0], [5, 1], [0, 2], [1, 3]]
+    assert after.tolist() == [1, 3]
+    counts2, _ = runs_of_out(np.ones((2, 2), dtype=bool), after)
+    assert counts2.tolist() == [[2, 4], [3, 5]]
+
+
+def test_live_z_matches_the_batch_z_of_the_same_envelope():
+    """The bridge's per-reading z and the analytics' per-bin z are one rule."""
+    p = EnvelopeParams(min_batches=3)
+    rng = np.random.default_rng(2)
+    keys = [(1, "Load", b) for b in range(5)]
+    ref = 10 + rng.standard_normal((6, 5, len(SIGNALS)))
+    lim = limits(ref, p)
+    rows = [
+        {
+            "recipe": "R",
+            "unit_id": "U",
+            "phase": "Load",
+            "cv_bin": k[2],
+            "signal": s,
+            "centre": float(lim.centre[i, j]),
+            "scale": float(lim.scale[i, j]),
+        }
+        for i, k in enumerate(keys)
+        for j, s in enumerate(SIGNALS)
+    ]
+    env = LiveEnvelope.from_table(pa.Table.from_pylist(rows), p.z_limit, p.bin_width_cv)
+    values = 10 + 2 * rng.standard_normal((5, len(SIGNALS)))
+    expected = zscores(values, lim, neighbours(keys))
+    phase_cv = np.arange(5) * p.bin_width_cv + 0.05  # one reading in each bin
+    got = env.z("R", "U", "Load", phase_cv, values)
+    assert got is not None
+    np.testing.assert_allclose(got, expected)
+    assert env.z("R", "U", "Elution", phase_cv, values) is None
+
+
+def _truth(bid: str, fault: dict | None) -> dict:
+    return {"batch_id": bid, "fault": fault, "hetp_cm": 0.04, "asymmetry": 1.2, "step_yield": 0.9}
+
+
+def test_score_counts_only_matching_alarms_after_onset_and_any_alarm_as_false():
+    truth = [
+        _truth("A", {"kind": "wrong_buffer", "signals": ["cond_ms_cm"], "onset_batch_cv": 20.0}),
+        _truth("B", {"kind": "wrong_buffer", "signals": ["cond_ms_cm"], "onset_batch_cv": 20.0}),
+        _truth("C", {"kind": "sensor_flatline", "signals": ["ph"], "onset_batch_cv": 5.0}),
+        _truth("D", None),
+        _truth("E", None),
+        _truth("W", None),  # warm-up: not scored
+    ]
+    for t in truth:
+        if t["fault"]:
+            t["fault"]["phase"] = "Wash 1"
+            t["fault"]["magnitude"] = {}
+    verdicts = [{"batch_id": b, "reference_batches": 0 if b == "W" else 9} for b in "ABCDEW"]
+    alarms = [
+        {"batch_id": "A", "source": "drift", "signal": "cond_ms_cm", "alarm_cv": 20.3},
+        {"batch_id": "B", "source": "drift", "signal": "cond_ms_cm", "alarm_cv": 10.0},  # early
+        {"batch_id": "B", "source": "drift", "signal": "ph", "alarm_cv": 20.4},  # wrong signal
+        {"batch_id": "C", "source": "flatline", "signal": "ph", "alarm_cv": 5.1},
+        {"batch_id": "E", "source": "gap", "signal": None, "alarm_cv": 3.0},
+        {"batch_id": "W", "source": "gap", "signal": None, "alarm_cv": 3.0},
+    ]
+    perf = [{"batch_id": "A", "batch_hetp_cm": 0.042, "batch_asymmetry": 1.08}]
+    results = [{"batch_id": "A", "step_yield": 0.905, "uv_saturated": False}]
+    s = score(truth, verdicts, alarms, perf, results, min_batches=8)
+    assert s.warm_up == 1
+    assert (s.scored_faulty, s.scored_clean) == (3, 2)
+    assert s.per_kind["wrong_buffer"]["detected"] == 1
+    assert s.recall == pytest.approx(2 / 3)
+    assert s.false_alarm_rate == pytest.approx(0.5)
+    assert s.median_delay_cv == pytest.approx(0.2)  # delays 0.3 and 0.1
+    assert s.hetp_error_max == pytest.approx(0.05)
+    assert s.asymmetry_error_max == pytest.approx(0.10)
+    assert s.step_yield_error_pp_max == pytest.approx(0.5)
+    assert [m["batch_id"] for m in s.missed] == ["B"]
