@@ -94,7 +94,8 @@ def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) 
     assert all(v["verdict"] == "pass" and v["released"] for v in judged_clean)
     for bid, fault in faulty.items():
         v = verdicts[bid]
-        assert v["verdict"] == "fail" and not v["released"]
+        assert v["verdict"] == "fail"
+        assert not v["released"]
         drift = _query(
             h,
             f"select * from gold.gold_batch_drift where batch_id = '{bid}' and verdict = 'drift'",
@@ -120,7 +121,8 @@ def test_envelope_and_column_performance_match_the_simulator(built) -> None:
         ("MAB2-PROA-V1", "SKID-02"),
     }
     limited = [r for r in env if r["centre"] is not None]
-    assert limited and all(r["lower"] <= r["centre"] <= r["upper"] for r in limited)
+    assert limited
+    assert all(r["lower"] <= r["centre"] <= r["upper"] for r in limited)
     assert all(r["n_batches"] >= EnvelopeParams().min_batches for r in limited)
     perf = _query(
         h,
@@ -140,7 +142,8 @@ def test_envelope_and_column_performance_match_the_simulator(built) -> None:
 
 def _png_of(md_value: dg.MetadataValue) -> bytes:
     text = md_value.value
-    assert text.startswith("![") and "data:image/png;base64," in text
+    assert text.startswith("![")
+    assert "data:image/png;base64," in text
     return base64.b64decode(text.split("base64,", 1)[1].rstrip(")"))
 
 
@@ -150,7 +153,8 @@ def test_overlay_and_column_trend_pictures_are_in_the_asset_metadata(built) -> N
     overlay = mats["analytics/batch_overlay"].materialization.metadata
     trend = mats["analytics/column_performance_trend"].materialization.metadata
     for png in (_png_of(overlay["overlay"]), _png_of(trend["trend"])):
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(png) > 20_000
     # the overlay shows the newest batch, one of the faulty ones, with its drift named
     faulty = {s.plan.batch_id for s in h.sims if s.plan.fault}
     assert overlay["batch_id"].value in faulty
@@ -158,7 +162,8 @@ def test_overlay_and_column_trend_pictures_are_in_the_asset_metadata(built) -> N
     assert Path(overlay["report"].value).read_text().startswith("<!doctype html>")
     # what the UI shows: the latest materialization of the asset, from the instance
     latest = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "batch_overlay"]))
-    assert latest is not None and "overlay" in latest.asset_materialization.metadata
+    assert latest is not None
+    assert "overlay" in latest.asset_materialization.metadata
 
 
 def test_a_second_run_only_reanalyses_changed_batches(built) -> None:

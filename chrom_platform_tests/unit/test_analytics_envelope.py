@@ -42,7 +42,8 @@ def test_limits_are_median_and_scaled_mad_with_a_floor_and_no_limit_for_few_batc
     # every batch agrees in bin 2's three batches -> floor (pH: 0.01), and too few batches
     assert lim.n[2, 0] == 3
     assert not lim.valid[2, 0]
-    assert lim.valid[0, 0] and lim.valid[1, 0]
+    assert lim.valid[0, 0]
+    assert lim.valid[1, 0]
 
 
 def test_floor_keeps_identical_history_from_turning_noise_into_alarms():
@@ -117,7 +118,8 @@ def test_causal_drift_releases_good_batches_only_and_judges_each_against_those_b
     assert all(d.verdict == "no_envelope" for d in hist.drift["B2"])  # 2 released < 5
     assert hist.drift["B8"][0].verdict == "drift"
     assert hist.drift["B8"][0].first_out_key == KEYS[2]
-    assert "B8" not in hist.released and "B3" not in hist.released
+    assert "B8" not in hist.released
+    assert "B3" not in hist.released
     assert hist.reference_size["B9"] == 7  # B0-B7 minus B3
     assert all(hist.drift[f"B{i}"][0].verdict != "drift" for i in (9, 10, 11))
     rows = envelope_rows(group, hist, P)

@@ -19,7 +19,8 @@ def test_gap_alarm_is_placed_max_gap_seconds_into_the_gap():
     cv = np.array([0.0, 0.01, 0.02, 0.03, 0.04])
     flow = np.full(5, 60.0)  # 60 L/min on a 100 L column: 0.01 CV/s
     (g,) = gaps(ts, cv, flow, column_volume_l=100.0)
-    assert g.kind == "gap" and g.index == 2
+    assert g.kind == "gap"
+    assert g.index == 2
     assert g.alarm_cv == pytest.approx(0.02 + 60.0 * 10 / 60.0 / 100.0)
     assert "38 s" in g.detail
 
