@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from chrom_platform.lib.master_data import load_master_data
+from chrom_platform_tests.bench_analytics import analytics_full, analytics_incremental, live_drift
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
@@ -98,6 +99,25 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         out["overlay_raw"] = _p95(con, OVERLAY_RAW, batch, 10)
         out["gold_rows"] = con.execute("select count(*) from gold.gold_trend_by_cv").fetchone()[0]
         con.close()
+        # analytics on the same history: full, then after one more new batch
+        out["analytics"] = analytics_full(h)
+        print(
+            f"  analytics, {out['analytics']['batches']} batches: {out['analytics']['full_s']:.1f} s"
+        )
+        last = max(int(s.ts_ns[-1]) for s in h.sims)
+        h.land(
+            units=1,
+            batches_per_unit=1,
+            seed=1,
+            fault_rate=0.0,
+            first_batch=batches_large // UNITS + 1,
+            start_ns=last + DAY_NS,
+        )
+        h.dbt("run")
+        out["analytics"].update(analytics_incremental(h))
+        print(f"  analytics after one new batch: {out['analytics']['incremental_s']:.1f} s")
+        out["live_drift"] = live_drift(h)
+        print(f"  live drift: {out['live_drift']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

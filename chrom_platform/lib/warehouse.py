@@ -62,15 +62,15 @@ class _DbApiWarehouse:
             cur.close()
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        cur = self._conn.cursor()
-        try:
-            cur.execute(sql, list(params))
-            if self._is_duckdb:
-                t = cur.to_arrow_table()
-            else:  # Snowflake
+        if self._is_duckdb:  # the relation API hands Arrow over without a row copy
+            t = self._conn.sql(sql, params=list(params) or None).to_arrow_table()
+        else:  # Snowflake
+            cur = self._conn.cursor()
+            try:
+                cur.execute(sql, list(params))
                 t = cur.fetch_arrow_all(force_return_table=True)
-        finally:
-            cur.close()
+            finally:
+                cur.close()
         return t.rename_columns([c.lower() for c in t.column_names])
 
     def write_table(

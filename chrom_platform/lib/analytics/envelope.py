@@ -233,7 +233,12 @@ class DriftHistory:
 
 
 def causal_drift(
-    group: BinnedBatches, other_findings: dict[str, bool], params: EnvelopeParams
+    group: BinnedBatches,
+    other_findings: dict[str, bool],
+    params: EnvelopeParams,
+    *,
+    start_at: int = 0,
+    released_before: Sequence[int] = (),
 ) -> DriftHistory:
     """Judge every batch against the envelope of the batches released before it, in order,
     as the platform would have at the time; a batch is released when it has no drift and
@@ -241,11 +246,17 @@ def causal_drift(
     sensors, column performance) and it is complete.
 
     Before `min_batches` batches are released there is no envelope: those batches are
-    judged by their other findings alone (the robust limits tolerate the odd bad one)."""
+    judged by their other findings alone (the robust limits tolerate the odd bad one).
+
+    Incremental: batches before `start_at` were judged by an earlier run and did not change
+    since; `released_before` lists which of them were released, and judging resumes at
+    `start_at` (so a run costs the new batches, not the history)."""
     hist = DriftHistory()
-    released: list[int] = []
+    released: list[int] = [i for i in released_before if i < start_at]
+    hist.released = [group.batch_ids[i] for i in released]
     near = neighbours(group.keys)
-    for i, bid in enumerate(group.batch_ids):
+    for i in range(start_at, len(group.batch_ids)):
+        bid = group.batch_ids[i]
         ref = released[-params.window :]
         if ref:
             lim = limits(group.values[ref], params)

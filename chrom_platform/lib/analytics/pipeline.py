@@ -59,6 +59,7 @@ TABLES = (
 class AnalyticsResult:
     batches: int = 0
     analysed: int = 0  # batches whose readings were (re)analysed this run
+    judged: int = 0  # batches judged against the envelope this run
     released: int = 0
     drifting: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class AnalyticsResult:
         return {
             "batches": self.batches,
             "batches_analysed": self.analysed,
+            "batches_judged": self.judged,
             "released": self.released,
             "drifting_batches": len(self.drifting),
             "envelope_rows": self.envelope_rows,
@@ -184,8 +186,11 @@ def _f(x: float | None) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def run(wh: Warehouse, params: EnvelopeParams | None = None) -> AnalyticsResult:
-    """Bring the analytics tables up to date with gold (see the module docstring)."""
+def run(
+    wh: Warehouse, params: EnvelopeParams | None = None, *, full: bool = False
+) -> AnalyticsResult:
+    """Bring the analytics tables up to date with gold (see the module docstring). `full`
+    recomputes everything (after a change of parameters); otherwise only what changed."""
     params = params or EnvelopeParams()
     res = AnalyticsResult()
     t0 = time.perf_counter()
@@ -203,7 +208,7 @@ def run(wh: Warehouse, params: EnvelopeParams | None = None) -> AnalyticsResult:
     res.batches = len(batches)
     # -- reading-level analysis, for batches that changed since last analysed -------------
     done: dict[str, Any] = {}
-    if wh.table_exists(SCHEMA, "gold_batch_peaks"):
+    if not full and wh.table_exists(SCHEMA, "gold_batch_peaks"):
         done = {
             r["batch_id"]: r["_source_loaded_at"]
             for r in wh.query("select batch_id, _source_loaded_at from gold.gold_batch_peaks")
@@ -249,7 +254,7 @@ def run(wh: Warehouse, params: EnvelopeParams | None = None) -> AnalyticsResult:
     batch_alarms: dict[str, list[Alarm]] = {b["batch_id"]: [] for b in batches}
     stored = (
         wh.query("select * from gold.gold_batch_alarms where source <> 'drift'")
-        if wh.table_exists(SCHEMA, "gold_batch_alarms")
+        if not full and wh.table_exists(SCHEMA, "gold_batch_alarms")
         else []
     )
     for row in stored:
@@ -284,8 +289,45 @@ def run(wh: Warehouse, params: EnvelopeParams | None = None) -> AnalyticsResult:
     env_rows: list[dict[str, Any]] = []
     ref_size: dict[str, int] = {}
     released: set[str] = set()
+    # what earlier runs judged, for batches that have not changed since (see causal_drift)
+    prev: dict[str, dict[str, Any]] = {}
+    prev_drift: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    prev_alarms: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not full and wh.table_exists(SCHEMA, "gold_batch_verdict"):
+        prev = {r["batch_id"]: r for r in wh.query("select * from gold.gold_batch_verdict")}
+        for r in wh.query("select * from gold.gold_batch_drift"):
+            prev_drift[r["batch_id"]].append(r)
+        for r in wh.query("select * from gold.gold_batch_alarms where source = 'drift'"):
+            prev_alarms[r["batch_id"]].append(r)
     for g in groups:
-        hist: DriftHistory = causal_drift(g, others, params)
+        changed = [
+            i
+            for i, b in enumerate(g.batch_ids)
+            if b in analyses or b not in prev or b not in prev_drift
+        ]
+        start = min(changed) if changed else len(g.batch_ids)
+        for b in g.batch_ids[:start]:
+            ref_size[b] = int(prev[b]["reference_batches"])
+            drift_rows.extend(prev_drift[b])
+            batch_alarms[b].extend(
+                Alarm(
+                    "drift",
+                    a["signal"],
+                    a["phase"],
+                    _nan(a["alarm_cv"]),
+                    a["severity"],
+                    a["detail"],
+                )
+                for a in prev_alarms[b]
+            )
+        hist: DriftHistory = causal_drift(
+            g,
+            others,
+            params,
+            start_at=start,
+            released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
+        )
+        res.judged += len(hist.drift)
         released.update(hist.released)
         env_rows.extend(envelope_rows(g, hist, params))
         for bid, ds in hist.drift.items():
