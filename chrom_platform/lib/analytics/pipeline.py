@@ -306,10 +306,10 @@ def run(
             if b in analyses or b not in prev or b not in prev_drift
         ]
         start = min(changed) if changed else len(g.batch_ids)
-        for b in g.batch_ids[:start]:
-            ref_size[b] = int(prev[b]["reference_batches"])
-            drift_rows.extend(prev_drift[b])
-            batch_alarms[b].extend(
+        for kept in g.batch_ids[:start]:
+            ref_size[kept] = int(prev[kept]["reference_batches"])
+            drift_rows.extend(prev_drift[kept])
+            batch_alarms[kept].extend(
                 Alarm(
                     "drift",
                     a["signal"],
@@ -318,7 +318,7 @@ def run(
                     a["severity"],
                     a["detail"],
                 )
-                for a in prev_alarms[b]
+                for a in prev_alarms[kept]
             )
         hist: DriftHistory = causal_drift(
             g,
