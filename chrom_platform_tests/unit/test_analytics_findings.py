@@ -71,11 +71,20 @@ def test_live_z_matches_the_batch_z_of_the_same_envelope():
     env = LiveEnvelope.from_table(pa.Table.from_pylist(rows), p.z_limit, p.bin_width_cv)
     values = 10 + 2 * rng.standard_normal((5, len(SIGNALS)))
     expected = zscores(values, lim, neighbours(keys))
-    phase_cv = np.arange(5) * p.bin_width_cv + 0.05  # one reading in each bin
+    expected[0] = np.nan  # the phase's first bin (the pump ramping) is not judged live
+    # one reading at each bin's centre, where the interpolated limits are the bin's own
+    phase_cv = (np.arange(5) + 0.5) * p.bin_width_cv
     got = env.z("R", "U", "Load", phase_cv, values)
     assert got is not None
     np.testing.assert_allclose(got, expected)
     assert env.z("R", "U", "Elution", phase_cv, values) is None
+    # between two bin centres the limits are interpolated: a value on the interpolated
+    # centre has z = 0 where neither bin's own centre would give it
+    mid = np.array([(1.5 + 0.5) * p.bin_width_cv + 1e-9])
+    between = 0.5 * (lim.centre[1] + lim.centre[2])
+    z_mid = env.z("R", "U", "Load", mid, between[None, :])
+    assert z_mid is not None
+    np.testing.assert_allclose(z_mid[0], 0.0, atol=1e-6)
 
 
 def _truth(bid: str, fault: dict | None) -> dict:
