@@ -44,6 +44,19 @@ group by all
 """
 
 
+def _land_next_batch(h: History, batch_index: int) -> None:
+    """One more (fault-free) batch on unit 1, a day after everything landed so far."""
+    last = max(int(s.ts_ns[-1]) for s in h.sims)
+    h.land(
+        units=1,
+        batches_per_unit=1,
+        seed=1,
+        fault_rate=0.0,
+        first_batch=batch_index,
+        start_ns=max(last, START_NS) + DAY_NS,
+    )
+
+
 def _timed(h: History, *args: str) -> float:
     t0 = time.perf_counter()
     h.dbt(*args)
@@ -82,15 +95,7 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
             f"  {batches_large} batches: dbt build --full-refresh {out['full_build_large_s']:.1f} s"
         )
         # one new batch on unit 1, then bring gold up to date
-        last = max(int(s.ts_ns[-1]) for s in h.sims)
-        h.land(
-            units=1,
-            batches_per_unit=1,
-            seed=1,
-            fault_rate=0.0,
-            first_batch=batches_large // UNITS,
-            start_ns=max(last, START_NS) + DAY_NS,
-        )
+        _land_next_batch(h, batches_large // UNITS)
         out["incremental_run_s"] = _timed(h, "run")
         print(f"  one new batch: dbt run {out['incremental_run_s']:.1f} s", flush=True)
         con = h.connect()
@@ -104,15 +109,7 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         print(
             f"  analytics, {out['analytics']['batches']} batches: {out['analytics']['full_s']:.1f} s"
         )
-        last = max(int(s.ts_ns[-1]) for s in h.sims)
-        h.land(
-            units=1,
-            batches_per_unit=1,
-            seed=1,
-            fault_rate=0.0,
-            first_batch=batches_large // UNITS + 1,
-            start_ns=last + DAY_NS,
-        )
+        _land_next_batch(h, batches_large // UNITS + 1)
         h.dbt("run")
         out["analytics"].update(analytics_incremental(h))
         print(f"  analytics after one new batch: {out['analytics']['incremental_s']:.1f} s")

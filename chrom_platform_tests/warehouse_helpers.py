@@ -18,6 +18,7 @@ import duckdb
 from chrom_platform.lib.master_data import MasterData
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.resources import DBT_PROJECT_DIR, dbt_executable
+from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
 from simulator.batch import SimBatch
 from simulator.landing import land_batch, land_master_data, unit_batches, unit_jobs
@@ -73,6 +74,16 @@ class History:
                 sims.append(sim)
         self.sims.extend(sims)
         return sims
+
+    def settings(self) -> Settings:
+        """The platform's settings for this history (local profile, its own folders)."""
+        return Settings.from_env(
+            {
+                "CHROM_DATA_DIR": str(self.root / "data"),
+                "CHROM_LANDING_URI": str(self.lake),
+                "CHROM_DUCKDB_PATH": str(self.duckdb_path),
+            }
+        )
 
     def truth(self, batch_id: str) -> dict[str, Any]:
         return next(s.truth for s in self.sims if s.plan.batch_id == batch_id)

@@ -26,7 +26,6 @@ from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
 from chrom_platform.resources import build_resources
-from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
@@ -37,20 +36,10 @@ CLEAN_BATCHES = 12  # per unit: more than min_batches, so the last ones are judg
 FAULT = "wrong_buffer"
 
 
-def _settings(h: History) -> Settings:
-    return Settings.from_env(
-        {
-            "CHROM_DATA_DIR": str(h.root / "data"),
-            "CHROM_LANDING_URI": str(h.lake),
-            "CHROM_DUCKDB_PATH": str(h.duckdb_path),
-        }
-    )
-
-
 def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*landing.LANDING_SPECS, warehouse.chrom_dbt_models, *analytics.ANALYTICS_ASSETS],
-        resources=build_resources(_settings(h)),
+        resources=build_resources(h.settings()),
         instance=instance,
     )
 

@@ -34,15 +34,7 @@ PYTHON_CHECKS = {
 
 
 def _resources(h: History) -> dict:
-    return build_resources(
-        Settings.from_env(
-            {
-                "CHROM_DATA_DIR": str(h.root / "data"),
-                "CHROM_LANDING_URI": str(h.lake),
-                "CHROM_DUCKDB_PATH": str(h.duckdb_path),
-            }
-        )
-    )
+    return build_resources(h.settings())
 
 
 def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

@@ -203,6 +203,18 @@ def process_analytics(
     yield from checks
 
 
+def _write_report(
+    analytics: AnalyticsResource, name: str, png: bytes, title: str, table: list[dict[str, Any]]
+) -> Path:
+    """The picture as <name>.png and an HTML report <name>.html in the reports folder."""
+    out = Path(analytics.reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.png").write_bytes(png)
+    html_path = out / f"{name}.html"
+    html_path.write_text(reports.html_report(title, png, table))
+    return html_path
+
+
 def _envelope_lookup(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
     return {(r["phase"], int(r["cv_bin"]), r["signal"]): r for r in rows}
 
@@ -250,12 +262,12 @@ def batch_overlay(
             [bid],
         )
     png = reports.overlay_png(bid, bins, _envelope_lookup(env), alarms)
-    out = Path(analytics.reports_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch_overlay.png").write_bytes(png)
-    html_path = out / "batch_overlay.html"
-    html_path.write_text(
-        reports.html_report(f"{bid} over its golden envelope", png, alarms or [{"drift": "none"}])
+    html_path = _write_report(
+        analytics,
+        "batch_overlay",
+        png,
+        f"{bid} over its golden envelope",
+        alarms or [{"drift": "none"}],
     )
     context.log.info(f"overlay of {bid} written to {html_path}")
     return dg.MaterializeResult(
@@ -289,9 +301,6 @@ def column_performance_trend(
             "from gold.gold_column_performance where batch_hetp_cm is not null"
         )
     png = reports.column_trend_png(rows)
-    out = Path(analytics.reports_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "column_performance.png").write_bytes(png)
     latest: dict[str, dict[str, Any]] = defaultdict(dict)
     for r in rows:
         if r["column_cycle"] >= latest[r["column_id"]].get("column_cycle", -1):
@@ -300,8 +309,9 @@ def column_performance_trend(
         {k: r[k] for k in ("column_id", "column_cycle", "batch_hetp_cm", "batch_asymmetry")}
         for r in latest.values()
     ]
-    html_path = out / "column_performance.html"
-    html_path.write_text(reports.html_report("Column performance across cycles", png, table))
+    html_path = _write_report(
+        analytics, "column_performance", png, "Column performance across cycles", table
+    )
     context.log.info(f"column trend written to {html_path}")
     return dg.MaterializeResult(
         metadata={
