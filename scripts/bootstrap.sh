@@ -2,8 +2,8 @@
 # Sets up everything the project needs on a fresh machine, idempotently:
 #   1. uv (from PyPI with pip when missing: no installer downloads from outside PyPI),
 #   2. the locked Python environment in .venv (uv sync --frozen),
-#   3. InfluxDB 1.x (Debian's `influxdb` package) when missing and we are root; otherwise
-#      prints the one command that installs it.
+#   3. InfluxDB 1.x and Chromium (Debian's `influxdb` and `chromium` packages) when missing
+#      and we are root; otherwise prints the one command that installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,14 +28,19 @@ fi
 export UV_PYTHON_DOWNLOADS=never
 "${UV[@]}" sync --frozen --python "$PY" --quiet
 
-if ! command -v influxd >/dev/null 2>&1; then
+# System packages from Debian: InfluxDB 1.x (the live store) and Chromium (the browser the
+# UI tests drive; Playwright's own browser downloads are not reachable here).
+missing=()
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing InfluxDB 1.x (Debian package 'influxdb')" >&2
+    echo "bootstrap: installing ${missing[*]} (Debian packages)" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: InfluxDB is not installed. Install it with:  sudo apt-get install influxdb" >&2
-    echo "           (the live store and its tests need the 'influxd' binary)" >&2
+    echo "bootstrap: missing ${missing[*]}. Install with:  sudo apt-get install ${missing[*]}" >&2
+    echo "           (the live store, its tests and the browser tests need them)" >&2
   fi
 fi
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -45,7 +50,9 @@ def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProces
 
 
 @pytest.fixture(scope="module")
-def built(md, tmp_path_factory) -> tuple[History, dg.ExecuteInProcessResult, dg.DagsterInstance]:
+def built(
+    md, tmp_path_factory
+) -> Iterator[tuple[History, dg.ExecuteInProcessResult, dg.DagsterInstance]]:
     h = History(tmp_path_factory.mktemp("analytics"), md)
     h.land(units=2, batches_per_unit=CLEAN_BATCHES, seed=5, fault_rate=0.0)
     h.land(
@@ -57,8 +64,9 @@ def built(md, tmp_path_factory) -> tuple[History, dg.ExecuteInProcessResult, dg.
         first_batch=CLEAN_BATCHES,
         start_ns=START_NS + (CLEAN_BATCHES + 2) * DAY_NS,
     )
-    instance = dg.DagsterInstance.ephemeral()
-    return h, _materialize(h, instance), instance
+    # a persistent instance (a DAGSTER_HOME on disk): the browser test serves it in the UI
+    with dg.instance_for_test(temp_dir=str(h.root)) as instance:
+        yield h, _materialize(h, instance), instance
 
 
 def _query(h: History, sql: str) -> list[dict]:
@@ -328,3 +336,74 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
     assert res.analysed == len(newest) == 6
     assert res.judged == 6
     assert dump() == full
+
+
+def test_the_pictures_render_in_the_dagster_ui(built, tmp_path) -> None:
+    """The real UI in headless Chromium: each picture asset's page, its markdown metadata
+    opened, the image decoded by the browser (not just present in the event)."""
+    from playwright.sync_api import sync_playwright
+
+    from chrom_platform.demo import kill_group, wait_http
+    from chrom_platform.lib.influx_server import free_port
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (scripts/bootstrap.sh installs it)")
+        pytest.skip("chromium is not installed: sudo apt-get install chromium")
+    h, _, _ = built
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(h.root),
+        "CHROM_DATA_DIR": str(h.root / "data"),
+        "CHROM_LANDING_URI": str(h.lake),
+        "CHROM_DUCKDB_PATH": str(h.duckdb_path),
+    }
+    web = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-m",
+            "chrom_platform.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=(tmp_path / "web.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/server_info", 120, web)
+        import urllib.request
+
+        urllib.request.urlopen(  # the community pop-up would cover the page
+            urllib.request.Request(
+                f"{url}/graphql",
+                data=b'{"query": "mutation { setNuxSeen }"}',
+                headers={"content-type": "application/json"},
+            ),
+            timeout=30,
+        ).read()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            for asset, alt in (
+                ("analytics/batch_overlay", "overlay"),
+                ("analytics/column_performance_trend", "column performance"),
+            ):
+                page.goto(f"{url}/assets/{asset}?view=events", timeout=60_000)
+                page.get_by_text("[Show Markdown]").first.click(timeout=60_000)
+                img = page.locator(f"img[alt*='{alt}']").first
+                img.wait_for(timeout=30_000)
+                size = page.evaluate("e => [e.naturalWidth, e.naturalHeight]", img.element_handle())
+                page.screenshot(path=str(tmp_path / f"{asset.replace('/', '_')}.png"))
+                assert size[0] > 500, f"{asset}: picture not decoded ({size})"
+                assert size[1] > 400, f"{asset}: picture not decoded ({size})"
+                page.keyboard.press("Escape")
+            browser.close()
+    finally:
+        kill_group(web.pid)
