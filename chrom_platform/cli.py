@@ -1,6 +1,8 @@
 """`chrom`: the platform's own commands (the simulator is `chrom-sim`, the bridge `chrom-bridge`).
 
 chrom evaluate --seed 7 --units 4 --batches-per-unit 60 --fault-rate 0.25
+chrom check-config --profile gcp
+chrom dashboards [--check]
 """
 
 from __future__ import annotations
@@ -26,11 +28,44 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
+    cc = sub.add_parser(
+        "check-config",
+        help="validate the settings in the environment for a profile; names every missing "
+        "or malformed variable (exit 1 when there is one)",
+    )
+    cc.add_argument("--profile", default="gcp")
+    dash = sub.add_parser(
+        "dashboards", help="regenerate the Grafana dashboards, alert rules and provisioning"
+    )
+    dash.add_argument(
+        "--check", action="store_true", help="only compare with infra/grafana/; exit 1 if stale"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "check-config":
+        import os
+
+        from chrom_platform.check_config import check
+
+        problems = check(os.environ, args.profile)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(
+            f"chrom check-config --profile {args.profile}: "
+            + (f"{len(problems)} problem(s)" if problems else "ok"),
+            file=sys.stderr if problems else sys.stdout,
+        )
+        return 1 if problems else 0
+    if args.cmd == "dashboards":
+        from chrom_platform.dashboards.generate import GRAFANA_DIR, differences, write
+
+        changed = differences() if args.check else write()
+        for rel in changed:
+            print(f"{'stale' if args.check else 'wrote'}: {GRAFANA_DIR / rel}")
+        return 1 if args.check and changed else 0
     if args.cmd == "evaluate":
         from chrom_platform.evaluate import evaluate, render_table
 

@@ -241,6 +241,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
   InfluxDB 1.x   {srv.url}  database '{settings.influx_database}'
   Landing zone   {settings.landing_uri}
   Ground truth   {settings.truth_dir}  (what the simulator injected; detection never reads it)
+  Grafana        provision infra/grafana/provisioning/local/ in your Grafana, or import
+                 infra/grafana/dashboards/local/*.json (README: Dashboards and alerts)
 Ctrl-C (or `make demo-stop`) stops everything this demo started.""")
     while True:
         if proc.poll() is not None:

@@ -41,6 +41,7 @@ from chrom_platform.lib.consumer import ConsumerReport, SubscriptionConsumer
 from chrom_platform.lib.contracts import INFLUX_MEASUREMENT, SIGNALS
 from chrom_platform.lib.cv import CvState, effective_flow, integrate
 from chrom_platform.lib.influx import (
+    InfluxError,
     InfluxSink,
     SinkRejected,
     SinkUnavailable,
@@ -54,6 +55,15 @@ from chrom_platform.lib.transport import (
     ReceivedMessage,
     Transport,
 )
+
+#: The bridge's own health, for dashboards and alerts: one `bridge_health` point per report
+#: (a sensor tick, or every HEALTH_EVERY_S of `serve`) and one `live_status` point per known
+#: unit with the age of its newest reading and whether its batch is still running. Written
+#: even when no reading arrives, so "a running unit went quiet" is a number Grafana can
+#: alert on; if the bridge itself stops, these points stop (the "bridge silent" alert).
+HEALTH_MEASUREMENT = "bridge_health"
+STATUS_MEASUREMENT = "live_status"
+HEALTH_EVERY_S = 10.0
 
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
 WRITE_CHUNK = 5000
@@ -149,6 +159,8 @@ class LiveBridge(SubscriptionConsumer):
         self._out_runs: dict[str, np.ndarray] = {}
         self._last_phase_cv = np.empty(0)
         self._last_batch_cv = np.empty(0)
+        #: a unit whose newest reading is in one of these phases has finished its batch
+        self._final_phases = {r.phase_names()[-1] for r in master_data.recipes.values()}
 
     @property
     def out_runs(self) -> dict[str, list[int]]:
@@ -440,6 +452,54 @@ class LiveBridge(SubscriptionConsumer):
             right = self._write_isolating(b"".join(lines[half:]))
             return left + [(half + i, err) for i, err in right]
 
+    # -- health ---------------------------------------------------------------------------
+
+    def health_lines(self, rep: StepReport, now_ns: int) -> bytes:
+        """`bridge_health` for what `rep` covers and `live_status` for every known unit."""
+        s = rep.summary()
+        health = line_protocol(
+            HEALTH_MEASUREMENT,
+            {"subscription": [self.subscription]},
+            {
+                "pulled": np.array([rep.pulled]),
+                "points_written": np.array([rep.written]),
+                "dead_lettered": np.array([s["dead_lettered"]]),
+                "drift_alarms": np.array([rep.drift_alarms]),
+                "lag_p50_s": np.array([s["lag_p50_s"] or 0.0]),
+                "lag_max_s": np.array([s["lag_max_s"] or 0.0]),
+            },
+            np.array([now_ns], dtype=np.int64),
+        )
+        units = sorted(u for u, st in (self.state or {}).items() if st.cv is not None)
+        if not units:
+            return health
+        states = [(self.state or {})[u] for u in units]
+        cv_l = np.array([self.md.units[u].column_volume_l for u in units])
+        status = line_protocol(
+            STATUS_MEASUREMENT,
+            {"unit_id": units, "batch_id": [st.batch_id or "" for st in states]},
+            {
+                "age_s": np.array([(now_ns - st.ts_ns) / 1e9 for st in states]),
+                "running": np.array(
+                    [int(st.cv.phase not in self._final_phases) for st in states if st.cv]
+                ),
+                "batch_cv": np.array([st.cv.volume_l for st in states if st.cv]) / cv_l,
+            },
+            np.full(len(units), now_ns, dtype=np.int64),
+        )
+        return health + status
+
+    def report_health(self, rep: StepReport) -> bool:
+        """Write the health points; best effort (they describe the data, they are not data),
+        so a failure here never holds up or fails a batch."""
+        try:
+            if self.state is None:
+                self.state = self.load_state()
+            self.sink.write(self.health_lines(rep, time.time_ns()))
+        except (SinkUnavailable, SinkRejected, InfluxError, OSError):
+            return False
+        return True
+
     # -- the two ways to run ------------------------------------------------------------
 
     def drain(self, max_messages: int, max_seconds: float) -> StepReport:
@@ -481,6 +541,7 @@ class LiveBridge(SubscriptionConsumer):
                 if prep is None:
                     break
                 inflight = (prep, pool.submit(self._write_and_settle, prep, t_end))
+        self.report_health(total)
         return total
 
     def _write_and_settle(self, prep: _Prepared, deadline: float | None) -> StepReport:
@@ -496,10 +557,17 @@ class LiveBridge(SubscriptionConsumer):
     ) -> StepReport:
         """Run until `stop()` is true: the long-running `chrom-bridge` loop."""
         total = StepReport()
+        since_health = StepReport()
+        next_health = time.monotonic()
         backoff = 0.5
         while not stop():
             rep = self.step(deadline=None)
             total.merge(rep)
+            since_health.merge(rep)
+            if not rep.sink_down and time.monotonic() >= next_health:
+                self.report_health(since_health)
+                since_health = StepReport()
+                next_health = time.monotonic() + HEALTH_EVERY_S
             if on_step is not None and (rep.pulled or rep.sink_down):
                 on_step(rep)
             if rep.sink_down:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +21,6 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from chrom_platform.defs import analytics, landing, warehouse
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource
 from chrom_platform.lib.bridge import LiveBridge
@@ -30,43 +28,12 @@ from chrom_platform.lib.contracts import READING_SCHEMA, iso_to_ns
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
-from chrom_platform.resources import build_resources
 from chrom_platform_tests.conftest import START_NS
+from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES, FAULT, materialize
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
 from simulator.batch import plan_batch, simulate
 from simulator.landing import recipe_for_unit
-
-CLEAN_BATCHES = 12  # per unit: more than min_batches, so the last ones are judged
-FAULT = "wrong_buffer"
-
-
-def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*landing.LANDING_SPECS, warehouse.chrom_dbt_models, *analytics.ANALYTICS_ASSETS],
-        resources=build_resources(h.settings()),
-        instance=instance,
-    )
-
-
-@pytest.fixture(scope="module")
-def built(
-    md, tmp_path_factory
-) -> Iterator[tuple[History, dg.ExecuteInProcessResult, dg.DagsterInstance]]:
-    h = History(tmp_path_factory.mktemp("analytics"), md)
-    h.land(units=2, batches_per_unit=CLEAN_BATCHES, seed=5, fault_rate=0.0)
-    h.land(
-        units=2,
-        batches_per_unit=1,
-        seed=5,
-        fault_rate=1.0,
-        fault_kinds=[FAULT],
-        first_batch=CLEAN_BATCHES,
-        start_ns=START_NS + (CLEAN_BATCHES + 2) * DAY_NS,
-    )
-    # a persistent instance (a DAGSTER_HOME on disk): the browser test serves it in the UI
-    with dg.instance_for_test(temp_dir=str(h.root)) as instance:
-        yield h, _materialize(h, instance), instance
 
 
 def _query(h: History, sql: str) -> list[dict]:
@@ -166,7 +133,7 @@ def test_overlay_and_column_trend_pictures_are_in_the_asset_metadata(built) -> N
 
 def test_a_second_run_only_reanalyses_changed_batches(built) -> None:
     h, _, instance = built
-    again = _materialize(h, instance)
+    again = materialize(h, instance)
     mats = {
         m.asset_key.to_user_string(): m.materialization.metadata
         for m in again.get_asset_materialization_events()
