@@ -1,4 +1,5 @@
-"""Object store for the landing zone: one interface, a local-folder adapter (local profile).
+"""Object store for the landing zone: one interface, a local-folder adapter (local profile)
+and a GCS adapter (gcp profile).
 
 Keys are the same in every adapter (see contracts.py). `put` is atomic and durable before it
 returns: a reader never sees half an object, and a consumer that acknowledges a message
@@ -12,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 
@@ -99,11 +100,81 @@ class LocalObjectStore:
         return tuple(sorted(e.name for e in os.scandir(base) if not e.name.startswith(".tmp-")))
 
 
+class GcsObjectStore:
+    """A GCS bucket (and optional prefix) through google-cloud-storage.
+
+    A GCS upload is atomic (readers see the old object or the new one, never part) and
+    durable when the call returns, so `put` needs no temporary name. Credentials are the
+    environment's (Workload Identity or GOOGLE_APPLICATION_CREDENTIALS); the
+    STORAGE_EMULATOR_HOST variable points the client at an emulator (the contract tests).
+    Re-putting a key overwrites it: landing's deterministic names rely on that, so writers
+    need roles/storage.objectUser on the bucket (infra/gcp)."""
+
+    def __init__(self, uri: str, client: Any = None) -> None:
+        from google.cloud import storage
+
+        parsed = urlparse(uri)
+        if parsed.scheme != "gs" or not parsed.netloc:
+            raise ValueError(f"expected gs://<bucket>[/prefix], got {uri!r}")
+        self.uri = uri.rstrip("/")
+        self.prefix = parsed.path.strip("/")
+        if client is None:
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                from google.auth.credentials import AnonymousCredentials
+
+                client = storage.Client(credentials=AnonymousCredentials(), project="emulator")
+            else:
+                client = storage.Client()
+        self.client = client
+        self.bucket = client.bucket(parsed.netloc)
+
+    def _name(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"key {key!r} escapes the store root")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _key(self, name: str) -> str:
+        return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        self.bucket.blob(self._name(key)).upload_from_string(data)
+
+    def get(self, key: str) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return bytes(self.bucket.blob(self._name(key)).download_as_bytes())
+        except NotFound:
+            raise FileNotFoundError(f"{self.uri}/{key}") from None
+
+    def exists(self, key: str) -> bool:
+        return bool(self.bucket.blob(self._name(key)).exists())
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # folder semantics, as the local store's: "a/b" lists a/b/..., not a/bc
+        base = self._name(prefix.strip("/")) + "/" if prefix.strip("/") else ""
+        if not base and self.prefix:
+            base = self.prefix + "/"
+        for blob in self.client.list_blobs(self.bucket, prefix=base or None):
+            updated = blob.updated
+            mtime_ns = int(updated.timestamp() * 1e9) if updated is not None else 0
+            yield ObjectInfo(self._key(blob.name), int(blob.size or 0), mtime_ns)
+
+    def children(self, prefix: str) -> tuple[str, ...]:
+        base = self._name(prefix.rstrip("/")) + "/"
+        it = self.client.list_blobs(self.bucket, prefix=base, delimiter="/")
+        names = [b.name[len(base) :] for b in it]
+        names += [p[len(base) :].rstrip("/") for p in it.prefixes]
+        return tuple(sorted(n for n in names if n))
+
+
 def open_store(uri: str) -> ObjectStore:
-    """An object store for a URI: a path or file:// URI (local folder)."""
+    """An object store for a URI: a path or file:// URI (local folder), gs:// (GCS)."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return LocalObjectStore(parsed.path if parsed.scheme else uri)
+    if parsed.scheme == "gs":
+        return GcsObjectStore(uri)
     raise ValueError(
-        f"unsupported landing URI {uri!r}: the local profile takes a folder path or file:// URI"
+        f"unsupported landing URI {uri!r}: expected a folder path, file:// or gs://<bucket>"
     )
