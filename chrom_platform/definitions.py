@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chrom_platform.defs import analytics, landing, streaming, warehouse
+from chrom_platform.defs import analytics, dashboards, landing, streaming, warehouse
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 
@@ -17,6 +17,7 @@ def defs() -> dg.Definitions:
             streaming.LIVE_DRIFT_ASSET,
             warehouse.chrom_dbt_models,
             *analytics.ANALYTICS_ASSETS,
+            *dashboards.DASHBOARD_ASSETS,
         ],
         asset_checks=[
             streaming.live_points_fresh,

@@ -6,6 +6,7 @@ it must return, so the tests can run all of them against the real stores.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,17 @@ class Board:
     profile: str
     queries: list[Recorded] = field(default_factory=list)
     dashboard: Any = None
+
+    def reads(self) -> tuple[set[str], set[str]]:
+        """What the dashboard reads: gold tables and InfluxDB measurements (its lineage)."""
+        tables: set[str] = set()
+        measurements: set[str] = set()
+        for r in self.queries:
+            if r.query.kind == "sql":
+                tables |= set(re.findall(r"\bgold\.(gold_\w+)", r.query.text))
+            else:
+                measurements |= set(re.findall(r'FROM "(\w+)"', r.query.text))
+        return tables, measurements
 
     def target(self, where: str, ref_id: str, q: Query) -> Any:
         self.queries.append(Recorded(self.uid, where, ref_id, q))

@@ -39,11 +39,9 @@ def datasources(profile: str) -> dict[str, Any]:
             "name": WAREHOUSE_NAME,
             "uid": WAREHOUSE_UID,
             "type": WAREHOUSE_PLUGIN[profile],
-            # read-only: Dagster's runs are the one writer of this file (DuckDB allows one)
-            "jsonData": {
-                "path": "${CHROM_DUCKDB_PATH}",
-                "initSql": "SET access_mode = 'READ_ONLY'",
-            },
+            # the copy Dagster refreshes after each build (dashboards/warehouse_snapshot), never
+            # the warehouse file itself: DuckDB lets no reader in beside a writing process
+            "jsonData": {"path": "${CHROM_DATA_DIR}/warehouse/grafana.duckdb"},
         }
     else:
         influx["jsonData"]["httpHeaderName1"] = "Authorization"

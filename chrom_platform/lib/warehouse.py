@@ -188,3 +188,31 @@ class WarehouseConfig:
                 sf.close()
         else:
             raise ValueError(f"unknown warehouse target {self.target!r}; expected local or prod")
+
+
+def duckdb_snapshot(
+    src: str, dest: Path, tables: Sequence[str], schema: str = "gold"
+) -> dict[str, int]:
+    """Copy `tables` of `schema` from the DuckDB file `src` into a new file, then rename it
+    over `dest` (atomic): a read-only copy a dashboard can hold open while Dagster's runs
+    write the warehouse (DuckDB lets no reader in beside a writing process). Rows per table."""
+    import duckdb
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".tmp-{dest.name}")
+    tmp.unlink(missing_ok=True)
+    counts: dict[str, int] = {}
+    con = duckdb.connect(str(tmp))
+    try:
+        quoted = src.replace("'", "''")
+        con.execute(f"attach '{quoted}' as src (read_only)")
+        con.execute(f"create schema {schema}")
+        for t in tables:
+            con.execute(f"create table {schema}.{t} as select * from src.{schema}.{t}")
+            counts[t] = int(con.execute(f"select count(*) from {schema}.{t}").fetchone()[0])  # type: ignore[index]
+        con.execute("detach src")
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    os.replace(tmp, dest)
+    return counts

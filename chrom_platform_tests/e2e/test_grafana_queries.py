@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from chrom_platform.dashboards.alerts import rule_specs
 from chrom_platform.dashboards.boards import TREND_SIGNALS, Recorded
 from chrom_platform.dashboards.generate import boards
 from chrom_platform.dashboards.queries import Query, substitute
+from chrom_platform.defs.dashboards.assets import snapshot_tables, warehouse_snapshot
 from chrom_platform.lib.analytics.live import EnvelopeSource
 from chrom_platform.lib.bridge import LiveBridge
 from chrom_platform.lib.contracts import READING_SCHEMA, iso_to_ns
@@ -26,6 +28,7 @@ from chrom_platform.lib.influx import InfluxV1Sink
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.resources import build_resources
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES, FAULT
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
@@ -239,7 +242,32 @@ def sql_result(
         return names, [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def test_every_sql_panel_and_variable_runs_on_the_duckdb_gold_tables(built) -> None:
+@pytest.fixture(scope="module")
+def snapshot(built) -> Path:
+    """The copy of the gold tables Grafana's DuckDB datasource reads, made by its asset."""
+    h, _, instance = built
+    result = dg.materialize(
+        [warehouse_snapshot], resources=build_resources(h.settings()), instance=instance
+    )
+    assert result.success
+    path = Path(
+        result.asset_materializations_for_node("dashboards__warehouse_snapshot")[0]
+        .metadata["path"]
+        .value
+    )
+    assert path.parent == h.duckdb_path.parent
+    return path
+
+
+def test_the_snapshot_holds_every_gold_table_the_dashboards_read(built, snapshot) -> None:
+    h = built[0]
+    with duckdb.connect(str(snapshot), read_only=True) as snap, h.connect() as wh:
+        for t in snapshot_tables():
+            n = snap.execute(f"select count(*) from gold.{t}").fetchone()[0]
+            assert n == wh.execute(f"select count(*) from gold.{t}").fetchone()[0] > 0, t
+
+
+def test_every_sql_panel_and_variable_runs_on_the_duckdb_gold_tables(built, snapshot) -> None:
     h = built[0]
     values = local_values(h)
     sql_queries = [r for r in all_queries() if r.query.kind == "sql"]
@@ -247,7 +275,8 @@ def test_every_sql_panel_and_variable_runs_on_the_duckdb_gold_tables(built) -> N
     for r in sql_queries:
         signals = TREND_SIGNALS if "${signal}" in r.query.text else ("ph",)
         for signal in signals:
-            names, rows = sql_result(h.duckdb_path, r.query, signal, values)
+            # on the file Grafana reads
+            names, rows = sql_result(snapshot, r.query, signal, values)
             where = f"{r.dashboard} {r.where} ({signal})"
             assert names == r.query.columns, f"{where}: {names}"
             # a clean history has no column alarms; every other query must return rows
