@@ -22,7 +22,7 @@ from chrom_platform.lib.transport import (
     LIVE_BRIDGE_SUBSCRIPTION,
     READINGS_TOPIC,
 )
-from chrom_platform.lib.transport.base import DEAD_LETTER_SUBSCRIPTION
+from chrom_platform.lib.transport.base import DEAD_LETTER_SUBSCRIPTION, readings_topology
 from chrom_platform.settings import PROJECT_ROOT
 
 INFRA = PROJECT_ROOT / "infra"
@@ -159,6 +159,11 @@ def test_queue_names_are_the_applications() -> None:
     assert consumers["name"] == "${each.value}"
     assert consumers["enable_message_ordering"] is True
     assert consumers["dead_letter_policy"][0]["dead_letter_topic"]
+    # delivery settings are the application's topology (what the local queue runs too)
+    _, subs = readings_topology()
+    live = next(c for c in subs if c.name == LIVE_BRIDGE_SUBSCRIPTION)
+    assert consumers["ack_deadline_seconds"] == live.ack_deadline_s
+    assert variables["max_delivery_attempts"]["default"] == live.max_delivery_attempts
 
 
 def test_bucket_is_private_uniform_and_has_lifecycle_rules() -> None:

@@ -51,7 +51,7 @@ resource "google_pubsub_subscription" "consumers" {
 
   # readings of one unit in order (ordering key = unit_id), as the bridge's CV needs
   enable_message_ordering    = true
-  ack_deadline_seconds       = 60
+  ack_deadline_seconds       = 30 # the consumers extend leases while a write retries
   message_retention_duration = "604800s"
   retry_policy {
     minimum_backoff = "1s"
