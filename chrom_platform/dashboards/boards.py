@@ -116,6 +116,42 @@ def signal_variable() -> Any:
     )
 
 
+def unit_variable(b: Board, table: str = "gold_batch_results") -> Any:
+    """`unit` from the warehouse (history dashboards)."""
+    return b.variable(
+        "unit",
+        "Unit",
+        sql(f'select distinct unit_id as "unit_id" from gold.{table} order by 1', "unit_id"),
+    )
+
+
+def recipe_variable(b: Board) -> Any:
+    """`recipe` of the chosen unit, from the warehouse."""
+    return b.variable(
+        "recipe",
+        "Recipe",
+        sql(
+            'select distinct recipe as "recipe" from gold.gold_batch_results '
+            "where unit_id = '${unit}' order by 1",
+            "recipe",
+        ),
+    )
+
+
+def tag_variable(
+    b: Board, name: str, label: str, key: str, *, where: str = "", multi: bool = False
+) -> Any:
+    """A variable from the values of one tag of the live measurement."""
+    clause = f" WHERE {where}" if where else ""
+    q = influxql(
+        f'SHOW TAG VALUES FROM "{INFLUX_MEASUREMENT}" WITH KEY = "{key}"{clause}',
+        "key",
+        "value",
+        table=True,
+    )
+    return b.variable(name, label, q, multi=multi)
+
+
 def xy(board: Board, title: str, *queries: Query, w: int = 12, partition: str | None = None) -> Any:
     p = board.panel(
         xychart.Panel().mapping(xym.SeriesMapping.AUTO).show(xym.XYShowMode.LINES),
@@ -218,44 +254,15 @@ def live_run(profile: str) -> Board:
         'WHERE "batch_id" = \'$batch\' AND $timeFilter GROUP BY "phase"',
         "batch_cv",
     )
-    tag_values = 'SHOW TAG VALUES FROM "{m}" WITH KEY = "{k}"{w}'
     d = (
         db.Dashboard(b.title)
         .uid(b.uid)
         .tags(["chromatography", "live"])
         .time("now-12h", "now")
         .refresh("10s")
-        .with_variable(
-            b.variable(
-                "unit",
-                "Unit",
-                influxql(tag_values.format(m=M, k="unit_id", w=""), "key", "value", table=True),
-            )
-        )
-        .with_variable(
-            b.variable(
-                "recipe",
-                "Recipe",
-                influxql(
-                    tag_values.format(m=M, k="recipe", w=" WHERE \"unit_id\" = '$unit'"),
-                    "key",
-                    "value",
-                    table=True,
-                ),
-            )
-        )
-        .with_variable(
-            b.variable(
-                "batch",
-                "Batch",
-                influxql(
-                    tag_values.format(m=M, k="batch_id", w=" WHERE \"unit_id\" = '$unit'"),
-                    "key",
-                    "value",
-                    table=True,
-                ),
-            )
-        )
+        .with_variable(tag_variable(b, "unit", "Unit", "unit_id"))
+        .with_variable(tag_variable(b, "recipe", "Recipe", "recipe", where="\"unit_id\" = '$unit'"))
+        .with_variable(tag_variable(b, "batch", "Batch", "batch_id", where="\"unit_id\" = '$unit'"))
         .with_variable(signal_variable())
         .annotation(
             db.AnnotationQuery()
@@ -339,27 +346,8 @@ def batch_comparison(profile: str) -> Board:
         .uid(b.uid)
         .tags(["chromatography", "history"])
         .time("now-90d", "now")
-        .with_variable(
-            b.variable(
-                "unit",
-                "Unit",
-                sql(
-                    'select distinct unit_id as "unit_id" from gold.gold_batch_results order by 1',
-                    "unit_id",
-                ),
-            )
-        )
-        .with_variable(
-            b.variable(
-                "recipe",
-                "Recipe",
-                sql(
-                    'select distinct recipe as "recipe" from gold.gold_batch_results '
-                    "where unit_id = '${unit}' order by 1",
-                    "recipe",
-                ),
-            )
-        )
+        .with_variable(unit_variable(b))
+        .with_variable(recipe_variable(b))
         .with_variable(
             b.variable(
                 "batches",
@@ -439,16 +427,7 @@ def column_performance(profile: str) -> Board:
         .uid(b.uid)
         .tags(["chromatography", "column"])
         .time("now-1y", "now")
-        .with_variable(
-            b.variable(
-                "unit",
-                "Unit",
-                sql(
-                    'select distinct unit_id as "unit_id" from gold.gold_column_performance order by 1',
-                    "unit_id",
-                ),
-            )
-        )
+        .with_variable(unit_variable(b, "gold_column_performance"))
         .with_panel(
             xy(
                 b,
@@ -552,27 +531,8 @@ def batch_results(profile: str) -> Board:
         .uid(b.uid)
         .tags(["chromatography", "history"])
         .time("now-90d", "now")
-        .with_variable(
-            b.variable(
-                "unit",
-                "Unit",
-                sql(
-                    'select distinct unit_id as "unit_id" from gold.gold_batch_results order by 1',
-                    "unit_id",
-                ),
-            )
-        )
-        .with_variable(
-            b.variable(
-                "recipe",
-                "Recipe",
-                sql(
-                    'select distinct recipe as "recipe" from gold.gold_batch_results '
-                    "where unit_id = '${unit}' order by 1",
-                    "recipe",
-                ),
-            )
-        )
+        .with_variable(unit_variable(b))
+        .with_variable(recipe_variable(b))
         .with_panel(b.panel(stat.Panel(), "Batches, failed verdicts, released", counts, w=24, h=4))
         .with_panel(b.panel(timeseries.Panel().unit("percent"), "Step yield", step_yield))
         .with_panel(b.panel(timeseries.Panel(), "Pool cut (CV into elution)", pool_cut))
@@ -627,16 +587,7 @@ def platform_health(profile: str) -> Board:
         .tags(["chromatography", "platform"])
         .time("now-6h", "now")
         .refresh("30s")
-        .with_variable(
-            b.variable(
-                "unit",
-                "Unit",
-                influxql(
-                    f'SHOW TAG VALUES FROM "{M}" WITH KEY = "unit_id"', "key", "value", table=True
-                ),
-                multi=True,
-            ).include_all(True)
-        )
+        .with_variable(tag_variable(b, "unit", "Unit", "unit_id", multi=True).include_all(True))
         .with_panel(b.panel(timeseries.Panel().unit("s"), "Bridge lag (reading to InfluxDB)", lag))
         .with_panel(b.panel(timeseries.Panel(), "Readings written and dead-lettered", flow))
         .with_panel(b.panel(table.Panel(), "Live data per unit (age of newest reading, s)", live))
