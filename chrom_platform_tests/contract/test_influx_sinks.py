@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 
-from chrom_platform.lib.bridge import LiveBridge
+from chrom_platform.lib.bridge import HEALTH_MEASUREMENT, LiveBridge
 from chrom_platform.lib.influx import InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.transport import OutMessage, ensure_readings_topology
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
@@ -97,8 +97,11 @@ def test_v1_and_v2_sinks_get_identical_line_protocol(md, influx_server, v2_serve
     v2 = InfluxV2Sink(v2_server, token="test-token", org="acme", bucket="chrom")
     rep = LiveBridge(_queue(tmp_path, "b"), v2, md).drain(1000, 30)
     assert rep.written == 120
-    ((_path, params, headers, body),) = Recorder.writes
-    assert body == b"".join(v1.bodies)
+    # the data writes; each drain also reports the bridge's health in a write of its own
+    data = [w for w in Recorder.writes if not w[3].startswith(HEALTH_MEASUREMENT.encode())]
+    ((_path, params, headers, body),) = data
+    assert body == b"".join(b for b in v1.bodies if not b.startswith(HEALTH_MEASUREMENT.encode()))
+    assert len(Recorder.writes) == 2
     assert params["bucket"] == ["chrom"]
     assert params["org"] == ["acme"]
     assert params["precision"] == ["ns"]
