@@ -5,8 +5,11 @@
 3. starts `dagster dev` with its daemon, which runs the sensors,
 4. prints where to look, and on Ctrl-C stops every process it started (by process group).
 
-`--headless` runs the same steps without the UI, evaluates the sensors once in-process and
-prints a summary (used by the tests). `--stop` stops a demo started elsewhere.
+`--headless` runs the whole story without the UI: the first build through Dagster, a live
+batch from the real `chrom-sim stream` that drifts mid-run, the live bridge and landing
+sensors evaluated as the daemon would, live drift read back from InfluxDB, gold catching up
+and the drift check failing on the live batch; it prints a JSON summary (`make test` runs it
+on a small history). `--stop` stops a demo started elsewhere.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def stop(settings: Settings) -> None:
     sf = state_file(settings)
     if sf.exists():
         st = json.loads(sf.read_text())
+        if st.get("stream_pgid"):
+            kill_group(int(st["stream_pgid"]))
         if st.get("dagster_pgid"):
             log(f"stopping dagster dev (process group {st['dagster_pgid']})")
             kill_group(int(st["dagster_pgid"]))
@@ -153,33 +158,122 @@ def stop(settings: Settings) -> None:
         srv.stop()
 
 
-def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """The story without the UI: evaluate the sensors once in-process and summarize."""
+#: the fault the live batch develops mid-run (conductivity of the wrong buffer in a wash)
+LIVE_FAULT = "wrong_buffer"
+
+
+def first_build(settings: Settings, instance: Any) -> dict[str, Any]:
+    """landing -> bronze -> silver -> gold -> analytics through Dagster, with progress."""
+    from chrom_platform.build import build_everything, failed_steps
+
+    log("building landing -> bronze -> silver -> gold -> analytics through Dagster ...")
+    t0 = time.monotonic()
+    result = build_everything(settings, instance)
+    if not result.success:
+        raise RuntimeError(f"the build failed in steps {failed_steps(result)}")
+    checks = _checks(result)
+    log(
+        f"built in {time.monotonic() - t0:.0f} s: {len(result.get_asset_materialization_events())} "
+        f"materializations, {len(checks['passed'])} checks passed, {len(checks['failed'])} failed"
+    )
+    return {"seconds": round(time.monotonic() - t0, 1), "checks": checks}
+
+
+def _checks(result: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"passed": [], "failed": []}
+    for e in result.get_asset_check_evaluations():
+        out["passed" if e.passed else "failed"].append(e.check_name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def stream_live_batch(
+    settings: Settings, batch_index: int, seed: int, speed: float
+) -> subprocess.Popen[bytes]:
+    """The next batch of the first unit, developing a fault mid-run, published by the real
+    `chrom-sim stream` (its own process, as a plant gateway would be) to the local queue."""
+    argv = [
+        sys.executable,
+        "-m",
+        "simulator.cli",
+        "stream",
+        "--units=1",
+        "--batches-per-unit=1",
+        f"--first-batch={batch_index}",
+        f"--seed={seed}",
+        "--fault-rate=1",
+        f"--fault-kinds={LIVE_FAULT}",
+        "--start=now",
+        f"--speed={speed}",
+        f"--landing={settings.landing_uri}",
+        f"--truth={settings.truth_dir / 'live'}",
+        "--publisher=queue",
+        f"--publish-to={settings.transport_uri}",
+    ]
+    return subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def _tick(defs: Any, instance: Any, name: str) -> None:
+    """One evaluation of a sensor, its asset events reported, as the daemon does."""
     import dagster as dg
 
+    sensor = defs.resolve_sensor_def(name)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+        result = sensor(ctx)
+    for ev in (result.asset_events if isinstance(result, dg.SensorResult) else None) or []:
+        instance.report_runless_asset_event(ev)
+
+
+def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """The whole story without the UI, to the end: history, first build, a live batch that
+    drifts, live drift in InfluxDB, gold catching up and the drift check failing on it."""
+    import dagster as dg
+
+    from chrom_platform.build import build_everything
     from chrom_platform.definitions import defs as lazy_defs
 
     summary: dict[str, Any] = ensure_history(settings, args.units, args.batches_per_unit, args.seed)
     srv = start_influx(settings)
     try:
-        os.environ.update(dagster_env(settings, srv.url))
+        env = dagster_env(settings, srv.url)
+        os.environ.update(env)
+        settings = Settings.from_env()
         defs = lazy_defs()
-        with dg.instance_for_test() as instance:
-            sensor = defs.resolve_sensor_def("landing_sensor")
-            with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
-                result = sensor(ctx)
-            assert isinstance(result, dg.SensorResult)
-            for ev in result.asset_events or []:
-                instance.report_runless_asset_event(ev)
-            reported = {
-                "/".join(ev.asset_key.path): ev.metadata["objects"].value
-                for ev in (result.asset_events or [])
-            }
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            summary["first_build"] = first_build(settings, instance)
+            log(f"streaming a live batch on {_first_unit(settings)} that develops a fault ...")
+            stream = stream_live_batch(settings, args.batches_per_unit, args.seed, speed=1e6)
+            if stream.wait(timeout=300) != 0:
+                raise RuntimeError("chrom-sim stream failed")
+            # what the daemon's sensors do: the live bridge, then the landing consumer
+            _tick(defs, instance, "live_bridge_sensor")
+            _tick(defs, instance, "landing_sensor")
+            live = live_story(settings)
+            log(
+                f"live: {live['points']:,} points in InfluxDB; drift alarm on {live['batch_id']} "
+                f"at batch CV {live['first_alarm_batch_cv']} ({', '.join(live['signals'])})"
+            )
+            log("gold catches up (incremental build) ...")
+            second = build_everything(settings, instance)
+            drift = next(
+                e
+                for e in second.get_asset_check_evaluations()
+                if e.check_name == "latest_batches_in_envelope"
+            )
+            drifting: list[dict[str, Any]] = drift.metadata["drifting"].value  # type: ignore[assignment]
+            flagged = sorted({str(d["batch_id"]) for d in drifting})
         summary.update(
             influx_url=srv.url,
-            influx_ping=True,
             assets=sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()),
-            landing_objects=reported,
+            batches_in_gold=_batches_in_gold(settings),
+            live=live,
+            second_build={"success": second.success, "checks": _checks(second)},
+            drift_check={"passed": drift.passed, "batches": flagged},
+        )
+        log(
+            f"done: {summary['batches_in_gold']} batches in gold; the drift check "
+            f"{'passed' if drift.passed else 'FAILED'} on {', '.join(flagged) or 'no batch'}"
         )
     finally:
         if not args.keep_influx:
@@ -187,9 +281,45 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _first_unit(settings: Settings) -> str:
+    return next(iter(settings.streaming().master_data().units))
+
+
+def live_story(settings: Settings) -> dict[str, Any]:
+    """What the live dashboards show of the live batch: points, and the first drift alarm."""
+    sink = settings.streaming().sink()
+    (n,) = sink.query('SELECT count("seq") FROM "chromatography"')[0]["values"][0][1:]
+    alarms = sink.query(
+        'SELECT "batch_cv", "out_ph", "out_uv_mau", "out_cond_ms_cm", "out_pressure_bar", '
+        '"out_flow_lpm" FROM "drift" WHERE "alarm" = 1 GROUP BY "batch_id" LIMIT 1'
+    )
+    if not alarms:
+        return {"points": int(n), "batch_id": None, "first_alarm_batch_cv": None, "signals": []}
+    row = dict(zip(alarms[0]["columns"], alarms[0]["values"][0], strict=True))
+    return {
+        "points": int(n),
+        "batch_id": alarms[0]["tags"]["batch_id"],
+        "first_alarm_batch_cv": round(float(row["batch_cv"]), 2),
+        "signals": [k.removeprefix("out_") for k, v in row.items() if k.startswith("out_") and v],
+    }
+
+
+def _batches_in_gold(settings: Settings) -> int:
+    with settings.warehouse().connect(read_only=True) as wh:
+        return int(wh.query("select count(*) as n from gold.gold_batch_results")[0]["n"])
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
     ensure_history(settings, args.units, args.batches_per_unit, args.seed)
     srv = start_influx(settings)
+    env = dagster_env(settings, srv.url)
+    # the first build runs here, before the UI, on the instance the UI then shows: it opens
+    # on a built graph (a second demo on the same data builds only what changed)
+    built = Settings.from_env(env)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        first_build(built, instance)
     port = args.port if args.port and port_is_free(args.port) else free_port()
     if args.port and port != args.port:
         log(f"port {args.port} is taken; the Dagster UI uses {port}")
@@ -208,19 +338,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             str(port),
         ],
         cwd=PROJECT_ROOT,
-        env=dagster_env(settings, srv.url),
+        env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     out.close()
-    state_file(settings).write_text(
-        json.dumps({"dagster_pgid": proc.pid, "influx_pid": srv.pid, "port": port})
-    )
+    state: dict[str, Any] = {"dagster_pgid": proc.pid, "influx_pid": srv.pid, "port": port}
+    state_file(settings).write_text(json.dumps(state))
+    stream: subprocess.Popen[bytes] | None = None
 
     def shutdown(*_: Any) -> None:
         log("stopping ...")
+        if stream is not None:
+            kill_group(stream.pid)
         kill_group(proc.pid)
         srv.stop()
         state_file(settings).unlink(missing_ok=True)
@@ -235,9 +367,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except RuntimeError as e:
         log(f"Dagster did not start: {e}; see {logs / 'dagster.log'}")
         shutdown()
+    unit = _first_unit(built)
+    stream = stream_live_batch(built, args.batches_per_unit, args.seed, speed=args.speed)
+    state["stream_pgid"] = stream.pid
+    state_file(settings).write_text(json.dumps(state))
     log(f"""ready.
-  Dagster UI     http://127.0.0.1:{port}/asset-groups  (group 'landing': readings, batch events,
-                 sample results, master data; the landing_sensor reports new objects every 30 s)
+  Dagster UI     http://127.0.0.1:{port}/asset-groups
+                 landing -> bronze -> silver -> gold -> analytics are built; open the asset
+                 `analytics/batch_overlay` for the latest batch over its golden envelope,
+                 and the checks of `gold/gold_batch_drift` and `gold/gold_column_performance`
+  Live batch     a new batch on {unit} streams now at {args.speed:g}x real time and develops a
+                 `{LIVE_FAULT}` fault mid-run. Watch:
+                 - `live/influx_drift`: live_bridge_sensor writes it every 5 s; the drift
+                   alarm (measurement `drift`, alarm = 1) comes a few minutes in;
+                 - when the batch ends and lands, gold and the analytics rebuild by
+                   automation, and the check `latest_batches_in_envelope` fails naming it
   InfluxDB 1.x   {srv.url}  database '{settings.influx_database}'
   Landing zone   {settings.landing_uri}
   Ground truth   {settings.truth_dir}  (what the simulator injected; detection never reads it)
@@ -266,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches-per-unit", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--port", type=int, default=3000)
+    ap.add_argument(
+        "--speed", type=float, default=60.0, help="pace of the live batch (x real time)"
+    )
     ap.add_argument("--keep-influx", action="store_true", help="headless: leave InfluxDB running")
     args = ap.parse_args(argv)
     settings = Settings.from_env()

@@ -32,9 +32,8 @@ def evaluate(
     fault_rate: float,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    from chrom_platform.defs import analytics, landing, warehouse
+    from chrom_platform.build import build_everything, failed_steps
     from chrom_platform.lib.analytics.envelope import EnvelopeParams
-    from chrom_platform.resources import build_resources
     from chrom_platform.settings import Settings
     from simulator.landing import backfill
 
@@ -71,16 +70,10 @@ def evaluate(
         t1 = time.perf_counter()
         (root / "dagster").mkdir(exist_ok=True)
         with dg.DagsterInstance.local_temp(str(root / "dagster")) as instance:
-            result = dg.materialize(
-                [*landing.LANDING_SPECS, warehouse.chrom_dbt_models, *analytics.ANALYTICS_ASSETS],
-                resources=build_resources(settings),
-                instance=instance,
-                raise_on_error=False,
-            )
+            result = build_everything(settings, instance)
         timings["pipeline_s"] = time.perf_counter() - t1
         if not result.success:
-            failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-            raise RuntimeError(f"pipeline failed in steps {failed}")
+            raise RuntimeError(f"pipeline failed in steps {failed_steps(result)}")
         with settings.warehouse().connect(read_only=True) as wh:
             tables = {
                 "verdicts": wh.query("select * from gold.gold_batch_verdict"),

@@ -37,7 +37,9 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_headless_demo_summarizes_the_story(tmp_path):
+def test_headless_demo_tells_the_whole_story(tmp_path):
+    """History, first build, a live batch that drifts mid-run, live drift in InfluxDB, gold
+    catching up, and the drift check failing on exactly the live batch."""
     r = subprocess.run(
         [
             sys.executable,
@@ -47,22 +49,33 @@ def test_headless_demo_summarizes_the_story(tmp_path):
             "--units",
             "2",
             "--batches-per-unit",
-            "3",
+            "12",
         ],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         cwd=PROJECT_ROOT,
     )
-    assert r.returncode == 0, r.stderr + r.stdout
-    summary = json.loads(r.stdout[r.stdout.index("{") :])
+    assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-4000:]
+    summary = json.loads(r.stdout[r.stdout.index("\n{") + 1 :])
     assert summary["backfilled"]
-    assert summary["batches"] == 6
-    assert summary["readings"] > 80_000
-    assert summary["influx_ping"]
-    assert summary["landing_objects"]["landing/batch_events"] == 6
-    assert "landing/readings" in summary["assets"]
+    assert summary["batches"] == 24
+    # progress is visible, not silence
+    assert "building landing -> bronze -> silver -> gold -> analytics" in r.stdout
+    assert summary["first_build"]["checks"]["passed"]
+    # the live batch: next on the first unit, in InfluxDB with its drift alarm
+    live = summary["live"]
+    assert live["batch_id"] == "SKID-01-B00013"
+    assert live["points"] > 10_000
+    assert "cond_ms_cm" in live["signals"]
+    assert live["first_alarm_batch_cv"] > 0
+    # gold caught up (the live batch is in it) and the drift check names the live batch
+    assert summary["batches_in_gold"] == 25
+    assert summary["second_build"]["success"]
+    assert summary["drift_check"] == {"passed": False, "batches": [live["batch_id"]]}
+    assert "gold/gold_batch_drift" in summary["assets"]
+    assert "dashboards/live_run" in summary["assets"]
     # InfluxDB was stopped at the end of the headless run
     assert not (tmp_path / "influxdb" / "server.json").exists()
 
