@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,10 @@ from chrom_platform_tests.e2e.streaming_helpers import fresh_database
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
 from simulator.batch import plan_batch, simulate
 from simulator.landing import recipe_for_unit
+
+LINEAGE_QUERY = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
+#: where the README's screenshots live (written by the browser test on request)
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _query(h: History, sql: str) -> list[dict]:
@@ -305,9 +310,14 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
     assert dump() == full
 
 
-def test_the_pictures_render_in_the_dagster_ui(built, tmp_path) -> None:
-    """The real UI in headless Chromium: each picture asset's page, its markdown metadata
-    opened, the image decoded by the browser (not just present in the event)."""
+def test_the_dagster_ui_shows_lineage_the_failed_drift_check_and_the_pictures(
+    built, tmp_path
+) -> None:
+    """The real UI in headless Chromium: the asset lineage from landing through the warehouse
+    layers to analytics, the live assets and the dashboards; the drift check failed on the
+    faulty batches; each picture asset's markdown opened and its image decoded by the
+    browser. Screenshots go to docs/screenshots/ with CHROM_UPDATE_SCREENSHOTS=1 (what the
+    README shows), else to the test's folder."""
     from playwright.sync_api import sync_playwright
 
     from chrom_platform.demo import kill_group, wait_http
@@ -345,7 +355,6 @@ def test_the_pictures_render_in_the_dagster_ui(built, tmp_path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/server_info", 120, web)
-        import urllib.request
 
         urllib.request.urlopen(  # the community pop-up would cover the page
             urllib.request.Request(
@@ -355,9 +364,50 @@ def test_the_pictures_render_in_the_dagster_ui(built, tmp_path) -> None:
             ),
             timeout=30,
         ).read()
+        shots = SCREENSHOTS if os.environ.get("CHROM_UPDATE_SCREENSHOTS") else tmp_path
+        shots.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            # lineage: the graph the UI draws, group by group, from the webserver it talks to
+            nodes = json.loads(
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"{url}/graphql",
+                        data=json.dumps({"query": LINEAGE_QUERY}).encode(),
+                        headers={"content-type": "application/json"},
+                    ),
+                    timeout=60,
+                ).read()
+            )["data"]["assetNodes"]
+            group = {tuple(n["assetKey"]["path"]): n["groupName"] for n in nodes}
+            edges = {
+                (group[tuple(d["path"])], n["groupName"])
+                for n in nodes
+                for d in n["dependencyKeys"]
+                if group[tuple(d["path"])] != n["groupName"]
+            }
+            assert {
+                ("landing", "bronze"),
+                ("bronze", "silver"),
+                ("silver", "gold"),
+                ("gold", "analytics"),
+                ("analytics", "live"),
+                ("live", "dashboards"),
+                ("analytics", "dashboards"),
+            } <= edges, edges
+            page.goto(f"{url}/asset-groups", timeout=60_000)
+            for g in ("landing", "bronze", "silver", "gold", "analytics", "live", "dashboards"):
+                # each group is drawn as a node of the graph (and listed beside it)
+                page.get_by_text(g, exact=True).nth(1).wait_for(state="attached", timeout=60_000)
+            page.wait_for_timeout(2_000)
+            page.screenshot(path=str(shots / "lineage.png"))
+            # the drift check: failed, on the asset it guards
+            page.goto(f"{url}/assets/gold/gold_batch_drift?view=checks", timeout=60_000)
+            page.get_by_text("latest_batches_in_envelope").first.wait_for(timeout=60_000)
+            page.get_by_text("Failed", exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text("cond_ms_cm outside from").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "drift_check.png"))
             for asset, alt in (
                 ("analytics/batch_overlay", "overlay"),
                 ("analytics/column_performance_trend", "column performance"),
@@ -367,10 +417,17 @@ def test_the_pictures_render_in_the_dagster_ui(built, tmp_path) -> None:
                 img = page.locator(f"img[alt*='{alt}']").first
                 img.wait_for(timeout=30_000)
                 size = page.evaluate("e => [e.naturalWidth, e.naturalHeight]", img.element_handle())
-                page.screenshot(path=str(tmp_path / f"{asset.replace('/', '_')}.png"))
+                page.screenshot(path=str(shots / f"{asset.split('/')[1]}.png"))
                 assert size[0] > 500, f"{asset}: picture not decoded ({size})"
                 assert size[1] > 400, f"{asset}: picture not decoded ({size})"
                 page.keyboard.press("Escape")
             browser.close()
     finally:
         kill_group(web.pid)
+
+
+def test_the_readme_shows_the_screenshots_the_browser_test_takes() -> None:
+    readme = (SCREENSHOTS.parents[1] / "README.md").read_text()
+    for name in ("lineage", "drift_check", "batch_overlay", "column_performance_trend"):
+        assert f"docs/screenshots/{name}.png" in readme
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
