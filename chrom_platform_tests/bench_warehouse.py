@@ -21,6 +21,13 @@ from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 
 UNITS = 4
 
+#: What a new batch lands on: readings, batch events and lab results (not master data).
+NEW_BATCH_SELECTION = (
+    "source:chrom.landing.readings+",
+    "source:chrom.landing.batch_events+",
+    "source:chrom.landing.sample_results+",
+)
+
 OVERLAY_BINNED = """
 with target as (
     select recipe from gold.gold_batch_results where batch_id = $batch
@@ -97,9 +104,23 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         # what any dbt process costs here before a model runs (start-up, project load):
         # the fixed part of every incremental run
         out["dbt_noop_s"] = _timed(h, "run", "--select", "tag:no_model_has_this_tag")
-        # one new batch on unit 1, then bring gold up to date
+        # one new batch on unit 1, then bring gold up to date as the platform does: Dagster's
+        # eager automation runs the models downstream of the landing assets that changed
+        # (readings, events, lab results; the master data did not change)
         _land_next_batch(h, batches_large // UNITS)
-        out["incremental_run_s"] = _timed(h, "run")
+        out["incremental_run_s"] = _timed(h, "run", "--select", *NEW_BATCH_SELECTION)
+        listed = h.dbt(
+            "--quiet",
+            "ls",
+            "--resource-type",
+            "model",
+            "--output",
+            "name",
+            "--select",
+            *NEW_BATCH_SELECTION,
+        )
+        out["incremental_models"] = len(listed.stdout.split())
+        out["models"] = len(h.dbt("--quiet", "ls", "--resource-type", "model").stdout.split())
         print(f"  one new batch: dbt run {out['incremental_run_s']:.1f} s", flush=True)
         con = h.connect()
         batch = h.sims[-1].plan.batch_id
@@ -112,8 +133,10 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         print(
             f"  analytics, {out['analytics']['batches']} batches: {out['analytics']['full_s']:.1f} s"
         )
+        # another batch, brought up to date by `dbt run` of every model (the plain command)
         _land_next_batch(h, batches_large // UNITS + 1)
-        h.dbt("run")
+        out["incremental_all_s"] = _timed(h, "run")
+        print(f"  one more batch: dbt run (every model) {out['incremental_all_s']:.1f} s")
         out["analytics"].update(analytics_incremental(h))
         print(f"  analytics after one new batch: {out['analytics']['incremental_s']:.1f} s")
         out["live_drift"] = live_drift(h)

@@ -1,9 +1,12 @@
-{#- The batches whose gold rows an incremental run must rebuild: those `upstream` rebuilt
-    since this model last ran (both carry `_source_loaded_at`, the newest load a batch's rows
-    were built from). Empty outside incremental runs, where every batch is built. -#}
-{% macro changed_batches_since_last_run(upstream) -%}
-    select distinct batch_id from {{ upstream }}
-    where _source_loaded_at > (
+{#- The rows of gold_trend_by_cv that an incremental run of a model reading it rebuilds from: the
+    batches it rebuilt since this model last ran. gold_trend_by_cv rewrites a changed batch
+    whole and stamps every row of it with one `_source_loaded_at` (the newest load the batch
+    was built from), so those batches are exactly its rows stamped after this model's newest
+    stamp: a range filter on one column, which the scan prunes by row group. (The earlier
+    form, `batch_id in (changed batches)`, is a semi-join whose plan follows the optimizer's
+    estimates: after an insert DuckDB built the join on the whole history, 15M rows, 1.4 s.) -#}
+{% macro rebuilt_since_last_run() -%}
+    _source_loaded_at > (
         select coalesce(max(_source_loaded_at), cast('1970-01-01' as timestamp)) from {{ this }}
     )
 {%- endmacro %}

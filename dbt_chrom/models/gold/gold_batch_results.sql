@@ -15,7 +15,7 @@ with
 gold_trend_by_cv as (
     select * from {{ ref('gold_trend_by_cv') }}
     {%- if is_incremental() %}
-    where batch_id in ({{ chrom.changed_batches_since_last_run(ref('gold_trend_by_cv')) }})
+    where {{ chrom.rebuilt_since_last_run() }}
     {%- endif %}
 ),
 

@@ -32,13 +32,20 @@ silver_units as (
 
 {%- if is_incremental() %}
 
+-- The readings' load times read on their own: DuckDB materializes a CTE that two others
+-- read, and `silver_readings` read twice would copy the whole history (15M rows at 1,000
+-- batches, 1.4 s) to find one new batch.
+silver_reading_loads as (
+    select batch_id, _loaded_at from {{ ref('silver_readings') }}
+),
+
 watermark as (
     select coalesce(max(_source_loaded_at), cast('1970-01-01' as timestamp)) as loaded_at
     from {{ this }}
 ),
 
 changed_batches as (
-    select distinct batch_id from silver_readings
+    select distinct batch_id from silver_reading_loads
     where _loaded_at > (select loaded_at from watermark)
     union
     select distinct batch_id from silver_batch_events
