@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo demo-stop test test-fast bench lint format clean
+.PHONY: setup demo demo-stop test test-fast bench bench-demo lint format clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m chrom_platform_tests.bench
+
+# A newcomer's `make demo` timed from a fresh clone with nothing installed (uninstalls uv,
+# InfluxDB and Chromium first: root only; bootstrap installs them again).
+bench-demo: setup
+	$(PY) -m chrom_platform_tests.bench_fresh_demo --remove-system-packages
 
 lint: setup
 	$(VENV)/bin/ruff check .

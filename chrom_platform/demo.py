@@ -133,6 +133,10 @@ def kill_group(pgid: int, timeout_s: float = 20.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        # The group's leader is usually our own child: until it is reaped it stays a zombie
+        # that signal 0 still reaches, and this loop would wait out its timeout for nothing.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
