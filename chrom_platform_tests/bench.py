@@ -164,6 +164,11 @@ one HTTP write (and one ack) per reading, over {r["baseline_n"]:,} readings.
 - Bridge over per-point writer: **{ratio:.0f}x** (target at least 100x: {verdict(ratio >= 100)}).
 - Bridge throughput target at least 100,000 readings/s: {verdict(r["bridge_per_s"] >= 100_000)}
   ({r["bridge_per_s"] / 100_000:.2f}x the target).
+- CPU per reading during the drain: the bridge (all its threads) {r["bridge_cpu_us"]:.1f} us,
+  the InfluxDB server {r["influx_cpu_us"]:.1f} us (each reading is a point of 4 tags and
+  10 fields). Together {r["bridge_cpu_us"] + r["influx_cpu_us"]:.1f} us: on this machine's 2 cores
+  no overlap can exceed {2e6 / (r["bridge_cpu_us"] + r["influx_cpu_us"]):,.0f} readings/s, and
+  100,000 readings/s needs {(r["bridge_cpu_us"] + r["influx_cpu_us"]) / 10:.2f} cores.
 
 Latency, continuous mode: {lat["rate_per_s"]:.0f} readings/s ({lat["readings"]:,} readings over
 20 s) stamped with the wall clock at publish, `LiveBridge.serve` running as `chrom-bridge`
