@@ -40,8 +40,7 @@ silver_reading_loads as (
 ),
 
 watermark as (
-    select coalesce(max(_source_loaded_at), cast('1970-01-01' as timestamp)) as loaded_at
-    from {{ this }}
+    select {{ chrom.last_run_watermark('_source_loaded_at') }} as loaded_at
 ),
 
 changed_batches as (

@@ -10,7 +10,7 @@ with
 bronze_readings as (
     select * from {{ ref('bronze_readings') }}
     {%- if is_incremental() %}
-    where _loaded_at > (select coalesce(max(_loaded_at), cast('1970-01-01' as timestamp)) from {{ this }})
+    where _loaded_at > {{ chrom.last_run_watermark('_loaded_at') }}
     {%- endif %}
 ),
 
