@@ -19,8 +19,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from chrom_platform_tests import procfs
 from chrom_platform_tests.bench import machine, write_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,21 +51,25 @@ def _remove_system_packages() -> None:
 
 
 def _left_running(clone: Path) -> list[str]:
-    """Processes whose command line mentions the clone (the demo's and its children)."""
-    left = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(clone) in cmd:
-            left.append(f"{p.name}: {cmd[:120]}")
-    return left
+    """Live processes whose command line mentions the clone (the demo's and its children)."""
+    return [
+        f"{pid}: {cmd[:120]}"
+        for pid in procfs.pids()
+        if (cmd := procfs.cmdline(pid)) is not None and str(clone) in cmd and procfs.alive(pid)
+    ]
 
 
-def run(remove_system_packages: bool, linger_s: float) -> dict[str, object]:
+@dataclass
+class DemoRun:
+    #: seconds from `make demo` to each milestone seen
+    milestones: dict[str, float]
+    #: seconds from Ctrl-C until `make demo` exited
+    stop_s: float
+    said_stopped: bool
+    left_running: list[str]
+
+
+def run(remove_system_packages: bool, linger_s: float) -> DemoRun:
     if remove_system_packages:
         _remove_system_packages()
     work = Path(tempfile.mkdtemp(prefix="chrom-fresh-demo-"))
@@ -105,19 +111,16 @@ def run(remove_system_packages: bool, linger_s: float) -> dict[str, object]:
     time.sleep(linger_s)  # the live batch starts streaming; then the user presses Ctrl-C
     t_stop = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    rc = proc.wait(timeout=120)
+    proc.wait(timeout=120)
     stop_s = time.monotonic() - t_stop
     reader.join(timeout=5)
     left = _left_running(clone)
-    return {
-        "milestones": seen,
-        "exit_code": rc,
-        "said_stopped": any(line.startswith("[demo] stopped:") for line in log),
-        "stop_s": stop_s,
-        "left_running": left,
-        "removed_system_packages": remove_system_packages,
-        "clone": str(clone),
-    }
+    return DemoRun(
+        milestones=seen,
+        stop_s=stop_s,
+        said_stopped=any(line.startswith("[demo] stopped:") for line in log),
+        left_running=left,
+    )
 
 
 def main() -> int:
@@ -131,12 +134,12 @@ def main() -> int:
     args = ap.parse_args()
     print("fresh-clone demo: make demo until the UI is ready ...", flush=True)
     r = run(args.remove_system_packages, args.linger)
-    ms: dict[str, float] = r["milestones"]  # type: ignore[assignment]
+    ms = r.milestones
     rows = "\n".join(f"| {name} | {ms[name]:.0f} s |" for name in MILESTONES if name in ms)
     ready_s = ms["UI ready"]
     fresh = (
         "no uv, InfluxDB or Chromium installed (uninstalled first), an empty uv cache"
-        if r["removed_system_packages"]
+        if args.remove_system_packages
         else "an empty uv cache (uv, InfluxDB and Chromium already installed)"
     )
     body = f"""
@@ -154,12 +157,12 @@ and Debian packages from the mirror, so download speed is part of the figure. Ti
 - Ready UI in **{ready_s:.0f} s** (target under 5 minutes:
   {"meets" if ready_s < 300 else "**MISSES**"}).
 - Ctrl-C after {args.linger:.0f} s of the live batch: everything stopped in
-  {r["stop_s"]:.1f} s ({"the demo said so" if r["said_stopped"] else "**the demo did not say so**"}),
-  and a scan of /proc found {len(r["left_running"])} processes of it left running.
+  {r.stop_s:.1f} s ({"the demo said so" if r.said_stopped else "**the demo did not say so**"}),
+  and a scan of /proc found {len(r.left_running)} processes of it left running.
 """
     write_section("demo", body)
-    print(f"ready in {ready_s:.1f} s; left running: {r['left_running']}")
-    return 0 if not r["left_running"] and r["said_stopped"] else 1
+    print(f"ready in {ready_s:.1f} s; left running: {r.left_running}")
+    return 0 if not r.left_running and r.said_stopped else 1
 
 
 if __name__ == "__main__":

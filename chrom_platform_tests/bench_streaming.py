@@ -5,7 +5,6 @@ end-to-end latency from a reading's timestamp to queryable in InfluxDB."""
 from __future__ import annotations
 
 import gc
-import os
 import resource
 import statistics
 import tempfile
@@ -31,6 +30,7 @@ from chrom_platform.lib.transport import (
     ensure_readings_topology,
 )
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform_tests import procfs
 from simulator.batch import plan_batch, simulate
 from simulator.landing import DEFAULT_START_NS
 
@@ -57,12 +57,6 @@ def _messages(md: MasterData, units: int, batches: int) -> list[OutMessage]:
             start = int(sim.ts_ns[-1]) + 60 * S
             out.extend(OutMessage(orjson.dumps(m), {}, unit_id) for m in sim.messages())
     return out
-
-
-def _cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of another process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu_s() -> float:
@@ -206,11 +200,16 @@ def bench_streaming(md: MasterData, units: int, batches: int, baseline_n: int) -
             bridge = LiveBridge(q, sink, md)
             # warm-up (first-call costs such as pyarrow's lazy imports), then steady state
             warm = bridge.drain(5000, 60).written
-            cpu0 = _cpu_s(srv.pid), _own_cpu_s()
+            influx_pid = srv.pid
+            assert influx_pid is not None  # started above
+            cpu0 = procfs.cpu_seconds(influx_pid), _own_cpu_s()
             t0 = time.perf_counter()
             rep = bridge.drain(10**9, 3600)
             bridge_s = time.perf_counter() - t0
-            influx_cpu_s, bridge_cpu_s = _cpu_s(srv.pid) - cpu0[0], _own_cpu_s() - cpu0[1]
+            influx_cpu_s, bridge_cpu_s = (
+                procfs.cpu_seconds(influx_pid) - cpu0[0],
+                _own_cpu_s() - cpu0[1],
+            )
             assert warm + rep.written == n_msgs, (warm, rep.written, n_msgs)
             (count,) = sink.query('SELECT count("seq") FROM "chromatography"')
             assert count["values"][0][1] == n_msgs

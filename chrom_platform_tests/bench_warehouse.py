@@ -106,11 +106,11 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         # what any dbt process costs here before a model runs (start-up, project load):
         # the fixed part of every incremental run
         out["dbt_noop_s"] = _timed(h, "run", "--select", "tag:no_model_has_this_tag")
-        # one new batch on unit 1, then bring gold up to date as the platform does: Dagster's
-        # eager automation runs the models downstream of the landing assets that changed
-        # (readings, events, lab results; the master data did not change)
-        # Three batches one after the other, each timed; the median is reported (one dbt
-        # process is seconds of wall clock on a shared 2-core machine: single runs vary ~15%)
+        # New batches on unit 1, one after the other, each brought up to date as the platform
+        # does: Dagster's eager automation runs the models downstream of the landing assets
+        # that changed (readings, events, lab results; the master data did not change). The
+        # median is reported: one dbt process is seconds of wall clock on a shared 2-core
+        # machine, and single runs vary ~15%.
         runs = []
         for k in range(INCREMENTAL_RUNS):
             _land_next_batch(h, batches_large // UNITS + k)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from chrom_platform.settings import PROJECT_ROOT
+from chrom_platform_tests import procfs
 
 pytestmark = pytest.mark.e2e
 
@@ -136,19 +137,5 @@ def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
     assert proc.returncode == 0, "".join(lines)
     assert "no demo process left running" in "".join(lines)
     time.sleep(0.5)
-    alive = {p: _cmdline(p) for p in children if Path(f"/proc/{p}").exists() and _state(p) != "Z"}
-    assert not alive, f"left running: {alive}"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
-    except OSError:
-        return "?"
+    left = {p: (procfs.cmdline(p) or "?")[:200] for p in children if procfs.alive(p)}
+    assert not left, f"left running: {left}"
