@@ -52,7 +52,7 @@ from chrom_platform.lib.readings import Readings, Rejection, split_stale
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
-    ReceivedMessage,
+    MessageBatch,
     Transport,
 )
 
@@ -119,8 +119,8 @@ class SinkStillDown(RuntimeError):
 
 @dataclass
 class _Prepared:
-    msgs: list[ReceivedMessage]
-    ack_ids: list[str]
+    msgs: MessageBatch
+    ack_ids: Sequence[str]
     lines: list[bytes]
     applied: Readings
     rejected: list[Rejection]
@@ -233,13 +233,15 @@ class LiveBridge(SubscriptionConsumer):
         write resets it, to be rebuilt from InfluxDB)."""
         if self.state is None:
             self.state = self.load_state()
-        msgs = self.transport.pull(self.subscription, self.batch_size, consumer=self.consumer_id)
+        msgs = self.transport.pull_batch(
+            self.subscription, self.batch_size, consumer=self.consumer_id
+        )
         if not msgs:
             return None
-        readings, rejected = self.decoder.decode([m.data for m in msgs])
+        readings, rejected = self.decoder.decode(msgs.data)
         lines, new_state, applied, stale = self._apply(readings)
         self.state = new_state
-        prep = _Prepared(msgs, [m.ack_id for m in msgs], lines, applied, [*rejected, *stale])
+        prep = _Prepared(msgs, msgs.ack_ids, lines, applied, [*rejected, *stale])
         if self.envelope is not None and len(applied):
             # after the readings, in the same write: acked only when both are durable
             drift, prep.drift_points, prep.drift_alarms = self._drift_lines(applied)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -29,7 +29,7 @@ from chrom_platform.lib.readings import Rejection
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
-    ReceivedMessage,
+    MessageBatch,
     Transport,
 )
 
@@ -76,12 +76,12 @@ class LandingConsumer(SubscriptionConsumer):
             self.watermarks[unit_id] = landed_watermark(self.store, unit_id)
         return self.watermarks[unit_id]
 
-    def land(self, msgs: Sequence[ReceivedMessage]) -> LandingReport:
+    def land(self, msgs: MessageBatch) -> LandingReport:
         """Land a batch of messages and settle every one of them (landed or dead-lettered)."""
         rep = LandingReport(pulled=len(msgs))
         if not msgs:
             return rep
-        readings, rejected = self.decoder.decode([m.data for m in msgs])
+        readings, rejected = self.decoder.decode(msgs.data)
         r = readings.sorted_by_unit_seq()
         keep = np.ones(len(r), dtype=bool)
         new_marks: dict[str, int] = {}
@@ -107,7 +107,7 @@ class LandingConsumer(SubscriptionConsumer):
             rep.objects.extend(land_readings(self.store, table.slice(a, b - a)))
             rep.rows_by_unit[r.unit_id[a]] += b - a
         self._dead_letter(msgs, rejected)
-        self.transport.ack(self.subscription, [m.ack_id for m in msgs])
+        self.transport.ack(self.subscription, msgs.ack_ids)
         self.watermarks.update(new_marks)
         rep.landed = len(r)
         rep.dead_lettered.update(x.reason for x in rejected)
@@ -121,7 +121,7 @@ class LandingConsumer(SubscriptionConsumer):
         total = LandingReport()
         t_end = time.monotonic() + max_seconds
         while total.pulled < max_messages and time.monotonic() < t_end:
-            msgs = self.transport.pull(
+            msgs = self.transport.pull_batch(
                 self.subscription, min(self.batch_size, max_messages - total.pulled)
             )
             if not msgs:
@@ -140,7 +140,7 @@ class LandingConsumer(SubscriptionConsumer):
         rate of a few readings per second, and a backlog drains in full-size batches."""
         total = LandingReport()
         while not stop():
-            msgs = self.transport.pull(self.subscription, self.batch_size)
+            msgs = self.transport.pull_batch(self.subscription, self.batch_size)
             if msgs:
                 rep = self.land(msgs)
                 total.merge(rep)

@@ -17,8 +17,10 @@ The last two depend on what a consumer already wrote, so consumers add them (see
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,9 +38,12 @@ from chrom_platform.lib.contracts import (
     iso_to_ns,
 )
 from chrom_platform.lib.master_data import MasterData
+from chrom_platform.lib.transport.base import JoinedPayloads
 
 #: A reading is ~250 bytes of JSON; anything near this is not a reading.
 MAX_MESSAGE_BYTES = 16 * 1024
+
+T = TypeVar("T")
 MAX_IDENTITY_CHARS = 128
 #: Timestamps outside this window are typos or clock faults (2000-01-01 .. 2100-01-01).
 TS_MIN_NS, TS_MAX_NS = 946_684_800 * 10**9, 4_102_444_800 * 10**9
@@ -55,6 +60,13 @@ _FAST_SCHEMA = pa.schema(
         *((s, pa.float64()) for s in SIGNALS),
     ]
 )
+
+
+def _pick(values: list[T], rows: list[int]) -> list[T]:
+    """values[rows] for a list, the loop in C."""
+    if len(rows) < 2:
+        return [values[i] for i in rows]
+    return list(operator.itemgetter(*rows)(values))
 
 
 @dataclass(frozen=True)
@@ -86,16 +98,17 @@ class Readings:
 
     def take(self, rows: npt.ArrayLike) -> Readings:
         r = np.asarray(rows, dtype=np.int64)
+        rl = r.tolist()
         return Readings(
             index=self.index[r],
-            unit_id=[self.unit_id[i] for i in r],
-            batch_id=[self.batch_id[i] for i in r],
-            recipe=[self.recipe[i] for i in r],
-            phase=[self.phase[i] for i in r],
+            unit_id=_pick(self.unit_id, rl),
+            batch_id=_pick(self.batch_id, rl),
+            recipe=_pick(self.recipe, rl),
+            phase=_pick(self.phase, rl),
             ts_ns=self.ts_ns[r],
             seq=self.seq[r],
             signals={s: v[r] for s, v in self.signals.items()},
-            extra=[self.extra[i] for i in r],
+            extra=_pick(self.extra, rl),
         )
 
     @staticmethod
@@ -122,15 +135,17 @@ class Readings:
         change = np.zeros(n, dtype=bool)
         change[0] = True
         for c in columns:
-            v = np.asarray(getattr(self, c))
-            change[1:] |= v[1:] != v[:-1]
+            v = getattr(self, c)
+            # compared in C, element by element (no fixed-width string array is built)
+            change[1:] |= np.fromiter(map(operator.ne, v[1:], v[:-1]), dtype=bool, count=n - 1)
         starts = np.flatnonzero(change).tolist()
         return list(zip(starts, [*starts[1:], n], strict=True))
 
     def sorted_by_unit_seq(self) -> Readings:
         if len(self) == 0:
             return self
-        _, unit_code = np.unique(np.asarray(self.unit_id), return_inverse=True)
+        codes = {u: i for i, u in enumerate(sorted(set(self.unit_id)))}
+        unit_code = np.fromiter(map(codes.__getitem__, self.unit_id), np.int64, len(self))
         return self.take(np.lexsort((self.seq, unit_code)))
 
     def to_arrow(self) -> pa.Table:
@@ -201,9 +216,14 @@ class ReadingDecoder:
 
     def _decode_fast(self, payloads: Sequence[bytes]) -> tuple[Readings, list[int]] | None:
         n = len(payloads)
-        if max(map(len, payloads)) > MAX_MESSAGE_BYTES:
-            return None
-        joined = b"\n".join(payloads)
+        if isinstance(payloads, JoinedPayloads):  # the local queue hands them out joined
+            if payloads.max_len > MAX_MESSAGE_BYTES:
+                return None
+            joined = payloads.joined
+        else:
+            if max(map(len, payloads)) > MAX_MESSAGE_BYTES:
+                return None
+            joined = b"\n".join(payloads)
         if joined.count(b"\n") != n - 1:
             return None  # a payload with its own line breaks: not one JSON line each
         try:

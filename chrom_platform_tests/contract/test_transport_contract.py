@@ -10,6 +10,8 @@ import textwrap
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from chrom_platform.lib.transport import OutMessage
 from chrom_platform.lib.transport.base import (
     ATTR_DELIVERY_ATTEMPTS,
@@ -53,6 +55,42 @@ def test_publish_pull_ack_round_trip(harness: Harness) -> None:
     assert m0.delivery_attempt == 1
     assert m0.publish_time_ns > 0
     assert harness.transport.pull(SUB_A, 10) == []
+
+
+def test_pull_batch_is_pull_by_column(harness: Harness) -> None:
+    """What the bridge and the landing consumer use: the same messages as `pull`, with
+    payloads and ack ids as columns; any byte string survives (the local queue returns
+    payloads joined in one buffer and must still delimit them exactly)."""
+    payloads = [
+        b'{"a": 1}',
+        b"line\nbreak",
+        b"",
+        b"\x00\xff\xfe not utf-8",
+        "\u00fcn\u00ef".encode(),
+    ]
+    harness.transport.publish(
+        TOPIC,
+        [OutMessage(p, {"i": str(i)}, ("U1", "U2")[i % 2]) for i, p in enumerate(payloads)],
+    )
+    batch = harness.transport.pull_batch(SUB_A, 10)
+    msgs = list(batch)
+    assert len(batch) == len(msgs) == len(payloads)
+    assert [m.data for m in msgs] == list(batch.data)
+    assert [m.ack_id for m in msgs] == list(batch.ack_ids)
+    assert {m.data: int(m.attributes["i"]) for m in msgs} == {p: i for i, p in enumerate(payloads)}
+    assert all(m.delivery_attempt == 1 and m.ordering_key in ("U1", "U2") for m in msgs)
+    assert batch[-1] == msgs[-1]
+    assert batch[1:3] == msgs[1:3]
+    with pytest.raises(IndexError):
+        batch[len(batch)]
+    harness.transport.nack(SUB_A, batch.ack_ids)
+    again = harness.transport.pull_batch(SUB_A, 10)
+    assert sorted(again.data) == sorted(payloads)
+    assert {m.delivery_attempt for m in again} == {2}
+    harness.transport.ack(SUB_A, again.ack_ids)
+    harness.clock.advance(DEADLINE_S + 1)
+    assert len(harness.transport.pull_batch(SUB_A, 10)) == 0
+    assert sorted(m.data for m in _drain(harness, SUB_B)) == sorted(payloads)
 
 
 def test_fan_out_every_subscription_gets_every_message(harness: Harness) -> None:
@@ -273,3 +311,29 @@ def test_local_queue_deletes_messages_every_subscription_acked(tmp_path):
     assert stored() == 40
     _drain(Harness(q, None, "sqlite"), SUB_B)  # type: ignore[arg-type]
     assert stored() == 0
+
+
+def test_local_queue_keeps_leases_across_the_upgrade_to_lease_rows(tmp_path):
+    """A queue file from before the `leases` table (a row-level lease index) keeps its
+    leases in flight when opened: the key stays blocked for others, its holder continues,
+    and the old index is gone (it cost an index update per leased row)."""
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(TOPIC, _msgs(4, keys=("U1",)))
+    first = q.pull(SUB_A, 1, consumer="a")
+    q._db.execute("delete from leases")  # the old layout: leases only on the rows
+    q._db.execute(
+        "create index deliveries_leased on deliveries (sub_id, lease_until, holder, okey)"
+    )
+    q.close()
+    q = SqliteQueue(tmp_path / "q.db")
+    assert q.pull(SUB_A, 10, consumer="b") == []
+    assert [m.data for m in q.pull(SUB_A, 1, consumer="a")] == [b"m1"]
+    assert not q._db.execute(
+        "select 1 from sqlite_master where name='deliveries_leased'"
+    ).fetchone()
+    q.ack(SUB_A, [first[0].ack_id])
+    q.close()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from chrom_platform.lib.contracts import READING_KEYS, SIGNALS
 from chrom_platform.lib.readings import MAX_MESSAGE_BYTES, ReadingDecoder
+from chrom_platform.lib.transport.base import JoinedPayloads
 
 GOOD = {
     "schema": "chrom.reading.v1",
@@ -214,3 +215,25 @@ def test_fuzz_fast_and_slow_paths_agree(decoder, changes):
 
 
 GOOD_BYTES = msg()
+
+
+def _joined(payloads: list[bytes]) -> JoinedPayloads:
+    """The payloads as the local queue hands them out: one newline-joined buffer."""
+    return JoinedPayloads(b"\n".join(payloads), np.array([len(p) for p in payloads]))
+
+
+def test_payloads_joined_by_the_queue_decode_as_a_list_does(decoder):
+    """The local queue's newline-joined buffer is read whole by the fast path; a payload
+    that itself holds a newline, an empty one or an oversized one is still delimited by
+    the lengths and gets the same verdict as from a list."""
+    payloads = [msg(seq=1), *(b[1] for b in BAD), b"", b'{"unit_id":\n"SKID-01"}', msg(seq=2)]
+    joined = _joined(payloads)
+    assert list(joined) == payloads
+    assert joined[-1] == payloads[-1]
+    assert joined[2:4] == payloads[2:4]
+    assert _canonical(*decoder.decode(joined)) == _canonical(*decoder.decode(payloads))
+    clean = [msg(seq=i, ts=f"2026-03-02T06:00:0{i}.500Z") for i in range(5)]
+    fast = decoder._decode_fast(_joined(clean))
+    assert fast is not None
+    assert fast[1] == []
+    assert _canonical(fast[0], []) == _canonical(*decoder._decode_slow(clean))

@@ -15,9 +15,12 @@ Semantics are Google Pub/Sub's, so the local queue and Pub/Sub are interchangeab
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
+
+import numpy as np
+import numpy.typing as npt
 
 # Topology (names shared with infra/ and the docs).
 READINGS_TOPIC = "chrom-readings"
@@ -58,6 +61,70 @@ class ReceivedMessage(NamedTuple):
     delivery_attempt: int
 
 
+class JoinedPayloads(Sequence[bytes]):
+    """Payloads stored as one buffer, joined by newlines as a line-oriented JSON reader
+    takes them, with each payload's start and length: a decoder reads `joined` whole and
+    slices out a payload only when it needs one alone (a payload may itself hold a
+    newline; the lengths, not the newlines, delimit them)."""
+
+    def __init__(self, joined: bytes, lengths: npt.NDArray[np.int64]) -> None:
+        self.joined = joined
+        self.lengths = lengths
+        # payload i starts after the i payloads and i separators before it
+        self.starts = np.concatenate([[0], np.cumsum(lengths[:-1] + 1)]).astype(np.int64)
+        self.max_len = int(lengths.max()) if lengths.size else 0
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        a = int(self.starts[i])
+        return self.joined[a : a + int(self.lengths[i])]
+
+
+class MessageBatch(Sequence[ReceivedMessage]):
+    """The messages of one pull, for consumers that take thousands at a time: `data` and
+    `ack_ids` are whole columns, so the hot path needs no Python object per message
+    (the local queue keeps its ack ids as an array); indexing builds a ReceivedMessage for
+    the few that need one (a dead letter, a listing)."""
+
+    def __init__(
+        self,
+        data: Sequence[bytes],
+        ack_ids: Sequence[str],
+        message: Callable[[int], ReceivedMessage],
+    ) -> None:
+        self.data = data
+        self.ack_ids = ack_ids
+        self._message = message
+
+    @classmethod
+    def of(cls, messages: Sequence[ReceivedMessage]) -> MessageBatch:
+        return cls([m.data for m in messages], [m.ack_id for m in messages], messages.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @overload
+    def __getitem__(self, i: int) -> ReceivedMessage: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ReceivedMessage]: ...
+    def __getitem__(self, i: int | slice) -> ReceivedMessage | list[ReceivedMessage]:
+        if isinstance(i, slice):
+            return [self._message(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._message(i)
+
+
 @dataclass(frozen=True)
 class SubscriptionConfig:
     name: str
@@ -83,6 +150,11 @@ class Transport(Protocol):
     ) -> list[ReceivedMessage]:
         """Lease up to max_messages available messages (possibly none; never blocks long).
         A named consumer may receive the next messages of ordering keys it already holds."""
+
+    def pull_batch(
+        self, subscription: str, max_messages: int, *, consumer: str = ""
+    ) -> MessageBatch:
+        """`pull`, as a MessageBatch (what the bridge and the landing consumer use)."""
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
 

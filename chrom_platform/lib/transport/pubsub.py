@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chrom_platform.lib.transport.base import (
+    MessageBatch,
     OutMessage,
     ReceivedMessage,
     SubscriptionConfig,
@@ -134,6 +135,11 @@ class PubSubTransport:
             )
             for r in resp.received_messages
         ]
+
+    def pull_batch(
+        self, subscription: str, max_messages: int, *, consumer: str = ""
+    ) -> MessageBatch:
+        return MessageBatch.of(self.pull(subscription, max_messages, consumer=consumer))
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         path = self.subscription_path(subscription)
