@@ -135,5 +135,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"{'<= 10%':>10}  {mark[ok['asymmetry_error']]}",
         f"{'step yield error (pp), worst':<34}{_fmt(s['step_yield_error_pp_max']):>10}"
         f"{'<= 1.0':>10}  {mark[ok['step_yield_error_pp']]}",
+        f"{'  of which the platform, worst':<34}{_fmt(s['step_yield_error_pp_platform_max']):>10}",
+        f"{'  lab results alone, worst':<34}{_fmt(s['step_yield_error_pp_lab_max']):>10}",
     ]
     return "\n".join(lines)

@@ -97,6 +97,9 @@ class Score:
     #: the platform's own part: gold's yield against the truth's pool and load volumes with
     #: the same lab results gold used (the lab's assay error, 0.25% per result, left out)
     step_yield_error_pp_platform_max: float = float("nan")
+    #: the lab's part: the truth's pool and load volumes with the lab's results against the
+    #: true yield, the error of any platform that computes both volumes exactly
+    step_yield_error_pp_lab_max: float = float("nan")
     step_yield_batches: int = 0
     step_yield_saturated: int = 0
 
@@ -128,6 +131,7 @@ class Score:
             "step_yield_error_pp_max": _r(self.step_yield_error_pp_max),
             "step_yield_error_pp_p95": _r(self.step_yield_error_pp_p95),
             "step_yield_error_pp_platform_max": _r(self.step_yield_error_pp_platform_max),
+            "step_yield_error_pp_lab_max": _r(self.step_yield_error_pp_lab_max),
             "step_yield_batches": self.step_yield_batches,
             "step_yield_uv_saturated_left_out": self.step_yield_saturated,
             "per_kind": self.per_kind,
@@ -244,7 +248,7 @@ def score(
     # step yield: batches whose pool the truth and gold both found, and whose readings were
     # not disturbed in a way that makes gold rightly differ from the undisturbed truth
     disturbing = {"sensor_dropout", "sensor_flatline", "pump_fault"}
-    ye, own = [], []
+    ye, own, lab = [], [], []
     for r in results:
         tb = truth_by.get(r["batch_id"])
         if tb is None or r["step_yield"] is None or "step_yield" not in tb:
@@ -260,8 +264,10 @@ def score(
                 tb["load_volume_l"] * r["feed_titer_g_l"]
             )
             own.append(abs(float(r["step_yield"]) - same_lab) * 100.0)
+            lab.append(abs(same_lab - tb["step_yield"]) * 100.0)
     if own:
         s.step_yield_error_pp_platform_max = float(np.max(own))
+        s.step_yield_error_pp_lab_max = float(np.max(lab))
     if ye:
         s.step_yield_error_pp_max = float(np.max(ye))
         s.step_yield_error_pp_p95 = float(np.percentile(ye, 95))

@@ -260,8 +260,15 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
         "asymmetry_error",
         "step_yield_error_pp",
     }
+    # the yield error splits into the platform's part and the lab's (per batch, the
+    # triangle inequality through the yield with exact volumes and the lab's results)
+    assert s["step_yield_batches"] > 0
+    assert s["step_yield_error_pp_max"] <= (
+        s["step_yield_error_pp_platform_max"] + s["step_yield_error_pp_lab_max"] + 1e-3
+    )
     printed = capsys.readouterr().out
     assert "recall, all fault kinds" in printed
+    assert "lab results alone, worst" in printed
     # a second evaluation refuses a used workspace instead of mixing histories
     assert main(["evaluate", "--units=1", f"--workdir={tmp_path / 'ws'}"]) == 2
 
