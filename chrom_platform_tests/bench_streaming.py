@@ -183,6 +183,16 @@ def latency(
     }
 
 
+def cpu_probe_s() -> float:
+    """Seconds for a fixed pure-Python loop (10 million additions): how fast this shared
+    virtual machine runs right now, reported beside the throughput."""
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(10_000_000):
+        x += i
+    return time.perf_counter() - t0
+
+
 def _drain_round(
     md: MasterData, srv: LocalInfluxServer, q: SqliteQueue, database: str, n_msgs: int
 ) -> dict[str, float]:
@@ -234,7 +244,9 @@ def bench_streaming(
             n_msgs, baseline_msgs = len(msgs), msgs[:baseline_n]
             del msgs
             gc.collect()
+            probe_before = cpu_probe_s()
             runs = [_drain_round(md, srv, q, f"bench{i}", n_msgs) for i, q in enumerate(queues)]
+            probe_after = cpu_probe_s()
             sink = InfluxV1Sink(srv.url, "baseline")
             sink.ensure_database()
             (tmp / "baseline").mkdir(exist_ok=True)
@@ -249,6 +261,7 @@ def bench_streaming(
     return {
         **median,
         "rounds": [r["bridge_per_s"] for r in runs],
+        "cpu_probe_s": (probe_before, probe_after),
         "per_point_per_s": per_point,
         "baseline_n": baseline_n,
         "latency": lat,

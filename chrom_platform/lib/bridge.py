@@ -1,10 +1,11 @@
 """The live bridge: `live-bridge` subscription -> InfluxDB, with live column volumes.
 
-One function does the work (`LiveBridge.step`): pull a bounded batch, decode and validate
-it, integrate flow per unit and batch with the platform's one CV rule (lib/cv.py), write
+One function does the work (`LiveBridge.drain`): pull bounded batches, decode and validate
+them, integrate flow per unit and batch with the platform's one CV rule (lib/cv.py), write
 the points as one line-protocol request per chunk, dead-letter what cannot be written, and
 only then acknowledge. The Dagster sensor calls `drain` (bounded by count and time per
-tick); `chrom-bridge` calls `serve` (a loop, for low latency; the Cloud Run form).
+tick); `chrom-bridge` calls `serve` (a loop of short drains, for low latency; the Cloud Run
+form).
 
 State: per unit, the last applied seq and timestamp and the CV integral of its current
 batch. It is rebuilt from InfluxDB itself (the last point of each unit carries `seq`,
@@ -67,6 +68,8 @@ HEALTH_EVERY_S = 10.0
 
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
 WRITE_CHUNK = 5000
+#: `serve` works in pipelined rounds of at most this long (see LiveBridge.serve).
+SERVE_ROUND_S = 1.0
 
 
 @dataclass
@@ -211,22 +214,6 @@ class LiveBridge(SubscriptionConsumer):
         if not self._sink_ok:
             self._sink_ok = self.sink.ping()
         return self._sink_ok
-
-    def step(self, deadline: float | None = None) -> StepReport:
-        """Pull one batch and settle every message in it (written or dead-lettered)."""
-        if not self._sink_ready():
-            return StepReport(sink_down=True)
-        prep = self._prepare()
-        if prep is None:
-            return StepReport()
-        try:
-            refused = self._write(prep.lines, prep.ack_ids, deadline)
-        except SinkStillDown:
-            return self._release([prep])
-        rep = self._settle(prep, refused)
-        if rep.resync:
-            self.state = None
-        return rep
 
     def _prepare(self) -> _Prepared | None:
         """Pull and compute a batch; the in-memory state moves on optimistically (a failed
@@ -504,8 +491,10 @@ class LiveBridge(SubscriptionConsumer):
 
     # -- the two ways to run ------------------------------------------------------------
 
-    def drain(self, max_messages: int, max_seconds: float) -> StepReport:
-        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds.
+    def drain(self, max_messages: int, max_seconds: float, *, health: bool = True) -> StepReport:
+        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds
+        (also the limit for retrying a write while InfluxDB is down; the batches are then
+        handed back). `health` writes the health points for the work done at the end.
 
         Pipelined: while InfluxDB writes batch N (a worker thread; the socket wait releases
         the GIL), this thread pulls and computes batch N+1 (the queue lets a consumer pull
@@ -543,7 +532,8 @@ class LiveBridge(SubscriptionConsumer):
                 if prep is None:
                     break
                 inflight = (prep, pool.submit(self._write_and_settle, prep, t_end))
-        self.report_health(total)
+        if health:
+            self.report_health(total)
         return total
 
     def _write_and_settle(self, prep: _Prepared, deadline: float | None) -> StepReport:
@@ -557,13 +547,16 @@ class LiveBridge(SubscriptionConsumer):
         idle_sleep_s: float = 0.05,
         on_step: Callable[[StepReport], None] | None = None,
     ) -> StepReport:
-        """Run until `stop()` is true: the long-running `chrom-bridge` loop."""
+        """Run until `stop()` is true: the long-running `chrom-bridge` loop. Each round is a
+        pipelined `drain` of at most SERVE_ROUND_S, so a backlog (after an outage, say)
+        drains as fast as the sensor's does and `stop()` is checked every round; at the live
+        rate a round is one small batch, so latency stays that of a single write."""
         total = StepReport()
         since_health = StepReport()
         next_health = time.monotonic()
         backoff = 0.5
         while not stop():
-            rep = self.step(deadline=None)
+            rep = self.drain(10**9, SERVE_ROUND_S, health=False)
             total.merge(rep)
             since_health.merge(rep)
             if not rep.sink_down and time.monotonic() >= next_health:
