@@ -62,6 +62,12 @@ _FAST_SCHEMA = pa.schema(
 )
 
 
+def _identity_ok(v: str) -> bool:
+    """An identity (unit, batch, recipe, phase): 1..MAX_IDENTITY_CHARS printable characters,
+    no backslash (it would escape line protocol)."""
+    return 0 < len(v) <= MAX_IDENTITY_CHARS and v.isprintable() and "\\" not in v
+
+
 def _pick(values: list[T], rows: list[int]) -> list[T]:
     """values[rows] for a list, the loop in C."""
     if len(rows) < 2:
@@ -249,12 +255,13 @@ class ReadingDecoder:
             ),
         )
         for k in ("batch_id", "unit_id", "recipe", "phase"):
+            # a batch holds a handful of distinct identities: judge each once, by the same
+            # rule as the message-by-message path, and flag the rows that carry a bad one
             col = t.column(k)
-            length = pc.utf8_length(col)
-            ok = pc.and_kleene(ok, pc.greater_equal(length, 1))
-            ok = pc.and_kleene(ok, pc.less_equal(length, MAX_IDENTITY_CHARS))
-            ok = pc.and_kleene(ok, pc.utf8_is_printable(col))
-            ok = pc.and_kleene(ok, pc.invert(pc.match_substring(col, "\\")))
+            bad = [v for v in pc.unique(col).to_pylist() if v is not None and not _identity_ok(v)]
+            ok = pc.and_kleene(ok, pc.is_valid(col))
+            if bad:
+                ok = pc.and_kleene(ok, pc.invert(pc.is_in(col, value_set=pa.array(bad))))
         schema_col = t.column("schema")
         ok = pc.and_kleene(
             ok, pc.or_kleene(pc.is_null(schema_col), pc.equal(schema_col, READING_SCHEMA))
@@ -374,7 +381,7 @@ class ReadingDecoder:
             v = d[k]
             if type(v) is not str:
                 return "wrong_type", f"{k} must be a string, got {type(v).__name__}"
-            if not v or len(v) > MAX_IDENTITY_CHARS or not v.isprintable() or "\\" in v:
+            if not _identity_ok(v):
                 return "bad_value", f"{k}={v[:40]!r}: 1..{MAX_IDENTITY_CHARS} printable chars"
             values.append(v)
         if values[0] not in self.units:
