@@ -155,10 +155,11 @@ Throughput: {r["readings"]:,} readings of {units} units x {batches} batches pre-
 pull, validate, CV integration, line protocol, write, dead-letter, ack; every point checked
 in InfluxDB afterwards. {len(r["rounds"])} rounds (a fresh queue, bridge and database each),
 the median reported: this shared virtual machine's speed moves by tens of percent from
-minute to minute. A fixed pure-Python loop (10 million additions) took
-{r["cpu_probe_s"][0]:.2f} s before the rounds and {r["cpu_probe_s"][1]:.2f} s after (0.74 s when
-the fastest seen here, on 2026-11-27; lower is faster). Baseline, same run, same InfluxDB: the original consumer's
-pattern, one HTTP write (and one ack) per reading, over {r["baseline_n"]:,} readings.
+minute to minute, so a speed probe brackets the rounds: a fixed pure-Python loop (10
+million additions in a function) took {r["cpu_probe_s"][0]:.2f} s before them and
+{r["cpu_probe_s"][1]:.2f} s after (lower is faster). Baseline, same run, same InfluxDB: the
+original consumer's pattern, one HTTP write (and one ack) per reading, over
+{r["baseline_n"]:,} readings.
 
 | writer | readings/s |
 |---|---:|
