@@ -141,9 +141,8 @@ _PULL_COLUMNS = (
     " where {where} order by d.msg_id limit ?)"
 )
 
-_Details = dict[
-    int, tuple[str, str | None, int]
-]  # msg_id -> (ordering key, attributes, publish ns)
+#: msg_id -> (ordering key, attributes as JSON or None, publish time in ns)
+_Details = dict[int, tuple[str, str | None, int]]
 
 
 def _ints(text: str) -> npt.NDArray[np.int64]:
