@@ -5,7 +5,7 @@ end-to-end latency from a reading's timestamp to queryable in InfluxDB."""
 from __future__ import annotations
 
 import gc
-import resource
+import os
 import statistics
 import tempfile
 import threading
@@ -57,11 +57,6 @@ def _messages(md: MasterData, units: int, batches: int) -> list[OutMessage]:
             start = int(sim.ts_ns[-1]) + 60 * S
             out.extend(OutMessage(orjson.dumps(m), {}, unit_id) for m in sim.messages())
     return out
-
-
-def _own_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _queue(tmp: Path, msgs: list[OutMessage]) -> SqliteQueue:
@@ -205,12 +200,12 @@ def _drain_round(
     warm = bridge.drain(5000, 60).written
     influx_pid = srv.pid
     assert influx_pid is not None  # started by the caller
-    cpu0 = procfs.cpu_seconds(influx_pid), _own_cpu_s()
+    cpu0 = procfs.cpu_seconds(influx_pid), procfs.cpu_seconds(os.getpid())
     t0 = time.perf_counter()
     rep = bridge.drain(10**9, 3600)
     bridge_s = time.perf_counter() - t0
     influx_cpu_s = procfs.cpu_seconds(influx_pid) - cpu0[0]
-    bridge_cpu_s = _own_cpu_s() - cpu0[1]
+    bridge_cpu_s = procfs.cpu_seconds(os.getpid()) - cpu0[1]
     assert warm + rep.written == n_msgs, (warm, rep.written, n_msgs)
     (count,) = sink.query('SELECT count("seq") FROM "chromatography"')
     assert count["values"][0][1] == n_msgs

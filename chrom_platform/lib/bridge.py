@@ -123,7 +123,6 @@ class SinkStillDown(RuntimeError):
 @dataclass
 class _Prepared:
     msgs: MessageBatch
-    ack_ids: Sequence[str]
     lines: list[bytes]
     applied: Readings
     rejected: list[Rejection]
@@ -228,7 +227,7 @@ class LiveBridge(SubscriptionConsumer):
         readings, rejected = self.decoder.decode(msgs.data)
         lines, new_state, applied, stale = self._apply(readings)
         self.state = new_state
-        prep = _Prepared(msgs, msgs.ack_ids, lines, applied, [*rejected, *stale])
+        prep = _Prepared(msgs, lines, applied, [*rejected, *stale])
         if self.envelope is not None and len(applied):
             # after the readings, in the same write: acked only when both are durable
             drift, prep.drift_points, prep.drift_alarms = self._drift_lines(applied)
@@ -238,7 +237,7 @@ class LiveBridge(SubscriptionConsumer):
     def _release(self, preps: list[_Prepared]) -> StepReport:
         """InfluxDB stayed down: hand the batches back unacknowledged; nothing was lost."""
         for p in preps:
-            self.transport.nack(self.subscription, p.ack_ids)
+            self.transport.nack(self.subscription, p.msgs.ack_ids)
         self.state = None
         return StepReport(sink_down=True)
 
@@ -254,7 +253,7 @@ class LiveBridge(SubscriptionConsumer):
                 Rejection(int(prep.applied.index[i]), "sink_rejected", err) for i, err in refused
             )
         self._dead_letter(prep.msgs, rejected)
-        self.transport.ack(self.subscription, prep.ack_ids)
+        self.transport.ack(self.subscription, prep.msgs.ack_ids)
         done = time.time_ns()
         applied = prep.applied
         rep = StepReport(
@@ -525,7 +524,7 @@ class LiveBridge(SubscriptionConsumer):
                         # the next batch was computed from a state InfluxDB did not take:
                         # hand it back and rebuild the state from what InfluxDB holds
                         if prep is not None:
-                            self.transport.nack(self.subscription, prep.ack_ids)
+                            self.transport.nack(self.subscription, prep.msgs.ack_ids)
                             prep = None
                         self.state = None
                         continue
@@ -539,7 +538,7 @@ class LiveBridge(SubscriptionConsumer):
     def _write_and_settle(self, prep: _Prepared, deadline: float | None) -> StepReport:
         # On the writer thread: the HTTP wait and SQLite's statement execution both release
         # the GIL, so this overlaps with the next batch's pull and decode.
-        return self._settle(prep, self._write(prep.lines, prep.ack_ids, deadline))
+        return self._settle(prep, self._write(prep.lines, prep.msgs.ack_ids, deadline))
 
     def serve(
         self,

@@ -42,8 +42,6 @@ from chrom_platform.lib.transport.base import JoinedPayloads
 
 #: A reading is ~250 bytes of JSON; anything near this is not a reading.
 MAX_MESSAGE_BYTES = 16 * 1024
-
-T = TypeVar("T")
 MAX_IDENTITY_CHARS = 128
 #: Timestamps outside this window are typos or clock faults (2000-01-01 .. 2100-01-01).
 TS_MIN_NS, TS_MAX_NS = 946_684_800 * 10**9, 4_102_444_800 * 10**9
@@ -60,6 +58,9 @@ _FAST_SCHEMA = pa.schema(
         *((s, pa.float64()) for s in SIGNALS),
     ]
 )
+
+
+T = TypeVar("T")
 
 
 def _identity_ok(v: str) -> bool:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, overload
+from typing import NamedTuple, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
+
+T = TypeVar("T")
 
 # Topology (names shared with infra/ and the docs).
 READINGS_TOPIC = "chrom-readings"
@@ -61,7 +63,28 @@ class ReceivedMessage(NamedTuple):
     delivery_attempt: int
 
 
-class JoinedPayloads(Sequence[bytes]):
+class _Indexed(Sequence[T]):
+    """A sequence made from `__len__` and `_item(i)` for 0 <= i < len: indexing counts
+    from the end for negative i and raises IndexError out of range; a slice is a list."""
+
+    def _item(self, i: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self._item(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._item(i)
+
+
+class JoinedPayloads(_Indexed[bytes]):
     """Payloads stored as one buffer, joined by newlines as a line-oriented JSON reader
     takes them, with each payload's start and length: a decoder reads `joined` whole and
     slices out a payload only when it needs one alone (a payload may itself hold a
@@ -77,18 +100,12 @@ class JoinedPayloads(Sequence[bytes]):
     def __len__(self) -> int:
         return int(self.lengths.size)
 
-    @overload
-    def __getitem__(self, i: int) -> bytes: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[bytes]: ...
-    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _item(self, i: int) -> bytes:
         a = int(self.starts[i])
         return self.joined[a : a + int(self.lengths[i])]
 
 
-class MessageBatch(Sequence[ReceivedMessage]):
+class MessageBatch(_Indexed[ReceivedMessage]):
     """The messages of one pull, for consumers that take thousands at a time: `data` and
     `ack_ids` are whole columns, so the hot path needs no Python object per message
     (the local queue keeps its ack ids as an array); indexing builds a ReceivedMessage for
@@ -111,17 +128,7 @@ class MessageBatch(Sequence[ReceivedMessage]):
     def __len__(self) -> int:
         return len(self.data)
 
-    @overload
-    def __getitem__(self, i: int) -> ReceivedMessage: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[ReceivedMessage]: ...
-    def __getitem__(self, i: int | slice) -> ReceivedMessage | list[ReceivedMessage]:
-        if isinstance(i, slice):
-            return [self._message(j) for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _item(self, i: int) -> ReceivedMessage:
         return self._message(i)
 
 
