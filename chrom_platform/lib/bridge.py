@@ -490,10 +490,19 @@ class LiveBridge(SubscriptionConsumer):
 
     # -- the two ways to run ------------------------------------------------------------
 
-    def drain(self, max_messages: int, max_seconds: float, *, health: bool = True) -> StepReport:
-        """Bounded work for a Dagster sensor tick: stop after max_messages or max_seconds
-        (also the limit for retrying a write while InfluxDB is down; the batches are then
-        handed back). `health` writes the health points for the work done at the end.
+    def drain(
+        self,
+        max_messages: int,
+        max_seconds: float,
+        *,
+        health: bool = True,
+        retry_writes: bool = False,
+    ) -> StepReport:
+        """Bounded work for a Dagster sensor tick: stop pulling after max_messages or
+        max_seconds. A write InfluxDB does not take is retried until max_seconds, then the
+        batches are handed back; with `retry_writes` it is retried until InfluxDB takes it
+        (what `serve` wants: a write whose answer was lost is written again, never
+        redelivered as a duplicate). `health` writes the health points for the work done.
 
         Pipelined: while InfluxDB writes batch N (a worker thread; the socket wait releases
         the GIL), this thread pulls and computes batch N+1 (the queue lets a consumer pull
@@ -530,7 +539,8 @@ class LiveBridge(SubscriptionConsumer):
                         continue
                 if prep is None:
                     break
-                inflight = (prep, pool.submit(self._write_and_settle, prep, t_end))
+                write_deadline = None if retry_writes else t_end
+                inflight = (prep, pool.submit(self._write_and_settle, prep, write_deadline))
         if health:
             self.report_health(total)
         return total
@@ -547,15 +557,17 @@ class LiveBridge(SubscriptionConsumer):
         on_step: Callable[[StepReport], None] | None = None,
     ) -> StepReport:
         """Run until `stop()` is true: the long-running `chrom-bridge` loop. Each round is a
-        pipelined `drain` of at most SERVE_ROUND_S, so a backlog (after an outage, say)
-        drains as fast as the sensor's does and `stop()` is checked every round; at the live
-        rate a round is one small batch, so latency stays that of a single write."""
+        pipelined `drain` that pulls for at most SERVE_ROUND_S, so a backlog (after an
+        outage, say) drains as fast as the sensor's does and `stop()` is checked every
+        round; at the live rate a round is one small batch, so latency stays that of a
+        single write. A batch whose write fails is retried until InfluxDB takes it, with
+        its leases extended, as a long-running process can afford."""
         total = StepReport()
         since_health = StepReport()
         next_health = time.monotonic()
         backoff = 0.5
         while not stop():
-            rep = self.drain(10**9, SERVE_ROUND_S, health=False)
+            rep = self.drain(10**9, SERVE_ROUND_S, health=False, retry_writes=True)
             total.merge(rep)
             since_health.merge(rep)
             if not rep.sink_down and time.monotonic() >= next_health:

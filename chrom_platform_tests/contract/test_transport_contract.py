@@ -195,12 +195,16 @@ def test_order_per_key_holds_through_nacks_and_expiry(harness: Harness) -> None:
 
 def test_key_in_flight_blocks_only_that_key(harness: Harness) -> None:
     harness.transport.publish(TOPIC, _msgs(6, keys=("U1", "U2")))
+    # Which key arrives first is not promised across keys (the Pub/Sub client publishes
+    # each key's messages on their own), so the test follows whichever is held.
     first = harness.transport.pull(SUB_A, 1)
-    assert [m.ordering_key for m in first] == ["U1"]
+    assert len(first) == 1
+    held = first[0].ordering_key
+    (other,) = {"U1", "U2"} - {held}
     rest = harness.transport.pull(SUB_A, 10)
-    assert {m.ordering_key for m in rest} == {"U2"}
+    assert {m.ordering_key for m in rest} == {other}
     harness.transport.ack(SUB_A, [first[0].ack_id])
-    assert {m.ordering_key for m in harness.transport.pull(SUB_A, 10)} == {"U1"}
+    assert {m.ordering_key for m in harness.transport.pull(SUB_A, 10)} == {held}
 
 
 def test_no_loss_between_two_processes(tmp_path: Path) -> None:
