@@ -5,33 +5,63 @@ chrom-bridge serve --only live|landing
 chrom-bridge drain         settle what is queued now, print a JSON summary, exit
 chrom-bridge dead-letters  list dead-lettered messages with their reasons (acks them with --ack)
 
-Settings come from the environment (see chrom_platform/settings.py), like Dagster's.
+Settings come from the environment (see chrom_platform/settings.py), like Dagster's, and are
+checked at start for the profile (`chrom check-config`): a gcp deployment with a missing
+setting stops with the list of problems instead of running on local defaults. Logs go to
+stderr (INFO: outages, retries, recoveries, dead letters; --verbose adds every batch); a
+consumer that dies ends the process with exit code 1, so a supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from chrom_platform.lib.landing_consumer import LandingConsumer
+from chrom_platform import check_config
 from chrom_platform.lib.objectstore import open_store
+from chrom_platform.lib.streaming import StreamingConfig
 from chrom_platform.lib.transport import DEAD_LETTER_SUBSCRIPTION
-from chrom_platform.settings import Settings
+from chrom_platform.settings import Settings, SettingsError
+
+log = logging.getLogger("chrom.bridge_cli")
 
 
 def _emit(kind: str, summary: dict[str, Any]) -> None:
     print(json.dumps({"consumer": kind, "t": round(time.time(), 3), **summary}), flush=True)
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def _streaming(args: argparse.Namespace, settings: Settings) -> StreamingConfig:
     cfg = settings.streaming()
-    md = cfg.master_data()
+    if getattr(args, "create_topology", False):
+        cfg = dataclasses.replace(cfg, create_topology=True)
+    return cfg
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    cfg = _streaming(args, settings)
     stop = threading.Event()
+    failed: list[str] = []
+
+    def guarded(name: str, work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException:
+                # never a quiet death: say why, stop the others, exit non-zero
+                log.exception("%s consumer died; stopping chrom-bridge", name)
+                failed.append(name)
+                stop.set()
+
+        return run
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
@@ -49,9 +79,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             )
             _emit("live", total.summary())
 
-        threads.append(threading.Thread(target=live, name="live-bridge"))
+        threads.append(threading.Thread(target=guarded("live", live), name="live-bridge"))
     if args.only in (None, "landing"):
-        consumer = LandingConsumer(cfg.transport(), open_store(settings.landing_uri), md)
+        consumer = cfg.landing_consumer(open_store(settings.landing_uri))
 
         def landing() -> None:
             total = consumer.serve(
@@ -61,23 +91,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             )
             _emit("landing", total.summary())
 
-        threads.append(threading.Thread(target=landing, name="landing"))
+        threads.append(threading.Thread(target=guarded("landing", landing), name="landing"))
+    log.info("chrom-bridge serving %s (profile %s)", [t.name for t in threads], settings.profile)
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
         for t in threads:
             t.join(timeout=0.2)
+    if failed:
+        log.error("chrom-bridge exits 1: %s consumer died (see above)", ", ".join(failed))
+        return 1
     return 0
 
 
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
-    cfg = settings.streaming()
-    md = cfg.master_data()
+    cfg = _streaming(args, settings)
     if args.only in (None, "live"):
         rep = cfg.bridge().drain(args.max_messages, args.max_seconds)
         _emit("live", rep.summary())
     if args.only in (None, "landing"):
-        lrep = LandingConsumer(cfg.transport(), open_store(settings.landing_uri), md).drain(
+        lrep = cfg.landing_consumer(open_store(settings.landing_uri)).drain(
             args.max_messages, args.max_seconds
         )
         _emit("landing", lrep.summary())
@@ -85,7 +118,7 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    tr = settings.streaming().transport()
+    tr = _streaming(args, settings).transport()
     shown = 0
     while shown < args.limit and (got := tr.pull(DEAD_LETTER_SUBSCRIPTION, 500)):
         for m in got[: args.limit - shown]:
@@ -119,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verbose", action="store_true", help="one JSON line per batch")
     d = sub.add_parser("drain", help="settle what is queued now and exit")
     d.add_argument("--only", choices=["live", "landing"])
+    for p in (s, d):
+        p.add_argument(
+            "--create-topology",
+            action="store_true",
+            help="create the topics and subscriptions first (Pub/Sub: a first deployment or"
+            " an emulator; the local queue always has them)",
+        )
     d.add_argument("--max-messages", type=int, default=1_000_000)
     d.add_argument("--max-seconds", type=float, default=300.0)
     dl = sub.add_parser("dead-letters", help="show dead-lettered messages and reasons")
@@ -129,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        check_config.require(os.environ, streaming_only=True)
+    except SettingsError as e:
+        log.error("chrom-bridge will not start: %s", e)
+        return 2
     settings = Settings.from_env()
     handler = {"serve": cmd_serve, "drain": cmd_drain, "dead-letters": cmd_dead_letters}
     return handler[args.command](args, settings)

@@ -52,6 +52,27 @@ def check(env: Mapping[str, str], profile: str) -> list[Problem]:
     return problems
 
 
+#: What the streaming consumers (`chrom-bridge`) need; the rest is the warehouse's.
+_STREAMING_PREFIXES = ("CHROM_PROFILE", "CHROM_TRANSPORT_URI", "CHROM_LANDING_URI", "CHROM_INFLUX_")
+
+
+def check_streaming(env: Mapping[str, str], profile: str) -> list[Problem]:
+    """`check`, for the settings the streaming consumers use (no Snowflake for them)."""
+    return [p for p in check(env, profile) if p.variable.startswith(_STREAMING_PREFIXES)]
+
+
+def require(env: Mapping[str, str], *, streaming_only: bool = False) -> None:
+    """At start: raise SettingsError naming every problem with the settings of the profile
+    `env` chooses, so a gcp deployment never runs on local defaults."""
+    profile = env.get("CHROM_PROFILE", "local")
+    problems = (check_streaming if streaming_only else check)(env, profile)
+    if problems:
+        raise SettingsError(
+            f"{len(problems)} setting problem(s) for profile {profile!r}"
+            " (`chrom check-config` lists them too):\n" + "\n".join(f"  {p}" for p in problems)
+        )
+
+
 def _missing(env: Mapping[str, str], var: str, what: str) -> Problem | None:
     return None if env.get(var, "").strip() else Problem(var, f"missing: {what}")
 

@@ -1,7 +1,10 @@
 """The code location: assembles definitions from defs/ and resources from one place."""
 
+import os
+
 import dagster as dg
 
+from chrom_platform.check_config import require
 from chrom_platform.defs import analytics, dashboards, landing, streaming, warehouse
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
@@ -9,7 +12,9 @@ from chrom_platform.settings import Settings
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    # Loaded when Dagster loads the code location, not at import: the environment is read here.
+    # Loaded when Dagster loads the code location, not at import: the environment is read here,
+    # and checked for the profile it names (a gcp location never runs on local defaults).
+    require(os.environ)
     return dg.Definitions(
         assets=[
             *landing.LANDING_SPECS,

@@ -40,6 +40,8 @@ class StreamingResource(dg.ConfigurableResource):
     influx_token: str | None = None
     influx_org: str | None = None
     envelope_uri: str | None = None
+    create_topology: bool | None = None
+    max_ahead_s: float = 300.0
     live_stale_after_s: float = 120.0
 
     def config(self) -> StreamingConfig:

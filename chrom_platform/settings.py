@@ -65,6 +65,8 @@ class Settings:
     warehouse_max_lag_min: float = 15.0
     #: where the analytics write their pictures and HTML reports
     reports_dir: Path = PROJECT_ROOT / ".data" / "reports"
+    #: a reading stamped further ahead of the receiving clock is dead-lettered
+    max_clock_ahead_s: float = 300.0
 
     def warehouse(self) -> WarehouseConfig:
         """The warehouse these settings name (DuckDB locally, Snowflake for gcp)."""
@@ -90,6 +92,7 @@ class Settings:
             influx_token=self.influx_token,
             influx_org=self.influx_org,
             envelope_uri=self.landing_uri,
+            max_ahead_s=self.max_clock_ahead_s,
         )
 
     @classmethod
@@ -130,6 +133,7 @@ class Settings:
             snowflake=tuple((key, env[var]) for key, var in SNOWFLAKE_ENV.items() if env.get(var)),
             warehouse_max_lag_min=_float(env, "CHROM_WAREHOUSE_MAX_LAG_MIN", 15.0),
             reports_dir=Path(env.get("CHROM_REPORTS_DIR", data_dir / "reports")).resolve(),
+            max_clock_ahead_s=_float(env, "CHROM_MAX_CLOCK_AHEAD_S", 300.0),
         )
 
 

@@ -39,10 +39,15 @@ class QueuePublisher:
     Pub/Sub), ordering key = unit_id, so a unit's readings arrive in order."""
 
     def __init__(self, uri: str) -> None:
-        from chrom_platform.lib.transport import ensure_readings_topology, open_transport
+        from chrom_platform.lib.transport import (
+            ensure_readings_topology,
+            open_transport,
+            owns_topology,
+        )
 
         self.transport = open_transport(uri)
-        ensure_readings_topology(self.transport)
+        if owns_topology(uri):  # Pub/Sub's topology is the deployment's (Terraform)
+            ensure_readings_topology(self.transport)
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
         from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage

@@ -132,7 +132,7 @@ def recipe_variable(b: Board) -> Any:
         "Recipe",
         sql(
             'select distinct recipe as "recipe" from gold.gold_batch_results '
-            "where unit_id = '${unit}' order by 1",
+            "where unit_id = ${unit:sqlstring} order by 1",
             "recipe",
         ),
     )
@@ -179,13 +179,13 @@ def live_run(profile: str) -> Board:
     envelope, with live drift and phases."""
     b = Board("chrom-live-run", "Chromatography · Live run", profile)
     running = influxql(
-        f'SELECT "batch_cv", "$signal" FROM "{M}" WHERE "batch_id" = \'$batch\' AND $timeFilter',
+        f'SELECT "batch_cv", "$signal" FROM "{M}" WHERE "batch_id" =~ /^${{batch:regex}}$/ AND $timeFilter',
         "batch_cv",
         "$signal",
     )
     recent = influxql(
         f'SELECT mean("batch_cv") AS "batch_cv", mean("$signal") AS "$signal" FROM "{M}" '
-        "WHERE \"recipe\" = '$recipe' AND \"unit_id\" = '$unit' AND \"batch_id\" != '$batch' "
+        'WHERE "recipe" =~ /^${recipe:regex}$/ AND "unit_id" =~ /^${unit:regex}$/ AND "batch_id" !~ /^${batch:regex}$/ '
         'AND $timeFilter GROUP BY time($__interval), "batch_id" fill(none)',
         "batch_cv",
         "$signal",
@@ -194,12 +194,12 @@ def live_run(profile: str) -> Board:
         """
         with envelope as (
             select * from gold.gold_golden_envelope
-            where recipe = '${recipe}' and unit_id = '${unit}' and signal = '${signal}'
+            where recipe = ${recipe:sqlstring} and unit_id = ${unit:sqlstring} and signal = ${signal:sqlstring}
               and centre is not null
         ),
         positions as (
             select phase, cv_bin, median(batch_cv) as batch_cv from gold.gold_trend_binned
-            where recipe = '${recipe}' and unit_id = '${unit}'
+            where recipe = ${recipe:sqlstring} and unit_id = ${unit:sqlstring}
             group by phase, cv_bin
         )
         select positions.batch_cv as "batch_cv", envelope.lower as "lower",
@@ -215,7 +215,7 @@ def live_run(profile: str) -> Board:
     )
     drift_status = influxql(
         'SELECT last("n_out") AS "signals_out", last("alarm") AS "alarm", '
-        'last("batch_cv") AS "batch_cv" FROM "drift" WHERE "batch_id" = \'$batch\' AND $timeFilter',
+        'last("batch_cv") AS "batch_cv" FROM "drift" WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
         "signals_out",
         "alarm",
         "batch_cv",
@@ -223,20 +223,20 @@ def live_run(profile: str) -> Board:
     z = influxql(
         'SELECT "batch_cv", '
         + ", ".join(f'"z_{s}"' for s in SIGNALS)
-        + ' FROM "drift" WHERE "batch_id" = \'$batch\' AND $timeFilter',
+        + ' FROM "drift" WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
         "batch_cv",
         *(f"z_{s}" for s in SIGNALS),
     )
     status = influxql(
         'SELECT last("age_s") AS "age_s", last("running") AS "running", last("batch_cv") AS '
-        '"batch_cv" FROM "live_status" WHERE "unit_id" = \'$unit\' AND $timeFilter',
+        '"batch_cv" FROM "live_status" WHERE "unit_id" =~ /^${unit:regex}$/ AND $timeFilter',
         "age_s",
         "running",
         "batch_cv",
     )
     phases = influxql(
         'SELECT first("batch_cv") AS "start_cv", last("batch_cv") AS "end_cv" '
-        f'FROM "{M}" WHERE "batch_id" = \'$batch\' AND $timeFilter GROUP BY "phase"',
+        f'FROM "{M}" WHERE "batch_id" =~ /^${{batch:regex}}$/ AND $timeFilter GROUP BY "phase"',
         "time",
         "phase",
         "start_cv",
@@ -245,13 +245,13 @@ def live_run(profile: str) -> Board:
     )
     by_time = influxql(
         ", ".join(f'mean("{s}") AS "{s}"' for s in TREND_SIGNALS).join(("SELECT ", " "))
-        + f'FROM "{M}" WHERE "batch_id" = \'$batch\' AND $timeFilter '
+        + f'FROM "{M}" WHERE "batch_id" =~ /^${{batch:regex}}$/ AND $timeFilter '
         "GROUP BY time($__interval) fill(none)",
         *TREND_SIGNALS,
     )
     phase_marks = influxql(
         f'SELECT first("batch_cv") AS "batch_cv" FROM "{M}" '
-        'WHERE "batch_id" = \'$batch\' AND $timeFilter GROUP BY "phase"',
+        'WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter GROUP BY "phase"',
         "batch_cv",
     )
     d = (
@@ -261,8 +261,12 @@ def live_run(profile: str) -> Board:
         .time("now-12h", "now")
         .refresh("10s")
         .with_variable(tag_variable(b, "unit", "Unit", "unit_id"))
-        .with_variable(tag_variable(b, "recipe", "Recipe", "recipe", where="\"unit_id\" = '$unit'"))
-        .with_variable(tag_variable(b, "batch", "Batch", "batch_id", where="\"unit_id\" = '$unit'"))
+        .with_variable(
+            tag_variable(b, "recipe", "Recipe", "recipe", where='"unit_id" =~ /^${unit:regex}$/')
+        )
+        .with_variable(
+            tag_variable(b, "batch", "Batch", "batch_id", where='"unit_id" =~ /^${unit:regex}$/')
+        )
         .with_variable(signal_variable())
         .annotation(
             db.AnnotationQuery()
@@ -317,7 +321,7 @@ def batch_comparison(profile: str) -> Board:
         """
         select batch_id as "batch_id", cv_bin_start as "phase_cv", ${signal} as "value"
         from gold.gold_trend_binned
-        where batch_id in (${batches:sqlstring}) and phase = '${phase}'
+        where batch_id in (${batches:sqlstring}) and phase = ${phase:sqlstring}
         order by batch_id, cv_bin_start
         """,
         "batch_id",
@@ -354,7 +358,7 @@ def batch_comparison(profile: str) -> Board:
                 "Batches",
                 sql(
                     'select batch_id as "batch_id" from gold.gold_batch_results '
-                    "where unit_id = '${unit}' and recipe = '${recipe}' order by started_at desc",
+                    "where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} order by started_at desc",
                     "batch_id",
                 ),
                 multi=True,
@@ -403,7 +407,7 @@ def column_performance(profile: str) -> Board:
             select distinct column_id as "column_id", column_cycle as "column_cycle",
                 {value} as "{alias}"{extra}
             from gold.gold_column_performance
-            where unit_id = '${{unit}}' and {value} is not null
+            where unit_id = ${{unit:sqlstring}} and {value} is not null
             order by 1, 2
             """,
             *cols,
@@ -414,7 +418,7 @@ def column_performance(profile: str) -> Board:
         select batch_id as "batch_id", signal as "alarm", severity as "severity",
             detail as "detail"
         from gold.gold_batch_alarms
-        where unit_id = '${unit}' and source = 'column'
+        where unit_id = ${unit:sqlstring} and source = 'column'
         order by batch_id desc
         """,
         "batch_id",
@@ -477,7 +481,7 @@ def batch_results(profile: str) -> Board:
             verdicts.alarm_sources as "alarm_sources"
         from gold.gold_batch_results as results
         left join gold.gold_batch_verdict as verdicts on results.batch_id = verdicts.batch_id
-        where results.unit_id = '${unit}' and results.recipe = '${recipe}'
+        where results.unit_id = ${unit:sqlstring} and results.recipe = ${recipe:sqlstring}
         order by results.started_at desc
         """,
         "batch_id",
@@ -496,7 +500,7 @@ def batch_results(profile: str) -> Board:
         """
         select started_at as "time", step_yield * 100 as "step_yield_pct"
         from gold.gold_batch_results
-        where unit_id = '${unit}' and recipe = '${recipe}' and step_yield is not null
+        where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} and step_yield is not null
         order by 1
         """,
         "time",
@@ -507,7 +511,7 @@ def batch_results(profile: str) -> Board:
         select started_at as "time", pool_start_cv as "pool_start_cv",
             pool_end_cv as "pool_end_cv"
         from gold.gold_batch_results
-        where unit_id = '${unit}' and recipe = '${recipe}' and pool_start_cv is not null
+        where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} and pool_start_cv is not null
         order by 1
         """,
         "time",
@@ -520,7 +524,7 @@ def batch_results(profile: str) -> Board:
             sum(case when verdict = 'fail' then 1 else 0 end) as "failed",
             sum(case when released then 1 else 0 end) as "released"
         from gold.gold_batch_verdict
-        where unit_id = '${unit}'
+        where unit_id = ${unit:sqlstring}
         """,
         "batches",
         "failed",

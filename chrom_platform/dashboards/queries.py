@@ -103,6 +103,8 @@ class _Target(cogbuilder.Builder[cogvariants.Dataquery]):
 # -- SQL dialects -------------------------------------------------------------------------
 
 _GRAFANA_VAR = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
+#: What Grafana's `regex` format escapes (a backslash before each)
+_REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|\[\]{}/]")
 
 
 def to_snowflake(sql: str) -> str:
@@ -136,7 +138,7 @@ def substitute(text: str, values: dict[str, str | list[str]], *, sql: bool) -> s
         if fmt == "sqlstring":
             return ",".join("'" + i.replace("'", "''") + "'" for i in items)
         if fmt == "regex":
-            return "(" + "|".join(re.escape(i) for i in items) + ")"
+            return "(" + "|".join(_REGEX_SPECIAL.sub(r"\\\g<0>", i) for i in items) + ")"
         if len(items) == 1:
             return items[0]
         return "(" + "|".join(items) + ")" if not sql else ",".join(items)

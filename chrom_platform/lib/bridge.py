@@ -23,6 +23,7 @@ time runs out, in which case the leases are released for a later try.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ from chrom_platform.lib.influx import (
     line_protocol,
 )
 from chrom_platform.lib.master_data import MasterData
-from chrom_platform.lib.readings import Readings, Rejection, split_stale
+from chrom_platform.lib.readings import MAX_AHEAD_S, Readings, Rejection, split_stale
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
@@ -66,10 +67,38 @@ HEALTH_MEASUREMENT = "bridge_health"
 STATUS_MEASUREMENT = "live_status"
 HEALTH_EVERY_S = 10.0
 
+log = logging.getLogger("chrom.bridge")
+
+#: A reading of another batch than the unit's running one starts a new integral when it is
+#: in its recipe's first phase (a batch controller starts every batch there), or once that
+#: many of its readings came in a row without the running batch in between. Before that
+#: its readings are dead-lettered as `stray_batch`, so one stray reading (a mislabelled
+#: message, a replay of another batch) never resets the running batch's column volumes.
+NEW_BATCH_PERSISTENCE = 10
+
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
 WRITE_CHUNK = 5000
 #: `serve` works in pipelined rounds of at most this long (see LiveBridge.serve).
 SERVE_ROUND_S = 1.0
+
+
+#: Newest points per unit read to rebuild its state (see LiveBridge.load_state).
+_STATE_POINTS = 30
+
+
+def _plausible_newest(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of a unit's newest points (newest first), the newest whose seq follows the clock
+    from the point before it, as the bridge's own rule (split_stale) requires."""
+    for i in range(len(rows) - 1):
+        new, old = rows[i], rows[i + 1]
+        if not split_stale(
+            np.array([new["seq"]], dtype=np.int64),
+            np.array([new["time"]], dtype=np.int64),
+            int(old["seq"]),
+            int(old["time"]),
+        ):
+            return new
+    return rows[-1]
 
 
 @dataclass
@@ -143,8 +172,11 @@ class LiveBridge(SubscriptionConsumer):
         lease_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         envelope: EnvelopeSource | None = None,
+        max_ahead_s: float = MAX_AHEAD_S,
     ) -> None:
-        super().__init__(transport, master_data, subscription, dead_letter_topic)
+        super().__init__(
+            transport, master_data, subscription, dead_letter_topic, max_ahead_s=max_ahead_s
+        )
         self.sink = sink
         self.md = master_data
         self.batch_size = batch_size
@@ -163,6 +195,9 @@ class LiveBridge(SubscriptionConsumer):
         self._last_batch_cv = np.empty(0)
         #: a unit whose newest reading is in one of these phases has finished its batch
         self._final_phases = {r.phase_names()[-1] for r in master_data.recipes.values()}
+        self._first_phase = {name: r.phase_names()[0] for name, r in master_data.recipes.items()}
+        #: per unit: (candidate batch, readings of it in a row) while it lacks evidence
+        self._candidates: dict[str, tuple[str, int]] = {}
 
     @property
     def out_runs(self) -> dict[str, list[int]]:
@@ -178,15 +213,21 @@ class LiveBridge(SubscriptionConsumer):
     # -- state --------------------------------------------------------------------------
 
     def load_state(self) -> dict[str, UnitState]:
-        """Where each unit stands, from the last point InfluxDB holds for it."""
+        """Where each unit stands, from the last plausible point InfluxDB holds for it:
+        points stamped ahead of the clock are passed over, and so is a newest point whose
+        seq its predecessors cannot explain (both written before the bridge refused them),
+        so neither can hold a unit's live data hostage across restarts."""
+        latest = time.time_ns() + self.max_ahead_ns
         series = self.sink.query(
-            'SELECT last("seq") AS "seq", "volume_l", "phase_cv", "flow_lpm", "batch_id",'
-            f' "phase" FROM "{INFLUX_MEASUREMENT}" GROUP BY "unit_id"'
+            'SELECT "seq", "volume_l", "phase_cv", "flow_lpm", "batch_id", "phase"'
+            f' FROM "{INFLUX_MEASUREMENT}" WHERE time <= {latest}'
+            f' GROUP BY "unit_id" ORDER BY time DESC LIMIT {_STATE_POINTS}'
         )
         state: dict[str, UnitState] = {}
         for s in series:
             unit_id = s["tags"]["unit_id"]
-            row = dict(zip(s["columns"], s["values"][0], strict=True))
+            rows = [dict(zip(s["columns"], v, strict=True)) for v in s["values"]]
+            row = _plausible_newest(rows)
             unit = self.md.units.get(unit_id)
             if unit is None:
                 continue
@@ -224,14 +265,15 @@ class LiveBridge(SubscriptionConsumer):
         )
         if not msgs:
             return None
-        readings, rejected = self.decoder.decode(msgs.data)
-        lines, new_state, applied, stale = self._apply(readings)
+        with self.handing_back_on_error(msgs):
+            readings, rejected = self.decoder.decode(msgs.data)
+            lines, new_state, applied, stale = self._apply(readings)
+            prep = _Prepared(msgs, lines, applied, [*rejected, *stale])
+            if self.envelope is not None and len(applied):
+                # after the readings, in the same write: acked only when both are durable
+                drift, prep.drift_points, prep.drift_alarms = self._drift_lines(applied)
+                prep.lines = [*lines, *drift]
         self.state = new_state
-        prep = _Prepared(msgs, lines, applied, [*rejected, *stale])
-        if self.envelope is not None and len(applied):
-            # after the readings, in the same write: acked only when both are durable
-            drift, prep.drift_points, prep.drift_alarms = self._drift_lines(applied)
-            prep.lines = [*lines, *drift]
         return prep
 
     def _release(self, preps: list[_Prepared]) -> StepReport:
@@ -287,6 +329,18 @@ class LiveBridge(SubscriptionConsumer):
                 stale.append(Rejection(int(r.index[a + row]), reason, detail))
         if not keep.all():
             r = r.take(np.flatnonzero(keep))
+        strays = self._strays(r, new_state)
+        if strays:
+            stale.extend(
+                Rejection(
+                    int(r.index[i]),
+                    "stray_batch",
+                    f"batch {r.batch_id[i]!r} is not {r.unit_id[i]}'s running batch"
+                    f" {new_state[r.unit_id[i]].batch_id!r} and shows no start",
+                )
+                for i in strays
+            )
+            r = r.take(np.setdiff1d(np.arange(len(r)), strays))
         n = len(r)
         volume = np.empty(n)
         batch_cv = np.empty(n)
@@ -333,6 +387,36 @@ class LiveBridge(SubscriptionConsumer):
                 )
             )
         return chunks, new_state, r, stale
+
+    def _strays(self, r: Readings, state: dict[str, UnitState]) -> list[int]:
+        """Rows (of `r`, sorted by unit and seq) of a batch that may not start yet: see
+        NEW_BATCH_PERSISTENCE. The running batch is the one in `state`; a change is taken
+        on its evidence only if the running batch does not resume later in the same pull."""
+        runs = r.runs("unit_id", "batch_id")
+        out: list[int] = []
+        current: str | None = None
+        for k, (a, b) in enumerate(runs):
+            unit, batch = r.unit_id[a], r.batch_id[a]
+            if k == 0 or unit != r.unit_id[runs[k - 1][0]]:
+                st = state.get(unit)
+                current = st.batch_id if st is not None else None
+            if current is None or batch == current:
+                current = batch
+                self._candidates.pop(unit, None)
+                continue
+            cand, seen = self._candidates.get(unit, (batch, 0))
+            seen = (seen if cand == batch else 0) + (b - a)
+            resumes = any(
+                r.unit_id[x] == unit and r.batch_id[x] == current for x, _ in runs[k + 1 :]
+            )
+            starts = r.phase[a] == self._first_phase.get(r.recipe[a])
+            if not resumes and (starts or seen >= NEW_BATCH_PERSISTENCE):
+                current = batch
+                self._candidates.pop(unit, None)
+                continue
+            self._candidates[unit] = (batch, 0 if resumes else seen)
+            out.extend(range(a, b))
+        return out
 
     def _drift_lines(self, r: Readings) -> tuple[list[bytes], int, int]:
         """Live drift points for the applied readings (lib/analytics/live.py)."""
@@ -409,13 +493,33 @@ class LiveBridge(SubscriptionConsumer):
     ) -> list[tuple[int, str]]:
         backoff = 0.2
         leased_until = time.monotonic() + self.lease_s
+        failures = 0
+        t0 = time.monotonic()
         while True:
             try:
                 refused = self._write_isolating(chunk)
                 self._sink_ok = True
+                if failures:
+                    log.info(
+                        "InfluxDB took the write after %d failed attempts in %.1f s (%d lines)",
+                        failures,
+                        time.monotonic() - t0,
+                        chunk.count(b"\n"),
+                    )
                 return refused
-            except SinkUnavailable:
+            except SinkUnavailable as e:
                 self._sink_ok = False
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.warning(
+                        "InfluxDB unavailable (%s): %d lines held, %d messages leased;"
+                        " retry %d in %.1f s",
+                        str(e)[:200],
+                        chunk.count(b"\n"),
+                        len(ack_ids),
+                        failures,
+                        backoff,
+                    )
                 now = time.monotonic()
                 if deadline is not None and now + backoff > deadline:
                     raise SinkStillDown from None
@@ -566,10 +670,25 @@ class LiveBridge(SubscriptionConsumer):
         since_health = StepReport()
         next_health = time.monotonic()
         backoff = 0.5
+        down_since: float | None = None
         while not stop():
             rep = self.drain(10**9, SERVE_ROUND_S, health=False, retry_writes=True)
             total.merge(rep)
             since_health.merge(rep)
+            if rep.sink_down and down_since is None:
+                down_since = time.monotonic()
+                log.warning("InfluxDB is down: not pulling until it answers a ping")
+            elif not rep.sink_down and down_since is not None:
+                log.info("InfluxDB is back after %.1f s down", time.monotonic() - down_since)
+                down_since = None
+            if rep.pulled:
+                log.debug("live bridge: %s", rep.summary())
+            if rep.dead_lettered:
+                log.info(
+                    "live bridge dead-lettered %d messages: %s",
+                    sum(rep.dead_lettered.values()),
+                    dict(rep.dead_lettered),
+                )
             if not rep.sink_down and time.monotonic() >= next_health:
                 self.report_health(since_health)
                 since_health = StepReport()

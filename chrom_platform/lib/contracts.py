@@ -7,6 +7,7 @@ landing -> dbt) is named here once. See docs/architecture.md for the prose versi
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -20,6 +21,25 @@ SIGNALS: tuple[str, ...] = ("flow_lpm", "pressure_bar", "uv_mau", "cond_ms_cm", 
 
 #: Identity fields of a reading; with SIGNALS, the required fields of chrom.reading.v1.
 READING_KEYS: tuple[str, ...] = ("unit_id", "batch_id", "recipe", "phase", "ts", "seq")
+
+#: Identities (unit_id, batch_id, recipe, phase) become InfluxDB tags, landing key parts,
+#: SQL and InfluxQL literals and Grafana variable values. They are restricted to letters and
+#: digits (any script), space and `_ - . : + ( )`, 1..128 characters, with no space at either
+#: end: no quote, backslash, slash, semicolon, comma, equals sign, wildcard or control
+#: character, so none can close a literal or a regex, or break line protocol or a key.
+IDENTITY_MAX_CHARS = 128
+IDENTITY_CHARS = "letters, digits, space and _ - . : + ( )"
+_IDENTITY_RE = re.compile(rf"[\w \-.:+()]{{1,{IDENTITY_MAX_CHARS}}}")
+
+
+def identity_ok(value: str) -> bool:
+    """Whether `value` may be a unit, batch, recipe or phase identity (see above)."""
+    return (
+        _IDENTITY_RE.fullmatch(value) is not None
+        and value[0] != " "
+        and value[-1] != " "
+        and value.isprintable()
+    )
 
 
 @dataclass(frozen=True)

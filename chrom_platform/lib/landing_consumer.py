@@ -1,18 +1,22 @@
 """The landing consumer: `landing` subscription -> Parquet objects in the landing zone.
 
 Micro-batches readings per unit into Parquet under the landing key layout. Object names are
-the seq range they hold, and a unit's landed watermark (the highest seq already landed) is
-read back from the object names in the store, so after a crash between writing an object
-and acknowledging its messages the redelivered readings are recognised as landed: nothing
-is landed twice and nothing is lost. Acks happen only after `put` returned (durable:
-fsync + atomic rename locally; a completed upload on GCS).
+the seq range they hold, and a unit's landed state (the seq and time of its newest landed
+reading) is read back from the store, so after a crash between writing an object and
+acknowledging its messages the redelivered readings are recognised as landed: nothing is
+landed twice and nothing is lost. Acks happen only after `put` returned (durable: fsync +
+atomic rename locally; a completed upload on GCS).
 
-A reading whose seq is at or below the watermark is a duplicate and is dead-lettered with
-that reason, like every message that fails validation.
+A reading is judged against that state by the live bridge's own rule (`split_stale`): at or
+below the landed seq it is a `duplicate`, not after the landed time `out_of_order`, with a
+seq its clock cannot explain `implausible_seq`; each is dead-lettered with its reason, like
+every message that fails validation. So a unit's landed readings advance in seq and time
+together, which is what lets the state be read from the newest date partition alone.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,16 +26,18 @@ from typing import Any, Self
 import numpy as np
 
 from chrom_platform.lib.consumer import ConsumerReport, SubscriptionConsumer
-from chrom_platform.lib.landing_io import land_readings, landed_watermark
+from chrom_platform.lib.landing_io import land_readings, landed_state
 from chrom_platform.lib.master_data import MasterData
 from chrom_platform.lib.objectstore import ObjectStore
-from chrom_platform.lib.readings import Rejection
+from chrom_platform.lib.readings import MAX_AHEAD_S, Rejection, split_stale
 from chrom_platform.lib.transport import (
     DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
     MessageBatch,
     Transport,
 )
+
+log = logging.getLogger("chrom.landing")
 
 
 @dataclass
@@ -65,16 +71,22 @@ class LandingConsumer(SubscriptionConsumer):
         subscription: str = LANDING_SUBSCRIPTION,
         dead_letter_topic: str = DEAD_LETTER_TOPIC,
         batch_size: int = 20_000,
+        max_ahead_s: float = MAX_AHEAD_S,
     ) -> None:
-        super().__init__(transport, master_data, subscription, dead_letter_topic)
+        super().__init__(
+            transport, master_data, subscription, dead_letter_topic, max_ahead_s=max_ahead_s
+        )
         self.store = store
         self.batch_size = batch_size
-        self.watermarks: dict[str, int] = {}
+        #: per unit: (seq, ts in ns) of the newest landed reading
+        self.landed: dict[str, tuple[int, int]] = {}
 
-    def _watermark(self, unit_id: str) -> int:
-        if unit_id not in self.watermarks:
-            self.watermarks[unit_id] = landed_watermark(self.store, unit_id)
-        return self.watermarks[unit_id]
+    def _state(self, unit_id: str) -> tuple[int, int]:
+        if unit_id not in self.landed:
+            self.landed[unit_id] = landed_state(
+                self.store, unit_id, time.time_ns() + self.max_ahead_ns
+            )
+        return self.landed[unit_id]
 
     def land(self, msgs: MessageBatch) -> LandingReport:
         """Land a batch of messages and settle every one of them (landed or dead-lettered)."""
@@ -84,23 +96,16 @@ class LandingConsumer(SubscriptionConsumer):
         readings, rejected = self.decoder.decode(msgs.data)
         r = readings.sorted_by_unit_seq()
         keep = np.ones(len(r), dtype=bool)
-        new_marks: dict[str, int] = {}
+        new_state: dict[str, tuple[int, int]] = {}
         for a, b in r.runs("unit_id"):
             unit_id = r.unit_id[a]
-            wm = self._watermark(unit_id)
-            seq = r.seq[a:b]
-            dup = np.r_[False, seq[1:] == seq[:-1]] | (seq <= wm)
-            for i in np.flatnonzero(dup):
-                keep[a + i] = False
-                rejected.append(
-                    Rejection(
-                        int(r.index[a + i]),
-                        "duplicate",
-                        f"seq {int(seq[i])} of {unit_id} already landed (landed up to {wm})",
-                    )
-                )
-            if not dup.all():
-                new_marks[unit_id] = int(seq[~dup].max())
+            for row, reason, detail in split_stale(r.seq[a:b], r.ts_ns[a:b], *self._state(unit_id)):
+                keep[a + row] = False
+                rejected.append(Rejection(int(r.index[a + row]), reason, f"{unit_id}: {detail}"))
+            kept = np.flatnonzero(keep[a:b])
+            if kept.size:
+                last = a + int(kept[-1])
+                new_state[unit_id] = (int(r.seq[last]), int(r.ts_ns[last]))
         r = r.take(np.flatnonzero(keep))
         table = r.to_arrow()
         for a, b in r.runs("unit_id"):
@@ -108,10 +113,46 @@ class LandingConsumer(SubscriptionConsumer):
             rep.rows_by_unit[r.unit_id[a]] += b - a
         self._dead_letter(msgs, rejected)
         self.transport.ack(self.subscription, msgs.ack_ids)
-        self.watermarks.update(new_marks)
+        self.landed.update(new_state)
         rep.landed = len(r)
         rep.dead_lettered.update(x.reason for x in rejected)
         return rep
+
+    def _land_retrying(self, msgs: MessageBatch, stop: Callable[[], bool]) -> LandingReport | None:
+        """`land`, retried with backoff while the store refuses writes (a read-only or full
+        disk, a bucket outage), the batch's leases extended meanwhile, so the process keeps
+        its place and resumes by itself when the store is back; None if `stop()` came
+        first (the batch is then handed back, nothing lost)."""
+        backoff, failures, t0 = 0.5, 0, time.monotonic()
+        while True:
+            try:
+                with self.handing_back_on_error(msgs, keep=OSError):
+                    rep = self.land(msgs)
+            except OSError as e:
+                failures += 1
+                log.warning(
+                    "landing store refused a write (%s): %d messages held, retry %d in %.1f s",
+                    e,
+                    len(msgs),
+                    failures,
+                    backoff,
+                )
+                t_retry = time.monotonic() + backoff
+                while time.monotonic() < t_retry:
+                    if stop():
+                        self.transport.nack(self.subscription, msgs.ack_ids)
+                        return None
+                    time.sleep(0.1)
+                self.transport.extend(self.subscription, msgs.ack_ids, 60.0)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if failures:
+                log.info(
+                    "landing store took the write after %d failed attempts in %.1f s",
+                    failures,
+                    time.monotonic() - t0,
+                )
+            return rep
 
     def drain(self, max_messages: int, max_seconds: float) -> LandingReport:
         """Bounded work (a sensor tick): land pull after pull until max_messages or
@@ -126,7 +167,8 @@ class LandingConsumer(SubscriptionConsumer):
             )
             if not msgs:
                 break
-            total.merge(self.land(msgs))
+            with self.handing_back_on_error(msgs):
+                total.merge(self.land(msgs))
         return total
 
     def serve(
@@ -142,10 +184,18 @@ class LandingConsumer(SubscriptionConsumer):
         while not stop():
             msgs = self.transport.pull_batch(self.subscription, self.batch_size)
             if msgs:
-                rep = self.land(msgs)
+                rep = self._land_retrying(msgs, stop)
+                if rep is None:
+                    break  # stopped while the store was failing: the batch was handed back
                 total.merge(rep)
                 if on_flush is not None:
                     on_flush(rep)
+                if rep.dead_lettered:
+                    log.info(
+                        "landing dead-lettered %d messages: %s",
+                        sum(rep.dead_lettered.values()),
+                        dict(rep.dead_lettered),
+                    )
             if len(msgs) < self.batch_size:
                 t_wait = time.monotonic() + flush_every_s
                 while time.monotonic() < t_wait and not stop():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 
 from chrom_platform.lib.contracts import READINGS_PREFIX, readings_key
 from chrom_platform.lib.objectstore import ObjectStore
+from chrom_platform.lib.readings import split_stale
 
 #: Measured on this machine (docs/benchmarks.md): dictionary encoding only for the string
 #: columns and delta encoding for the monotonic ts/seq write ~6x faster than dictionary
@@ -26,7 +28,8 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": ["unit_id", "batch_id", "phase", "ts", "seq"],
 }
 DAY_NS = 86_400 * 1_000_000_000
-_NAME = re.compile(r"^(?P<unit>.+)-(?P<first>\d{12})-(?P<last>\d{12})\.parquet$")
+#: seqs are written with at least 12 digits; a longer one (seq 10^15, say) is still a name
+_NAME = re.compile(r"^(?P<unit>.+)-(?P<first>\d{12,})-(?P<last>\d{12,})\.parquet$")
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -63,12 +66,43 @@ def seq_range_of(key: str) -> tuple[int, int] | None:
     return (int(m["first"]), int(m["last"])) if m else None
 
 
-def landed_watermark(store: ObjectStore, unit_id: str) -> int:
-    """The highest seq landed for a unit, from object names in its newest date partition
-    (cost grows with one day of objects, not with history); -1 if none."""
+def _last_reading(store: ObjectStore, key: str) -> tuple[int, int]:
+    """(seq, ts in ns) of the last reading of a landed object."""
+    # read from a file, not a BytesIO: pyarrow can abort at exit on the latter (DESIGN.md)
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as f:
+        f.write(store.get(key))
+        f.flush()
+        t = pq.read_table(f.name, columns=["seq", "ts"], use_threads=False)
+    seq = t.column("seq").to_numpy()
+    i = int(np.argmax(seq))
+    return int(seq[i]), int(t.column("ts").cast(pa.int64()).to_numpy()[i])
+
+
+def landed_state(store: ObjectStore, unit_id: str, latest_ns: int) -> tuple[int, int]:
+    """(seq, ts in ns) of the newest reading landed for a unit; (-1, -1) if none.
+
+    Landed readings of a unit advance in seq and time together (the landing consumer
+    refuses the rest, by the live bridge's rule, `split_stale`), so the newest date
+    partition holds the highest seq. Partitions dated after `latest_ns` (the receiving
+    clock plus its tolerance; written before readings ahead of the clock were refused) are
+    passed over, and so is a newest object whose seq its predecessor cannot explain. Cost:
+    one day of object names and a couple of objects' seq column, not the unit's history."""
     base = f"{READINGS_PREFIX}/unit_id={unit_id}"
+    newest_date = "date=" + readings_key(unit_id, latest_ns, 0, 0).split("/date=")[1][:10]
     for date_dir in sorted(store.children(base), reverse=True):
-        last = [r[1] for o in store.list(f"{base}/{date_dir}") if (r := seq_range_of(o.key))]
-        if last:
-            return max(last)
-    return -1
+        if date_dir > newest_date:
+            continue
+        keys = sorted(
+            ((r[1], o.key) for o in store.list(f"{base}/{date_dir}") if (r := seq_range_of(o.key))),
+            reverse=True,
+        )
+        if not keys:
+            continue
+        newest = _last_reading(store, keys[0][1])
+        for _, key in keys[1:3]:
+            before = _last_reading(store, key)
+            if not split_stale(np.array([newest[0]]), np.array([newest[1]]), *before):
+                return newest
+            newest = before
+        return newest
+    return -1, -1

@@ -7,17 +7,19 @@ the same batch come back as columns (numpy arrays) ready for CV integration, lin
 and Parquet.
 
 Reason codes (the `reason` attribute of a dead letter):
-  oversized, malformed_json, not_an_object, unknown_schema, missing_field, wrong_type,
-  bad_value, bad_timestamp, non_finite, out_of_range, unknown_unit, unknown_recipe,
-  unknown_phase, duplicate, out_of_order.
-The last two depend on what a consumer already wrote, so consumers add them (see
-`split_stale`).
+  oversized, nested_too_deep, malformed_json, not_an_object, unknown_schema, missing_field,
+  wrong_type, bad_value, bad_timestamp, implausible_time, non_finite, out_of_range,
+  unknown_unit, unknown_recipe, unknown_phase, decode_error (anything else a message
+  provoked, with the exception named: one message never costs its neighbours), and
+  duplicate, out_of_order, implausible_seq, which depend on what a consumer already wrote,
+  so consumers add them (see `split_stale`).
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -30,19 +32,34 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from chrom_platform.lib.contracts import (
+    IDENTITY_CHARS,
+    IDENTITY_MAX_CHARS,
     READING_ARROW_SCHEMA,
     READING_KEYS,
     READING_SCHEMA,
     SIGNAL_SPECS,
     SIGNALS,
+    identity_ok,
     iso_to_ns,
+    ts_to_iso,
 )
 from chrom_platform.lib.master_data import MasterData
 from chrom_platform.lib.transport.base import JoinedPayloads
 
 #: A reading is ~250 bytes of JSON; anything near this is not a reading.
 MAX_MESSAGE_BYTES = 16 * 1024
-MAX_IDENTITY_CHARS = 128
+#: A reading is one flat object; extra fields may nest a little. Deeper is refused before
+#: parsing: a recursive parser (the stdlib's, json.dumps of the extra fields) would blow
+#: the stack on `[` repeated a few thousand times.
+MAX_JSON_DEPTH = 16
+#: A reading stamped further ahead of the receiving clock than this is a clock fault, not a
+#: reading: accepted, it would put the unit's live state in the future and every later
+#: reading would look stale. Configurable per deployment (CHROM_MAX_CLOCK_AHEAD_S).
+MAX_AHEAD_S = 300.0
+#: How fast seq may advance against ts: the scan counter ticks at 1 Hz, so a jump the clock
+#: cannot explain (beyond this rate plus the slack) is a corrupt counter, not a reading.
+MAX_SEQ_RATE_HZ = 1.5
+SEQ_SLACK = 60
 #: Timestamps outside this window are typos or clock faults (2000-01-01 .. 2100-01-01).
 TS_MIN_NS, TS_MAX_NS = 946_684_800 * 10**9, 4_102_444_800 * 10**9
 _IDENTITY = ("unit_id", "batch_id", "recipe", "phase")
@@ -63,10 +80,24 @@ _FAST_SCHEMA = pa.schema(
 T = TypeVar("T")
 
 
-def _identity_ok(v: str) -> bool:
-    """An identity (unit, batch, recipe, phase): 1..MAX_IDENTITY_CHARS printable characters,
-    no backslash (it would escape line protocol)."""
-    return 0 < len(v) <= MAX_IDENTITY_CHARS and v.isprintable() and "\\" not in v
+def json_depth(data: bytes) -> int:
+    """Deepest nesting of arrays and objects in a JSON text, brackets inside strings not
+    counted; vectorized, so a 16 KB hostile message costs microseconds, not a recursion."""
+    # escaped backslashes, then escaped quotes, cannot open or close a string
+    b = np.frombuffer(data.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    in_string = np.cumsum(b == ord('"')) % 2 == 1
+    step = np.zeros(b.size, dtype=np.int64)
+    step[(b == ord("[")) | (b == ord("{"))] = 1
+    step[(b == ord("]")) | (b == ord("}"))] = -1
+    step[in_string] = 0
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _too_deep(data: bytes) -> bool:
+    # fewer brackets than the limit cannot nest deeper than it: the usual case, no scan
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    return json_depth(data) > MAX_JSON_DEPTH
 
 
 def _pick(values: list[T], rows: list[int]) -> list[T]:
@@ -190,8 +221,9 @@ def _empty() -> Readings:
 class ReadingDecoder:
     """Decodes message payloads against chrom.reading.v1 and the master data."""
 
-    def __init__(self, master_data: MasterData) -> None:
+    def __init__(self, master_data: MasterData, *, max_ahead_s: float = MAX_AHEAD_S) -> None:
         self.units = frozenset(master_data.units)
+        self.max_ahead_ns = int(max_ahead_s * 1e9)
         self.recipe_phases = {
             name: frozenset(r.phase_names()) for name, r in master_data.recipes.items()
         }
@@ -201,8 +233,11 @@ class ReadingDecoder:
             sorted(f"{r}\x00{p}" for r, ps in self.recipe_phases.items() for p in ps), pa.string()
         )
 
-    def decode(self, payloads: Sequence[bytes]) -> tuple[Readings, list[Rejection]]:
-        """Good readings as columns, and a Rejection for every bad message.
+    def decode(
+        self, payloads: Sequence[bytes], *, now_ns: int | None = None
+    ) -> tuple[Readings, list[Rejection]]:
+        """Good readings as columns, and a Rejection for every bad message. `now_ns` is the
+        receiving clock (default: now) that bounds how far ahead a reading may be stamped.
 
         Fast path: the whole batch is parsed by pyarrow's JSON reader against the schema
         and checked with vectorized compute (about 1.5 us per message instead of ~6). The
@@ -210,18 +245,21 @@ class ReadingDecoder:
         a wrong type, an extra field), go through the message-by-message path, which
         names each reason. Both paths apply the same rules.
         """
-        fast = self._decode_fast(payloads) if payloads else None
+        latest = (time.time_ns() if now_ns is None else now_ns) + self.max_ahead_ns
+        fast = self._decode_fast(payloads, latest) if payloads else None
         if fast is None:
-            return self._decode_slow(payloads)
+            return self._decode_slow(payloads, latest)
         good, suspects = fast
         if not suspects:
             return good, []
-        slow_good, rejected = self._decode_slow([payloads[i] for i in suspects])
+        slow_good, rejected = self._decode_slow([payloads[i] for i in suspects], latest)
         slow_good.index = np.asarray(suspects, dtype=np.int64)[slow_good.index]
         rejected = [Rejection(suspects[r.index], r.reason, r.detail) for r in rejected]
         return Readings.concat([good, slow_good]), rejected
 
-    def _decode_fast(self, payloads: Sequence[bytes]) -> tuple[Readings, list[int]] | None:
+    def _decode_fast(
+        self, payloads: Sequence[bytes], latest_ns: int
+    ) -> tuple[Readings, list[int]] | None:
         n = len(payloads)
         if isinstance(payloads, JoinedPayloads):  # the local queue hands them out joined
             if payloads.max_len > MAX_MESSAGE_BYTES:
@@ -259,7 +297,7 @@ class ReadingDecoder:
             # a batch holds a handful of distinct identities: judge each once, by the same
             # rule as the message-by-message path, and flag the rows that carry a bad one
             col = t.column(k)
-            bad = [v for v in pc.unique(col).to_pylist() if v is not None and not _identity_ok(v)]
+            bad = [v for v in pc.unique(col).to_pylist() if v is not None and not identity_ok(v)]
             ok = pc.and_kleene(ok, pc.is_valid(col))
             if bad:
                 ok = pc.and_kleene(ok, pc.invert(pc.is_in(col, value_set=pa.array(bad))))
@@ -269,7 +307,10 @@ class ReadingDecoder:
         )
         ok = pc.and_kleene(ok, pc.greater_equal(t.column("seq"), 0))
         ok = pc.and_kleene(
-            ok, pc.and_kleene(pc.greater_equal(ts, TS_MIN_NS), pc.less_equal(ts, TS_MAX_NS))
+            ok,
+            pc.and_kleene(
+                pc.greater_equal(ts, TS_MIN_NS), pc.less_equal(ts, min(TS_MAX_NS, latest_ns))
+            ),
         )
         sig = {s: t.column(s).to_numpy(zero_copy_only=False) for s in SIGNALS}
         mask = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
@@ -295,7 +336,9 @@ class ReadingDecoder:
         )
         return good, suspects
 
-    def _decode_slow(self, payloads: Sequence[bytes]) -> tuple[Readings, list[Rejection]]:
+    def _decode_slow(
+        self, payloads: Sequence[bytes], latest_ns: int
+    ) -> tuple[Readings, list[Rejection]]:
         """Message by message; names the reason for every bad one."""
         rejected: list[Rejection] = []
         idx: list[int] = []
@@ -305,7 +348,10 @@ class ReadingDecoder:
         sig: list[list[float]] = [[] for _ in SIGNALS]
         extra: list[str | None] = []
         for i, data in enumerate(payloads):
-            problem = self._one(data, i, ident, ts, seq, sig, extra)
+            try:
+                problem = self._one(data, latest_ns, ident, ts, seq, sig, extra)
+            except Exception as e:  # whatever a hostile message provokes costs only itself
+                problem = ("decode_error", f"{type(e).__name__}: {str(e)[:200]}")
             if problem is not None:
                 rejected.append(Rejection(i, *problem))
             else:
@@ -350,7 +396,7 @@ class ReadingDecoder:
     def _one(
         self,
         data: bytes,
-        i: int,
+        latest_ns: int,
         ident: list[list[str]],
         ts: list[int],
         seq: list[int],
@@ -359,6 +405,8 @@ class ReadingDecoder:
     ) -> tuple[str, str] | None:
         if len(data) > MAX_MESSAGE_BYTES:
             return "oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}"
+        if _too_deep(data):
+            return "nested_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
         try:
             d = orjson.loads(data)
         except orjson.JSONDecodeError as e:
@@ -382,8 +430,8 @@ class ReadingDecoder:
             v = d[k]
             if type(v) is not str:
                 return "wrong_type", f"{k} must be a string, got {type(v).__name__}"
-            if not _identity_ok(v):
-                return "bad_value", f"{k}={v[:40]!r}: 1..{MAX_IDENTITY_CHARS} printable chars"
+            if not identity_ok(v):
+                return "bad_value", f"{k}={v[:40]!r}: 1..{IDENTITY_MAX_CHARS} of {IDENTITY_CHARS}"
             values.append(v)
         if values[0] not in self.units:
             return "unknown_unit", f"unit_id {values[0]!r} is not in equipment master data"
@@ -404,6 +452,13 @@ class ReadingDecoder:
             return "bad_timestamp", str(e)[:200]
         if not TS_MIN_NS <= t_ns <= TS_MAX_NS:
             return "bad_timestamp", f"ts {t!r} outside 2000..2100"
+        if t_ns > latest_ns:
+            ahead = (t_ns - latest_ns + self.max_ahead_ns) / 1e9
+            return (
+                "implausible_time",
+                f"ts {ts_to_iso(t_ns)} is {ahead:.0f} s ahead of the receiving clock"
+                f" (at most {self.max_ahead_ns / 1e9:.0f} s allowed)",
+            )
         s = d["seq"]
         if type(s) is float and s.is_integer() and abs(s) > _INT64_MAX:
             # orjson reads integers beyond 64 bits as floats
@@ -424,18 +479,36 @@ class ReadingDecoder:
                 row.append(float(v))
             else:
                 return "wrong_type", f"{name} must be a number, got {tv.__name__}"
+        # Unknown extra fields are kept (landed as JSON), never fatal. Encoded before anything
+        # is appended, so a failure leaves the columns aligned.
+        unknown = keys - _KNOWN
+        extra_json = (
+            json.dumps({k: d[k] for k in unknown}, sort_keys=True, default=str) if unknown else None
+        )
         for j in range(4):
             ident[j].append(values[j])
         ts.append(t_ns)
         seq.append(s)
         for j, x in enumerate(row):
             sig[j].append(x)
-        # Unknown extra fields are kept (landed as JSON), never fatal.
-        unknown = keys - _KNOWN
-        extra.append(
-            json.dumps({k: d[k] for k in unknown}, sort_keys=True, default=str) if unknown else None
-        )
+        extra.append(extra_json)
         return None
+
+
+def _seq_allowance(dt_ns: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """How far seq may advance in `dt_ns` of reading time (see MAX_SEQ_RATE_HZ)."""
+    return np.asarray(dt_ns, dtype=np.float64) / 1e9 * MAX_SEQ_RATE_HZ + SEQ_SLACK
+
+
+def _off_the_clock(seq: npt.NDArray[np.int64], ts_ns: npt.NDArray[np.int64]) -> list[int]:
+    """Rows of a unit with no applied reading yet whose seq does not move with the clock
+    like the batch's median row does (a counter that jumped, up or down): with nothing
+    applied before them, the batch itself is the reference."""
+    dt_s = (ts_ns - ts_ns[0]) / 1e9
+    offset = (seq - seq[0]) - dt_s  # constant for a 1 Hz counter
+    m = int(np.argsort(offset, kind="stable")[seq.size // 2])
+    dev = np.abs(offset - offset[m])
+    return np.flatnonzero(dev > SEQ_SLACK + 0.5 * np.abs(dt_s - dt_s[m])).tolist()
 
 
 def split_stale(
@@ -445,23 +518,46 @@ def split_stale(
 
     A reading at or behind what was already written is a `duplicate` (a redelivery, or the
     publisher sent it twice); one whose time does not advance with its seq is `out_of_order`
-    (it would corrupt the CV integral, which needs readings in time order).
+    (it would corrupt the CV integral, which needs readings in time order); one whose seq
+    runs ahead of its time further than the scan counter can (MAX_SEQ_RATE_HZ, SEQ_SLACK)
+    is `implausible_seq`. The consumer's state never advances on a rejected row, so one
+    corrupt reading (seq 10^15, say) cannot make every later reading look like a duplicate.
+    A unit with nothing applied yet is judged against the batch's own median row.
     """
+    d_seq, d_ts = np.diff(seq), np.diff(ts_ns)
     if seq.size == 0 or (
-        seq[0] > watermark_seq
+        watermark_seq >= 0
+        and seq[0] > watermark_seq
         and ts_ns[0] > last_ts_ns
-        and bool(np.all(np.diff(seq) > 0))
-        and bool(np.all(np.diff(ts_ns) > 0))
+        and seq[0] - watermark_seq <= _seq_allowance(ts_ns[0] - last_ts_ns)
+        and bool(np.all(d_seq > 0))
+        and bool(np.all(d_ts > 0))
+        and bool(np.all(d_seq <= _seq_allowance(d_ts)))
     ):
         return []  # the usual case, checked without a Python loop
     out: list[tuple[int, str, str]] = []
+    skip: set[int] = set()
+    if watermark_seq < 0:
+        for r in _off_the_clock(seq, ts_ns):
+            skip.add(r)
+            out.append((r, "implausible_seq", f"seq {int(seq[r])} does not follow its clock"))
     wm, last_t = watermark_seq, last_ts_ns
     for r in range(seq.size):
+        if r in skip:
+            continue
         s, t = int(seq[r]), int(ts_ns[r])
         if s <= wm:
             out.append((r, "duplicate", f"seq {s} at or before last applied seq {wm}"))
         elif t <= last_t:
             out.append((r, "out_of_order", f"ts {t} not after last applied ts {last_t}"))
+        elif wm >= 0 and s - wm > _seq_allowance(t - last_t):
+            out.append(
+                (
+                    r,
+                    "implausible_seq",
+                    f"seq {s} is {s - wm} past seq {wm} in {(t - last_t) / 1e9:.1f} s",
+                )
+            )
         else:
             wm, last_t = s, t
-    return out
+    return sorted(out)

@@ -12,11 +12,18 @@ from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import EnvelopeSource
 from chrom_platform.lib.influx import InfluxSink, InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.master_data import MasterData, load_master_data
-from chrom_platform.lib.objectstore import open_store
-from chrom_platform.lib.transport import Transport, ensure_readings_topology, open_transport
+from chrom_platform.lib.objectstore import ObjectStore, open_store
+from chrom_platform.lib.readings import MAX_AHEAD_S
+from chrom_platform.lib.transport import (
+    Transport,
+    ensure_readings_topology,
+    open_transport,
+    owns_topology,
+)
 
 if TYPE_CHECKING:
     from chrom_platform.lib.bridge import LiveBridge
+    from chrom_platform.lib.landing_consumer import LandingConsumer
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,17 @@ class StreamingConfig:
     influx_org: str | None = None
     #: the object store the analytics export the golden envelope to (live drift); None: off
     envelope_uri: str | None = None
+    #: create the topics and subscriptions on open (None: only for the local queue; see
+    #: lib/transport/__init__.py, owns_topology)
+    create_topology: bool | None = None
+    #: a reading stamped further ahead of the receiving clock is dead-lettered
+    max_ahead_s: float = MAX_AHEAD_S
 
     def transport(self) -> Transport:
         t = open_transport(self.transport_uri)
-        ensure_readings_topology(t)
+        create = self.create_topology
+        if create if create is not None else owns_topology(self.transport_uri):
+            ensure_readings_topology(t)
         return t
 
     def sink(self) -> InfluxSink:
@@ -63,5 +77,18 @@ class StreamingConfig:
         from chrom_platform.lib.bridge import LiveBridge
 
         return LiveBridge(
-            self.transport(), self.sink(), self.master_data(), envelope=self.envelope(), **kwargs
+            self.transport(),
+            self.sink(),
+            self.master_data(),
+            envelope=self.envelope(),
+            max_ahead_s=self.max_ahead_s,
+            **kwargs,
+        )
+
+    def landing_consumer(self, store: ObjectStore, **kwargs: Any) -> LandingConsumer:
+        """The landing consumer on these settings (queue, master data, clock tolerance)."""
+        from chrom_platform.lib.landing_consumer import LandingConsumer
+
+        return LandingConsumer(
+            self.transport(), store, self.master_data(), max_ahead_s=self.max_ahead_s, **kwargs
         )

@@ -34,6 +34,9 @@ class FakePubSubServer:
         self.topics: set[str] = set()
         self.subscriptions: dict[str, Any] = {}
         self.requests: list[tuple[str, Any]] = []  # what the adapter sent, for assertions
+        #: answer creates as Pub/Sub answers a service account with only the publisher or
+        #: subscriber role (what Terraform grants the workloads)
+        self.deny_admin = False
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self._server.add_generic_rpc_handlers(
             (
@@ -93,6 +96,10 @@ class FakePubSubServer:
     # -- Publisher ----------------------------------------------------------------------
 
     def create_topic(self, req: t.Topic, ctx: grpc.ServicerContext) -> t.Topic:
+        if self.deny_admin:
+            ctx.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "User not authorized to perform this action."
+            )
         if req.name in self.topics:
             ctx.abort(grpc.StatusCode.ALREADY_EXISTS, "Topic already exists")
         self.topics.add(req.name)
@@ -111,6 +118,10 @@ class FakePubSubServer:
     # -- Subscriber -----------------------------------------------------------------------
 
     def create_subscription(self, req: t.Subscription, ctx: grpc.ServicerContext) -> t.Subscription:
+        if self.deny_admin:
+            ctx.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "User not authorized to perform this action."
+            )
         if req.name in self.subscriptions:
             ctx.abort(grpc.StatusCode.ALREADY_EXISTS, "Subscription already exists")
         dlp = req.dead_letter_policy

@@ -3,6 +3,7 @@ real client library) passes the same tests."""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -20,11 +21,13 @@ from chrom_platform.lib.transport.base import (
 )
 from chrom_platform_tests.contract.conftest import (
     DEADLINE_S,
+    DLQ,
     MAX_ATTEMPTS,
     SUB_A,
     SUB_B,
     SUB_DLQ,
     TOPIC,
+    Clock,
     Harness,
 )
 
@@ -341,3 +344,138 @@ def test_local_queue_keeps_leases_across_the_upgrade_to_lease_rows(tmp_path):
     ).fetchone()
     q.ack(SUB_A, [first[0].ack_id])
     q.close()
+
+
+# -- hostile input and failing parts (issue 18) ---------------------------------------------
+
+
+def test_a_message_forwarded_after_its_last_attempt_carries_the_last_error(tmp_path):
+    """A poison message that made its consumer fail every time reaches the dead-letter
+    topic with a reason that says so, never bare."""
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(TOPIC, [OutMessage(b"poison", {}, "U1"), OutMessage(b"quiet", {}, "U2")])
+    for _ in range(MAX_ATTEMPTS):
+        got = {m.data: m for m in q.pull(SUB_A, 10)}
+        q.nack(SUB_A, [got[b"poison"].ack_id], error="RecursionError: maximum depth")
+        q.nack(SUB_A, [got[b"quiet"].ack_id])  # handed back without a word
+    assert q.pull(SUB_A, 10) == []
+    dead = {m.data: m.attributes["reason"] for m in _drain(Harness(q, None, "sqlite"), SUB_DLQ)}  # type: ignore[arg-type]
+    assert dead[b"poison"] == (
+        f"delivery_attempts_exceeded: {MAX_ATTEMPTS} deliveries without an ack;"
+        " last error: RecursionError: maximum depth"
+    )
+    assert dead[b"quiet"].startswith("delivery_attempts_exceeded:")
+    assert "none recorded" in dead[b"quiet"]
+
+
+def test_pulls_stop_at_a_byte_budget_so_huge_messages_cannot_wedge_the_queue(tmp_path, monkeypatch):
+    """Before: a pull of 105 messages of 10 MB exceeded SQLite's string limit and failed
+    every time, so no good reading behind them was ever delivered. Each pull now stays
+    within its byte budget (a message larger than it comes alone), and every message,
+    large and small, is delivered in order."""
+    from chrom_platform.lib.transport import sqlite_queue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    monkeypatch.setattr(sqlite_queue, "MAX_PULL_BYTES", 3_000_000)
+    q = sqlite_queue.SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    big = [OutMessage(bytes([65 + i]) * 2_000_000, {}, "U1") for i in range(8)]
+    small = [OutMessage(f"good {i}".encode(), {}, "U1") for i in range(50)]
+    q.publish(TOPIC, [*big, *small])
+    seen: list[bytes] = []
+    while got := q.pull_batch(SUB_A, 1000):
+        size = sum(len(d) for d in got.data)
+        assert size <= 3_000_000 or len(got) == 1
+        seen.extend(got.data)
+        q.ack(SUB_A, got.ack_ids)
+    assert seen == [m.data for m in (*big, *small)]
+
+
+def test_one_unacknowledged_dead_letter_does_not_keep_every_reading(tmp_path):
+    """Collection is per topic: a dead letter nobody acknowledged keeps its own topic's
+    messages only (before: all 100,001 readings published after it stayed in the file)."""
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform_tests.contract.conftest import _topology
+
+    q = SqliteQueue(tmp_path / "q.db")
+    _topology(q)
+    q.publish(DLQ, [OutMessage(b"dead", {}, "")])
+    q.publish(TOPIC, _msgs(500))
+    for sub in (SUB_A, SUB_B):
+        _drain(Harness(q, None, "sqlite"), sub)  # type: ignore[arg-type]
+    stored = q._db.execute("select topic, count(*) from messages group by topic").fetchall()
+    assert stored == [(DLQ, 1)]
+
+
+def test_dead_letters_are_kept_for_their_retention_time_and_size(tmp_path):
+    from chrom_platform.lib.transport import SubscriptionConfig
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+
+    clock = Clock()
+    q = SqliteQueue(tmp_path / "q.db", clock=clock)
+    q.create_topic(DLQ)
+    q.create_subscription(
+        SubscriptionConfig(SUB_DLQ, DLQ, ordered=False, retention_s=3600, retention_bytes=5000)
+    )
+    q.publish(DLQ, [OutMessage(b"x" * 1000, {}, "") for _ in range(8)])
+    assert q.held(SUB_DLQ) == (8, 8000)
+    assert q.expire() == 3  # the oldest beyond 5,000 bytes
+    assert q.held(SUB_DLQ) == (5, 5000)
+    clock.advance(3601)
+    assert q.expire() == 5  # older than an hour
+    assert q.held(SUB_DLQ) == (0, 0)
+    assert q._db.execute("select count(*) from messages").fetchone()[0] == 0
+
+
+def test_a_truncated_queue_file_is_an_error_not_an_empty_queue(tmp_path):
+    from chrom_platform.lib.transport import TransportError
+    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+
+    path = tmp_path / "q.db"
+    path.write_bytes(b"")
+    with pytest.raises(TransportError, match=r"is empty \(0 bytes\)"):
+        SqliteQueue(path)
+
+
+def test_pubsub_consumers_start_without_creating_topology(tmp_path, monkeypatch):
+    """With only the subscriber and publisher roles Terraform grants, Pub/Sub refuses
+    creates (PermissionDenied): the consumers and the publisher must not try at start, and
+    `--create-topology` is the explicit way to ask for it."""
+    from google.api_core.exceptions import PermissionDenied
+
+    from chrom_platform.lib.streaming import StreamingConfig
+    from chrom_platform.lib.transport import ensure_readings_topology
+    from chrom_platform.lib.transport.pubsub import PubSubTransport
+    from chrom_platform_tests.contract.fake_pubsub import FakePubSubServer
+    from simulator.publishers import QueuePublisher
+
+    server = FakePubSubServer(tmp_path / "fake.db", Clock())
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.start())
+    try:
+        admin = PubSubTransport("chrom-test")
+        ensure_readings_topology(admin)  # the deployment's job (Terraform), done first
+        admin.close()
+        server.deny_admin = True
+        cfg = StreamingConfig(
+            transport_uri="pubsub://chrom-test",
+            influx_url="http://127.0.0.1:1",
+            influx_database="x",
+            equipment_path="",
+            recipes_path="",
+        )
+        tr = cfg.transport()  # no create, so no PermissionDenied
+        publisher = QueuePublisher("pubsub://chrom-test")
+        publisher.publish([{"unit_id": "U1", "seq": 1}])
+        (got,) = tr.pull("live-bridge", 10)
+        assert json.loads(got.data)["seq"] == 1
+        tr.ack("live-bridge", [got.ack_id])
+        publisher.close()
+        tr.close()
+        with pytest.raises(PermissionDenied):
+            StreamingConfig(**{**cfg.__dict__, "create_topology": True}).transport()
+    finally:
+        server.stop()

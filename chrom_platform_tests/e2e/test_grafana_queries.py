@@ -313,3 +313,31 @@ def test_snowflake_variants_return_the_same_columns_and_rows_on_fakesnow(built, 
         finally:
             conn.close()
     assert checked == len(sql_queries)
+
+
+#: The adversarial run's payload: a batch_id that closed the InfluxQL string literal and
+#: dropped the measurement when a panel query was sent with it substituted.
+INJECTION = 'B\'; DROP MEASUREMENT "chromatography"; --'
+
+
+def test_an_injected_identity_cannot_reach_influxdb_or_the_warehouse(live, built, snapshot):
+    """Identities are restricted to a safe character set at the decoder (unit test), and
+    behind that every dashboard query takes variables in an escaped form (regex for
+    InfluxQL, quoted SQL strings): with the payload in every data-derived variable, each
+    InfluxQL and SQL query runs as a plain (empty) selection and every point survives."""
+    sink: InfluxV1Sink = live["sink"]
+    count = 'SELECT count("seq") FROM "chromatography"'
+    before = sink.query(count)[0]["values"][0][1]
+    hostile = dict.fromkeys(live["values"], INJECTION)
+    rules = [s.query for s in rule_specs()]
+    for q in [*(r.query for r in all_queries()), *rules]:
+        if q.kind == "influxql":
+            series = run_influxql({**live, "values": hostile}, q, "ph")
+            assert all(INJECTION not in str(s.get("tags")) for s in series)
+        else:
+            values = {**local_values(built[0]), "unit": INJECTION, "recipe": INJECTION}
+            values = {k: ([INJECTION] if isinstance(v, list) else v) for k, v in values.items()}
+            values["phase"] = INJECTION
+            run_sql(snapshot, q, "ph", values)  # raises if the payload broke the SQL
+    assert sink.query(count)[0]["values"][0][1] == before
+    assert sink.query("SHOW MEASUREMENTS")[0]["values"]  # nothing dropped

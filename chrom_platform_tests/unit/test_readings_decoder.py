@@ -11,8 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chrom_platform.lib import readings as readings_module
 from chrom_platform.lib.contracts import READING_KEYS, SIGNALS
-from chrom_platform.lib.readings import MAX_MESSAGE_BYTES, ReadingDecoder
+from chrom_platform.lib.readings import (
+    MAX_JSON_DEPTH,
+    MAX_MESSAGE_BYTES,
+    TS_MAX_NS,
+    ReadingDecoder,
+    json_depth,
+    split_stale,
+)
 from chrom_platform.lib.transport.base import JoinedPayloads
 
 GOOD = {
@@ -37,6 +45,17 @@ def msg(**changes: object) -> bytes:
 
 
 DROP = object()
+#: the receiving clock bound for tests that call the decoder's internals
+LATEST = TS_MAX_NS
+
+
+def _nested_extra(depth: int) -> bytes:
+    """A valid reading with one extra field nested `depth` deep (built as text: the stdlib
+    encoder itself recurses)."""
+    return msg()[:-1] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+INJECTION = 'B\'; DROP MEASUREMENT "chromatography"; --'
 
 BAD: list[tuple[str, bytes, str]] = [
     ("truncated json", b'{"unit_id": "SKID-01", ', "malformed_json"),
@@ -69,6 +88,15 @@ BAD: list[tuple[str, bytes, str]] = [
     ("unknown recipe", msg(recipe="NOPE"), "unknown_recipe"),
     ("unknown phase", msg(phase="Dance"), "unknown_phase"),
     ("oversized", msg(note="x" * (MAX_MESSAGE_BYTES + 1)), "oversized"),
+    # hostile input (issue 18): each once crashed a consumer or poisoned a unit
+    ("[ 5,000 deep", b"[" * 5000, "nested_too_deep"),
+    ("extra field 1,000 deep", _nested_extra(1000), "nested_too_deep"),
+    ("dated 2099", msg(ts="2099-12-31T00:00:00.000Z"), "implausible_time"),
+    ("InfluxQL injection in batch_id", msg(batch_id=INJECTION), "bad_value"),
+    ("quote in phase", msg(phase="Load'"), "bad_value"),
+    ("slash in unit", msg(unit_id="SKID/01"), "bad_value"),
+    ("semicolon in recipe", msg(recipe="MAB1;x"), "bad_value"),
+    ("leading space", msg(batch_id=" B1"), "bad_value"),
 ]
 
 
@@ -187,11 +215,11 @@ def _canonical(readings, rejected):
 
 def test_fast_path_takes_clean_batches_whole(decoder):
     payloads = [msg(seq=i, ts=f"2026-03-02T06:00:0{i}.500Z") for i in range(5)]
-    fast = decoder._decode_fast(payloads)
+    fast = decoder._decode_fast(payloads, LATEST)
     assert fast is not None
     good, suspects = fast
     assert suspects == []
-    assert _canonical(good, []) == _canonical(*decoder._decode_slow(payloads))
+    assert _canonical(good, []) == _canonical(*decoder._decode_slow(payloads, LATEST))
 
 
 @settings(max_examples=300, deadline=None)
@@ -211,7 +239,9 @@ def test_fuzz_fast_and_slow_paths_agree(decoder, changes):
         GOOD_BYTES if field is None else json.dumps({**GOOD, field: value}).encode()
         for field, value in changes
     ]
-    assert _canonical(*decoder.decode(payloads)) == _canonical(*decoder._decode_slow(payloads))
+    assert _canonical(*decoder.decode(payloads)) == _canonical(
+        *decoder._decode_slow(payloads, LATEST)
+    )
 
 
 GOOD_BYTES = msg()
@@ -233,7 +263,87 @@ def test_payloads_joined_by_the_queue_decode_as_a_list_does(decoder):
     assert joined[2:4] == payloads[2:4]
     assert _canonical(*decoder.decode(joined)) == _canonical(*decoder.decode(payloads))
     clean = [msg(seq=i, ts=f"2026-03-02T06:00:0{i}.500Z") for i in range(5)]
-    fast = decoder._decode_fast(_joined(clean))
+    fast = decoder._decode_fast(_joined(clean), LATEST)
     assert fast is not None
     assert fast[1] == []
-    assert _canonical(fast[0], []) == _canonical(*decoder._decode_slow(clean))
+    assert _canonical(fast[0], []) == _canonical(*decoder._decode_slow(clean, LATEST))
+
+
+def test_nesting_within_the_bound_is_kept_as_extra(decoder):
+    readings, rejected = decoder.decode([_nested_extra(MAX_JSON_DEPTH - 1)])
+    assert rejected == []
+    assert json.loads(readings.extra[0])["x"] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"{}", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'{"a": "[[[[{{{{"}', 1),  # brackets inside strings do not nest
+        (b'{"a": "x\\\\"}', 1),  # an escaped backslash closes the string
+        (b'{"a": "\\"[[["}', 1),  # an escaped quote does not
+        (b"[" * 5000, 5000),
+    ],
+)
+def test_json_depth(text, depth):
+    assert json_depth(text) == depth
+
+
+def test_an_exception_in_one_message_costs_only_that_message(decoder, monkeypatch):
+    real = readings_module.iso_to_ns
+
+    def explode(ts: str) -> int:
+        if ts.startswith("2026-03-02T06:00:01"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(ts)
+
+    monkeypatch.setattr(readings_module, "iso_to_ns", explode)
+    payloads = [msg(seq=1), msg(seq=2, ts="2026-03-02T06:00:01.000Z", note=[1]), msg(seq=3)]
+    readings, rejected = decoder.decode(payloads)
+    assert readings.seq.tolist() == [1, 3]
+    assert [(r.index, r.reason) for r in rejected] == [(1, "decode_error")]
+    assert "RecursionError" in rejected[0].detail
+
+
+def test_time_ahead_of_the_receiving_clock_is_judged_against_that_clock(decoder):
+    ts_ns = 1_772_431_200_000_000_000  # 2026-03-02T06:00:00Z
+    payload = msg(ts=ts_ns)
+    # 4 minutes ahead of the receiver: inside the 5-minute tolerance
+    readings, rejected = decoder.decode([payload], now_ns=ts_ns - 240 * 10**9)
+    assert len(readings) == 1
+    assert rejected == []
+    # 6 minutes ahead: a clock fault, on the fast path and the message-by-message path
+    for batch in ([payload], [payload, msg(flow_lpm="x")]):
+        readings, rejected = decoder.decode(batch, now_ns=ts_ns - 360 * 10**9)
+        assert rejected[0].reason == "implausible_time"
+        assert "360 s ahead" in rejected[0].detail
+
+
+S = 10**9
+
+
+@pytest.mark.parametrize(
+    ("seq", "ts_s", "state", "want"),
+    [
+        # the usual case: one scan a second after the state
+        ([101, 102, 103], [11, 12, 13], (100, 10), []),
+        ([100, 101], [10, 11], (100, 10), [(0, "duplicate")]),
+        ([101], [9], (100, 10), [(0, "out_of_order")]),
+        # seq 10^15 a second after seq 100: the counter jumped; later readings still apply
+        ([101, 10**15], [11, 12], (100, 10), [(1, "implausible_seq")]),
+        # a long gap explains a long jump (the unit was off: its clock kept counting)
+        ([3700], [3610], (100, 10), []),
+        # no state yet: the batch's own median row is the reference, up and down
+        ([5, 101, 102, 103], [10, 11, 12, 13], (-1, -1), [(0, "implausible_seq")]),
+        ([101, 102, 103, 10**15], [11, 12, 13, 14], (-1, -1), [(3, "implausible_seq")]),
+    ],
+)
+def test_split_stale(seq, ts_s, state, want):
+    got = split_stale(
+        np.array(seq, dtype=np.int64),
+        np.array(ts_s, dtype=np.int64) * S,
+        state[0],
+        state[1] * S if state[1] >= 0 else -1,
+    )
+    assert [(r, reason) for r, reason, _ in got] == want

@@ -19,7 +19,6 @@ from chrom_platform.lib.contracts import (
     READINGS_PREFIX,
     SAMPLES_PREFIX,
 )
-from chrom_platform.lib.landing_consumer import LandingConsumer
 from chrom_platform.resources import LandingStoreResource, StreamingResource
 
 
@@ -101,14 +100,11 @@ def landing_sensor(
     store = landing.store()
     # One sensor both lands the stream and reports what is new in the store (from the
     # stream, a backfill or another writer), so each new object is reported exactly once.
-    cfg = streaming.config()
-    transport = cfg.transport()
+    consumer = streaming.config().landing_consumer(store)
     try:
-        consumed = LandingConsumer(transport, store, cfg.master_data()).drain(
-            TICK_MAX_MESSAGES, TICK_MAX_SECONDS
-        )
+        consumed = consumer.drain(TICK_MAX_MESSAGES, TICK_MAX_SECONDS)
     finally:
-        transport.close()
+        consumer.transport.close()
     if consumed.pulled:
         context.log.info(f"landing consumer: {consumed.summary()}")
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}

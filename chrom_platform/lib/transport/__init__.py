@@ -21,6 +21,8 @@ from chrom_platform.lib.transport.base import (
     ensure_readings_topology,
 )
 
+PUBSUB_SCHEME = "pubsub://"
+
 __all__ = [
     "DEAD_LETTER_SUBSCRIPTION",
     "DEAD_LETTER_TOPIC",
@@ -35,7 +37,17 @@ __all__ = [
     "TransportError",
     "ensure_readings_topology",
     "open_transport",
+    "owns_topology",
 ]
+
+
+def owns_topology(uri: str) -> bool:
+    """Whether opening `uri` should create the readings topology by default. The local queue
+    is ours, so yes. Pub/Sub's belongs to the deployment (Terraform creates it): the
+    consumers' and the publisher's service accounts may only subscribe or publish, and a
+    create at every start would fail with PermissionDenied. `--create-topology` asks for
+    it there (a first deployment by hand, an emulator)."""
+    return not uri.startswith(PUBSUB_SCHEME)
 
 
 def open_transport(uri: str) -> Transport:

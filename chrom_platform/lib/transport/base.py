@@ -140,6 +140,16 @@ class SubscriptionConfig:
     max_delivery_attempts: int = 10
     dead_letter_topic: str | None = None
     ordered: bool = True
+    #: unacknowledged messages older than this are dropped (Pub/Sub: message retention)
+    retention_s: float | None = None
+    #: ... and the oldest beyond this many bytes (the local queue only)
+    retention_bytes: int | None = None
+
+
+def attempts_exceeded_reason(attempts: int, last_error: str | None) -> str:
+    """The reason a message forwarded after its last delivery attempt carries."""
+    why = last_error or "none recorded (the consumer stopped, or its lease expired)"
+    return f"delivery_attempts_exceeded: {attempts} deliveries without an ack; last error: {why}"
 
 
 class Transport(Protocol):
@@ -165,7 +175,10 @@ class Transport(Protocol):
 
     def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
 
-    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+    def nack(self, subscription: str, ack_ids: Sequence[str], *, error: str = "") -> None:
+        """Hand messages back now; `error` (why) becomes their reason if they are forwarded
+        after their last attempt (the local queue; Pub/Sub's dead-lettering cannot carry
+        one, and `chrom-bridge dead-letters` names its delivery count instead)."""
 
     def extend(self, subscription: str, ack_ids: Sequence[str], seconds: float) -> None:
         """Extend leases to `seconds` from now (a consumer still working on them)."""
@@ -202,8 +215,16 @@ def dead_letter(
     )
 
 
+#: How long and how much the dead-letter audit keeps (Pub/Sub's maximum retention is 7 days).
+DEAD_LETTER_RETENTION_S = 7 * 86_400.0
+DEAD_LETTER_RETENTION_BYTES = 1 << 30
+
+
 def readings_topology(
-    ack_deadline_s: float = 30.0, max_delivery_attempts: int = 100
+    ack_deadline_s: float = 30.0,
+    max_delivery_attempts: int = 100,
+    dead_letter_retention_s: float = DEAD_LETTER_RETENTION_S,
+    dead_letter_retention_bytes: int = DEAD_LETTER_RETENTION_BYTES,
 ) -> tuple[list[str], list[SubscriptionConfig]]:
     """Topics and subscriptions of the streaming path (the same set Terraform creates).
 
@@ -221,7 +242,15 @@ def readings_topology(
         )
         for name in (LIVE_BRIDGE_SUBSCRIPTION, LANDING_SUBSCRIPTION)
     ]
-    subs.append(SubscriptionConfig(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, ordered=False))
+    subs.append(
+        SubscriptionConfig(
+            DEAD_LETTER_SUBSCRIPTION,
+            DEAD_LETTER_TOPIC,
+            ordered=False,
+            retention_s=dead_letter_retention_s,
+            retention_bytes=dead_letter_retention_bytes,
+        )
+    )
     return topics, subs
 
 

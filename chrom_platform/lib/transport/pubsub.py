@@ -70,6 +70,11 @@ class PubSubTransport:
             "ack_deadline_seconds": max(10, min(600, round(config.ack_deadline_s))),
             "enable_message_ordering": config.ordered,
         }
+        if config.retention_s is not None:
+            # Pub/Sub retains 10 minutes to 7 days; a byte bound is the local queue's alone
+            request["message_retention_duration"] = {
+                "seconds": int(max(600, min(7 * 86_400, config.retention_s)))
+            }
         if config.dead_letter_topic is not None:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": self.topic_path(config.dead_letter_topic),
@@ -148,7 +153,9 @@ class PubSubTransport:
                 request={"subscription": path, "ack_ids": list(ack_ids[i : i + _ACK_CHUNK])}
             )
 
-    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+    def nack(self, subscription: str, ack_ids: Sequence[str], *, error: str = "") -> None:
+        # Pub/Sub keeps no reason with a nack: its dead-letter policy forwards with
+        # CloudPubSubDeadLetterSourceDeliveryCount, which `chrom-bridge dead-letters` names.
         self.extend(subscription, ack_ids, 0)
 
     def extend(self, subscription: str, ack_ids: Sequence[str], seconds: float) -> None:

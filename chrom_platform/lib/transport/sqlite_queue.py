@@ -22,6 +22,9 @@ Layout:
   deliveries(sub_id, msg_id, okey, attempts, lease_until, holder): one row per
       (subscription, message) not yet acknowledged. A lease is `lease_until` in the
       future. Acking deletes the row; a message is deleted once no subscription holds it;
+      `size` is the payload's length, so a pull can stop at a byte budget without loading
+      what it leaves; `last_error` is what a consumer said when it handed the message back,
+      carried as the reason when the message is forwarded after its last attempt;
   leases(sub_id, holder, lease_until, first_id, last_id): one row per pull, covering the
       id range it leased. It answers "which keys are in flight for someone else?" for
       ordered delivery. A row-level index on `lease_until` answered it before, but every
@@ -35,6 +38,7 @@ Layout:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -49,6 +53,7 @@ import numpy.typing as npt
 
 from chrom_platform.lib.transport.base import (
     ATTR_DELIVERY_ATTEMPTS,
+    ATTR_REASON,
     ATTR_SOURCE_MESSAGE_ID,
     ATTR_SOURCE_SUBSCRIPTION,
     JoinedPayloads,
@@ -57,6 +62,7 @@ from chrom_platform.lib.transport.base import (
     ReceivedMessage,
     SubscriptionConfig,
     TransportError,
+    attempts_exceeded_reason,
 )
 
 _SCHEMA = """
@@ -68,7 +74,9 @@ create table if not exists subscriptions (
     ack_deadline_s real not null,
     max_attempts integer not null,
     dead_letter_topic text,
-    ordered integer not null
+    ordered integer not null,
+    retention_s real,
+    retention_bytes integer
 );
 create table if not exists messages (
     id integer primary key autoincrement,
@@ -85,6 +93,8 @@ create table if not exists deliveries (
     attempts integer not null default 0,
     lease_until real not null default 0,
     holder text not null default '',
+    size integer not null default 0,
+    last_error text,
     primary key (sub_id, msg_id)
 ) without rowid;
 create table if not exists leases (
@@ -132,14 +142,22 @@ _MAX_ID = (1 << 63) - 1
 #: rows in the same pass, so the columns line up row for row; ids are checked ascending on
 #: arrival. Keys, attributes and publish times are not read here (they cost ~0.4 us per
 #: message and the hot path needs them only for a dead letter): see `_details`. `where`
-#: names deliveries' columns only (no name is shared with messages').
+#: names deliveries' columns only. The rows stop at a byte budget (a running sum of their
+#: sizes, computed before any payload is read), the first row always taken: a blob larger
+#: than the budget comes alone, and no pull can exceed SQLite's string limit (a pull of 105
+#: messages of 10 MB failed every time, wedging the queue).
 _PULL_COLUMNS = (
     "select count(*), group_concat(msg_id), group_concat(attempts),"
     " group_concat(length(data_b)), cast(group_concat(data_b, x'0a') as blob)"
-    " from (select d.msg_id, d.attempts, cast(m.data as blob) as data_b"
-    " from deliveries d join messages m on m.id = d.msg_id"
-    " where {where} order by d.msg_id limit ?)"
+    " from (select p.msg_id, p.attempts, cast(m.data as blob) as data_b"
+    " from (select msg_id, attempts, size,"
+    " sum(size) over (order by msg_id rows unbounded preceding) as upto"
+    " from deliveries where {where} order by msg_id limit ?) p"
+    " join messages m on m.id = p.msg_id where p.upto <= ? or p.upto = p.size"
+    " order by p.msg_id)"
 )
+#: The byte budget of one pull (a reading is ~250 bytes: 5,000 of them are ~1.3 MB).
+MAX_PULL_BYTES = 16 * 1024 * 1024
 
 #: msg_id -> (ordering key, attributes as JSON or None, publish time in ns)
 _Details = dict[int, tuple[str, str | None, int]]
@@ -176,19 +194,27 @@ class _Columns:
         self.ids, self.attempts, self.data = ids, attempts, data
         self.fetched = fetched  # rows the query returned, dead-lettered ones included
         self.last_id = last_id
+        self.nbytes = 0  # payload bytes the query returned (set by `fetch`)
 
     @classmethod
     def fetch(
-        cls, db: sqlite3.Connection, where: str, params: tuple[object, ...], limit: int
+        cls,
+        db: sqlite3.Connection,
+        where: str,
+        params: tuple[object, ...],
+        limit: int,
+        max_bytes: int,
     ) -> _Columns | None:
-        row = db.execute(_PULL_COLUMNS.format(where=where), (*params, limit)).fetchone()
+        row = db.execute(_PULL_COLUMNS.format(where=where), (*params, limit, max_bytes)).fetchone()
         n = int(row[0])
         if n == 0:
             return None
         ids = _ints(row[1])
         if n > 1 and not bool(np.all(np.diff(ids) > 0)):  # pragma: no cover - SQLite's order
             raise TransportError("queue rows came back out of id order")
-        return cls(ids, _ints(row[2]), JoinedPayloads(row[4], _ints(row[3])), n, int(ids[-1]))
+        cols = cls(ids, _ints(row[2]), JoinedPayloads(row[4], _ints(row[3])), n, int(ids[-1]))
+        cols.nbytes = len(row[4])
+        return cols
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -264,6 +290,21 @@ class _AckIds(Sequence[str]):
         return f"{m}.{a}"
 
 
+def _refuse_empty_file(path: Path) -> None:
+    """A queue file of 0 bytes is not an empty queue: SQLite writes a header before anything
+    else, so it was truncated (a full disk, a copy gone wrong) and its messages are lost.
+    Opening it would silently start a new queue; say so instead. (A process creating the
+    file right now leaves it empty for a moment: wait for that first.)"""
+    for _ in range(20):
+        if not path.exists() or path.stat().st_size > 0:
+            return
+        time.sleep(0.1)
+    raise TransportError(
+        f"queue file {path} is empty (0 bytes): it was truncated or never written, and"
+        " whatever it held is gone. Move it aside to start a new queue."
+    )
+
+
 def _no_message(i: int) -> ReceivedMessage:
     raise IndexError(i)
 
@@ -274,6 +315,7 @@ class SqliteQueue:
     def __init__(self, path: str | Path, *, clock: object = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_empty_file(self.path)
         self._now = clock if callable(clock) else time.time
         # One connection per instance, guarded by a lock: Dagster may call a resource from
         # several threads, and sqlite3 connections must not be used concurrently.
@@ -289,7 +331,19 @@ class SqliteQueue:
 
     def _migrate(self) -> None:
         """Files written before the `leases` table: describe their leases in flight as
-        lease rows (so ordering holds across the upgrade), then drop the row-level index."""
+        lease rows (so ordering holds across the upgrade), then drop the row-level index.
+        Files written before sizes, errors and retention: add the columns (old rows count
+        0 bytes against a pull's budget)."""
+        for table, column, decl in (
+            ("deliveries", "size", "integer not null default 0"),
+            ("deliveries", "last_error", "text"),
+            ("subscriptions", "retention_s", "real"),
+            ("subscriptions", "retention_bytes", "integer"),
+        ):
+            have = {r[1] for r in self._db.execute(f"pragma table_info({table})")}
+            if column not in have:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                    self._db.execute(f"alter table {table} add column {column} {decl}")
         if not self._db.execute(
             "select 1 from sqlite_master where type='index' and name='deliveries_leased'"
         ).fetchone():
@@ -334,19 +388,27 @@ class SqliteQueue:
                     int(config.ordered),
                 ),
             )
+            # retention is a setting that may change after creation (as Pub/Sub's may)
+            db.execute(
+                "update subscriptions set retention_s=?, retention_bytes=? where name=?",
+                (config.retention_s, config.retention_bytes, config.name),
+            )
+            self._subs.pop(config.name, None)
 
     def _sub(self, name: str) -> tuple[int, SubscriptionConfig]:
         if name not in self._subs:
             row = self._db.execute(
-                "select id, topic, ack_deadline_s, max_attempts, dead_letter_topic, ordered"
-                " from subscriptions where name=?",
+                "select id, topic, ack_deadline_s, max_attempts, dead_letter_topic, ordered,"
+                " retention_s, retention_bytes from subscriptions where name=?",
                 (name,),
             ).fetchone()
             if row is None:
                 raise TransportError(f"subscription {name!r} does not exist")
             self._subs[name] = (
                 row[0],
-                SubscriptionConfig(name, row[1], row[2], row[3], row[4], bool(row[5])),
+                SubscriptionConfig(
+                    name, row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7]
+                ),
             )
         return self._subs[name]
 
@@ -383,9 +445,9 @@ class SqliteQueue:
         last = int(db.execute("select last_insert_rowid()").fetchone()[0])
         first = last - len(messages) + 1
         db.execute(
-            "insert into deliveries(sub_id, msg_id, okey)"
-            " select s.id, m.id, m.ordering_key from messages m join subscriptions s"
-            " on s.topic = m.topic where m.id between ? and ?",
+            "insert into deliveries(sub_id, msg_id, okey, size)"
+            " select s.id, m.id, m.ordering_key, length(m.data) from messages m"
+            " join subscriptions s on s.topic = m.topic where m.id between ? and ?",
             (first, last),
         )
         return first, last
@@ -437,12 +499,16 @@ class SqliteQueue:
                 where += f" and okey not in ({','.join('?' * len(blocked))})"
             parts: list[_Columns] = []
             taken = 0
+            budget = MAX_PULL_BYTES
             after = -1
-            while taken < max_messages:
+            while taken < max_messages and budget > 0:
                 want = max_messages - taken
-                cols = _Columns.fetch(db, where, (sub_id, after + 1, _MAX_ID, now, *blocked), want)
+                cols = _Columns.fetch(
+                    db, where, (sub_id, after + 1, _MAX_ID, now, *blocked), want, budget
+                )
                 if cols is None:
                     break
+                budget -= cols.nbytes
                 if cfg.dead_letter_topic is not None:
                     dead = np.flatnonzero(cols.attempts >= cfg.max_delivery_attempts)
                     if dead.size:
@@ -495,12 +561,20 @@ class SqliteQueue:
         rows: list[_Row],
     ) -> None:
         assert cfg.dead_letter_topic is not None
+        errors = dict(
+            db.execute(
+                f"select msg_id, last_error from deliveries where sub_id=? and msg_id in"
+                f" ({','.join('?' * len(rows))})",
+                (sub_id, *(r[0] for r in rows)),
+            ).fetchall()
+        )
         out = []
         for msg_id, attempts, okey, data, attrs, _ in rows:
             a = json.loads(attrs) if attrs else {}
             a[ATTR_SOURCE_SUBSCRIPTION] = cfg.name
             a[ATTR_SOURCE_MESSAGE_ID] = str(msg_id)
             a[ATTR_DELIVERY_ATTEMPTS] = str(attempts)
+            a[ATTR_REASON] = attempts_exceeded_reason(attempts, errors.get(msg_id))
             out.append(OutMessage(data, a, okey))
         self._insert(db, cfg.dead_letter_topic, out)
         db.executemany(
@@ -538,10 +612,11 @@ class SqliteQueue:
             )
             self._collect(db)
 
-    def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
+    def nack(self, subscription: str, ack_ids: Sequence[str], *, error: str = "") -> None:
         """Make messages available again now. With ordering, later messages of the same key
         that are leased in the same lease are released too, so the key is redelivered in
-        order (Pub/Sub does the same)."""
+        order (Pub/Sub does the same). `error` is kept as the reason the messages carry if
+        they are forwarded to the dead-letter topic after their last attempt."""
         if not ack_ids:
             return
         runs = _runs(self._parse_ack_ids(ack_ids))
@@ -549,9 +624,9 @@ class SqliteQueue:
             sub_id, cfg = self._sub(subscription)
             now = self._now()
             db.executemany(
-                "update deliveries set lease_until=0"
+                "update deliveries set lease_until=0, last_error=coalesce(?, last_error)"
                 " where sub_id=? and msg_id between ? and ? and attempts=?",
-                [(sub_id, first, last, a) for first, last, a in runs],
+                [(error[:500] or None, sub_id, first, last, a) for first, last, a in runs],
             )
             if cfg.ordered:
                 first_by_key: dict[str, int] = {}
@@ -595,15 +670,14 @@ class SqliteQueue:
             )
 
     def _collect(self, db: sqlite3.Connection) -> None:
-        """Delete the messages below the oldest one any subscription still holds: a range
-        delete, no per-message check. (A message acked everywhere but above a laggard
-        subscription's oldest waits for it, as retention does in Pub/Sub.) Lease rows
-        wholly below their subscription's oldest message go too: nothing is left in them."""
-        subs = [r[0] for r in db.execute("select id from subscriptions")]
-        if not subs:
-            return
-        oldest: list[int] = []
-        for sub_id in subs:
+        """Per topic, delete the messages below the oldest one any of its subscriptions
+        still holds: a range delete, no per-message check. (A message acked everywhere but
+        above a laggard subscription's oldest waits for it, as retention does in Pub/Sub.)
+        Per topic, so one dead letter nobody acknowledged keeps only the dead-letter topic,
+        not every reading published since. Lease rows wholly below their subscription's
+        oldest message go too: nothing is left in them."""
+        low_by_topic: dict[str, int] = {}
+        for sub_id, topic in db.execute("select id, topic from subscriptions").fetchall():
             low = db.execute(
                 "select min(msg_id) from deliveries where sub_id=?", (sub_id,)
             ).fetchone()[0]
@@ -611,11 +685,54 @@ class SqliteQueue:
                 db.execute("delete from leases where sub_id=?", (sub_id,))
             else:
                 db.execute("delete from leases where sub_id=? and last_id<?", (sub_id, low))
-                oldest.append(int(low))
-        if oldest:
-            db.execute("delete from messages where id < ?", (min(oldest),))
-        else:
-            db.execute("delete from messages")
+            prev = low_by_topic.get(topic, _MAX_ID)
+            low_by_topic[topic] = min(prev, _MAX_ID if low is None else int(low))
+        for (topic,) in db.execute("select name from topics").fetchall():
+            # a topic without subscriptions keeps nothing (Pub/Sub drops such messages)
+            db.execute(
+                "delete from messages where topic=? and id < ?",
+                (topic, low_by_topic.get(topic, _MAX_ID)),
+            )
+
+    def expire(self) -> int:
+        """Drop what subscriptions with a retention hold beyond it (older than
+        `retention_s`, or the oldest beyond `retention_bytes`): the dead-letter audit keeps
+        a bounded history instead of growing for ever. Returns the messages dropped."""
+        dropped = 0
+        with self._tx() as db:
+            now_ns = int(self._now() * 1e9)
+            for sub_id, keep_s, keep_bytes in db.execute(
+                "select id, retention_s, retention_bytes from subscriptions"
+                " where retention_s is not null or retention_bytes is not null"
+            ).fetchall():
+                if keep_s is not None:
+                    dropped += db.execute(
+                        "delete from deliveries where sub_id=? and msg_id in (select d.msg_id"
+                        " from deliveries d join messages m on m.id=d.msg_id"
+                        " where d.sub_id=? and m.publish_ns < ?)",
+                        (sub_id, sub_id, now_ns - int(keep_s * 1e9)),
+                    ).rowcount
+                if keep_bytes is not None:
+                    dropped += db.execute(
+                        "delete from deliveries where sub_id=? and msg_id in (select msg_id from"
+                        " (select msg_id, sum(size) over (order by msg_id desc) as newer"
+                        " from deliveries where sub_id=?) where newer > ?)",
+                        (sub_id, sub_id, keep_bytes),
+                    ).rowcount
+            if dropped:
+                self._collect(db)
+        return dropped
+
+    def held(self, subscription: str) -> tuple[int, int]:
+        """(messages, bytes) the subscription holds unacknowledged: for the dead-letter
+        audit, the metric of what is kept."""
+        sub_id, _ = self._sub(subscription)
+        with self._lock:
+            n, b = self._db.execute(
+                "select count(*), coalesce(sum(size), 0) from deliveries where sub_id=?",
+                (sub_id,),
+            ).fetchone()
+        return int(n), int(b)
 
     # -- inspection (tests, metrics) -------------------------------------------------------
 
