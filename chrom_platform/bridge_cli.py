@@ -30,6 +30,7 @@ from chrom_platform import check_config
 from chrom_platform.lib.objectstore import open_store
 from chrom_platform.lib.streaming import StreamingConfig
 from chrom_platform.lib.transport import DEAD_LETTER_SUBSCRIPTION
+from chrom_platform.lib.transport.base import ATTR_REASON, attempts_exceeded_reason
 from chrom_platform.settings import Settings, SettingsError
 
 log = logging.getLogger("chrom.bridge_cli")
@@ -81,7 +82,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
         threads.append(threading.Thread(target=guarded("live", live), name="live-bridge"))
     if args.only in (None, "landing"):
-        consumer = cfg.landing_consumer(open_store(settings.landing_uri))
+        consumer = cfg.landing_consumer(
+            open_store(settings.landing_uri), batch_size=args.landing_batch_size
+        )
 
         def landing() -> None:
             total = consumer.serve(
@@ -122,11 +125,13 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     shown = 0
     while shown < args.limit and (got := tr.pull(DEAD_LETTER_SUBSCRIPTION, 500)):
         for m in got[: args.limit - shown]:
+            attrs = dict(m.attributes)
             print(
                 json.dumps(
                     {
                         "message_id": m.message_id,
-                        "attributes": dict(m.attributes),
+                        "reason": _reason(attrs),
+                        "attributes": attrs,
                         "data": m.data[:300].decode(errors="replace"),
                     }
                 )
@@ -138,6 +143,19 @@ def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: set by Pub/Sub's own dead-letter forwarding, which cannot carry a reason
+_PUBSUB_DELIVERY_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
+
+
+def _reason(attrs: dict[str, str]) -> str:
+    """Why a message is a dead letter: ours say so; Pub/Sub's forwarding gives a count."""
+    if ATTR_REASON in attrs:
+        return attrs[ATTR_REASON]
+    if _PUBSUB_DELIVERY_COUNT in attrs:
+        return attempts_exceeded_reason(int(attrs[_PUBSUB_DELIVERY_COUNT]), None)
+    return "unknown: published to the dead-letter topic without a reason"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="chrom-bridge",
@@ -147,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the consumers until SIGINT/SIGTERM")
     s.add_argument("--only", choices=["live", "landing"])
-    s.add_argument("--batch-size", type=int, default=5000)
+    s.add_argument("--batch-size", type=int, default=5000, help="live bridge messages per pull")
+    s.add_argument(
+        "--landing-batch-size", type=int, default=20_000, help="landing messages per pull"
+    )
     s.add_argument("--flush-every-s", type=float, default=10.0, help="landing micro-batch age")
     s.add_argument("--verbose", action="store_true", help="one JSON line per batch")
     d = sub.add_parser("drain", help="settle what is queued now and exit")

@@ -64,7 +64,7 @@ def check_streaming(env: Mapping[str, str], profile: str) -> list[Problem]:
 def require(env: Mapping[str, str], *, streaming_only: bool = False) -> None:
     """At start: raise SettingsError naming every problem with the settings of the profile
     `env` chooses, so a gcp deployment never runs on local defaults."""
-    profile = env.get("CHROM_PROFILE", "local")
+    profile = Settings.from_env(env).profile  # its own errors first, as they are
     problems = (check_streaming if streaming_only else check)(env, profile)
     if problems:
         raise SettingsError(

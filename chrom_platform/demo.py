@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from chrom_platform.lib.contracts import SEQ_EPOCH
-from chrom_platform.lib.influx import InfluxV1Client
 from chrom_platform.lib.influx_server import LocalInfluxServer, free_port, port_is_free
 from chrom_platform.lib.instance import write_instance_config
 from chrom_platform.lib.objectstore import open_store
@@ -86,11 +85,11 @@ def start_influx(settings: Settings) -> LocalInfluxServer:
         log(f"InfluxDB 1.x started on {srv.url} (data in {data})")
     else:
         log(f"InfluxDB already running on {srv.url}")
-    InfluxV1Client(srv.url, settings.influx_database).create_database()
+    srv.grant_read(settings.influx_database)  # creates it; Grafana's user may read it
     return srv
 
 
-def dagster_env(settings: Settings, influx_url: str) -> dict[str, str]:
+def dagster_env(settings: Settings, srv: LocalInfluxServer) -> dict[str, str]:
     home = settings.data_dir / "dagster_home"
     write_instance_config(home)
     return {
@@ -102,8 +101,16 @@ def dagster_env(settings: Settings, influx_url: str) -> dict[str, str]:
         "CHROM_PROFILE": settings.profile,
         "CHROM_DATA_DIR": str(settings.data_dir),
         "CHROM_LANDING_URI": settings.landing_uri,
-        "CHROM_INFLUX_URL": influx_url,
+        "CHROM_INFLUX_URL": srv.url,
+        # the server runs with authentication (lib/influx_server.py): the consumers and the
+        # checks write and read as its admin; Grafana reads as its reader
+        "CHROM_INFLUX_USER": srv.admin.username,
+        "CHROM_INFLUX_PASSWORD": srv.admin.password,
         "CHROM_INFLUX_DATABASE": settings.influx_database,
+        # The demo plays a batch of simulated time 60x (headless: 10^6 x) faster than the
+        # wall clock, so its readings are stamped up to hours ahead of it; a plant's clock
+        # is not, and the consumers refuse readings more than 5 minutes ahead by default.
+        "CHROM_MAX_CLOCK_AHEAD_S": os.environ.get("CHROM_MAX_CLOCK_AHEAD_S", str(2 * 86_400)),
     }
 
 
@@ -240,7 +247,7 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = ensure_history(settings, args.units, args.batches_per_unit, args.seed)
     srv = start_influx(settings)
     try:
-        env = dagster_env(settings, srv.url)
+        env = dagster_env(settings, srv)
         os.environ.update(env)
         settings = Settings.from_env()
         defs = lazy_defs()
@@ -318,7 +325,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     ensure_history(settings, args.units, args.batches_per_unit, args.seed)
     srv = start_influx(settings)
-    env = dagster_env(settings, srv.url)
+    env = dagster_env(settings, srv)
     # the first build runs here, before the UI, on the instance the UI then shows: it opens
     # on a built graph (a second demo on the same data builds only what changed)
     built = Settings.from_env(env)
@@ -386,7 +393,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                    alarm (measurement `drift`, alarm = 1) comes a few minutes in;
                  - when the batch ends and lands, gold and the analytics rebuild by
                    automation, and the check `latest_batches_in_envelope` fails naming it
-  InfluxDB 1.x   {srv.url}  database '{settings.influx_database}'
+  InfluxDB 1.x   {srv.url}  database '{settings.influx_database}', with authentication:
+                 users and passwords in {srv.credentials_file}
+                 ({srv.reader.username} reads: give it to Grafana)
   Landing zone   {settings.landing_uri}
   Ground truth   {settings.truth_dir}  (what the simulator injected; detection never reads it)
   Grafana        provision infra/grafana/provisioning/local/ in your Grafana, or import

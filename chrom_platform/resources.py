@@ -39,6 +39,8 @@ class StreamingResource(dg.ConfigurableResource):
     recipes_path: str
     influx_token: str | None = None
     influx_org: str | None = None
+    influx_username: str | None = None
+    influx_password: str | None = None
     envelope_uri: str | None = None
     create_topology: bool | None = None
     max_ahead_s: float = 300.0
@@ -92,6 +94,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 **asdict(streaming),
                 # the token stays an environment reference: never shown in the UI or stored
                 "influx_token": dg.EnvVar("CHROM_INFLUX_TOKEN") if streaming.influx_token else None,
+                "influx_password": (
+                    dg.EnvVar("CHROM_INFLUX_PASSWORD") if streaming.influx_password else None
+                ),
             },
             live_stale_after_s=settings.live_stale_after_s,
         ),

@@ -53,6 +53,9 @@ class Settings:
     #: InfluxDB 2.x/3.x/Cloud (gcp profile): token, org and bucket; unset locally (v1 API)
     influx_token: str | None = None
     influx_org: str | None = None
+    #: InfluxDB 1.x user (the local server runs with authentication; see influx_server.py)
+    influx_username: str | None = None
+    influx_password: str | None = None
     #: a running unit with no live point for this long fails the live freshness check
     live_stale_after_s: float = 120.0
     #: the warehouse: a DuckDB file (local) or Snowflake (gcp, dbt target `prod`)
@@ -91,6 +94,8 @@ class Settings:
             recipes_path=str(self.recipes_path),
             influx_token=self.influx_token,
             influx_org=self.influx_org,
+            influx_username=self.influx_username,
+            influx_password=self.influx_password,
             envelope_uri=self.landing_uri,
             max_ahead_s=self.max_clock_ahead_s,
         )
@@ -125,6 +130,8 @@ class Settings:
             ),
             influx_token=env.get("CHROM_INFLUX_TOKEN") or None,
             influx_org=env.get("CHROM_INFLUX_ORG") or None,
+            influx_username=env.get("CHROM_INFLUX_USER") or None,
+            influx_password=env.get("CHROM_INFLUX_PASSWORD") or None,
             live_stale_after_s=_float(env, "CHROM_LIVE_STALE_AFTER_S", 120.0),
             duckdb_path=Path(
                 env.get("CHROM_DUCKDB_PATH", data_dir / "warehouse" / "chrom.duckdb")

@@ -95,7 +95,7 @@ def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
             for name, chunks in (("base", base_lines), ("drift", drift_lines)):
                 times = []
                 for i in range(repeats):
-                    sink = InfluxV1Sink(srv.url, f"bench_{name}_{i}")
+                    sink = InfluxV1Sink(srv.url, f"bench_{name}_{i}", credentials=srv.admin)
                     sink.ensure_database()
                     t0 = time.perf_counter()
                     for c in chunks:

@@ -32,5 +32,16 @@ def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInf
             pytest.fail(f"CI must have InfluxDB: {e}")
         pytest.skip(str(e))
     srv = LocalInfluxServer(data_dir=Path(tmp_path_factory.mktemp("influxdb"))).start()
+    # The server runs with authentication: what the tests start (chrom-bridge, Dagster
+    # resources, Settings.from_env) finds its admin where the demo puts it, in the
+    # environment. Other servers a test starts set their own.
+    saved = {k: os.environ.get(k) for k in ("CHROM_INFLUX_USER", "CHROM_INFLUX_PASSWORD")}
+    os.environ["CHROM_INFLUX_USER"] = srv.admin.username
+    os.environ["CHROM_INFLUX_PASSWORD"] = srv.admin.password
     yield srv
     srv.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -564,6 +564,13 @@ def platform_health(profile: str) -> Board:
         "points_written",
         "dead_lettered",
     )
+    held = influxql(
+        'SELECT last("dead_letters_held") AS "dead_letters_held", last("dead_letter_bytes") AS '
+        '"dead_letter_bytes" FROM "bridge_health" WHERE $timeFilter '
+        "GROUP BY time($__interval) fill(previous)",
+        "dead_letters_held",
+        "dead_letter_bytes",
+    )
     live = influxql(
         'SELECT last("age_s") AS "age_s", last("running") AS "running", last("batch_cv") AS '
         '"batch_cv" FROM "live_status" WHERE "unit_id" =~ /^${unit:regex}$/ AND $timeFilter '
@@ -594,6 +601,9 @@ def platform_health(profile: str) -> Board:
         .with_variable(tag_variable(b, "unit", "Unit", "unit_id", multi=True).include_all(True))
         .with_panel(b.panel(timeseries.Panel().unit("s"), "Bridge lag (reading to InfluxDB)", lag))
         .with_panel(b.panel(timeseries.Panel(), "Readings written and dead-lettered", flow))
+        .with_panel(
+            b.panel(timeseries.Panel(), "Dead letters held for audit (31 days, 1 GiB)", held)
+        )
         .with_panel(b.panel(table.Panel(), "Live data per unit (age of newest reading, s)", live))
         .with_panel(b.panel(table.Panel(), "Gold freshness", gold))
     )

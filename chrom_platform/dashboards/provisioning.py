@@ -35,6 +35,10 @@ def datasources(profile: str) -> dict[str, Any]:
         },
     }
     if profile == "local":
+        # the local InfluxDB runs with authentication; Grafana reads as its read-only user
+        # (user and password in the server's credentials.json: lib/influx_server.py)
+        influx["user"] = "${CHROM_INFLUX_READER_USER}"
+        influx["secureJsonData"] = {"password": "${CHROM_INFLUX_READER_PASSWORD}"}
         warehouse: dict[str, Any] = {
             "name": WAREHOUSE_NAME,
             "uid": WAREHOUSE_UID,

@@ -52,6 +52,7 @@ from chrom_platform.lib.influx import (
 from chrom_platform.lib.master_data import MasterData
 from chrom_platform.lib.readings import MAX_AHEAD_S, Readings, Rejection, split_stale
 from chrom_platform.lib.transport import (
+    DEAD_LETTER_SUBSCRIPTION,
     DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
     MessageBatch,
@@ -70,10 +71,11 @@ HEALTH_EVERY_S = 10.0
 log = logging.getLogger("chrom.bridge")
 
 #: A reading of another batch than the unit's running one starts a new integral when it is
-#: in its recipe's first phase (a batch controller starts every batch there), or once that
-#: many of its readings came in a row without the running batch in between. Before that
-#: its readings are dead-lettered as `stray_batch`, so one stray reading (a mislabelled
-#: message, a replay of another batch) never resets the running batch's column volumes.
+#: in its recipe's first phase (a batch controller starts every batch there), or when it is
+#: the NEW_BATCH_PERSISTENCE-th of that batch in a row without the running batch in between
+#: (a batch joined mid-recipe). The readings before are dead-lettered as `stray_batch`, so a
+#: few stray readings (mislabelled messages, a replay of another batch) never reset the
+#: running batch's column volumes.
 NEW_BATCH_PERSISTENCE = 10
 
 #: Lines per /write request: InfluxDB's guidance is 5,000-10,000 points per batch.
@@ -405,16 +407,23 @@ class LiveBridge(SubscriptionConsumer):
                 self._candidates.pop(unit, None)
                 continue
             cand, seen = self._candidates.get(unit, (batch, 0))
-            seen = (seen if cand == batch else 0) + (b - a)
+            prior = seen if cand == batch else 0
             resumes = any(
                 r.unit_id[x] == unit and r.batch_id[x] == current for x, _ in runs[k + 1 :]
             )
-            starts = r.phase[a] == self._first_phase.get(r.recipe[a])
-            if not resumes and (starts or seen >= NEW_BATCH_PERSISTENCE):
+            # readings of it still to refuse before it counts as started (none if it starts
+            # in its recipe's first phase)
+            refuse = (
+                0
+                if r.phase[a] == self._first_phase.get(r.recipe[a])
+                else max(0, NEW_BATCH_PERSISTENCE - 1 - prior)
+            )
+            if not resumes and refuse < b - a:
+                out.extend(range(a, a + refuse))
                 current = batch
                 self._candidates.pop(unit, None)
                 continue
-            self._candidates[unit] = (batch, 0 if resumes else seen)
+            self._candidates[unit] = (batch, 0 if resumes else prior + (b - a))
             out.extend(range(a, b))
         return out
 
@@ -549,6 +558,7 @@ class LiveBridge(SubscriptionConsumer):
     def health_lines(self, rep: StepReport, now_ns: int) -> bytes:
         """`bridge_health` for what `rep` covers and `live_status` for every known unit."""
         s = rep.summary()
+        held, held_bytes = self._dead_letters_held()
         health = line_protocol(
             HEALTH_MEASUREMENT,
             {"subscription": [self.subscription]},
@@ -559,6 +569,10 @@ class LiveBridge(SubscriptionConsumer):
                 "drift_alarms": np.array([rep.drift_alarms]),
                 "lag_p50_s": np.array([s["lag_p50_s"] or 0.0]),
                 "lag_max_s": np.array([s["lag_max_s"] or 0.0]),
+                # what the dead-letter audit holds (-1: the transport cannot say; Pub/Sub's
+                # is Cloud Monitoring's num_undelivered_messages)
+                "dead_letters_held": np.array([held]),
+                "dead_letter_bytes": np.array([held_bytes]),
             },
             np.array([now_ns], dtype=np.int64),
         )
@@ -580,6 +594,21 @@ class LiveBridge(SubscriptionConsumer):
             np.full(len(units), now_ns, dtype=np.int64),
         )
         return health + status
+
+    def _dead_letters_held(self) -> tuple[int, int]:
+        """(messages, bytes) the dead-letter audit holds, after dropping what is past its
+        retention: the local queue's housekeeping rides on the health report, which the
+        sensor and `serve` both run."""
+        expire = getattr(self.transport, "expire", None)
+        held = getattr(self.transport, "held", None)
+        if expire is None or held is None:
+            return -1, -1
+        try:
+            expire()
+            n, size = held(DEAD_LETTER_SUBSCRIPTION)
+            return int(n), int(size)
+        except Exception:  # best effort, like the rest of the health report
+            return -1, -1
 
     def report_health(self, rep: StepReport) -> bool:
         """Write the health points; best effort (they describe the data, they are not data),

@@ -6,11 +6,13 @@ production); tests use `query` to read back what was written.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,12 +37,31 @@ class InfluxError(RuntimeError):
         super().__init__(f"InfluxDB answered {status}: {body[:500]}")
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A user of InfluxDB 1.x (HTTP basic auth); repr hides the password."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def header(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
 class InfluxV1Client:
-    def __init__(self, url: str, database: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        timeout_s: float = 30.0,
+        *,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.database = database
         self.timeout_s = timeout_s
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, str] = credentials.header() if credentials else {}
 
     def _request(self, path: str, params: dict[str, str], body: bytes | None = None) -> bytes:
         req = urllib.request.Request(
@@ -168,8 +189,15 @@ class InfluxV1Sink:
 
     name = "influxdb-v1"
 
-    def __init__(self, url: str, database: str, timeout_s: float = 30.0) -> None:
-        self.client = InfluxV1Client(url, database, timeout_s)
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        timeout_s: float = 30.0,
+        *,
+        credentials: Credentials | None = None,
+    ) -> None:
+        self.client = InfluxV1Client(url, database, timeout_s, credentials=credentials)
 
     def ensure_database(self) -> None:
         self.client.create_database()

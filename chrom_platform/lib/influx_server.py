@@ -1,15 +1,23 @@
 """A local InfluxDB 1.x server for the demo and the tests.
 
 Starts Debian's `influxd` with a generated config: data in a folder we own, HTTP and RPC
-bound to 127.0.0.1 on free ports, no usage reporting. Waits for `/ping`; stops by PID
-(SIGTERM, then SIGKILL). The server runs in its own process group so that an interrupt
-aimed at the caller's group does not kill it mid-write.
+bound to 127.0.0.1 on free ports, no usage reporting, authentication on. Waits for `/ping`;
+stops by PID (SIGTERM, then SIGKILL). The server runs in its own process group so that an
+interrupt aimed at the caller's group does not kill it mid-write.
+
+Authentication: loopback is no boundary (any process of any user on the machine reaches
+it), and an unauthenticated InfluxDB executes whatever InfluxQL it is sent, DROP included.
+On its first start the server gets two users with passwords generated here, kept in
+`credentials.json` beside its data (mode 0600, never committed): `chrom_admin` (all
+privileges: the live bridge, the demo, the tests) and `chrom_reader` (READ on the databases
+granted to it: Grafana). A dashboard query can then read, and nothing more.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,7 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chrom_platform.lib.influx import ping
+from chrom_platform.lib.influx import Credentials, InfluxV1Client, ping
+
+ADMIN_USER, READER_USER = "chrom_admin", "chrom_reader"
 
 CONFIG_TEMPLATE = """\
 reporting-disabled = true
@@ -37,7 +47,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = false
+  auth-enabled = true
   log-enabled = false
   max-body-size = 0
 
@@ -98,6 +108,54 @@ class LocalInfluxServer:
     def state_file(self) -> Path:
         return self.data_dir / "server.json"
 
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    def _credentials(self) -> dict[str, Credentials]:
+        raw = json.loads(self.credentials_file.read_text())
+        return {role: Credentials(**raw[role]) for role in ("admin", "reader")}
+
+    @property
+    def admin(self) -> Credentials:
+        """The user with all privileges (the live bridge, the demo, the tests)."""
+        return self._credentials()["admin"]
+
+    @property
+    def reader(self) -> Credentials:
+        """The read-only user (Grafana); see `grant_read`."""
+        return self._credentials()["reader"]
+
+    def client(self, database: str) -> InfluxV1Client:
+        return InfluxV1Client(self.url, database, credentials=self.admin)
+
+    def grant_read(self, database: str) -> None:
+        """Create `database` if needed and let the reader read it."""
+        c = self.client(database)
+        c.create_database()
+        c.query(f'GRANT READ ON "{database}" TO "{READER_USER}"')
+
+    def _ensure_users(self) -> None:
+        """First start of a data folder: generate the passwords and create the users.
+        InfluxDB 1.x lets the first admin be created without credentials, and only then."""
+        if self.credentials_file.exists():
+            return
+        creds = {
+            "admin": {"username": ADMIN_USER, "password": secrets.token_urlsafe(24)},
+            "reader": {"username": READER_USER, "password": secrets.token_urlsafe(24)},
+        }
+        tmp = self.credentials_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(creds))
+        tmp.chmod(0o600)
+        anonymous = InfluxV1Client(self.url, "")
+        anonymous.query(
+            f"CREATE USER \"{ADMIN_USER}\" WITH PASSWORD '{creds['admin']['password']}'"
+            " WITH ALL PRIVILEGES"
+        )
+        admin = InfluxV1Client(self.url, "", credentials=Credentials(**creds["admin"]))
+        admin.query(f"CREATE USER \"{READER_USER}\" WITH PASSWORD '{creds['reader']['password']}'")
+        tmp.replace(self.credentials_file)
+
     def start(self, timeout_s: float = 30.0) -> LocalInfluxServer:
         binary = find_influxd()
         self.data_dir = self.data_dir.resolve()
@@ -129,6 +187,7 @@ class LocalInfluxServer:
                 tail = (self.data_dir / "influxd.log").read_text()[-2000:]
                 raise RuntimeError(f"influxd exited with {proc.returncode}:\n{tail}")
             if ping(self.url):
+                self._ensure_users()
                 self.state_file.write_text(
                     json.dumps(
                         {"pid": self.pid, "http_port": self.http_port, "rpc_port": self.rpc_port}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import EnvelopeSource
-from chrom_platform.lib.influx import InfluxSink, InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.influx import Credentials, InfluxSink, InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.master_data import MasterData, load_master_data
 from chrom_platform.lib.objectstore import ObjectStore, open_store
 from chrom_platform.lib.readings import MAX_AHEAD_S
@@ -35,6 +35,8 @@ class StreamingConfig:
     recipes_path: str
     influx_token: str | None = None
     influx_org: str | None = None
+    influx_username: str | None = None
+    influx_password: str | None = None
     #: the object store the analytics export the golden envelope to (live drift); None: off
     envelope_uri: str | None = None
     #: create the topics and subscriptions on open (None: only for the local queue; see
@@ -58,7 +60,12 @@ class StreamingConfig:
             return InfluxV2Sink(
                 self.influx_url, self.influx_token, self.influx_org, self.influx_database
             )
-        sink = InfluxV1Sink(self.influx_url, self.influx_database)
+        creds = (
+            Credentials(self.influx_username, self.influx_password or "")
+            if self.influx_username
+            else None
+        )
+        sink = InfluxV1Sink(self.influx_url, self.influx_database, credentials=creds)
         with contextlib.suppress(OSError):  # down now: the bridge pings before it pulls
             sink.ensure_database()
         return sink

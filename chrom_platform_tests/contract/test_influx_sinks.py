@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from chrom_platform.lib.bridge import HEALTH_MEASUREMENT, LiveBridge
-from chrom_platform.lib.influx import InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.influx import Credentials, InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.transport import OutMessage, ensure_readings_topology
 from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
@@ -67,8 +67,8 @@ def v2_server():
 
 
 class RecordingV1Sink(InfluxV1Sink):
-    def __init__(self, url: str, database: str) -> None:
-        super().__init__(url, database)
+    def __init__(self, url: str, database: str, credentials: Credentials) -> None:
+        super().__init__(url, database, credentials=credentials)
         self.bodies: list[bytes] = []
 
     def write(self, lines: bytes) -> None:
@@ -92,7 +92,9 @@ def _queue(tmp_path, name: str) -> SqliteQueue:
 
 
 def test_v1_and_v2_sinks_get_identical_line_protocol(md, influx_server, v2_server, tmp_path):
-    v1 = RecordingV1Sink(influx_server.url, fresh_database(influx_server.url).client.database)
+    v1 = RecordingV1Sink(
+        influx_server.url, fresh_database(influx_server).client.database, influx_server.admin
+    )
     LiveBridge(_queue(tmp_path, "a"), v1, md).drain(1000, 30)
     v2 = InfluxV2Sink(v2_server, token="test-token", org="acme", bucket="chrom")
     rep = LiveBridge(_queue(tmp_path, "b"), v2, md).drain(1000, 30)

@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 
 from chrom_platform.lib.contracts import READINGS_PREFIX, SIGNALS
 from chrom_platform.lib.influx import InfluxV1Sink
+from chrom_platform.lib.influx_server import LocalInfluxServer
 from chrom_platform.lib.master_data import MasterData
 from simulator.batch import SimBatch
 from simulator.cli import _stream_sims, build_parser
@@ -67,8 +68,9 @@ def stream_batches(
     return Streamed(work / "queue.db", work / "lake", work / "truth", _stream_sims(md, args))
 
 
-def fresh_database(url: str) -> InfluxV1Sink:
-    sink = InfluxV1Sink(url, f"t_{uuid.uuid4().hex[:12]}")
+def fresh_database(server: LocalInfluxServer) -> InfluxV1Sink:
+    """A new database on the server, and a sink that writes to it as the server's admin."""
+    sink = InfluxV1Sink(server.url, f"t_{uuid.uuid4().hex[:12]}", credentials=server.admin)
     sink.ensure_database()
     return sink
 

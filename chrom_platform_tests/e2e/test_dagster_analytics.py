@@ -173,7 +173,7 @@ def test_live_drift_reaches_influx_within_seconds_of_the_faulty_readings(
 
     queue = SqliteQueue(tmp_path / "queue.db")
     ensure_readings_topology(queue)
-    sink = fresh_database(influx_server.url)
+    sink = fresh_database(influx_server)
     bridge = LiveBridge(queue, sink, md, envelope=EnvelopeSource(open_store(str(h.lake)), 6.0, 0.1))
     stop = threading.Event()
     runner = threading.Thread(target=bridge.serve, args=(stop.is_set,), daemon=True)

@@ -35,12 +35,14 @@ def _event(store: LocalObjectStore, unit: str, batch: str, kind: str, ts_ns: int
 
 @pytest.fixture
 def env(influx_server, tmp_path):
-    db = fresh_database(influx_server.url).client.database
+    db = fresh_database(influx_server).client.database
     settings = Settings.from_env(
         {
             "CHROM_DATA_DIR": str(tmp_path),
             "CHROM_INFLUX_URL": influx_server.url,
             "CHROM_INFLUX_DATABASE": db,
+            "CHROM_INFLUX_USER": influx_server.admin.username,
+            "CHROM_INFLUX_PASSWORD": influx_server.admin.password,
             "CHROM_LIVE_STALE_AFTER_S": "60",
         }
     )

@@ -91,14 +91,18 @@ def live(built, md, influx_server, tmp_path_factory) -> dict[str, Any]:
         READINGS_TOPIC,
         [OutMessage(orjson.dumps(m), {"schema": READING_SCHEMA}, m["unit_id"]) for m in msgs],
     )
-    sink = fresh_database(influx_server.url)
+    sink = fresh_database(influx_server)
     bridge = LiveBridge(queue, sink, md, envelope=EnvelopeSource(open_store(str(h.lake)), 6.0, 0.1))
     rep = bridge.drain(len(msgs) + 1, 120.0)
     queue.close()
     assert rep.written == len(msgs)
     ts = [iso_to_ns(m["ts"]) for m in msgs]
+    # Grafana reads as the server's read-only user (provisioning: CHROM_INFLUX_READER_*)
+    influx_server.grant_read(sink.client.database)
+    reader = InfluxV1Sink(influx_server.url, sink.client.database, credentials=influx_server.reader)
     return {
         "sink": sink,
+        "reader": reader,
         "first_ns": min(ts),
         "last_ns": max(ts),
         "values": {
@@ -112,8 +116,13 @@ def live(built, md, influx_server, tmp_path_factory) -> dict[str, Any]:
 
 
 def run_influxql(
-    live: dict[str, Any], q: Query, signal: str, window_s: int | None = None
+    live: dict[str, Any],
+    q: Query,
+    signal: str,
+    window_s: int | None = None,
+    sink: InfluxV1Sink | None = None,
 ) -> list[dict]:
+    """Run as Grafana does: variables interpolated, as the read-only user (unless `sink`)."""
     text = substitute(q.text, {**live["values"], "signal": signal}, sql=False)
     wall = any(f'"{m}"' in text for m in WALL_CLOCK)
     if window_s is None:
@@ -127,8 +136,7 @@ def run_influxql(
         span = f"time > {end} - {window_s}s"
     text = text.replace("$timeFilter", span).replace("$__interval", "30s")
     assert not re.search(r"\$[\w{]", text), f"unsubstituted variable in {text}"
-    sink: InfluxV1Sink = live["sink"]
-    return sink.query(text)
+    return (sink or live["reader"]).query(text)
 
 
 def test_every_influxql_panel_variable_and_annotation_returns_its_columns(live) -> None:
@@ -332,7 +340,8 @@ def test_an_injected_identity_cannot_reach_influxdb_or_the_warehouse(live, built
     rules = [s.query for s in rule_specs()]
     for q in [*(r.query for r in all_queries()), *rules]:
         if q.kind == "influxql":
-            series = run_influxql({**live, "values": hostile}, q, "ph")
+            # as the admin: the escaping alone must hold (the reader could not drop anyway)
+            series = run_influxql({**live, "values": hostile}, q, "ph", sink=sink)
             assert all(INJECTION not in str(s.get("tags")) for s in series)
         else:
             values = {**local_values(built[0]), "unit": INJECTION, "recipe": INJECTION}

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_write_and_query_back(influx_server):
-    c = InfluxV1Client(influx_server.url, "t_write")
+    c = influx_server.client("t_write")
     c.create_database()
     lines = b"\n".join(
         f"chromatography,unit_id=U1,batch_id=B1,recipe=R,phase=Load flow_lpm={i}.5,ph=7.0 {1_700_000_000_000_000_000 + i * 10**9}".encode()
@@ -30,7 +30,7 @@ def test_write_and_query_back(influx_server):
 
 
 def test_bad_line_protocol_is_a_clear_error(influx_server):
-    c = InfluxV1Client(influx_server.url, "t_bad")
+    c = influx_server.client("t_bad")
     c.create_database()
     with pytest.raises(InfluxError) as e:
         c.write_lines(b"chromatography flow_lpm=notanumber 1")
@@ -52,3 +52,34 @@ def test_start_stop_leaves_nothing_running(tmp_path):
 def test_port_taken_is_reported(influx_server, tmp_path):
     with pytest.raises(RuntimeError, match="already taken"):
         LocalInfluxServer(data_dir=tmp_path / "x", http_port=influx_server.http_port).start()
+
+
+def test_authentication_admits_its_users_and_nothing_else(influx_server):
+    """Loopback is no boundary: the server refuses anonymous queries and writes, and
+    Grafana's user may read what it was granted and nothing more (issue 18: an injected
+    `DROP MEASUREMENT` reached an unauthenticated server through a dashboard query)."""
+    admin = influx_server.client("t_auth")
+    admin.create_database()
+    admin.write_lines(b"chromatography,unit_id=U1 ph=7.0 1700000000000000000")
+    anonymous = InfluxV1Client(influx_server.url, "t_auth")
+    for attempt in (
+        lambda: anonymous.query('SELECT * FROM "chromatography"'),
+        lambda: anonymous.write_lines(b"chromatography,unit_id=U1 ph=1.0 1700000000000000001"),
+        lambda: anonymous.query('DROP MEASUREMENT "chromatography"'),
+    ):
+        with pytest.raises(InfluxError) as e:
+            attempt()
+        assert e.value.status == 401
+    reader = InfluxV1Client(influx_server.url, "t_auth", credentials=influx_server.reader)
+    with pytest.raises(InfluxError):  # not granted yet
+        reader.query('SELECT count("ph") FROM "chromatography"')
+    influx_server.grant_read("t_auth")
+    assert reader.query('SELECT count("ph") FROM "chromatography"')[0]["values"][0][1] == 1
+    with pytest.raises(InfluxError) as e:
+        reader.query('DROP MEASUREMENT "chromatography"')
+    assert "not authorized" in str(e.value) or e.value.status == 403
+    with pytest.raises(InfluxError):
+        reader.write_lines(b"chromatography,unit_id=U1 ph=1.0 1700000000000000002")
+    assert admin.query('SELECT count("ph") FROM "chromatography"')[0]["values"][0][1] == 1
+    # the passwords were generated here and are readable by their owner only
+    assert oct(influx_server.credentials_file.stat().st_mode & 0o777) == "0o600"

@@ -93,3 +93,43 @@ def test_the_command_exits_1_and_lists_problems(monkeypatch, capsys, good_gcp) -
     for var, value in good_gcp.items():
         monkeypatch.setenv(var, value)
     assert main(["check-config", "--profile", "gcp"]) == 0
+
+
+# -- at start (issue 18, case 10): the gcp profile never runs on local defaults -------------
+
+
+@pytest.fixture
+def bare_gcp(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for var in [v for v in os.environ if v.startswith(("CHROM_", "SNOWFLAKE_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("CHROM_PROFILE", "gcp")
+
+
+def test_chrom_bridge_refuses_to_start_on_an_incomplete_gcp_profile(bare_gcp, caplog) -> None:
+    from chrom_platform import bridge_cli
+
+    assert bridge_cli.main(["drain"]) == 2
+    for var in ("CHROM_TRANSPORT_URI", "CHROM_LANDING_URI", "CHROM_INFLUX_TOKEN"):
+        assert var in caplog.text
+    assert "SNOWFLAKE_" not in caplog.text  # the consumers do not need the warehouse
+
+
+def test_the_streaming_check_ignores_warehouse_settings(good_gcp) -> None:
+    from chrom_platform.check_config import check_streaming
+
+    env = {k: v for k, v in good_gcp.items() if not k.startswith("SNOWFLAKE_")}
+    assert check_streaming(env, "gcp") == []
+    assert _vars(check(env, "gcp"))  # the whole check still wants them
+
+
+def test_the_dagster_code_location_refuses_to_load_on_an_incomplete_gcp_profile(
+    bare_gcp,
+) -> None:
+    from chrom_platform.definitions import defs
+    from chrom_platform.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"CHROM_TRANSPORT_URI: missing") as e:
+        defs()
+    assert "SNOWFLAKE_ACCOUNT: missing" in str(e.value)

@@ -151,8 +151,11 @@ def test_queue_names_are_the_applications() -> None:
     assert dead.replace("${var.readings_topic}", READINGS_TOPIC) == DEAD_LETTER_TOPIC
     subs = locals_("gcp")["subscriptions"]
     assert subs == {"live": LIVE_BRIDGE_SUBSCRIPTION, "landing": LANDING_SUBSCRIPTION}
-    audit = resources("gcp", "google_pubsub_subscription")["dead_letter_audit"]["name"]
-    assert audit == DEAD_LETTER_SUBSCRIPTION
+    audit = resources("gcp", "google_pubsub_subscription")["dead_letter_audit"]
+    assert audit["name"] == DEAD_LETTER_SUBSCRIPTION
+    # dead letters are kept as long as the application's topology says (the local queue too)
+    audit_cfg = next(c for c in readings_topology()[1] if c.name == DEAD_LETTER_SUBSCRIPTION)
+    assert audit["message_retention_duration"] == f"{audit_cfg.retention_s:.0f}s"
     consumers = resources("gcp", "google_pubsub_subscription")["consumers"]
     # one subscription per entry of local.subscriptions, named exactly by it
     assert consumers["for_each"] == "${local.subscriptions}"

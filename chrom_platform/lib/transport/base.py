@@ -215,8 +215,9 @@ def dead_letter(
     )
 
 
-#: How long and how much the dead-letter audit keeps (Pub/Sub's maximum retention is 7 days).
-DEAD_LETTER_RETENTION_S = 7 * 86_400.0
+#: How long and how much the dead-letter audit keeps (31 days: Pub/Sub's longest retention,
+#: what infra/gcp gives the audit subscription; the byte bound is the local queue's alone).
+DEAD_LETTER_RETENTION_S = 31 * 86_400.0
 DEAD_LETTER_RETENTION_BYTES = 1 << 30
 
 

@@ -71,9 +71,9 @@ class PubSubTransport:
             "enable_message_ordering": config.ordered,
         }
         if config.retention_s is not None:
-            # Pub/Sub retains 10 minutes to 7 days; a byte bound is the local queue's alone
+            # Pub/Sub retains 10 minutes to 31 days; a byte bound is the local queue's alone
             request["message_retention_duration"] = {
-                "seconds": int(max(600, min(7 * 86_400, config.retention_s)))
+                "seconds": int(max(600, min(31 * 86_400, config.retention_s)))
             }
         if config.dead_letter_topic is not None:
             request["dead_letter_policy"] = {
