@@ -13,6 +13,19 @@ from chrom_platform.lib.master_data import MasterData, load_master_data
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 from simulator.landing import DEFAULT_START_NS
 
+# Tiers by folder: unit/ (pure functions), simulator/, contract/ (every adapter pair), e2e/
+# (real servers). `make test-fast` leaves e2e out, so the marker follows the folder, not each
+# file's memory of it.
+TIER_MARKERS = {"e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = TIER_MARKERS.get(item.path.parent.name)
+        if marker is not None:
+            item.add_marker(marker)
+
+
 # What the tests simulate with: the shipped master data and the fixed default start.
 EQUIPMENT, RECIPES, START_NS = DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START_NS
 

@@ -49,7 +49,6 @@ from chrom_platform_tests.unit.test_readings_decoder import INJECTION, _nested_e
 from simulator.cli import _stream_sims, build_parser
 from simulator.faults import FAULT_KINDS
 
-pytestmark = pytest.mark.e2e
 S = 10**9
 BASE_NS = 1_772_431_200_000_000_000  # 2026-03-02T06:00:00Z
 UNIT = "SKID-01"

@@ -14,8 +14,6 @@ from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
 from simulator.landing import backfill
 
-pytestmark = pytest.mark.e2e
-
 
 def test_code_location_loads_with_landing_assets(monkeypatch, tmp_path):
     monkeypatch.setenv("CHROM_DATA_DIR", str(tmp_path))

@@ -23,7 +23,6 @@ from chrom_platform.settings import Settings
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
 from chrom_platform_tests.unit.test_readings_decoder import msg
 
-pytestmark = pytest.mark.e2e
 S = 1_000_000_000
 
 

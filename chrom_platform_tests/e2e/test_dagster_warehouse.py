@@ -22,8 +22,6 @@ from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
 
-pytestmark = pytest.mark.e2e
-
 READINGS_KEY = dg.AssetKey(["landing", "readings"])
 PYTHON_CHECKS = {
     "flatlined_signals",

@@ -11,12 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from chrom_platform.settings import PROJECT_ROOT
 from chrom_platform_tests import procfs
-
-pytestmark = pytest.mark.e2e
 
 
 def _env(data_dir: Path) -> dict[str, str]:

@@ -9,8 +9,6 @@ import pytest
 from chrom_platform.lib.influx import InfluxError, InfluxV1Client
 from chrom_platform.lib.influx_server import LocalInfluxServer, ping
 
-pytestmark = pytest.mark.e2e
-
 
 def test_write_and_query_back(influx_server):
     c = influx_server.client("t_write")

@@ -34,7 +34,6 @@ from chrom_platform_tests.e2e.streaming_helpers import (
 )
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 
-pytestmark = pytest.mark.e2e
 START = "2026-03-02T06:00:00Z"
 
 

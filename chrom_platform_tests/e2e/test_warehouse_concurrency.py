@@ -16,8 +16,6 @@ import pytest
 from chrom_platform.lib.instance import write_instance_config
 from chrom_platform_tests.warehouse_helpers import History
 
-pytestmark = pytest.mark.e2e
-
 ALL_MODELS = "group:bronze or group:silver or group:gold"
 LOCK_ERROR = "Could not set lock on file"
 

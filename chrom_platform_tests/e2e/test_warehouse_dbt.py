@@ -14,8 +14,6 @@ from chrom_platform.lib.contracts import ts_to_iso
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History, table
 
-pytestmark = pytest.mark.e2e
-
 #: Faults that change what gold computes a batch's pool and yield from (the elution UV
 #: trace or the flow it integrates): there the platform is right to differ from the truth,
 #: which knows the undisturbed process.

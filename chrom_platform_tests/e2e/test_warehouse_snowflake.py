@@ -13,8 +13,6 @@ import pytest
 
 from chrom_platform_tests.warehouse_helpers import History, python_module, table
 
-pytestmark = pytest.mark.e2e
-
 GOLD = {
     "gold_trend_by_cv": "unit_id, ts",
     "gold_phase_summary": "batch_id, phase",
