@@ -32,6 +32,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# the code location loads (dg re-parses the dbt project: the venv's dbt must be on PATH)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg check defs
 	@# sqlfluff's dbt templater compiles the project: point it at a scratch DuckDB, no landing
 	mkdir -p .data/lint && cd dbt_chrom && CHROM_DUCKDB_PATH=$(CURDIR)/.data/lint/lint.duckdb \
 	  CHROM_LANDING_URI=$(CURDIR)/.data/lint/lake ../$(VENV)/bin/sqlfluff lint models

@@ -177,9 +177,12 @@ def first_build(settings: Settings, instance: Any) -> dict[str, Any]:
     """landing -> bronze -> silver -> gold -> analytics through Dagster, with progress."""
     from chrom_platform.build import build_everything, failed_steps
 
-    log("building landing -> bronze -> silver -> gold -> analytics through Dagster ...")
+    log(
+        "building landing -> bronze -> silver -> gold -> analytics through Dagster "
+        f"(its log: {build_log(settings)}) ..."
+    )
     t0 = time.monotonic()
-    result = build_everything(settings, instance)
+    result = build_everything(settings, instance, log_file=build_log(settings))
     if not result.success:
         raise RuntimeError(f"the build failed in steps {failed_steps(result)}")
     checks = _checks(result)
@@ -188,6 +191,11 @@ def first_build(settings: Settings, instance: Any) -> dict[str, Any]:
         f"materializations, {len(checks['passed'])} checks passed, {len(checks['failed'])} failed"
     )
     return {"seconds": round(time.monotonic() - t0, 1), "checks": checks}
+
+
+def build_log(settings: Settings) -> Path:
+    """Where Dagster's and dbt's log of the demo's builds go (the terminal shows progress)."""
+    return settings.data_dir / "logs" / "build.log"
 
 
 def _checks(result: Any) -> dict[str, list[str]]:
@@ -266,7 +274,7 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
                 f"at batch CV {live['first_alarm_batch_cv']} ({', '.join(live['signals'])})"
             )
             log("gold catches up (incremental build) ...")
-            second = build_everything(settings, instance)
+            second = build_everything(settings, instance, log_file=build_log(settings))
             drift = next(
                 e
                 for e in second.get_asset_check_evaluations()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from chrom_platform.defs import analytics, landing, warehouse
+from chrom_platform.defs.analytics import assets as analytics
+from chrom_platform.defs.landing import assets as landing
+from chrom_platform.defs.warehouse import dbt as warehouse
 from chrom_platform.resources import build_resources
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History

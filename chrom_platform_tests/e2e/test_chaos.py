@@ -69,6 +69,19 @@ def new_queue(path: Path) -> SqliteQueue:
     return q
 
 
+def bridge_env(tmp_path: Path, influx_url: str, database: str = "chrom") -> dict[str, str]:
+    """The environment `chrom-bridge` runs with in these tests: the queue, the landing zone
+    and the data folder in `tmp_path`, the session's InfluxDB (its admin is in os.environ)."""
+    return {
+        **os.environ,
+        "CHROM_DATA_DIR": str(tmp_path / "data"),
+        "CHROM_INFLUX_URL": influx_url,
+        "CHROM_INFLUX_DATABASE": database,
+        "CHROM_TRANSPORT_URI": str(tmp_path / "queue.db"),
+        "CHROM_LANDING_URI": str(tmp_path / "lake"),
+    }
+
+
 def dead_letters(q: SqliteQueue) -> list:
     """Every dead letter held, taken off the audit subscription (pulls stop at a byte
     budget, so a few at a time when they are large)."""
@@ -109,14 +122,7 @@ def test_deeply_nested_messages_cost_only_themselves(md, influx_server, tmp_path
     payloads += [good(i) for i in range(30, 60)]
     publish(q, payloads)
     sink = fresh_database(influx_server)
-    env = {
-        **os.environ,
-        "CHROM_DATA_DIR": str(tmp_path / "data"),
-        "CHROM_INFLUX_URL": influx_server.url,
-        "CHROM_INFLUX_DATABASE": sink.client.database,
-        "CHROM_TRANSPORT_URI": str(tmp_path / "queue.db"),
-        "CHROM_LANDING_URI": str(tmp_path / "lake"),
-    }
+    env = bridge_env(tmp_path, influx_server.url, sink.client.database)
     run = subprocess.run(
         [sys.executable, "-m", "chrom_platform.bridge_cli", "drain"],
         env=env,
@@ -308,13 +314,7 @@ def test_serve_waits_out_a_broken_landing_folder_and_drains_when_it_is_back(
     refuses writes the same way, with an OSError.)"""
     q = new_queue(tmp_path / "queue.db")
     lake = tmp_path / "lake"
-    env = {
-        **os.environ,
-        "CHROM_DATA_DIR": str(tmp_path / "data"),
-        "CHROM_INFLUX_URL": influx_server.url,
-        "CHROM_TRANSPORT_URI": str(tmp_path / "queue.db"),
-        "CHROM_LANDING_URI": str(lake),
-    }
+    env = bridge_env(tmp_path, influx_server.url)
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "chrom_platform.bridge_cli", "serve", "--only", "landing"),
@@ -359,11 +359,7 @@ def test_serve_exits_non_zero_when_a_consumer_dies(md, tmp_path, monkeypatch, ca
     landing`, so no supervisor restarted it. Now it says why and exits 1."""
     q = new_queue(tmp_path / "queue.db")
     publish(q, [good(0)])
-    for k, v in {
-        "CHROM_DATA_DIR": str(tmp_path / "data"),
-        "CHROM_TRANSPORT_URI": str(tmp_path / "queue.db"),
-        "CHROM_LANDING_URI": str(tmp_path / "lake"),
-    }.items():
+    for k, v in bridge_env(tmp_path, "http://127.0.0.1:1").items():
         monkeypatch.setenv(k, v)
 
     def boom(self, msgs):
@@ -425,14 +421,7 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         q.publish(READINGS_TOPIC, out[a : a + 5000])
     sink = fresh_database(influx_server)
     lake = tmp_path / "lake"
-    env = {
-        **os.environ,
-        "CHROM_DATA_DIR": str(tmp_path / "data"),
-        "CHROM_INFLUX_URL": influx_server.url,
-        "CHROM_INFLUX_DATABASE": sink.client.database,
-        "CHROM_TRANSPORT_URI": str(tmp_path / "queue.db"),
-        "CHROM_LANDING_URI": str(lake),
-    }
+    env = bridge_env(tmp_path, influx_server.url, sink.client.database)
 
     def backlog() -> int:
         return q.backlog(LIVE_BRIDGE_SUBSCRIPTION) + q.backlog(LANDING_SUBSCRIPTION)

@@ -13,9 +13,15 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from chrom_platform.defs import landing as landing_defs
-from chrom_platform.defs import warehouse as wh
-from chrom_platform.defs.warehouse.freshness import CHECK_NAME, FRESH_KEYS, evaluate
+from chrom_platform.defs.landing import assets as landing_defs
+from chrom_platform.defs.warehouse.checks import QUALITY_CHECKS
+from chrom_platform.defs.warehouse.dbt import chrom_dbt_models
+from chrom_platform.defs.warehouse.freshness import (
+    CHECK_NAME,
+    FRESH_KEYS,
+    evaluate,
+    warehouse_freshness_sensor,
+)
 from chrom_platform.lib.contracts import readings_key
 from chrom_platform.lib.landing_io import PARQUET_OPTIONS
 from chrom_platform.resources import build_resources
@@ -37,7 +43,7 @@ def _resources(h: History) -> dict:
 
 def _materialize(h: History, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*landing_defs.LANDING_SPECS, wh.chrom_dbt_models, *wh.QUALITY_CHECKS],
+        [*landing_defs.LANDING_SPECS, chrom_dbt_models, *QUALITY_CHECKS],
         resources=_resources(h),
         instance=instance,
     )
@@ -159,7 +165,7 @@ def test_freshness_against_landing(clean, instance) -> None:
 
     # the sensor reports one check evaluation per warehouse asset
     with dg.build_sensor_context(instance=instance, resources=_resources(h)) as ctx:
-        res = wh.warehouse_freshness_sensor(ctx)
+        res = warehouse_freshness_sensor(ctx)
     evals = [e for e in res.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
     assert {e.asset_key for e in evals} == set(FRESH_KEYS)
     assert all(e.check_name == CHECK_NAME and e.passed for e in evals)
@@ -180,8 +186,8 @@ def _requested(defs: dg.Definitions, result) -> set[str]:
 
 def test_new_landing_data_requests_the_dbt_models(tmp_path: Path) -> None:
     defs = dg.Definitions(
-        assets=[*landing_defs.LANDING_SPECS, wh.chrom_dbt_models],
-        asset_checks=wh.QUALITY_CHECKS,
+        assets=[*landing_defs.LANDING_SPECS, chrom_dbt_models],
+        asset_checks=QUALITY_CHECKS,
         resources=build_resources(Settings.from_env({"CHROM_DATA_DIR": str(tmp_path)})),
     )
     with dg.instance_for_test() as inst:
@@ -203,7 +209,7 @@ def test_new_landing_data_requests_the_dbt_models(tmp_path: Path) -> None:
         requested = _requested(defs, second)
         models = {
             k.to_user_string()
-            for k in wh.chrom_dbt_models.keys
+            for k in chrom_dbt_models.keys
             if k.path[0] in ("bronze", "silver", "gold") and k.path[1] != "signal_specs"
         }
         assert requested == models, sorted(models ^ requested)

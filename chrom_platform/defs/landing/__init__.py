@@ -1,3 +1,1 @@
-from chrom_platform.defs.landing.assets import LANDING_SPECS, landing_sensor
-
-__all__ = ["LANDING_SPECS", "landing_sensor"]
+"""The landing zone in the asset graph and the sensor that lands the stream."""

@@ -1,8 +1,1 @@
-from chrom_platform.defs.streaming.assets import (
-    LIVE_ASSET,
-    LIVE_DRIFT_ASSET,
-    live_bridge_sensor,
-    live_points_fresh,
-)
-
-__all__ = ["LIVE_ASSET", "LIVE_DRIFT_ASSET", "live_bridge_sensor", "live_points_fresh"]
+"""The live InfluxDB series in the asset graph, their freshness and the live bridge sensor."""
