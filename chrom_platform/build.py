@@ -6,7 +6,9 @@ listed here: an asset added under defs/ is built too."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -35,14 +37,29 @@ def build_everything(
     log_file: Path | None = None,
 ) -> dg.ExecuteInProcessResult:
     """`log_file`: Dagster's and dbt's log of the run goes there instead of the console (the
-    demo's terminal shows its own progress; the run's events are in the instance too)."""
+    demo's terminal shows its own progress; the run's events are in the instance too).
+    dagster-dbt echoes dbt's output to stdout, so stdout and stderr go there too meanwhile."""
     job = build_job(settings)
     if log_file is None:
         return job.execute_in_process(instance=instance, raise_on_error=raise_on_error)
+    with output_to(log_file):
+        return job.with_logger_defs({"file": _file_logger(log_file)}).execute_in_process(
+            instance=instance,
+            raise_on_error=raise_on_error,
+            run_config={"loggers": {"file": {}}},
+        )
+
+
+@contextlib.contextmanager
+def output_to(log_file: Path) -> Iterator[None]:
+    """Meanwhile, what is printed (stdout and stderr) is appended to `log_file`."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    return job.with_logger_defs({"file": _file_logger(log_file)}).execute_in_process(
-        instance=instance, raise_on_error=raise_on_error, run_config={"loggers": {"file": {}}}
-    )
+    with (
+        open(log_file, "a") as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
+        yield
 
 
 def _file_logger(path: Path) -> dg.LoggerDefinition:

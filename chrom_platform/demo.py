@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,40 +134,74 @@ def state_file(settings: Settings) -> Path:
     return settings.data_dir / "demo.json"
 
 
-def kill_group(pgid: int, timeout_s: float = 20.0) -> None:
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        # The group's leader is usually our own child: until it is reaped it stays a zombie
-        # that signal 0 still reaches, and this loop would wait out its timeout for nothing.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pgid, os.WNOHANG)
+def _group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: signal 0 still
+    reaches them, but only their parent can reap them, and `make demo-stop` is not it (it
+    waited out its timeouts, 42 s, for processes that had long exited)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: signal 0 is all there is
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # after "(comm)": state, ppid, pgrp, ...
+        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
+
+
+def kill_groups(pgids: list[int], timeout_s: float = 2.5) -> None:
+    """SIGTERM the process groups together, then SIGKILL what still runs after
+    `timeout_s`. `dagster dev` started without job control ignores SIGTERM and SIGINT
+    (shared/DESIGN.md): waiting for it longer only made `make demo-stop` slow (42 s, one
+    group after another), and its runs are in the instance, which marks an interrupted one
+    failed at its next start."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 2.0)):
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            for pgid in pgids:
+                # a group's leader is often our own child: reap it if so
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pgid, os.WNOHANG)
+            pgids = [g for g in pgids if _group_running(g)]
+            if not pgids:
+                return
+            time.sleep(0.1)
+
+
+def kill_group(pgid: int) -> None:
+    kill_groups([pgid])
 
 
 def stop(settings: Settings) -> None:
     sf = state_file(settings)
     if sf.exists():
         st = json.loads(sf.read_text())
-        if st.get("stream_pgid"):
-            kill_group(int(st["stream_pgid"]))
-        if st.get("dagster_pgid"):
-            log(f"stopping dagster dev (process group {st['dagster_pgid']})")
-            kill_group(int(st["dagster_pgid"]))
-        sf.unlink(missing_ok=True)
+        sf.unlink(missing_ok=True)  # first: the demo's own process sees a stop, not a crash
+    else:
+        st = {}
     srv = LocalInfluxServer.attach(settings.data_dir / "influxdb")
+    # all at once (influxd leads its own group): the stop takes the longest wait, not the sum
+    groups = [int(st[k]) for k in ("stream_pgid", "dagster_pgid") if st.get(k)]
+    if srv is not None and srv.pid is not None:
+        groups.append(srv.pid)
+    if groups:
+        log(f"stopping dagster dev, the live stream and InfluxDB (process groups {groups})")
+        kill_groups(groups)
     if srv is not None:
-        log(f"stopping InfluxDB (pid {srv.pid})")
-        srv.stop()
+        srv.stop()  # gone by now: forgets its state file
 
 
 #: the fault the live batch develops mid-run (conductivity of the wrong buffer in a wash)
@@ -233,12 +268,18 @@ def stream_live_batch(
     )
 
 
-def _tick(defs: Any, instance: Any, name: str) -> None:
-    """One evaluation of a sensor, its asset events reported, as the daemon does."""
+def _tick(defs: Any, instance: Any, name: str, log_file: Path) -> None:
+    """One evaluation of a sensor, its asset events reported, as the daemon does (its log
+    goes to `log_file`)."""
     import dagster as dg
 
+    from chrom_platform.build import output_to
+
     sensor = defs.resolve_sensor_def(name)
-    with dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx:
+    with (
+        output_to(log_file),
+        dg.build_sensor_context(instance=instance, resources=defs.resources) as ctx,
+    ):
         result = sensor(ctx)
     for ev in (result.asset_events if isinstance(result, dg.SensorResult) else None) or []:
         instance.report_runless_asset_event(ev)
@@ -266,8 +307,8 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             if stream.wait(timeout=300) != 0:
                 raise RuntimeError("chrom-sim stream failed")
             # what the daemon's sensors do: the live bridge, then the landing consumer
-            _tick(defs, instance, "live_bridge_sensor")
-            _tick(defs, instance, "landing_sensor")
+            _tick(defs, instance, "live_bridge_sensor", build_log(settings))
+            _tick(defs, instance, "landing_sensor", build_log(settings))
             live = live_story(settings)
             log(
                 f"live: {live['points']:,} points in InfluxDB; drift alarm on {live['batch_id']} "
@@ -370,9 +411,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     def shutdown(*_: Any) -> None:
         log("stopping ...")
-        if stream is not None:
-            kill_group(stream.pid)
-        kill_group(proc.pid)
+        kill_groups([proc.pid, *([stream.pid] if stream is not None else [])])
         srv.stop()
         state_file(settings).unlink(missing_ok=True)
         log("stopped: no demo process left running")
@@ -410,11 +449,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                  infra/grafana/dashboards/local/*.json (README: Dashboards and alerts)
 Ctrl-C (or `make demo-stop`) stops everything this demo started.""")
     while True:
+        if not state_file(settings).exists():  # `make demo-stop` stopped the rest
+            if stream is not None:
+                kill_group(stream.pid)
+            proc.wait()
+            log("stopped by `make demo-stop`: no demo process left running")
+            return 0
         if proc.poll() is not None:
             log(f"dagster dev exited with {proc.returncode}; see {logs / 'dagster.log'}")
             srv.stop()
             return 1
-        time.sleep(1)
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,6 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.stop:
         stop(settings)
         return 0
+    # The terminal is the demo's own progress: the Snowflake connector's vendored requests
+    # warns about urllib3's version when first imported (here, and in every dbt process the
+    # builds start), so import it here quietly and tell the children to ignore it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import snowflake.connector.vendored.requests  # noqa: F401
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:urllib3")
     if args.headless:
         print(json.dumps(headless(settings, args), indent=2))
         return 0

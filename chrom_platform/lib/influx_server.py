@@ -247,4 +247,10 @@ def _alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    # A zombie is not running: signal 0 reaches it until its parent reaps it, and whoever
+    # stops the server from another process (`make demo-stop`) is not that parent.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: signal 0 is all there is
+    return state != "Z"

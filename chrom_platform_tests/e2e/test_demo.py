@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,14 @@ def test_headless_demo_tells_the_whole_story(tmp_path):
         cwd=PROJECT_ROOT,
     )
     assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-4000:]
-    summary = json.loads(r.stdout[r.stdout.index("\n{") + 1 :])
+    progress, _, summary_text = r.stdout.partition("\n{")
+    summary = json.loads("{" + summary_text)
+    # the terminal is the demo's own progress and summary; Dagster's and dbt's logs (and
+    # any library's warnings) go to the build log it names
+    assert [x for x in progress.splitlines() if not x.startswith("[demo] ")] == []
+    noise = re.compile(r"dagster - |DEBUG|STEP_|RUN_|Running with dbt|Warning")
+    assert [x for x in r.stderr.splitlines() if noise.search(x)] == []
+    assert "Running with dbt=" in (tmp_path / "logs" / "build.log").read_text()
     assert summary["backfilled"]
     assert summary["batches"] == 24
     # progress is visible, not silence
@@ -127,11 +135,77 @@ def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
         children = _descendants(proc.pid)
         assert len(children) >= 3  # dagster dev, its webserver/daemon, influxd
     finally:
+        t0 = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends
         out, _ = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
         lines.append(out)
     assert proc.returncode == 0, "".join(lines)
+    assert stopped_in < 5, f"Ctrl-C took {stopped_in:.1f} s"
     assert "no demo process left running" in "".join(lines)
     time.sleep(0.5)
     left = {p: (procfs.cmdline(p) or "?")[:200] for p in children if procfs.alive(p)}
     assert not left, f"left running: {left}"
+
+
+def test_make_demo_stop_ends_everything_within_5_s(tmp_path):
+    """`make demo-stop` from another shell took 42 s: it waited 20 s for each process group,
+    for `dagster dev` (which ignores SIGTERM when started without job control) and for
+    group leaders that had exited but stayed zombies of the demo's own process, which only
+    it can reap. Here: a group that ignores SIGTERM and SIGINT (as that dagster dev), a group
+    whose leader is a zombie (another process's exited child, as the live stream), and the
+    demo's real InfluxDB, a child of this process (a zombie once stopped from elsewhere)."""
+    from chrom_platform.lib.influx_server import LocalInfluxServer
+
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "time.sleep(600)",
+        ],
+        start_new_session=True,
+    )
+    # a parent that never reaps its child: the child, a group leader, exits at once
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'pass'], start_new_session=True)\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    zombie_leader = int(parent.stdout.readline())
+    srv = LocalInfluxServer(data_dir=tmp_path / "influxdb").start()
+    (tmp_path / "demo.json").write_text(
+        json.dumps({"dagster_pgid": stubborn.pid, "stream_pgid": zombie_leader, "port": 1})
+    )
+    try:
+        t0 = time.monotonic()
+        r = subprocess.run(
+            [sys.executable, "-m", "chrom_platform.demo", "--stop"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=PROJECT_ROOT,
+        )
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        assert took < 5, f"make demo-stop took {took:.1f} s"
+        assert stubborn.wait(timeout=5) == -signal.SIGKILL
+        assert not procfs.alive(srv.pid)  # stopped (a zombie of this process until reaped)
+        assert not (tmp_path / "influxdb" / "server.json").exists()
+        assert not (tmp_path / "demo.json").exists()
+    finally:
+        for p in (stubborn, parent):
+            p.kill()
+            p.wait()
+        srv.stop()
