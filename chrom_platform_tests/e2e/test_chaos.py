@@ -82,6 +82,18 @@ def bridge_env(tmp_path: Path, influx_url: str, database: str = "chrom") -> dict
     }
 
 
+def drain_all(env: dict[str, str]) -> None:
+    """`chrom-bridge drain`: both consumers settle what is queued, and the command exits 0."""
+    run = subprocess.run(
+        [sys.executable, "-m", "chrom_platform.bridge_cli", "drain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+
+
 def dead_letters(q: SqliteQueue) -> list:
     """Every dead letter held, taken off the audit subscription (pulls stop at a byte
     budget, so a few at a time when they are large)."""
@@ -122,15 +134,7 @@ def test_deeply_nested_messages_cost_only_themselves(md, influx_server, tmp_path
     payloads += [good(i) for i in range(30, 60)]
     publish(q, payloads)
     sink = fresh_database(influx_server)
-    env = bridge_env(tmp_path, influx_server.url, sink.client.database)
-    run = subprocess.run(
-        [sys.executable, "-m", "chrom_platform.bridge_cli", "drain"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
+    drain_all(bridge_env(tmp_path, influx_server.url, sink.client.database))
     assert sorted(seq for _, seq in influx_points(sink)) == [1000 + i for i in range(60)]
     assert landed_seqs(tmp_path / "lake") == [1000 + i for i in range(60)]
     assert dead_reasons(q) == {
@@ -463,14 +467,7 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         time.sleep(2.1)  # the killed leases expire
     assert kills == 20, f"the stream drained after {kills} kills: make it longer"
     assert mid_work >= 15, "most kills must interrupt work in progress"
-    final = subprocess.run(
-        [sys.executable, "-m", "chrom_platform.bridge_cli", "drain"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert final.returncode == 0, final.stderr
+    drain_all(env)
     for err in stderr_texts:
         assert "Traceback" not in err
         assert "died" not in err
