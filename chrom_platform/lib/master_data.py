@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from chrom_platform.lib.contracts import IDENTITY_CHARS, IDENTITY_MAX_CHARS, identity_ok
+
 #: The phases a Protein A capture recipe may use, in process order.
 KNOWN_PHASES: tuple[str, ...] = (
     "Equilibration",
@@ -205,6 +207,18 @@ class _Reader:
             raise self.fail(f"{key}.{name}", f"expected a non-empty string, got {val!r}")
         return val
 
+    def identity(self, obj: Mapping[str, Any], name: str, key: str) -> str:
+        """A unit, recipe or phase name: it travels in every reading, so it must pass the
+        readings' identity rule (contracts.identity_ok) or none of its readings would."""
+        val = self.string(obj, name, key)
+        if not identity_ok(val):
+            raise self.fail(
+                f"{key}.{name}",
+                f"{val!r} is not a valid identity: 1..{IDENTITY_MAX_CHARS} of {IDENTITY_CHARS},"
+                " no space at either end",
+            )
+        return val
+
     def number(
         self,
         obj: Mapping[str, Any],
@@ -256,7 +270,7 @@ def _parse_equipment(doc: Any, source: str) -> tuple[dict[str, Resin], dict[str,
     for i, u in enumerate(rd.seq(root, "units", "")):
         key = f"units[{i}]"
         u = rd.mapping(u, key)
-        unit_id = rd.string(u, "unit_id", key)
+        unit_id = rd.identity(u, "unit_id", key)
         if unit_id in units:
             raise rd.fail(f"{key}.unit_id", f"duplicate unit_id {unit_id!r}")
         resin = rd.string(u, "resin", key)
@@ -320,12 +334,12 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
     for i, r in enumerate(rd.seq(root, "recipes", "")):
         key = f"recipes[{i}]"
         r = rd.mapping(r, key)
-        name = rd.string(r, "recipe", key)
+        name = rd.identity(r, "recipe", key)
         phases: list[Phase] = []
         for j, p in enumerate(rd.seq(r, "phases", key)):
             pkey = f"{key}.phases[{j}]"
             p = rd.mapping(p, pkey)
-            pname = rd.string(p, "name", pkey)
+            pname = rd.identity(p, "name", pkey)
             if pname not in KNOWN_PHASES:
                 raise rd.fail(
                     f"{pkey}.name", f"unknown phase {pname!r}; known: {list(KNOWN_PHASES)}"

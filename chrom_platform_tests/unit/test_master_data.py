@@ -100,6 +100,19 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             "units[0].column_volume_l",
             "disagrees with the packed geometry",
         ),
+        # identities travel in every reading: one the readings' rule refuses is refused here
+        (
+            "eq",
+            lambda e: e["units"][1].update(unit_id="SKID/02"),
+            "units[1].unit_id",
+            "'SKID/02' is not a valid identity",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(recipe="MAB1'; --"),
+            "recipes[0].recipe",
+            "is not a valid identity",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(tmp_path, which, mutate, key, problem):
