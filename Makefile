@@ -9,16 +9,18 @@ setup:
 	@scripts/bootstrap.sh
 
 demo: setup
-	$(PY) -m chrom_platform.demo
+	$(PY) -m chrom_platform.local.demo
 
 demo-stop:
-	$(PY) -m chrom_platform.demo --stop
+	$(PY) -m chrom_platform.local.demo --stop
 
 test: setup
-	$(VENV)/bin/pytest
+	@# two workers (the machine has 2 cores), whole files per worker: module and session
+	@# fixtures (a built history, a served UI) are made once per worker, not once per test
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not e2e"
+	$(VENV)/bin/pytest -n auto --dist loadfile -m "not e2e"
 
 bench: setup
 	$(PY) -m chrom_platform_tests.bench
@@ -26,14 +28,14 @@ bench: setup
 # A newcomer's `make demo` timed from a fresh clone with nothing installed (uninstalls uv,
 # InfluxDB and Chromium first: root only; bootstrap installs them again).
 bench-demo: setup
-	$(PY) -m chrom_platform_tests.bench_fresh_demo --remove-system-packages
+	$(PY) -m chrom_platform_tests.bench.fresh_demo --remove-system-packages
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	@# the code location loads (dg re-parses the dbt project: the venv's dbt must be on PATH)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg check defs
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg check defs
 	@# sqlfluff's dbt templater compiles the project: point it at a scratch DuckDB, no landing
 	mkdir -p .data/lint && cd dbt_chrom && CHROM_DUCKDB_PATH=$(CURDIR)/.data/lint/lint.duckdb \
 	  CHROM_LANDING_URI=$(CURDIR)/.data/lint/lake ../$(VENV)/bin/sqlfluff lint models

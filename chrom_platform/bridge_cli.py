@@ -27,10 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chrom_platform import check_config
-from chrom_platform.lib.objectstore import open_store
-from chrom_platform.lib.streaming import StreamingConfig
-from chrom_platform.lib.transport import DEAD_LETTER_SUBSCRIPTION
-from chrom_platform.lib.transport.base import ATTR_REASON, attempts_exceeded_reason
+from chrom_platform.lib.io.objectstore import open_store
+from chrom_platform.lib.io.transport import DEAD_LETTER_SUBSCRIPTION
+from chrom_platform.lib.io.transport.base import ATTR_REASON, attempts_exceeded_reason
+from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.settings import Settings, SettingsError
 
 log = logging.getLogger("chrom.bridge_cli")
@@ -41,7 +41,7 @@ def _emit(kind: str, summary: dict[str, Any]) -> None:
 
 
 def _streaming(args: argparse.Namespace, settings: Settings) -> StreamingConfig:
-    cfg = settings.streaming()
+    cfg = settings.streaming
     if getattr(args, "create_topology", False):
         cfg = dataclasses.replace(cfg, create_topology=True)
     return cfg
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         def live() -> None:
             total = bridge.serve(
                 stop.is_set,
-                on_step=(lambda r: _emit("live", r.summary())) if args.verbose else None,
+                on_report=(lambda r: _emit("live", r.summary())) if args.verbose else None,
             )
             _emit("live", total.summary())
 

@@ -146,16 +146,23 @@ def _private_key(var: str, path: Path) -> list[Problem]:
 def _local(env: Mapping[str, str]) -> list[Problem]:
     out: list[Problem] = []
     s = Settings.from_env(env)
-    u = urlparse(s.influx_url)
+    u = urlparse(s.streaming.influx_url)
     if u.scheme not in ("http", "https") or not u.netloc:
-        out.append(Problem("CHROM_INFLUX_URL", f"expected an http(s):// URL, got {s.influx_url!r}"))
+        out.append(
+            Problem(
+                "CHROM_INFLUX_URL", f"expected an http(s):// URL, got {s.streaming.influx_url!r}"
+            )
+        )
     if urlparse(s.landing_uri).scheme not in ("", "file"):
         out.append(
             Problem(
                 "CHROM_LANDING_URI", "the local profile lands in a folder (a path or file:// URI)"
             )
         )
-    for var, path in (("CHROM_EQUIPMENT", s.equipment_path), ("CHROM_RECIPES", s.recipes_path)):
-        if not path.is_file():
+    for var, path in (
+        ("CHROM_EQUIPMENT", s.streaming.equipment_path),
+        ("CHROM_RECIPES", s.streaming.recipes_path),
+    ):
+        if not Path(path).is_file():
             out.append(Problem(var, f"no such file: {path}"))
     return out

@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1 if problems else 0
     if args.cmd == "dashboards":
-        from chrom_platform.dashboards.generate import GRAFANA_DIR, differences, write
+        from chrom_platform.grafana.generate import GRAFANA_DIR, differences, write
 
         changed = differences() if args.check else write()
         for rel in changed:
             print(f"{'stale' if args.check else 'wrote'}: {GRAFANA_DIR / rel}")
         return 1 if args.check and changed else 0
     if args.cmd == "evaluate":
-        from chrom_platform.evaluate import evaluate, render_table
+        from chrom_platform.evaluation.run import evaluate, render_table
 
         try:
             result = evaluate(

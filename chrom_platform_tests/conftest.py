@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chrom_platform.lib.influx_server import InfluxNotInstalled, LocalInfluxServer, find_influxd
-from chrom_platform.lib.master_data import MasterData, load_master_data
+from chrom_platform.lib.core.master_data import MasterData, load_master_data
+from chrom_platform.local.influx_server import InfluxNotInstalled, LocalInfluxServer, find_influxd
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 from simulator.landing import DEFAULT_START_NS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chrom_platform.lib.master_data import MasterData
+from chrom_platform.lib.core.master_data import MasterData
 from simulator.batch import SimBatch
 
 

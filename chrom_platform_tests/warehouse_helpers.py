@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from chrom_platform.lib.master_data import MasterData
-from chrom_platform.lib.objectstore import open_store
+from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.resources import DBT_PROJECT_DIR, dbt_executable
 from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
@@ -33,10 +36,31 @@ class History:
     root: Path
     md: MasterData
     sims: list[SimBatch] = field(default_factory=list)
+    #: each landed batch's ground truth (from `land`, or from `chrom-sim backfill`'s result)
+    truths: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def lake(self) -> Path:
         return self.root / "lake"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Where `chrom-sim backfill` writes the truth files (apart from the landing zone)."""
+        return self.root / "truth"
+
+    def readings(self) -> pd.DataFrame | None:
+        """Every landed reading as one frame (None before any landed)."""
+        files = sorted((self.lake / "landing" / "readings").rglob("*.parquet"))
+        if not files:
+            return None
+        return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every landed batch and phase event, in file order."""
+        out = []
+        for f in sorted((self.lake / "landing" / "batch_events").rglob("*.json")):
+            out.extend(json.loads(line) for line in f.read_text().splitlines() if line)
+        return out
 
     @property
     def duckdb_path(self) -> Path:
@@ -73,6 +97,7 @@ class History:
                 land_batch(store, sim)
                 sims.append(sim)
         self.sims.extend(sims)
+        self.truths.extend(sim.truth for sim in sims)
         return sims
 
     def settings(self) -> Settings:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from chrom_platform.lib import cv
-from chrom_platform.lib.contracts import (
+from chrom_platform.lib.core import cv
+from chrom_platform.lib.core.contracts import (
     EVENT_SCHEMA,
     READING_ARROW_SCHEMA,
     READING_SCHEMA,
@@ -25,8 +25,8 @@ from chrom_platform.lib.contracts import (
     SIGNALS,
     ts_to_iso,
 )
-from chrom_platform.lib.master_data import Buffer, Recipe, Resin, Unit
-from chrom_platform.lib.peaks import Array
+from chrom_platform.lib.core.master_data import Buffer, Recipe, Resin, Unit
+from chrom_platform.lib.core.peaks import Array
 from simulator.faults import FAULT_KINDS, Fault, draw_fault
 from simulator.physics import ColumnResponse, breakthrough_fraction, darcy_pressure_bar, peak_pdf
 
@@ -303,13 +303,99 @@ def _phase_flow(plan: BatchPlan, k: int, f_prev: float) -> tuple[Array, int, int
     return f[:n], nominal, onset
 
 
-def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
-    unit, recipe, resin = plan.unit, plan.recipe, plan.resin
-    cvol = unit.column_volume_l
-    phases = recipe.phases
-    K = len(phases)
+@dataclass
+class _Timeline:
+    """When each phase pumps and holds, and the true volume through the column."""
 
-    # --- timeline: flow per second, phase by phase, holds after phases -------------------
+    flow: Array  # true flow per second
+    first: np.ndarray  # first sample of each phase
+    pump_n: np.ndarray  # pumping samples of each phase (a hold follows)
+    nominal_n: np.ndarray  # samples the phase would take at its set point
+    phase_idx: np.ndarray
+    hold: np.ndarray
+    ts: np.ndarray
+    seq: np.ndarray
+    vol: Array  # true totalized volume, L
+    v: Array  # batch CV
+    pump_onset: int | None  # sample where a pump fault starts
+
+    @property
+    def n(self) -> int:
+        return int(self.flow.size)
+
+    def phase_slice(self, k: int) -> slice:
+        return slice(
+            int(self.first[k]), int(self.first[k + 1]) if k + 1 < self.first.size else self.n
+        )
+
+
+@dataclass
+class _Product:
+    """Product leaving the column (g/L per second) and the batch's mass balance."""
+
+    conc: Array
+    load_vol_l: float
+    fed_g: float
+    out_load_g: float
+    washout_g: float
+    bound_g: float
+
+
+def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
+    """The batch's readings, events and ground truth, stage by stage: timeline, buffer
+    transitions through the column, product, pressure and faults, then the instruments."""
+    t = _timeline(plan)
+    resp = ColumnResponse.build(
+        plan.resin.total_porosity + plan.unit.system_holdup_l / plan.unit.column_volume_l,
+        plan.hetp_cm,
+        plan.asymmetry,
+        plan.unit.bed_height_cm,
+    )
+    steps = _steps(t, resp)
+    cond, ph, uv, visc = _buffer_signals(plan, t, steps)
+    prod = _product(plan, t, steps, resp)
+    mau_per_g_l = plan.recipe.extinction_l_g_cm * plan.unit.uv_path_length_cm * 1000.0
+    uv = uv + prod.conc * mau_per_g_l
+    if "CIP" in plan.recipe.phase_names():
+        uv += _peak(
+            plan,
+            t,
+            resp,
+            "CIP",
+            VARIABILITY.cip_impurity_mau_cv * plan.unit.column_volume_l,
+            0.0,
+            0.25,
+        )
+    onset = _fault_onset(plan, t)
+    pressure, ph = _pressure_and_process_faults(plan, t, visc, ph, onset)
+    true_signals = {
+        "flow_lpm": t.flow,
+        "pressure_bar": pressure,
+        "uv_mau": uv,
+        "cond_ms_cm": cond,
+        "ph": ph,
+    }
+    measured, keep = _instruments(plan, true_signals, onset, noise=noise)
+    sim = SimBatch(
+        plan=plan,
+        ts_ns=t.ts,
+        seq=t.seq,
+        phase_idx=t.phase_idx,
+        hold=t.hold,
+        keep=keep,
+        flow_true=t.flow,
+        volume_true_l=t.vol,
+        signals=measured,
+    )
+    sim.events = _events(sim, t.first, t.pump_n)
+    sim.truth = _truth(plan, t, resp, steps, prod, uv, keep, onset)
+    return sim
+
+
+def _timeline(plan: BatchPlan) -> _Timeline:
+    """Flow per second, phase by phase, with holds after phases; the CV integral of it."""
+    unit = plan.unit
+    K = len(plan.recipe.phases)
     flows: list[Array] = []
     first = np.zeros(K, dtype=np.int64)
     pump_n = np.zeros(K, dtype=np.int64)
@@ -337,50 +423,103 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
         hold[first[k] + pump_n[k] : (first[k + 1] if k + 1 < K else n)] = True
     ts = plan.start_ns + np.arange(n, dtype=np.int64) * NS
     seq = (ts - SEQ_EPOCH_NS) // NS
-
     integ = cv.integrate(
-        ts, flow, phase_idx, column_volume_l=cvol, deadband_lpm=unit.flow_deadband_lpm
+        ts,
+        flow,
+        phase_idx,
+        column_volume_l=unit.column_volume_l,
+        deadband_lpm=unit.flow_deadband_lpm,
     )
-    vol = integ.volume_l
-    v = integ.batch_cv
-    v_start = v[first]
+    return _Timeline(
+        flow,
+        first,
+        pump_n,
+        nominal_n,
+        phase_idx,
+        hold,
+        ts,
+        seq,
+        integ.volume_l,
+        integ.batch_cv,
+        pump_onset,
+    )
 
-    # --- column response and buffer transitions ------------------------------------------
-    mean_cv = resin.total_porosity + unit.system_holdup_l / cvol
-    resp = ColumnResponse.build(mean_cv, plan.hetp_cm, plan.asymmetry, unit.bed_height_cm)
-    tail = resp.tail_ratio()
+
+def _steps(t: _Timeline, resp: ColumnResponse) -> Array:
+    """steps[k, i]: the fraction of phase k's buffer at the outlet at sample i (the column's
+    step response from the phase's start volume)."""
+    K, n, v = t.first.size, t.n, t.v
+    v_start = v[t.first]
     gmax = resp.grid[-1]
     steps = np.zeros((K, n))
     for k in range(K):
-        i0 = int(first[k])
-        i1 = int(np.searchsorted(v, v_start[k] + gmax, side="right"))
-        i1 = max(i1, i0)
+        i0 = int(t.first[k])
+        i1 = max(int(np.searchsorted(v, v_start[k] + gmax, side="right")), i0)
         steps[k, i0:i1] = resp.step(v[i0:i1] - v_start[k])
         steps[k, i1:] = 1.0
+    return steps
 
-    storage = recipe.buffers[phases[-1].buffer]  # the column waits in the last phase's buffer
+
+def _buffer_signals(
+    plan: BatchPlan, t: _Timeline, steps: Array
+) -> tuple[Array, Array, Array, Array]:
+    """Conductivity, pH and UV of the buffers at the outlet, and the viscosity over the bed."""
+    recipe = plan.recipe
+    storage = recipe.buffers[
+        recipe.phases[-1].buffer
+    ]  # the column waits in the last phase's buffer
     bufs = [storage, *plan.phase_buffers]
 
     def superpose(attr: str) -> Array:
         vals = np.array([getattr(b, attr) for b in bufs])
         return vals[0] + np.diff(vals) @ steps
 
-    cond = superpose("cond_ms_cm")
-    ph = superpose("ph")
-    uv = superpose("uv_mau")
     # Darcy's law needs the viscosity averaged over the bed, not at the outlet: the fraction
     # of the bed a new buffer fills grows linearly as its front crosses the bed (one pore
     # volume), independent of dispersion to first order.
     visc_vals = np.array([b.viscosity_mpa_s for b in bufs])
-    bed_fill = np.clip((v[None, :] - v_start[:, None]) / resin.total_porosity, 0.0, 1.0)
+    v_start = t.v[t.first]
+    bed_fill = np.clip((t.v[None, :] - v_start[:, None]) / plan.resin.total_porosity, 0.0, 1.0)
     visc = visc_vals[0] + np.diff(visc_vals) @ bed_fill
+    return superpose("cond_ms_cm"), superpose("ph"), superpose("uv_mau"), visc
 
-    # --- product: breakthrough during load, washout, wash loss, elution, strip --------------
+
+def _peak(
+    plan: BatchPlan,
+    t: _Timeline,
+    resp: ColumnResponse,
+    phase: str,
+    mass_g: float,
+    mean_after: float,
+    sd: float,
+) -> Array:
+    """Concentration of a peak of `mass_g` eluting in `phase`, centred `mean_after` CV after
+    the column's own mean residence."""
+    cvol = plan.unit.column_volume_l
+    k = plan.recipe.phase_names().index(phase)
+    mean = resp_mean_cv(plan) + mean_after
+    out = np.zeros(t.n)
+    sl = slice(int(t.first[k]), t.n)
+    out[sl] = mass_g / cvol * peak_pdf(t.v[sl] - t.v[t.first[k]], mean, sd, resp.tail_ratio())
+    return out
+
+
+def resp_mean_cv(plan: BatchPlan) -> float:
+    """Mean residence of a non-binding solute, in CV (pores plus system hold-up)."""
+    return plan.resin.total_porosity + plan.unit.system_holdup_l / plan.unit.column_volume_l
+
+
+def _product(plan: BatchPlan, t: _Timeline, steps: Array, resp: ColumnResponse) -> _Product:
+    """Breakthrough during load, washout, wash loss, elution and strip."""
+    unit, recipe, resin = plan.unit, plan.recipe, plan.resin
+    cvol = unit.column_volume_l
     names = list(recipe.phase_names())
+    K, n, v, vol = len(names), t.n, t.v, t.vol
+    v_start = v[t.first]
+    mean_cv = resp_mean_cv(plan)
     kl = names.index("Load")
-    mau_per_g_l = recipe.extinction_l_g_cm * unit.uv_path_length_cm * 1000.0
     conc = np.zeros(n)
-    load_sl = slice(int(first[kl]), int(first[kl + 1]) if kl + 1 < K else n)
+    load_sl = t.phase_slice(kl)
     q = plan.titer_true_g_l * (v[load_sl] - v_start[kl])
     b_load = breakthrough_fraction(q, plan.dbc10_g_l, resin.breakthrough_width_g_l)
     conc[load_sl] = plan.titer_true_g_l * b_load
@@ -396,53 +535,55 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
     wash_g = plan.wash_loss_fraction * bound_g if "Wash 2" in names else 0.0
     strip_g = plan.strip_fraction * bound_g if "Strip" in names else 0.0
     elute_g = bound_g - wash_g - strip_g
-
-    def peak(phase: str, mass_g: float, mean: float, sd: float) -> Array:
-        k = names.index(phase)
-        out = np.zeros(n)
-        sl = slice(int(first[k]), n)
-        out[sl] = mass_g / cvol * peak_pdf(v[sl] - v_start[k], mean, sd, tail)
-        return out
-
-    ke = names.index("Elution")
     sd_col = mean_cv / np.sqrt(unit.bed_height_cm / plan.hetp_cm)
     el_sd = float(np.hypot(plan.elution_sd_cv, sd_col))
-    c_elution = peak("Elution", elute_g, mean_cv + plan.elution_mean_cv, el_sd)
-    conc = conc + c_elution
+    conc = conc + _peak(plan, t, resp, "Elution", elute_g, plan.elution_mean_cv, el_sd)
     if wash_g:
-        conc += peak("Wash 2", wash_g, mean_cv + 0.1, 0.25)
+        conc += _peak(plan, t, resp, "Wash 2", wash_g, 0.1, 0.25)
     if strip_g:
-        conc += peak("Strip", strip_g, mean_cv + 0.05, 0.2)
-    uv = uv + conc * mau_per_g_l
-    if "CIP" in names:
-        uv += peak("CIP", VARIABILITY.cip_impurity_mau_cv * cvol, mean_cv, 0.25)
+        conc += _peak(plan, t, resp, "Strip", strip_g, 0.05, 0.2)
+    return _Product(conc, load_vol_l, fed_g, out_load_g, washout_g, bound_g)
 
-    # --- pressure: Darcy over the bed + system, with fouling from the plan ------------------
-    bed_dp = darcy_pressure_bar(flow, visc, unit.bed_height_cm, unit.area_cm2, plan.permeability_m2)
+
+def _fault_onset(plan: BatchPlan, t: _Timeline) -> int | None:
+    """The sample where the plan's fault starts (None: no fault, or one without an onset)."""
     fault = plan.fault
-    onset: int | None = None
-    if fault:
-        if fault.kind == "pump_fault":
-            onset = pump_onset
-        elif fault.kind in ("ph_drift", "pressure_rise", "sensor_flatline", "sensor_dropout"):
-            k = names.index(fault.phase)
-            onset = int(first[k] + int(fault.onset_fraction * nominal_n[k]))
+    if not fault:
+        return None
+    if fault.kind == "pump_fault":
+        return t.pump_onset
+    if fault.kind in ("ph_drift", "pressure_rise", "sensor_flatline", "sensor_dropout"):
+        k = plan.recipe.phase_names().index(fault.phase)
+        return int(t.first[k] + int(fault.onset_fraction * t.nominal_n[k]))
+    return None
+
+
+def _pressure_and_process_faults(
+    plan: BatchPlan, t: _Timeline, visc: Array, ph: Array, onset: int | None
+) -> tuple[Array, Array]:
+    """Pressure (Darcy over the bed plus the system), with a pressure rise or pH drift."""
+    unit, fault, n = plan.unit, plan.fault, t.n
+    bed_dp = darcy_pressure_bar(
+        t.flow, visc, unit.bed_height_cm, unit.area_cm2, plan.permeability_m2
+    )
     if fault and fault.kind == "pressure_rise":
         assert onset is not None
         t_rel = np.maximum(0.0, (np.arange(n) - onset) / (fault.magnitude["ramp_min"] * 60.0))
         bed_dp = bed_dp * (1.0 + fault.magnitude["bed_dp_increase"] * np.minimum(1.0, t_rel))
-    pressure = STATIC_PRESSURE_BAR + unit.system_pressure_bar_per_lpm * flow + bed_dp
+    pressure = STATIC_PRESSURE_BAR + unit.system_pressure_bar_per_lpm * t.flow + bed_dp
     if fault and fault.kind == "ph_drift":
         assert onset is not None
         ph = ph + fault.magnitude["rate_ph_per_h"] * np.maximum(0, np.arange(n) - onset) / 3600.0
+    return pressure, ph
 
-    true_signals = {
-        "flow_lpm": flow,
-        "pressure_bar": pressure,
-        "uv_mau": uv,
-        "cond_ms_cm": cond,
-        "ph": ph,
-    }
+
+def _instruments(
+    plan: BatchPlan, true_signals: dict[str, Array], onset: int | None, *, noise: bool
+) -> tuple[dict[str, Array], np.ndarray]:
+    """What the sensors report: noise, resolution, the UV detector's ceiling and sensor
+    faults; and which readings were sent (False inside a dropout)."""
+    n = true_signals["flow_lpm"].size
+    fault = plan.fault
     measured: dict[str, Array] = {}
     rng = np.random.default_rng(plan.noise_seed)
     z = rng.standard_normal((len(SIGNALS), n)) if noise else None
@@ -452,39 +593,43 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
             sd_abs, sd_rel, decimals = NOISE[s]
             x = np.round(x + (sd_abs + sd_rel * np.abs(x)) * z[j], decimals)
         measured[s] = x
-    measured["uv_mau"] = np.minimum(measured["uv_mau"], unit.uv_max_mau)
+    measured["uv_mau"] = np.minimum(measured["uv_mau"], plan.unit.uv_max_mau)
     keep = np.ones(n, dtype=bool)
     if fault and fault.kind == "sensor_flatline":
         assert onset is not None
-        s = fault.signals[0]
+        sig = fault.signals[0]
         end = min(n, onset + int(fault.magnitude["duration_s"]))
-        measured[s][onset:end] = measured[s][onset - 1]
+        measured[sig][onset:end] = measured[sig][onset - 1]
     if fault and fault.kind == "sensor_dropout":
         assert onset is not None
         keep[onset : onset + int(fault.magnitude["duration_s"])] = False
+    return measured, keep
 
-    sim = SimBatch(
-        plan=plan,
-        ts_ns=ts,
-        seq=seq,
-        phase_idx=phase_idx,
-        hold=hold,
-        keep=keep,
-        flow_true=flow,
-        volume_true_l=vol,
-        signals=measured,
-    )
-    sim.events = _events(sim, first, pump_n)
 
-    # --- ground truth ------------------------------------------------------------------
-    uv_true_el = uv[int(first[ke]) : int(first[ke + 1]) if ke + 1 < K else n]
-    el_sl = slice(int(first[ke]), int(first[ke]) + uv_true_el.size)
+def _truth(
+    plan: BatchPlan,
+    t: _Timeline,
+    resp: ColumnResponse,
+    steps: Array,
+    prod: _Product,
+    uv: Array,
+    keep: np.ndarray,
+    onset: int | None,
+) -> dict[str, Any]:
+    """Ground truth: what the batch really did, for tests and `chrom evaluate` only."""
+    unit, recipe = plan.unit, plan.recipe
+    cvol = unit.column_volume_l
+    names = list(recipe.phase_names())
+    K, n, ts, v, vol = len(names), t.n, t.ts, t.v, t.vol
+    ke = names.index("Elution")
+    uv_true_el = uv[t.phase_slice(ke)]
+    el_start = int(t.first[ke])
     pool = _pool(uv_true_el, recipe)
     pool_truth: dict[str, Any] = {}
     if pool is not None:
-        a, b = el_sl.start + pool[0], el_sl.start + pool[1]
+        a, b = el_start + pool[0], el_start + pool[1]
         pool_vol = float(vol[b] - vol[a])
-        pool_mass = float(np.trapezoid(conc[a : b + 1], vol[a : b + 1]))
+        pool_mass = float(np.trapezoid(prod.conc[a : b + 1], vol[a : b + 1]))
         pool_truth = {
             "pool_start_cv": float(v[a]),
             "pool_end_cv": float(v[b]),
@@ -493,24 +638,30 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
             "pool_volume_l": pool_vol,
             "pool_mass_g": pool_mass,
             "pool_conc_g_l": pool_mass / pool_vol,
-            "step_yield": pool_mass / fed_g,
+            "step_yield": pool_mass / prod.fed_g,
             "peak_max_mau": float(uv_true_el.max()),
         }
     phase_truth = []
     for k in range(K):
-        last = int(first[k + 1] - 1) if k + 1 < K else n - 1
+        first = int(t.first[k])
+        last = int(t.first[k + 1] - 1) if k + 1 < K else n - 1
         phase_truth.append(
             {
                 "phase": names[k],
-                "start_ts": ts_to_iso(int(ts[first[k]])),
+                "start_ts": ts_to_iso(int(ts[first])),
                 "end_ts": ts_to_iso(int(ts[last])),
-                "start_cv": float(v[first[k]]),
-                "volume_l": float(vol[last] - vol[first[k]]),
-                "cv": float((vol[last] - vol[first[k]]) / cvol),
+                "start_cv": float(v[first]),
+                "volume_l": float(vol[last] - vol[first]),
+                "cv": float((vol[last] - vol[first]) / cvol),
                 "hold_s": plan.hold_s[k],
             }
         )
-    sim.truth = {
+    fault = (
+        _fault_truth(plan, onset, v, ts, resp, resp_mean_cv(plan), t.first, steps)
+        if plan.fault
+        else None
+    )
+    return {
         "batch_id": plan.batch_id,
         "unit_id": unit.unit_id,
         "column_id": unit.column_id,
@@ -522,11 +673,11 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
         "column_volume_l": cvol,
         "total_volume_l": float(vol[-1]),
         "total_cv": float(v[-1]),
-        "load_volume_l": load_vol_l,
+        "load_volume_l": prod.load_vol_l,
         "feed_titer_g_l": plan.titer_true_g_l,
-        "load_mass_g": fed_g,
-        "bound_mass_g": bound_g,
-        "breakthrough_loss_g": out_load_g + washout_g,
+        "load_mass_g": prod.fed_g,
+        "bound_mass_g": prod.bound_g,
+        "breakthrough_loss_g": prod.out_load_g + prod.washout_g,
         "dbc10_g_l": plan.dbc10_g_l,
         "hetp_cm": resp.hetp_cm(),
         "plates": resp.plates(),
@@ -534,9 +685,8 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
         "permeability_m2": plan.permeability_m2,
         **pool_truth,
         "phases": phase_truth,
-        "fault": _fault_truth(plan, onset, v, ts, resp, mean_cv, first, steps) if fault else None,
+        "fault": fault,
     }
-    return sim
 
 
 def _pool(uv: Array, recipe: Recipe) -> tuple[int, int] | None:

@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chrom_platform.lib.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
-from chrom_platform.lib.landing_io import json_bytes
-from chrom_platform.lib.master_data import ConfigError, MasterData, load_master_data
-from chrom_platform.lib.objectstore import open_store
+from chrom_platform.lib.core.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
+from chrom_platform.lib.core.master_data import ConfigError, MasterData, load_master_data
+from chrom_platform.lib.io.landing import json_bytes
+from chrom_platform.lib.io.objectstore import open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import NS, SimBatch, plan_batch, simulate, unit_clock_offset_ns
 from simulator.faults import FAULT_KINDS

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from chrom_platform.lib.contracts import SIGNALS
+from chrom_platform.lib.core.contracts import SIGNALS
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,15 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from chrom_platform.lib.contracts import (
+from chrom_platform.lib.core.contracts import (
     events_key,
     iso_to_ns,
     master_data_key,
     samples_key,
 )
-from chrom_platform.lib.landing_io import json_bytes, land_readings
-from chrom_platform.lib.master_data import MasterData, content_hash, load_master_data
-from chrom_platform.lib.objectstore import ObjectStore, open_store
+from chrom_platform.lib.core.master_data import MasterData, content_hash, load_master_data
+from chrom_platform.lib.io.landing import json_bytes, land_readings
+from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import SimBatch, plan_batch, simulate
 from simulator.faults import FAULT_KINDS

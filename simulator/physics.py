@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal, stats
 
-from chrom_platform.lib.peaks import Array, asymmetry, moments
+from chrom_platform.lib.core.peaks import Array, asymmetry, moments
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
-from chrom_platform.lib.contracts import READING_SCHEMA
+from chrom_platform.lib.core.contracts import READING_SCHEMA
 
 
 class Publisher(Protocol):
@@ -39,7 +39,7 @@ class QueuePublisher:
     Pub/Sub), ordering key = unit_id, so a unit's readings arrive in order."""
 
     def __init__(self, uri: str) -> None:
-        from chrom_platform.lib.transport import (
+        from chrom_platform.lib.io.transport import (
             ensure_readings_topology,
             open_transport,
             owns_topology,
@@ -50,7 +50,7 @@ class QueuePublisher:
             ensure_readings_topology(self.transport)
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:
-        from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage
+        from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage
 
         self.transport.publish(
             READINGS_TOPIC,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from chrom_platform.lib.contracts import SAMPLE_SCHEMA, ts_to_iso
+from chrom_platform.lib.core.contracts import SAMPLE_SCHEMA, ts_to_iso
 from simulator.batch import NS, SimBatch
 
 FAIL_RATE = 0.04

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chrom_platform.lib.transport import SubscriptionConfig, Transport
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.io.transport import SubscriptionConfig, Transport
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
 
 TOPIC, DLQ = "readings", "readings-dead-letter"
 SUB_A, SUB_B, SUB_DLQ = "sub-a", "sub-b", "sub-dead"
@@ -58,7 +58,7 @@ def harness(
         yield Harness(tr, clock, "sqlite")
         tr.close()
         return
-    from chrom_platform.lib.transport.pubsub import PubSubTransport
+    from chrom_platform.lib.io.transport.pubsub import PubSubTransport
     from chrom_platform_tests.contract.fake_pubsub import FakePubSubServer
 
     server = FakePubSubServer(tmp_path / "fake-pubsub.db", clock)

@@ -20,8 +20,8 @@ import grpc
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import types as t
 
-from chrom_platform.lib.transport import OutMessage, SubscriptionConfig
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.io.transport import OutMessage, SubscriptionConfig
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
 
 
 def _short(path: str) -> str:

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import pytest
 
-from chrom_platform.lib.bridge import HEALTH_MEASUREMENT, LiveBridge
-from chrom_platform.lib.influx import Credentials, InfluxV1Sink, InfluxV2Sink
-from chrom_platform.lib.transport import OutMessage, ensure_readings_topology
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.io.influx import Credentials, InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.io.transport import OutMessage, ensure_readings_topology
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.streaming.bridge import HEALTH_MEASUREMENT, LiveBridge
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
 from chrom_platform_tests.unit.test_readings_decoder import msg
 
@@ -93,7 +93,7 @@ def _queue(tmp_path, name: str) -> SqliteQueue:
 
 def test_v1_and_v2_sinks_get_identical_line_protocol(md, influx_server, v2_server, tmp_path):
     v1 = RecordingV1Sink(
-        influx_server.url, fresh_database(influx_server).client.database, influx_server.admin
+        influx_server.url, fresh_database(influx_server).database, influx_server.admin
     )
     LiveBridge(_queue(tmp_path, "a"), v1, md).drain(1000, 30)
     v2 = InfluxV2Sink(v2_server, token="test-token", org="acme", bucket="chrom")

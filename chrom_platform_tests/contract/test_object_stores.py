@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from chrom_platform.lib.objectstore import GcsObjectStore, LocalObjectStore, ObjectStore, open_store
+from chrom_platform.lib.io.objectstore import (
+    GcsObjectStore,
+    LocalObjectStore,
+    ObjectStore,
+    open_store,
+)
 
 BUCKET = "chrom-landing-test"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chrom_platform.lib.transport import OutMessage
-from chrom_platform.lib.transport.base import (
+from chrom_platform.lib.io.transport import OutMessage
+from chrom_platform.lib.io.transport.base import (
     ATTR_DELIVERY_ATTEMPTS,
     ATTR_SOURCE_MESSAGE_ID,
     ATTR_SOURCE_SUBSCRIPTION,
@@ -217,8 +217,8 @@ def test_no_loss_between_two_processes(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import sys, time
-        from chrom_platform.lib.transport import OutMessage, SubscriptionConfig
-        from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+        from chrom_platform.lib.io.transport import OutMessage, SubscriptionConfig
+        from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
         q = SqliteQueue({str(db)!r})
         q.create_topic("t"); q.create_topic("dl")
         q.create_subscription(SubscriptionConfig("s", "t", 5.0, 5, "dl"))
@@ -254,7 +254,7 @@ def test_no_loss_between_two_processes(tmp_path: Path) -> None:
 
 
 def test_queue_survives_reopen(tmp_path: Path) -> None:
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -283,7 +283,7 @@ def test_extend_keeps_a_lease_past_its_deadline(harness: Harness) -> None:
 def test_a_named_consumer_continues_its_own_keys_in_order(tmp_path):
     """Local queue: the consumer holding a key's lease may pull that key's next messages
     (so it can write one batch while pulling the next); any other consumer may not."""
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -301,7 +301,7 @@ def test_a_named_consumer_continues_its_own_keys_in_order(tmp_path):
 def test_local_queue_deletes_messages_every_subscription_acked(tmp_path):
     """The queue file does not grow with history: a message is deleted once no
     subscription holds it, and kept while one still does."""
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -324,7 +324,7 @@ def test_local_queue_keeps_leases_across_the_upgrade_to_lease_rows(tmp_path):
     """A queue file from before the `leases` table (a row-level lease index) keeps its
     leases in flight when opened: the key stays blocked for others, its holder continues,
     and the old index is gone (it cost an index update per leased row)."""
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -352,7 +352,7 @@ def test_local_queue_keeps_leases_across_the_upgrade_to_lease_rows(tmp_path):
 def test_a_message_forwarded_after_its_last_attempt_carries_the_last_error(tmp_path):
     """A poison message that made its consumer fail every time reaches the dead-letter
     topic with a reason that says so, never bare."""
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -377,7 +377,7 @@ def test_pulls_stop_at_a_byte_budget_so_huge_messages_cannot_wedge_the_queue(tmp
     every time, so no good reading behind them was ever delivered. Each pull now stays
     within its byte budget (a message larger than it comes alone), and every message,
     large and small, is delivered in order."""
-    from chrom_platform.lib.transport import sqlite_queue
+    from chrom_platform.lib.io.transport import sqlite_queue
     from chrom_platform_tests.contract.conftest import _topology
 
     monkeypatch.setattr(sqlite_queue, "MAX_PULL_BYTES", 3_000_000)
@@ -398,7 +398,7 @@ def test_pulls_stop_at_a_byte_budget_so_huge_messages_cannot_wedge_the_queue(tmp
 def test_one_unacknowledged_dead_letter_does_not_keep_every_reading(tmp_path):
     """Collection is per topic: a dead letter nobody acknowledged keeps its own topic's
     messages only (before: all 100,001 readings published after it stayed in the file)."""
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
     from chrom_platform_tests.contract.conftest import _topology
 
     q = SqliteQueue(tmp_path / "q.db")
@@ -412,8 +412,8 @@ def test_one_unacknowledged_dead_letter_does_not_keep_every_reading(tmp_path):
 
 
 def test_dead_letters_are_kept_for_their_retention_time_and_size(tmp_path):
-    from chrom_platform.lib.transport import SubscriptionConfig
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport import SubscriptionConfig
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
 
     clock = Clock()
     q = SqliteQueue(tmp_path / "q.db", clock=clock)
@@ -432,8 +432,8 @@ def test_dead_letters_are_kept_for_their_retention_time_and_size(tmp_path):
 
 
 def test_a_truncated_queue_file_is_an_error_not_an_empty_queue(tmp_path):
-    from chrom_platform.lib.transport import TransportError
-    from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.io.transport import TransportError
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
 
     path = tmp_path / "q.db"
     path.write_bytes(b"")
@@ -447,9 +447,9 @@ def test_pubsub_consumers_start_without_creating_topology(tmp_path, monkeypatch)
     `--create-topology` is the explicit way to ask for it."""
     from google.api_core.exceptions import PermissionDenied
 
-    from chrom_platform.lib.streaming import StreamingConfig
-    from chrom_platform.lib.transport import ensure_readings_topology
-    from chrom_platform.lib.transport.pubsub import PubSubTransport
+    from chrom_platform.lib.io.transport import ensure_readings_topology
+    from chrom_platform.lib.io.transport.pubsub import PubSubTransport
+    from chrom_platform.lib.streaming.config import StreamingConfig
     from chrom_platform_tests.contract.fake_pubsub import FakePubSubServer
     from simulator.publishers import QueuePublisher
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from chrom_platform.lib.contracts import READINGS_PREFIX, SIGNALS
-from chrom_platform.lib.influx import InfluxV1Sink
-from chrom_platform.lib.influx_server import LocalInfluxServer
-from chrom_platform.lib.master_data import MasterData
+from chrom_platform.lib.core.contracts import READINGS_PREFIX, SIGNALS
+from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.io.influx import InfluxV1Sink
+from chrom_platform.local.influx_server import LocalInfluxServer
 from simulator.batch import SimBatch
 from simulator.cli import _stream_sims, build_parser
 from simulator.faults import FAULT_KINDS

@@ -22,13 +22,10 @@ import orjson
 import pytest
 
 from chrom_platform import bridge_cli
-from chrom_platform.lib.bridge import NEW_BATCH_PERSISTENCE, LiveBridge
-from chrom_platform.lib.contracts import READING_SCHEMA
-from chrom_platform.lib.landing_consumer import LandingConsumer
-from chrom_platform.lib.landing_io import land_readings
-from chrom_platform.lib.objectstore import LocalObjectStore
-from chrom_platform.lib.readings import ReadingDecoder
-from chrom_platform.lib.transport import (
+from chrom_platform.lib.core.contracts import READING_SCHEMA
+from chrom_platform.lib.io.landing import land_readings
+from chrom_platform.lib.io.objectstore import LocalObjectStore
+from chrom_platform.lib.io.transport import (
     DEAD_LETTER_SUBSCRIPTION,
     LANDING_SUBSCRIPTION,
     LIVE_BRIDGE_SUBSCRIPTION,
@@ -36,8 +33,11 @@ from chrom_platform.lib.transport import (
     OutMessage,
     ensure_readings_topology,
 )
-from chrom_platform.lib.transport import sqlite_queue as sqlite_queue_module
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.io.transport import sqlite_queue as sqlite_queue_module
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.streaming.bridge import NEW_BATCH_PERSISTENCE, LiveBridge
+from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
+from chrom_platform.lib.streaming.readings import ReadingDecoder
 from chrom_platform_tests.e2e.streaming_helpers import (
     fresh_database,
     influx_points,
@@ -134,7 +134,7 @@ def test_deeply_nested_messages_cost_only_themselves(md, influx_server, tmp_path
     payloads += [good(i) for i in range(30, 60)]
     publish(q, payloads)
     sink = fresh_database(influx_server)
-    drain_all(bridge_env(tmp_path, influx_server.url, sink.client.database))
+    drain_all(bridge_env(tmp_path, influx_server.url, sink.database))
     assert sorted(seq for _, seq in influx_points(sink)) == [1000 + i for i in range(60)]
     assert landed_seqs(tmp_path / "lake") == [1000 + i for i in range(60)]
     assert dead_reasons(q) == {
@@ -425,7 +425,7 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         q.publish(READINGS_TOPIC, out[a : a + 5000])
     sink = fresh_database(influx_server)
     lake = tmp_path / "lake"
-    env = bridge_env(tmp_path, influx_server.url, sink.client.database)
+    env = bridge_env(tmp_path, influx_server.url, sink.database)
 
     def backlog() -> int:
         return q.backlog(LIVE_BRIDGE_SUBSCRIPTION) + q.backlog(LANDING_SUBSCRIPTION)

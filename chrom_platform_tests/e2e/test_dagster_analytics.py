@@ -24,11 +24,11 @@ import pytest
 
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource
-from chrom_platform.lib.bridge import LiveBridge
-from chrom_platform.lib.contracts import READING_SCHEMA, iso_to_ns
-from chrom_platform.lib.objectstore import open_store
-from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
+from chrom_platform.lib.io.objectstore import open_store
+from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.streaming.bridge import LiveBridge
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES, FAULT, materialize
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
@@ -282,7 +282,7 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
     import duckdb
 
     from chrom_platform.lib.analytics import pipeline
-    from chrom_platform.lib.warehouse import WarehouseConfig
+    from chrom_platform.lib.io.warehouse import WarehouseConfig
 
     h, _, _ = built
     copy = tmp_path / "copy.duckdb"
@@ -327,8 +327,8 @@ def test_the_dagster_ui_shows_lineage_the_failed_drift_check_and_the_pictures(
     README shows), else to the test's folder."""
     from playwright.sync_api import sync_playwright
 
-    from chrom_platform.demo import kill_group, wait_http
-    from chrom_platform.lib.influx_server import free_port
+    from chrom_platform.local.demo import kill_group, wait_http
+    from chrom_platform.local.influx_server import free_port
 
     chromium = shutil.which("chromium")
     if chromium is None:

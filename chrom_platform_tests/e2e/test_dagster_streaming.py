@@ -14,10 +14,10 @@ import pytest
 from chrom_platform.definitions import defs as lazy_defs
 from chrom_platform.defs.landing.assets import landing_sensor
 from chrom_platform.defs.streaming.assets import FRESH_CHECK, LIVE_KEY, live_bridge_sensor
-from chrom_platform.lib.contracts import EVENTS_PREFIX, ts_to_iso
-from chrom_platform.lib.objectstore import LocalObjectStore
-from chrom_platform.lib.transport import OutMessage, ensure_readings_topology
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.core.contracts import EVENTS_PREFIX, ts_to_iso
+from chrom_platform.lib.io.objectstore import LocalObjectStore
+from chrom_platform.lib.io.transport import OutMessage, ensure_readings_topology
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
@@ -34,7 +34,7 @@ def _event(store: LocalObjectStore, unit: str, batch: str, kind: str, ts_ns: int
 
 @pytest.fixture
 def env(influx_server, tmp_path):
-    db = fresh_database(influx_server).client.database
+    db = fresh_database(influx_server).database
     settings = Settings.from_env(
         {
             "CHROM_DATA_DIR": str(tmp_path),
@@ -45,7 +45,7 @@ def env(influx_server, tmp_path):
             "CHROM_LIVE_STALE_AFTER_S": "60",
         }
     )
-    q = SqliteQueue(settings.transport_uri)
+    q = SqliteQueue(settings.streaming.transport_uri)
     ensure_readings_topology(q)
     return settings, q, LocalObjectStore(settings.landing_uri)
 

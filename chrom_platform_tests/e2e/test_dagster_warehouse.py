@@ -22,8 +22,8 @@ from chrom_platform.defs.warehouse.freshness import (
     evaluate,
     warehouse_freshness_sensor,
 )
-from chrom_platform.lib.contracts import readings_key
-from chrom_platform.lib.landing_io import PARQUET_OPTIONS
+from chrom_platform.lib.core.contracts import readings_key
+from chrom_platform.lib.io.landing import PARQUET_OPTIONS
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History

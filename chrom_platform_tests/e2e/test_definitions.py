@@ -121,7 +121,7 @@ def test_an_asset_added_under_defs_needs_no_edit_elsewhere(settings, monkeypatch
             )
 
         monkeypatch.setattr(build, "build_everything", record)
-        from chrom_platform.demo import first_build
+        from chrom_platform.local.demo import first_build
 
         first_build(settings, instance=None)
         assert "probe/new_asset" in seen[0]

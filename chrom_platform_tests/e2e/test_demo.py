@@ -12,8 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from chrom_platform.local import procfs
 from chrom_platform.settings import PROJECT_ROOT
-from chrom_platform_tests import procfs
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -42,7 +42,7 @@ def test_headless_demo_tells_the_whole_story(tmp_path):
         [
             sys.executable,
             "-m",
-            "chrom_platform.demo",
+            "chrom_platform.local.demo",
             "--headless",
             "--units",
             "2",
@@ -90,7 +90,7 @@ def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
         [
             sys.executable,
             "-m",
-            "chrom_platform.demo",
+            "chrom_platform.local.demo",
             "--units",
             "2",
             "--batches-per-unit",
@@ -155,7 +155,7 @@ def test_make_demo_stop_ends_everything_within_5_s(tmp_path):
     it can reap. Here: a group that ignores SIGTERM and SIGINT (as that dagster dev), a group
     whose leader is a zombie (another process's exited child, as the live stream), and the
     demo's real InfluxDB, a child of this process (a zombie once stopped from elsewhere)."""
-    from chrom_platform.lib.influx_server import LocalInfluxServer
+    from chrom_platform.local.influx_server import LocalInfluxServer
 
     stubborn = subprocess.Popen(
         [
@@ -190,7 +190,7 @@ def test_make_demo_stop_ends_everything_within_5_s(tmp_path):
     try:
         t0 = time.monotonic()
         r = subprocess.run(
-            [sys.executable, "-m", "chrom_platform.demo", "--stop"],
+            [sys.executable, "-m", "chrom_platform.local.demo", "--stop"],
             env=_env(tmp_path),
             capture_output=True,
             text=True,

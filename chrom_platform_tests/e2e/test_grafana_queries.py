@@ -16,18 +16,18 @@ import duckdb
 import orjson
 import pytest
 
-from chrom_platform.dashboards.alerts import rule_specs
-from chrom_platform.dashboards.boards import TREND_SIGNALS, Recorded
-from chrom_platform.dashboards.generate import boards
-from chrom_platform.dashboards.queries import Query, substitute
 from chrom_platform.defs.dashboards.assets import snapshot_tables, warehouse_snapshot
+from chrom_platform.grafana.alerts import rule_specs
+from chrom_platform.grafana.boards import TREND_SIGNALS, Recorded
+from chrom_platform.grafana.generate import boards
+from chrom_platform.grafana.queries import Query, substitute
 from chrom_platform.lib.analytics.live import EnvelopeSource
-from chrom_platform.lib.bridge import LiveBridge
-from chrom_platform.lib.contracts import READING_SCHEMA, iso_to_ns
-from chrom_platform.lib.influx import InfluxV1Sink
-from chrom_platform.lib.objectstore import open_store
-from chrom_platform.lib.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
+from chrom_platform.lib.io.influx import InfluxV1Sink
+from chrom_platform.lib.io.objectstore import open_store
+from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.streaming.bridge import LiveBridge
 from chrom_platform.resources import build_resources
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES, FAULT
@@ -98,8 +98,8 @@ def live(built, md, influx_server, tmp_path_factory) -> dict[str, Any]:
     assert rep.written == len(msgs)
     ts = [iso_to_ns(m["ts"]) for m in msgs]
     # Grafana reads as the server's read-only user (provisioning: CHROM_INFLUX_READER_*)
-    influx_server.grant_read(sink.client.database)
-    reader = InfluxV1Sink(influx_server.url, sink.client.database, credentials=influx_server.reader)
+    influx_server.grant_read(sink.database)
+    reader = InfluxV1Sink(influx_server.url, sink.database, credentials=influx_server.reader)
     return {
         "sink": sink,
         "reader": reader,

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from chrom_platform.lib.influx import InfluxError, InfluxV1Client
-from chrom_platform.lib.influx_server import LocalInfluxServer, ping
+from chrom_platform.lib.io.influx import InfluxError, InfluxV1Client
+from chrom_platform.local.influx_server import LocalInfluxServer, ping
 
 
 def test_write_and_query_back(influx_server):

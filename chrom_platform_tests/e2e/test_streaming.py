@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from chrom_platform.lib.bridge import LiveBridge
-from chrom_platform.lib.contracts import SIGNALS
-from chrom_platform.lib.influx_server import LocalInfluxServer
-from chrom_platform.lib.landing_consumer import LandingConsumer
-from chrom_platform.lib.objectstore import LocalObjectStore
-from chrom_platform.lib.transport import (
+from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.io.objectstore import LocalObjectStore
+from chrom_platform.lib.io.transport import (
     DEAD_LETTER_SUBSCRIPTION,
     LANDING_SUBSCRIPTION,
     LIVE_BRIDGE_SUBSCRIPTION,
     ensure_readings_topology,
 )
-from chrom_platform.lib.transport.base import OutMessage
-from chrom_platform.lib.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.io.transport.base import OutMessage
+from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+from chrom_platform.lib.streaming.bridge import LiveBridge
+from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
+from chrom_platform.local.influx_server import LocalInfluxServer
 from chrom_platform_tests.e2e.streaming_helpers import (
     fresh_database,
     influx_points,
@@ -88,7 +88,7 @@ def test_influx_outage_mid_stream_loses_nothing(md, tmp_path):
     try:
         streamed = stream_batches(md, tmp_path, units=3, batches=1, seed=41, start=START)
         sink = fresh_database(srv)
-        env = _env(tmp_path, srv, sink.client.database, streamed.queue, streamed.lake)
+        env = _env(tmp_path, srv, sink.database, streamed.queue, streamed.lake)
         q = SqliteQueue(streamed.queue)
         proc = subprocess.Popen(
             [
@@ -182,7 +182,7 @@ def test_lines_influx_refuses_are_isolated_and_dead_lettered(md, influx_server, 
     """A 4xx from InfluxDB costs only the refused line: the batch is bisected, the rest is
     written, the refused reading is dead-lettered as sink_rejected, and the bridge rebuilds
     its CV state from InfluxDB before going on."""
-    from chrom_platform.lib.influx import InfluxV1Sink, SinkRejected
+    from chrom_platform.lib.io.influx import InfluxV1Sink, SinkRejected
     from chrom_platform_tests.unit.test_readings_decoder import msg
 
     class PickySink(InfluxV1Sink):
@@ -191,7 +191,7 @@ def test_lines_influx_refuses_are_isolated_and_dead_lettered(md, influx_server, 
                 raise SinkRejected("InfluxDB answered 400: field type conflict")
             super().write(lines)
 
-    db = fresh_database(influx_server).client.database
+    db = fresh_database(influx_server).database
     sink = PickySink(influx_server.url, db, credentials=influx_server.admin)
     q = SqliteQueue(tmp_path / "queue.db")
     ensure_readings_topology(q)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chrom_platform.lib.contracts import ts_to_iso
+from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History, table
 

@@ -1,43 +1,20 @@
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import pyarrow.parquet as pq
 import pytest
 
 from chrom_platform_tests.conftest import START_NS
+from chrom_platform_tests.warehouse_helpers import History
 from simulator.landing import backfill
-
-
-@dataclass
-class History:
-    landing: Path
-    truth_dir: Path
-    truth: list[dict[str, Any]]
-
-    def readings(self):
-        files = sorted((self.landing / "landing" / "readings").rglob("*.parquet"))
-        import pyarrow as pa
-
-        return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas() if files else None
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for f in sorted((self.landing / "landing" / "batch_events").rglob("*.json")):
-            out.extend(json.loads(line) for line in f.read_text().splitlines() if line)
-        return out
 
 
 @pytest.fixture(scope="session")
 def history(md, tmp_path_factory) -> History:
-    """3 units x 4 batches, half of them faulty: landed files plus ground truth."""
-    root = tmp_path_factory.mktemp("history")
+    """3 units x 4 batches, half of them faulty, landed by `chrom-sim backfill`'s own code
+    (truth files written apart from the landing zone)."""
+    h = History(tmp_path_factory.mktemp("history"), md)
     res = backfill(
-        landing=str(root / "lake"),
-        truth_dir=root / "truth",
+        landing=str(h.lake),
+        truth_dir=h.truth_dir,
         units=3,
         batches_per_unit=4,
         seed=11,
@@ -45,4 +22,5 @@ def history(md, tmp_path_factory) -> History:
         start_ns=START_NS,
         workers=1,
     )
-    return History(root / "lake", root / "truth", res.truth)
+    h.truths.extend(res.truth)
+    return h

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from chrom_platform.lib.contracts import READING_KEYS, SIGNALS
+from chrom_platform.lib.core.contracts import READING_KEYS, SIGNALS
 from chrom_platform_tests.conftest import EQUIPMENT, RECIPES
 
 SIM = [sys.executable, "-m", "simulator.cli"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chrom_platform.lib.peaks import asymmetry, moments
+from chrom_platform.lib.core.peaks import asymmetry, moments
 from chrom_platform_tests.conftest import START_NS
 from simulator import samples
 from simulator.batch import NOISE, plan_batch, simulate

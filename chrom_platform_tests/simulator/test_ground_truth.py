@@ -6,22 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chrom_platform.lib import cv
-from chrom_platform.lib.contracts import SIGNALS, iso_to_ns
+from chrom_platform.lib.core import cv
+from chrom_platform.lib.core.contracts import SIGNALS, iso_to_ns
 
 
 def test_history_has_faults_holds_and_all_units(history):
-    assert len(history.truth) == 12
-    assert {t["unit_id"] for t in history.truth} == {"SKID-01", "SKID-02", "SKID-03"}
-    assert sum(1 for t in history.truth if t["fault"]) >= 3
-    assert all(any(p["hold_s"] > 0 for p in t["phases"]) for t in history.truth)
+    assert len(history.truths) == 12
+    assert {t["unit_id"] for t in history.truths} == {"SKID-01", "SKID-02", "SKID-03"}
+    assert sum(1 for t in history.truths if t["fault"]) >= 3
+    assert all(any(p["hold_s"] > 0 for p in t["phases"]) for t in history.truths)
 
 
 def test_cv_from_landed_flow_matches_simulator_totalizer_within_0_1_percent(history, md):
     """Integrating the measured (noisy) flow with the shared rule gives the simulator's own
     totalized volume within 0.1%, per batch and per phase, and holds never advance it."""
     df = history.readings()
-    truth = {t["batch_id"]: t for t in history.truth}
+    truth = {t["batch_id"]: t for t in history.truths}
     for batch_id, g in df.groupby("batch_id", observed=True):
         t = truth[batch_id]
         unit = md.units[t["unit_id"]]
@@ -79,18 +79,18 @@ def test_events_and_readings_agree_on_phase_boundaries(history, md):
 
 def test_landed_readings_are_valid_and_ground_truth_stays_out_of_landing(history):
     df = history.readings()
-    assert len(df) == sum(t["n_readings"] for t in history.truth)
+    assert len(df) == sum(t["n_readings"] for t in history.truths)
     assert not df.duplicated(["unit_id", "ts"]).any()
     for s in SIGNALS:
         assert np.isfinite(df[s]).all()
     for u, g in df.groupby("unit_id", observed=True):
         assert g.sort_values("ts")["seq"].is_monotonic_increasing, u
-    for f in (history.landing / "landing").rglob("*.json"):
+    for f in (history.lake / "landing").rglob("*.json"):
         text = f.read_text()
         assert "onset" not in text, f
         assert '"fault' not in text, f
     assert (history.truth_dir / "faults.jsonl").read_text().count("onset_batch_cv") == sum(
-        1 for t in history.truth if t["fault"]
+        1 for t in history.truths if t["fault"]
     )
 
 
@@ -99,12 +99,12 @@ def test_samples_resolve_to_batch_and_failed_scans_are_retested(history):
 
     docs = [
         json.loads(f.read_text())
-        for f in (history.landing / "landing" / "sample_results").rglob("*.json")
+        for f in (history.lake / "landing" / "sample_results").rglob("*.json")
     ]
     by_sample: dict[str, list[dict]] = {}
     for d in docs:
         by_sample.setdefault(d["sample_id"], []).append(d)
-    truth = {t["batch_id"]: t for t in history.truth}
+    truth = {t["batch_id"]: t for t in history.truths}
     for sid, attempts in by_sample.items():
         attempts.sort(key=lambda d: d["attempt"])
         last = attempts[-1]

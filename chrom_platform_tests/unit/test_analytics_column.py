@@ -12,7 +12,7 @@ from chrom_platform.lib.analytics.column import (
     step_moments,
     transition,
 )
-from chrom_platform.lib.peaks import asymmetry
+from chrom_platform.lib.core.peaks import asymmetry
 
 
 def test_step_moments_of_a_gaussian_transition():

@@ -5,11 +5,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from chrom_platform.evaluation.scoring import score
 from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
 from chrom_platform.lib.analytics.scans import flatlines, gaps
-from chrom_platform.lib.contracts import SIGNALS
-from chrom_platform.lib.evaluation import score
+from chrom_platform.lib.core.contracts import SIGNALS
 
 NS = 1_000_000_000
 

@@ -1,9 +1,9 @@
-"""The one CV integration rule (chrom_platform.lib.cv) on inputs with known answers."""
+"""The one CV integration rule (chrom_platform.lib.core.cv) on inputs with known answers."""
 
 import numpy as np
 import pytest
 
-from chrom_platform.lib import cv
+from chrom_platform.lib.core import cv
 
 NS = 1_000_000_000
 

@@ -10,8 +10,8 @@ import pytest
 import sqlglot
 import yaml
 
-from chrom_platform.dashboards.generate import GRAFANA_DIR, all_rendered, boards, differences
-from chrom_platform.dashboards.queries import (
+from chrom_platform.grafana.generate import GRAFANA_DIR, all_rendered, boards, differences
+from chrom_platform.grafana.queries import (
     INFLUX_UID,
     PROFILES,
     WAREHOUSE_PLUGIN,

@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from chrom_platform.bridge_cli import build_parser as bridge_parser
-from chrom_platform.dashboards.queries import INFLUX_UID, WAREHOUSE_UID
-from chrom_platform.lib.contracts import EVENTS_PREFIX, READINGS_PREFIX
-from chrom_platform.lib.transport import (
+from chrom_platform.grafana.queries import INFLUX_UID, WAREHOUSE_UID
+from chrom_platform.lib.core.contracts import EVENTS_PREFIX, READINGS_PREFIX
+from chrom_platform.lib.io.transport import (
     DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
     LIVE_BRIDGE_SUBSCRIPTION,
     READINGS_TOPIC,
 )
-from chrom_platform.lib.transport.base import DEAD_LETTER_SUBSCRIPTION, readings_topology
+from chrom_platform.lib.io.transport.base import DEAD_LETTER_SUBSCRIPTION, readings_topology
 from chrom_platform.settings import PROJECT_ROOT
 
 INFRA = PROJECT_ROOT / "infra"

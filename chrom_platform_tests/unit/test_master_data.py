@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chrom_platform.lib.master_data import ConfigError, load_master_data, parse_master_data
+from chrom_platform.lib.core.master_data import ConfigError, load_master_data, parse_master_data
 from chrom_platform_tests.conftest import EQUIPMENT, RECIPES
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from chrom_platform.lib.peaks import asymmetry, moments
+from chrom_platform.lib.core.peaks import asymmetry, moments
 
 
 def test_moments_of_a_gaussian():

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chrom_platform.lib import readings as readings_module
-from chrom_platform.lib.contracts import READING_KEYS, SIGNALS
-from chrom_platform.lib.readings import (
+from chrom_platform.lib.core.contracts import READING_KEYS, SIGNALS
+from chrom_platform.lib.io.transport.base import JoinedPayloads
+from chrom_platform.lib.streaming import readings as readings_module
+from chrom_platform.lib.streaming.readings import (
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     TS_MAX_NS,
@@ -21,7 +22,6 @@ from chrom_platform.lib.readings import (
     json_depth,
     split_stale,
 )
-from chrom_platform.lib.transport.base import JoinedPayloads
 
 GOOD = {
     "schema": "chrom.reading.v1",

@@ -7,9 +7,10 @@ import csv
 import re
 
 import pytest
+import yaml
 
 from chrom_platform.defs.warehouse.freshness import lag_behind_landing
-from chrom_platform.lib.contracts import SIGNAL_SPECS, SIGNALS
+from chrom_platform.lib.core.contracts import SIGNAL_SPECS, SIGNALS
 from chrom_platform.resources import DBT_PROJECT_DIR
 from chrom_platform.settings import Settings, SettingsError
 
@@ -36,11 +37,13 @@ def test_dbt_and_settings_default_to_the_same_warehouse_file() -> None:
     assert "env_var('CHROM_DATA_DIR', '../.data') ~ '/warehouse/chrom.duckdb'" in profile
     s = Settings.from_env({})
     # dbt runs in dbt_chrom/, so '../.data' is the project's .data
-    assert s.duckdb_path == (DBT_PROJECT_DIR.parent / ".data" / "warehouse" / "chrom.duckdb")
-    assert s.dbt_target == "local"
-    assert Settings.from_env({"CHROM_PROFILE": "gcp"}).dbt_target == "prod"
-    assert s.warehouse().dbt_vars() == {
-        "duckdb_path": str(s.duckdb_path),
+    assert s.warehouse.duckdb_path == str(
+        DBT_PROJECT_DIR.parent / ".data" / "warehouse" / "chrom.duckdb"
+    )
+    assert s.warehouse.target == "local"
+    assert Settings.from_env({"CHROM_PROFILE": "gcp"}).warehouse.target == "prod"
+    assert s.warehouse.dbt_vars() == {
+        "duckdb_path": s.warehouse.duckdb_path,
         "landing_root": s.landing_uri,
     }
 
@@ -59,7 +62,7 @@ def test_snowflake_settings_come_from_the_environment_without_the_passphrase() -
             "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": "not-kept",
         }
     )
-    cfg = s.warehouse()
+    cfg = s.warehouse
     assert cfg.target == "prod"
     assert cfg.snowflake == {"account": "acme-xy123", "private_key_file": "/secrets/key.p8"}
 
@@ -77,3 +80,27 @@ def test_snowflake_settings_come_from_the_environment_without_the_passphrase() -
 def test_lag_behind_landing(landing_at, asset_at, now, passed, lag) -> None:
     res = lag_behind_landing(landing_at, asset_at, now, max_lag_s=900.0)
     assert (res.passed, res.lag_s) == (passed, lag)
+
+
+def test_the_python_gold_tables_are_declared_in_dbt_with_their_columns() -> None:
+    """A newcomer searching the dbt project finds every gold table: the ones the Python
+    analytics write are a dbt source, column for column as pipeline.py writes them."""
+    from chrom_platform.lib.analytics import pipeline
+
+    doc = yaml.safe_load((DBT_PROJECT_DIR / "models/gold/__analytics_sources.yml").read_text())
+    (source,) = doc["sources"]
+    assert source["schema"] == pipeline.SCHEMA
+    declared = {t["name"]: [c["name"] for c in t["columns"]] for t in source["tables"]}
+    written = {
+        "gold_column_performance": pipeline.PERF_SCHEMA,
+        "gold_batch_peaks": pipeline.PEAKS_SCHEMA,
+        "gold_golden_envelope": pipeline.ENVELOPE_SCHEMA,
+        "gold_batch_drift": pipeline.DRIFT_SCHEMA,
+        "gold_batch_alarms": pipeline.ALARM_SCHEMA,
+        "gold_batch_verdict": pipeline.VERDICT_SCHEMA,
+    }
+    assert set(written) == set(pipeline.TABLES)
+    assert declared == {name: schema.names for name, schema in written.items()}
+    for t in source["tables"]:
+        assert t["config"]["meta"]["dagster"]["asset_key"] == ["gold", t["name"]]
+        assert all(c.get("description") for c in t["columns"]), t["name"]

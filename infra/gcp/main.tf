@@ -5,7 +5,7 @@
 
 locals {
   labels = { app = "chrom-platform", managed-by = "terraform" }
-  # subscription names the application uses (chrom_platform/lib/transport/base.py)
+  # subscription names the application uses (chrom_platform/lib/io/transport/base.py)
   subscriptions = { live = "live-bridge", landing = "landing" }
   image         = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/chrom-platform:${var.image_tag}"
   pubsub_agent  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"

@@ -21,7 +21,7 @@ variable "readings_topic" {
 }
 
 variable "max_delivery_attempts" {
-  description = "Deliveries before Pub/Sub itself dead-letters a message (5-100). The consumers dead-letter bad messages with a reason themselves; this is only a guard against a crash loop, so the maximum keeps restarts from pushing good readings aside (chrom_platform/lib/transport/base.py)."
+  description = "Deliveries before Pub/Sub itself dead-letters a message (5-100). The consumers dead-letter bad messages with a reason themselves; this is only a guard against a crash loop, so the maximum keeps restarts from pushing good readings aside (chrom_platform/lib/io/transport/base.py)."
   type        = number
   default     = 100
 }

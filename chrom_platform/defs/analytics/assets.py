@@ -19,8 +19,8 @@ import dagster as dg
 from chrom_platform.lib.analytics import pipeline, reports
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, envelope_bytes
-from chrom_platform.lib.warehouse import WAREHOUSE_POOL, Warehouse
-from chrom_platform.resources import AnalyticsResource, LandingStoreResource, WarehouseResource
+from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
+from chrom_platform.resources import AnalyticsResource, LandingStoreResource
 
 
 def gold(name: str) -> dg.AssetKey:
@@ -181,10 +181,10 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
 )
 def process_analytics(
     context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
+    warehouse: dg.ResourceParam[WarehouseConfig],
     landing: LandingStoreResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    with warehouse.config().connect(read_only=False) as wh:
+    with warehouse.connect(read_only=False) as wh:
         res = pipeline.run(wh, PARAMS)
         env = wh.query_arrow("select * from gold.gold_golden_envelope")
         checks = [drift_check(wh), column_check(wh)]
@@ -238,11 +238,13 @@ def _overlay_target(wh: Warehouse) -> dict[str, Any] | None:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def batch_overlay(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+    context: dg.AssetExecutionContext,
+    warehouse: dg.ResourceParam[WarehouseConfig],
+    analytics: AnalyticsResource,
 ) -> dg.MaterializeResult:
     """The running (or latest) batch over its golden envelope by batch CV, one panel per
     signal, drift alarms marked: a PNG in this asset's metadata and an HTML report file."""
-    with warehouse.config().connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True) as wh:
         target = _overlay_target(wh)
         if target is None:
             return dg.MaterializeResult(metadata={"batch_id": "none yet"})
@@ -290,11 +292,13 @@ def batch_overlay(
     automation_condition=dg.AutomationCondition.eager(),
 )
 def column_performance_trend(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+    context: dg.AssetExecutionContext,
+    warehouse: dg.ResourceParam[WarehouseConfig],
+    analytics: AnalyticsResource,
 ) -> dg.MaterializeResult:
     """HETP, asymmetry and permeability of every column across its cycles, with limits: a
     PNG in this asset's metadata and an HTML report file."""
-    with warehouse.config().connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True) as wh:
         rows = wh.query(
             "select distinct batch_id, column_id, column_cycle, batch_hetp_cm, "
             "batch_asymmetry, permeability_m2, hetp_limit_cm, asymmetry_limit "

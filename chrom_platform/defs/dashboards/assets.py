@@ -13,11 +13,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from chrom_platform.dashboards.boards import Board
-from chrom_platform.dashboards.generate import GRAFANA_DIR, boards
 from chrom_platform.defs.streaming.assets import LIVE_DRIFT_KEY, LIVE_KEY
-from chrom_platform.lib.warehouse import WAREHOUSE_POOL, WarehouseConfig, duckdb_snapshot
-from chrom_platform.resources import WarehouseResource
+from chrom_platform.grafana.boards import Board
+from chrom_platform.grafana.generate import GRAFANA_DIR, boards
+from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig, duckdb_snapshot
 
 #: InfluxDB measurement -> the live asset that writes it (bridge_health and live_status are
 #: the bridge's own reports, written with the readings)
@@ -69,7 +68,7 @@ def dashboard_specs() -> list[dg.AssetSpec]:
 
 
 def _makers() -> tuple[Callable[[str], Board], ...]:
-    from chrom_platform.dashboards.boards import BOARDS
+    from chrom_platform.grafana.boards import BOARDS
 
     return BOARDS
 
@@ -83,12 +82,12 @@ def _makers() -> tuple[Callable[[str], Board], ...]:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def warehouse_snapshot(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> dg.MaterializeResult:
     """The gold tables the dashboards read, copied into `grafana.duckdb` beside the
     warehouse (local profile): Grafana reads the copy, so it never holds the file Dagster
     writes. On Snowflake Grafana reads gold directly and there is nothing to copy."""
-    cfg = warehouse.config()
+    cfg = warehouse
     if cfg.target != "local":
         return dg.MaterializeResult(metadata={"skipped": "Grafana reads Snowflake directly"})
     dest = snapshot_path(cfg)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.lib.contracts import (
+from chrom_platform.lib.core.contracts import (
     EVENTS_PREFIX,
     MASTER_DATA_PREFIX,
     READINGS_PREFIX,
     SAMPLES_PREFIX,
 )
-from chrom_platform.resources import LandingStoreResource, StreamingResource
+from chrom_platform.lib.streaming.config import StreamingConfig
+from chrom_platform.resources import LandingStoreResource
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,12 @@ TICK_MAX_SECONDS = 25.0
 def landing_sensor(
     context: dg.SensorEvaluationContext,
     landing: LandingStoreResource,
-    streaming: StreamingResource,
+    streaming: dg.ResourceParam[StreamingConfig],
 ) -> dg.SensorResult:
     store = landing.store()
     # One sensor both lands the stream and reports what is new in the store (from the
     # stream, a backfill or another writer), so each new object is reported exactly once.
-    consumer = streaming.config().landing_consumer(store)
+    consumer = streaming.landing_consumer(store)
     try:
         consumed = consumer.drain(TICK_MAX_MESSAGES, TICK_MAX_SECONDS)
     finally:

@@ -12,8 +12,9 @@ from typing import Any
 
 import dagster as dg
 
-from chrom_platform.lib.live_health import LiveFreshness, check_live_freshness
-from chrom_platform.resources import LandingStoreResource, StreamingResource
+from chrom_platform.lib.streaming.config import StreamingConfig
+from chrom_platform.lib.streaming.live_health import LiveFreshness, check_live_freshness
+from chrom_platform.resources import LandingStoreResource
 
 LIVE_KEY = dg.AssetKey(["live", "influx_chromatography"])
 FRESH_CHECK = "live_points_fresh"
@@ -80,11 +81,9 @@ def freshness_evaluation(result: LiveFreshness) -> dg.AssetCheckEvaluation:
     "minute and whenever it changes; it can also be run from here.",
 )
 def live_points_fresh(
-    landing: LandingStoreResource, streaming: StreamingResource
+    landing: LandingStoreResource, streaming: dg.ResourceParam[StreamingConfig]
 ) -> dg.AssetCheckResult:
-    res = check_live_freshness(
-        landing.store(), streaming.config().sink(), streaming.live_stale_after_s
-    )
+    res = check_live_freshness(landing.store(), streaming.sink(), streaming.live_stale_after_s)
     return dg.AssetCheckResult(**_freshness_outcome(res))
 
 
@@ -100,9 +99,9 @@ def live_points_fresh(
 def live_bridge_sensor(
     context: dg.SensorEvaluationContext,
     landing: LandingStoreResource,
-    streaming: StreamingResource,
+    streaming: dg.ResourceParam[StreamingConfig],
 ) -> dg.SensorResult:
-    cfg = streaming.config()
+    cfg = streaming
     cursor = json.loads(context.cursor) if context.cursor else {}
     bridge = cfg.bridge()
     sink = bridge.sink

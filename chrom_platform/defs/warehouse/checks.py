@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.lib import quality
-from chrom_platform.lib.quality import QualityResult
-from chrom_platform.lib.warehouse import WAREHOUSE_POOL, Warehouse
-from chrom_platform.resources import WarehouseResource
+from chrom_platform.lib.analytics import quality
+from chrom_platform.lib.analytics.quality import QualityResult
+from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 
 TREND_KEY = dg.AssetKey(["gold", "gold_trend_by_cv"])
 READINGS_CHECKED_KEY = dg.AssetKey(["silver", "silver_readings_checked"])
@@ -99,10 +98,10 @@ CHECKS = [
     pool=WAREHOUSE_POOL,
 )
 def warehouse_quality_checks(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> Iterator[dg.AssetCheckResult]:
     selected = set(context.selected_asset_check_keys)
-    with warehouse.config().connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True) as wh:
         for c in CHECKS:
             if c.key in selected:
                 yield check_result(c.fn(wh), c.key)

@@ -21,8 +21,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from chrom_platform.lib.warehouse import WAREHOUSE_POOL
-from chrom_platform.resources import DBT_PROJECT_DIR, WarehouseResource
+from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig
+from chrom_platform.resources import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev` the manifest is rebuilt from the project at load (dbt parse); elsewhere
@@ -70,10 +70,12 @@ TRANSLATOR = ChromDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_ass
     pool=WAREHOUSE_POOL,
 )
 def chrom_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: dg.ResourceParam[WarehouseConfig],
 ) -> Iterator[Any]:
     """`dbt build` of the selected models: seeds, models, data tests and unit tests, on the
     warehouse the settings name (DuckDB file locally, Snowflake for the gcp profile)."""
-    cfg = warehouse.config()
+    cfg = warehouse
     cfg.prepare()
     yield from dbt.cli(["build", "--vars", json.dumps(cfg.dbt_vars())], context=context).stream()

@@ -6,6 +6,12 @@ batch events), or when that data landed less than the allowed lag ago (15 minute
 CHROM_WAREHOUSE_MAX_LAG_MIN says otherwise). A quiet plant (nothing landing) never makes
 gold stale; a stuck dbt run does. The sensor evaluates the checks every minute from the
 instance's materialization records; the same checks can be run from the UI.
+
+Why not `dg.FreshnessPolicy` (Dagster 1.12+): its policies, `time_window` and `cron`, judge
+the time since an asset's last materialization. What we mean is lag behind the newest
+*upstream data*: a plant that runs no batch over a weekend must not turn gold stale, and a
+time window long enough to allow that would hide a stuck build for days. A policy cannot
+see the landing zone, so this stays a check the sensor evaluates (and the UI can run).
 """
 
 import time
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from chrom_platform.defs.landing.assets import LANDING_ASSETS
-from chrom_platform.resources import WarehouseResource
+from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 #: What silver and gold must keep up with.
 LANDING_KEYS = [a.key for a in LANDING_ASSETS if a.name in ("readings", "batch_events")]
@@ -108,7 +114,7 @@ def _outcome(lag: Lag) -> dict:
     can_subset=True,
 )
 def warehouse_behind_landing(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> Iterator[dg.AssetCheckResult]:
     selected = {k.asset_key for k in context.selected_asset_check_keys}
     for key, lag in evaluate(context.instance, warehouse.max_lag_min * 60).items():
@@ -127,7 +133,7 @@ FRESHNESS_CHECKS = [warehouse_behind_landing]
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def warehouse_freshness_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    context: dg.SensorEvaluationContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> dg.SensorResult:
     lags = evaluate(context.instance, warehouse.max_lag_min * 60)
     return dg.SensorResult(

@@ -4,7 +4,7 @@ Transition analysis: when the inlet buffer steps (say conductivity 16 -> 48 mS/c
 start of Wash 2), the outlet shows the column's residence-volume distribution as a smooth
 step F(V) (0 -> 1). Its derivative dF/dV is the distribution itself, so its moments give the
 plate count N = mean^2 / variance and HETP = bed height / N, and its shape at 10% height
-gives the asymmetry factor (lib/peaks.py, the math the simulator's ground truth uses too).
+gives the asymmetry factor (lib/core/peaks.py, the math the simulator's ground truth uses too).
 
 The moments are computed from F itself, not from a differentiated noisy signal:
 mean = integral of (1 - F) dV, and variance = -integral of 2 (V - mean) (F - H(V - mean)) dV
@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import savgol_filter
 
-from chrom_platform.lib.peaks import Array, asymmetry, moments
+from chrom_platform.lib.core.peaks import Array, asymmetry, moments
 
 #: Transitions: the inlet level is read from the phase's first CV fraction (before the front
 #: arrives, about one column volume in), the new level from the plateau after it, and the

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from chrom_platform.lib.contracts import SIGNALS
+from chrom_platform.lib.core.contracts import SIGNALS
 
 #: Absolute and relative floors of the scale per signal (see the module docstring).
 SCALE_FLOOR: dict[str, tuple[float, float]] = {

@@ -25,8 +25,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chrom_platform.lib.contracts import SIGNALS
-from chrom_platform.lib.objectstore import ObjectStore
+from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.io.influx import WRITE_CHUNK, line_protocol
+from chrom_platform.lib.io.objectstore import ObjectStore
+from chrom_platform.lib.streaming.readings import Readings
 
 ENVELOPE_KEY = "analytics/golden_envelope.parquet"
 DRIFT_MEASUREMENT = "drift"
@@ -173,3 +176,85 @@ def runs_of_out(
         counts[:, j] = np.where(last_false < 0, run + carried[j], run) * o
     after = counts[-1] if n else carried.copy()
     return counts, after
+
+
+@dataclass
+class DriftLines:
+    """Live drift points for a batch of readings, as line-protocol chunks."""
+
+    chunks: list[bytes]
+    points: int = 0
+    #: points in a persistent drift (alarm = 1)
+    alarms: int = 0
+
+
+class LiveDrift:
+    """The live bridge's drift scoring: each applied reading against the golden envelope,
+    with the persistence count per unit and signal carried from call to call."""
+
+    def __init__(self, source: EnvelopeSource, master_data: MasterData) -> None:
+        self.source = source
+        self._deadband = {u: unit.flow_deadband_lpm for u, unit in master_data.units.items()}
+        #: per unit: consecutive readings each signal has been outside the envelope
+        self._out_runs: dict[str, npt.NDArray[np.int64]] = {}
+
+    @property
+    def out_runs(self) -> dict[str, list[int]]:
+        """Persistence counts per unit (JSON-able, for a sensor's cursor)."""
+        return {u: [int(x) for x in v] for u, v in self._out_runs.items()}
+
+    @out_runs.setter
+    def out_runs(self, value: dict[str, list[int]]) -> None:
+        self._out_runs = {
+            u: np.asarray(v, dtype=np.int64) for u, v in value.items() if len(v) == len(SIGNALS)
+        }
+
+    def lines(
+        self,
+        r: Readings,
+        phase_cv: npt.NDArray[np.float64],
+        batch_cv: npt.NDArray[np.float64],
+    ) -> DriftLines:
+        """Drift points for readings `r` (sorted by unit and seq, as written) at their phase
+        and batch CVs; none while no envelope has been exported."""
+        env = self.source.get()
+        if env is None:
+            return DriftLines([])
+        values = np.column_stack([r.signals[s] for s in SIGNALS])
+        z = np.full(values.shape, np.nan)
+        for a, b in r.runs("unit_id", "recipe", "phase"):
+            zz = env.z(r.recipe[a], r.unit_id[a], r.phase[a], phase_cv[a:b], values[a:b])
+            if zz is not None:
+                # holds (flow below the dead band) are not in the envelope: not judged
+                zz[r.signals["flow_lpm"][a:b] <= self._deadband[r.unit_id[a]]] = np.nan
+                z[a:b] = zz
+        # a bin has a limit for every signal or for none (the envelope counts batches per
+        # bin); line protocol has no null, so points go out only where all five are judged
+        has = np.isfinite(z).all(axis=1)
+        out = np.abs(np.nan_to_num(z)) > env.z_limit
+        alarm = np.zeros(len(r), dtype=bool)
+        for a, b in r.runs("unit_id"):
+            unit = r.unit_id[a]
+            counts, self._out_runs[unit] = runs_of_out(
+                out[a:b], self._out_runs.get(unit, np.zeros(len(SIGNALS), dtype=np.int64))
+            )
+            alarm[a:b] = (counts >= LIVE_PERSISTENCE).any(axis=1)
+        keep = np.flatnonzero(has)
+        if keep.size == 0:
+            return DriftLines([])
+        chunks = []
+        for a in range(0, keep.size, WRITE_CHUNK):
+            k = keep[a : a + WRITE_CHUNK]
+            fields: dict[str, npt.NDArray[np.generic]] = {}
+            for j, s in enumerate(SIGNALS):
+                fields[f"z_{s}"] = z[k, j]
+                fields[f"out_{s}"] = out[k, j].astype(np.int64)
+            fields["n_out"] = out[k].sum(axis=1).astype(np.int64)
+            fields["alarm"] = alarm[k].astype(np.int64)
+            fields["batch_cv"] = batch_cv[k]
+            sub = r.take(k)
+            tags = {"unit_id": sub.unit_id, "batch_id": sub.batch_id, "recipe": sub.recipe}
+            chunks.append(
+                line_protocol(DRIFT_MEASUREMENT, {**tags, "phase": sub.phase}, fields, sub.ts_ns)
+            )
+        return DriftLines(chunks, int(keep.size), int(alarm[keep].sum()))

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chrom_platform.lib.analytics.batch import (
+from chrom_platform.lib.analytics.batch_metrics import (
     ASYMMETRY_LIMIT_ABOVE,
     HETP_LIMIT_FACTOR,
     PERMEABILITY_BASELINE_CYCLES,
@@ -38,11 +38,12 @@ from chrom_platform.lib.analytics.envelope import (
     BinnedBatches,
     DriftHistory,
     EnvelopeParams,
+    SignalDrift,
     causal_drift,
     envelope_rows,
 )
-from chrom_platform.lib.contracts import SIGNALS
-from chrom_platform.lib.warehouse import Warehouse
+from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
 TABLES = (
@@ -196,17 +197,49 @@ def run(
     t0 = time.perf_counter()
     units = _units(wh)
     phases = _phases(wh)
-    recipes = {
-        r["recipe"]: r
-        for r in wh.query("select recipe, extinction_l_g_cm from silver.silver_recipes")
-    }
     batches = wh.query(
         "select batch_id, unit_id, recipe, column_id, column_cycle, status, started_at, "
         "feed_titer_g_l, alerts, total_cv, pool_end_cv, _source_loaded_at "
         "from gold.gold_batch_results order by started_at nulls last, batch_id"
     )
     res.batches = len(batches)
-    # -- reading-level analysis, for batches that changed since last analysed -------------
+    analyses, res.analysed = _analyse_changed(wh, batches, units, phases, full=full)
+    res.seconds["readings"] = time.perf_counter() - t0
+    meta = {b["batch_id"]: b for b in batches}
+    _write_readings_tables(wh, analyses, meta, units)
+
+    t1 = time.perf_counter()
+    batch_alarms = _reading_and_result_alarms(wh, batches, analyses, units, full=full)
+    drift = _envelope_and_drift(wh, batches, analyses, phases, batch_alarms, params, full=full)
+    res.judged = drift.judged
+    res.seconds["drift"] = time.perf_counter() - t1
+
+    alarm_rows, verdict_rows = _verdicts(batches, batch_alarms, drift, res)
+    res.released = len(drift.released)
+    res.envelope_rows = len(drift.envelope_rows)
+    _write(wh, "gold_golden_envelope", drift.envelope_rows, ENVELOPE_SCHEMA)
+    _write(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
+    _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
+    _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
+    res.seconds["total"] = time.perf_counter() - t0
+    return res
+
+
+def _analyse_changed(
+    wh: Warehouse,
+    batches: list[dict[str, Any]],
+    units: dict[str, UnitInfo],
+    phases: dict[str, dict[str, PhaseInfo]],
+    *,
+    full: bool,
+) -> tuple[dict[str, BatchAnalysis], int]:
+    """Reading-level analysis of the batches that changed since they were last analysed
+    (every batch when `full`), 50 batches' readings in memory at a time; and how many
+    batches changed."""
+    recipes = {
+        r["recipe"]: r
+        for r in wh.query("select recipe, extinction_l_g_cm from silver.silver_recipes")
+    }
     done: dict[str, Any] = {}
     if not full and wh.table_exists(SCHEMA, "gold_batch_peaks"):
         done = {
@@ -218,9 +251,8 @@ def run(
         for b in batches
         if b["batch_id"] not in done or done[b["batch_id"]] != b["_source_loaded_at"]
     ]
-    res.analysed = len(todo)
     analyses: dict[str, BatchAnalysis] = {}
-    for a in range(0, len(todo), 50):  # bounded memory: 50 batches of readings at a time
+    for a in range(0, len(todo), 50):
         chunk = todo[a : a + 50]
         readings = _batch_readings(wh, [b["batch_id"] for b in chunk])
         for b in chunk:
@@ -235,10 +267,30 @@ def run(
                 feed_titer_g_l=b["feed_titer_g_l"],
                 extinction_l_g_cm=rec.get("extinction_l_g_cm"),
             )
-    res.seconds["readings"] = time.perf_counter() - t0
+    return analyses, len(todo)
 
-    meta = {b["batch_id"]: b for b in batches}
-    _write_readings_tables(wh, analyses, meta, units)
+
+def _stored_alarm(row: dict[str, Any]) -> Alarm:
+    return Alarm(
+        row["source"],
+        row["signal"],
+        row["phase"],
+        _nan(row["alarm_cv"]),
+        row["severity"],
+        row["detail"],
+    )
+
+
+def _reading_and_result_alarms(
+    wh: Warehouse,
+    batches: list[dict[str, Any]],
+    analyses: dict[str, BatchAnalysis],
+    units: dict[str, UnitInfo],
+    *,
+    full: bool,
+) -> dict[str, list[Alarm]]:
+    """Alarms per batch from its readings and its batch result: recomputed for the batches
+    analysed now, carried over from gold for the rest."""
     perf = (
         wh.query_arrow(
             "select distinct batch_id, column_id, column_cycle, permeability_m2 "
@@ -248,9 +300,6 @@ def run(
         else []
     )
     baseline = _permeability_baselines(perf)
-
-    # -- alarms from readings and batch results -------------------------------------------
-    t1 = time.perf_counter()
     batch_alarms: dict[str, list[Alarm]] = {b["batch_id"]: [] for b in batches}
     stored = (
         wh.query("select * from gold.gold_batch_alarms where source <> 'drift'")
@@ -259,16 +308,8 @@ def run(
     )
     for row in stored:
         if row["batch_id"] in batch_alarms and row["batch_id"] not in analyses:
-            batch_alarms[row["batch_id"]].append(
-                Alarm(
-                    row["source"],
-                    row["signal"],
-                    row["phase"],
-                    _nan(row["alarm_cv"]),
-                    row["severity"],
-                    row["detail"],
-                )
-            )
+            batch_alarms[row["batch_id"]].append(_stored_alarm(row))
+    meta = {b["batch_id"]: b for b in batches}
     for bid, an in analyses.items():
         b = meta[bid]
         batch_alarms[bid].extend(alarms(an, units[b["unit_id"]], baseline.get(b["column_id"])))
@@ -280,16 +321,38 @@ def run(
                         "result", alert, None, float(at or np.nan), "WARN", f"batch result: {alert}"
                     )
                 )
-    # -- envelope and drift, in order ----------------------------------------------------
+    return batch_alarms
+
+
+@dataclass
+class _DriftStage:
+    drift_rows: list[dict[str, Any]] = field(default_factory=list)
+    envelope_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: batches in the envelope each batch was judged against
+    reference_size: dict[str, int] = field(default_factory=dict)
+    released: set[str] = field(default_factory=set)
+    judged: int = 0
+
+
+def _envelope_and_drift(
+    wh: Warehouse,
+    batches: list[dict[str, Any]],
+    analyses: dict[str, BatchAnalysis],
+    phases: dict[str, dict[str, PhaseInfo]],
+    batch_alarms: dict[str, list[Alarm]],
+    params: EnvelopeParams,
+    *,
+    full: bool,
+) -> _DriftStage:
+    """The envelope and each batch's drift against the batches before it, in order, per
+    unit and recipe; adds drift alarms to `batch_alarms`. Batches before the first changed
+    one keep what earlier runs judged (see causal_drift)."""
+    meta = {b["batch_id"]: b for b in batches}
     groups = _binned_groups(wh, batches, phases)
     others = {
         bid: bool(al) or meta[bid]["status"] != "complete" for bid, al in batch_alarms.items()
     }
-    drift_rows: list[dict[str, Any]] = []
-    env_rows: list[dict[str, Any]] = []
-    ref_size: dict[str, int] = {}
-    released: set[str] = set()
-    # what earlier runs judged, for batches that have not changed since (see causal_drift)
+    out = _DriftStage()
     prev: dict[str, dict[str, Any]] = {}
     prev_drift: dict[str, list[dict[str, Any]]] = defaultdict(list)
     prev_alarms: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -307,19 +370,9 @@ def run(
         ]
         start = min(changed) if changed else len(g.batch_ids)
         for kept in g.batch_ids[:start]:
-            ref_size[kept] = int(prev[kept]["reference_batches"])
-            drift_rows.extend(prev_drift[kept])
-            batch_alarms[kept].extend(
-                Alarm(
-                    "drift",
-                    a["signal"],
-                    a["phase"],
-                    _nan(a["alarm_cv"]),
-                    a["severity"],
-                    a["detail"],
-                )
-                for a in prev_alarms[kept]
-            )
+            out.reference_size[kept] = int(prev[kept]["reference_batches"])
+            out.drift_rows.extend(prev_drift[kept])
+            batch_alarms[kept].extend(_stored_alarm(a) for a in prev_alarms[kept])
         hist: DriftHistory = causal_drift(
             g,
             others,
@@ -327,49 +380,65 @@ def run(
             start_at=start,
             released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
         )
-        res.judged += len(hist.drift)
-        released.update(hist.released)
-        env_rows.extend(envelope_rows(g, hist, params))
+        out.judged += len(hist.drift)
+        out.released.update(hist.released)
+        out.envelope_rows.extend(envelope_rows(g, hist, params))
         for bid, ds in hist.drift.items():
-            ref_size[bid] = hist.reference_size[bid]
+            out.reference_size[bid] = hist.reference_size[bid]
             for d in ds:
-                drift_rows.append(
-                    {
-                        "batch_id": bid,
-                        "unit_id": g.unit_id,
-                        "recipe": g.recipe,
-                        "signal": d.signal,
-                        "verdict": d.verdict,
-                        "reference_batches": hist.reference_size[bid],
-                        "bins_judged": d.bins_judged,
-                        "bins_outside": d.bins_outside,
-                        "fraction_outside": _f(d.fraction_outside),
-                        "max_abs_z": _f(d.max_abs_z),
-                        "first_out_phase": d.first_out_key[1] if d.first_out_key else None,
-                        "first_out_phase_cv": (
-                            d.first_out_key[2] * params.bin_width_cv if d.first_out_key else None
-                        ),
-                        "first_out_cv": _f(d.first_out_cv),
-                        "alarm_cv": _f(d.alarm_cv),
-                        "alarm_phase": d.alarm_key[1] if d.alarm_key else None,
-                        "z_at_alarm": _f(d.z_at_alarm),
-                    }
-                )
+                out.drift_rows.append(_drift_row(bid, g, d, hist.reference_size[bid], params))
                 if d.verdict == "drift":
-                    batch_alarms[bid].append(
-                        Alarm(
-                            "drift",
-                            d.signal,
-                            d.alarm_key[1] if d.alarm_key else None,
-                            d.alarm_cv,
-                            "ERROR",
-                            f"{d.signal} outside the envelope from {d.first_out_key[1] if d.first_out_key else '?'} "
-                            f"phase CV {d.first_out_key[2] * params.bin_width_cv if d.first_out_key else float('nan'):.1f} "
-                            f"(batch CV {d.first_out_cv:.2f}), max |z| {d.max_abs_z:.1f}",
-                        )
-                    )
-    res.seconds["drift"] = time.perf_counter() - t1
-    # -- verdicts and the tables that depend on the whole history ---------------------------
+                    batch_alarms[bid].append(_drift_alarm(d, params))
+    return out
+
+
+def _drift_row(
+    bid: str, g: BinnedBatches, d: SignalDrift, reference_batches: int, params: EnvelopeParams
+) -> dict[str, Any]:
+    return {
+        "batch_id": bid,
+        "unit_id": g.unit_id,
+        "recipe": g.recipe,
+        "signal": d.signal,
+        "verdict": d.verdict,
+        "reference_batches": reference_batches,
+        "bins_judged": d.bins_judged,
+        "bins_outside": d.bins_outside,
+        "fraction_outside": _f(d.fraction_outside),
+        "max_abs_z": _f(d.max_abs_z),
+        "first_out_phase": d.first_out_key[1] if d.first_out_key else None,
+        "first_out_phase_cv": (
+            d.first_out_key[2] * params.bin_width_cv if d.first_out_key else None
+        ),
+        "first_out_cv": _f(d.first_out_cv),
+        "alarm_cv": _f(d.alarm_cv),
+        "alarm_phase": d.alarm_key[1] if d.alarm_key else None,
+        "z_at_alarm": _f(d.z_at_alarm),
+    }
+
+
+def _drift_alarm(d: SignalDrift, params: EnvelopeParams) -> Alarm:
+    where = d.first_out_key[1] if d.first_out_key else "?"
+    at = d.first_out_key[2] * params.bin_width_cv if d.first_out_key else float("nan")
+    return Alarm(
+        "drift",
+        d.signal,
+        d.alarm_key[1] if d.alarm_key else None,
+        d.alarm_cv,
+        "ERROR",
+        f"{d.signal} outside the envelope from {where} phase CV {at:.1f} "
+        f"(batch CV {d.first_out_cv:.2f}), max |z| {d.max_abs_z:.1f}",
+    )
+
+
+def _verdicts(
+    batches: list[dict[str, Any]],
+    batch_alarms: dict[str, list[Alarm]],
+    drift: _DriftStage,
+    res: AnalyticsResult,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each batch's alarms in CV order and its verdict (fail on an ERROR, warn on any other
+    alarm, running while incomplete); fills res.verdicts and res.drifting."""
     alarm_rows: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
     for b in batches:
@@ -393,22 +462,15 @@ def run(
                 "recipe": b["recipe"],
                 "status": b["status"],
                 "verdict": verdict,
-                "released": bid in released,
-                "reference_batches": ref_size.get(bid, 0),
+                "released": bid in drift.released,
+                "reference_batches": drift.reference_size.get(bid, 0),
                 "alarm_count": len(al),
                 "first_alarm_cv": _f(al[0].alarm_cv) if al else None,
                 "first_alarm": f"{al[0].source}:{al[0].signal}" if al else None,
                 "alarm_sources": ",".join(sorted({f"{x.source}:{x.signal}" for x in al})) or None,
             }
         )
-    res.released = len(released)
-    res.envelope_rows = len(env_rows)
-    _write(wh, "gold_golden_envelope", env_rows, ENVELOPE_SCHEMA)
-    _write(wh, "gold_batch_drift", drift_rows, DRIFT_SCHEMA)
-    _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
-    _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
-    res.seconds["total"] = time.perf_counter() - t0
-    return res
+    return alarm_rows, verdict_rows
 
 
 def _nan(x: Any) -> float:

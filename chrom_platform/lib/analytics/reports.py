@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from chrom_platform.lib.contracts import SIGNALS
+from chrom_platform.lib.core.contracts import SIGNALS
 
 LABELS = {
     "flow_lpm": "flow (L/min)",

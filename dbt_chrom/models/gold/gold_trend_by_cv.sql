@@ -6,7 +6,7 @@
 
 -- Every valid reading with its batch, phase (from the batch record's events), hold flag and
 -- totalized volume: `volume_l`, `batch_cv`, `phase_cv`. The integration rule is the one of
--- chrom_platform/lib/cv.py that the simulator and the live bridge use: trapezoid on flow
+-- chrom_platform/lib/core/cv.py that the simulator and the live bridge use: trapezoid on flow
 -- between consecutive readings of a batch, flow below the unit's dead band counts as zero
 -- (holds do not advance CV), column volume from equipment master data.
 --

@@ -1,0 +1,141 @@
+"""`chrom evaluate`: the platform measured against the simulator's ground truth.
+
+In a fresh workspace: backfill a history with faults (truth written apart from the landing
+zone), materialize landing -> bronze -> silver -> gold -> analytics through Dagster on the
+local profile, then read the verdicts from gold and score them (evaluation/scoring.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from chrom_platform.evaluation.scoring import TARGETS, score
+
+
+def _log(msg: str) -> None:
+    print(f"[evaluate] {msg}", file=sys.stderr, flush=True)
+
+
+def evaluate(
+    *,
+    seed: int,
+    units: int,
+    batches_per_unit: int,
+    fault_rate: float,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    from chrom_platform.build import build_everything, failed_steps
+    from chrom_platform.lib.analytics.envelope import EnvelopeParams
+    from chrom_platform.settings import Settings
+    from simulator.landing import backfill
+
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="chrom-evaluate-")) if workdir is None else workdir
+    if workdir is not None and workdir.exists() and any(workdir.iterdir()):
+        raise ValueError(f"--workdir {workdir} is not empty: evaluation needs a fresh workspace")
+    root.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    try:
+        lake, truth_dir = root / "lake", root / "truth"
+        t0 = time.perf_counter()
+        _log(f"backfilling {units} units x {batches_per_unit} batches (seed {seed}) in {root}")
+        bf = backfill(
+            landing=str(lake),
+            truth_dir=truth_dir,
+            units=units,
+            batches_per_unit=batches_per_unit,
+            seed=seed,
+            fault_rate=fault_rate,
+            workers=2,
+            durable=False,  # a throwaway workspace: no fsync per object
+            progress=False,
+        )
+        timings["backfill_s"] = time.perf_counter() - t0
+        settings = Settings.from_env(
+            {
+                "CHROM_DATA_DIR": str(root / "data"),
+                "CHROM_LANDING_URI": str(lake),
+                "CHROM_DUCKDB_PATH": str(root / "data" / "warehouse.duckdb"),
+            }
+        )
+        _log(f"{bf.batches} batches, {bf.readings:,} readings; building through Dagster")
+        t1 = time.perf_counter()
+        (root / "dagster").mkdir(exist_ok=True)
+        with dg.DagsterInstance.local_temp(str(root / "dagster")) as instance:
+            result = build_everything(settings, instance)
+        timings["pipeline_s"] = time.perf_counter() - t1
+        if not result.success:
+            raise RuntimeError(f"pipeline failed in steps {failed_steps(result)}")
+        with settings.warehouse.connect(read_only=True) as wh:
+            tables = {
+                "verdicts": wh.query("select * from gold.gold_batch_verdict"),
+                "alarms": wh.query("select * from gold.gold_batch_alarms"),
+                "performance": wh.query("select * from gold.gold_column_performance"),
+                "results": wh.query("select * from gold.gold_batch_results"),
+            }
+        truth = [json.loads(line) for line in (truth_dir / "batches.jsonl").open()]
+        s = score(truth, **tables, min_batches=EnvelopeParams().min_batches)
+        _log(f"scored in {sum(timings.values()):.0f} s")
+        return {
+            "seed": seed,
+            "units": units,
+            "batches_per_unit": batches_per_unit,
+            "fault_rate": fault_rate,
+            "readings": bf.readings,
+            "timings": {k: round(v, 1) for k, v in timings.items()},
+            "targets": TARGETS,
+            "score": s.record(),
+        }
+    finally:
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.1%}" if pct else f"{x:.3f}"
+
+
+def render_table(result: dict[str, Any]) -> str:
+    s = result["score"]
+    ok = s["passed"]
+    mark = {True: "ok", False: "MISSED"}
+    lines = [
+        f"seed {result['seed']}: {s['batches']} batches ({s['warm_up_batches']} warm-up), "
+        f"{s['scored_faulty']} faulty and {s['scored_fault_free']} fault-free scored",
+        "",
+        f"{'fault kind':<22}{'batches':>8}{'detected':>10}{'recall':>9}{'median delay CV':>17}",
+    ]
+    for kind, k in s["per_kind"].items():
+        lines.append(
+            f"{kind:<22}{k['batches']:>8}{k['detected']:>10}{_fmt(k['recall'], True):>9}"
+            f"{_fmt(k['median_delay_cv']):>17}"
+        )
+    lines += [
+        "",
+        f"{'measure':<34}{'value':>10}{'target':>10}  ",
+        f"{'recall, all fault kinds':<34}{_fmt(s['recall'], True):>10}{'>= 95%':>10}  "
+        f"{mark[ok['recall']]}",
+        f"{'false alarms, fault-free batches':<34}{_fmt(s['false_alarm_rate'], True):>10}"
+        f"{'<= 2%':>10}  {mark[ok['false_alarm_rate']]}",
+        f"{'median detection delay (CV)':<34}{_fmt(s['median_delay_cv']):>10}{'<= 0.5':>10}  "
+        f"{mark[ok['median_delay_cv']]}",
+        f"{'HETP error, worst batch':<34}{_fmt(s['hetp_error_max'], True):>10}{'<= 5%':>10}  "
+        f"{mark[ok['hetp_error']]}",
+        f"{'asymmetry error, worst batch':<34}{_fmt(s['asymmetry_error_max'], True):>10}"
+        f"{'<= 10%':>10}  {mark[ok['asymmetry_error']]}",
+        f"{'step yield error (pp), worst':<34}{_fmt(s['step_yield_error_pp_max']):>10}"
+        f"{'<= 1.0':>10}  {mark[ok['step_yield_error_pp']]}",
+        f"{'  of which the platform, worst':<34}{_fmt(s['step_yield_error_pp_platform_max']):>10}",
+        f"{'  lab results alone, worst':<34}{_fmt(s['step_yield_error_pp_lab_max']):>10}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,250 @@
+"""Everything read from one batch's readings: transitions (HETP, asymmetry), permeability,
+the elution peak, load breakthrough (DBC10), gaps and flatlines, and the alarms they raise.
+
+Limits (why these values): normal batch-to-batch variation is HETP +-4% and asymmetry
++-0.03 around the column's qualified values (docs/simulator.md); an HETP 30% above its
+qualification or an asymmetry 0.3 above it is far outside that and is what a packing
+re-qualification is triggered by. Permeability is judged against the column's own first
+cycles (fouling lowers it slowly, 0.04% a cycle; a 25% drop is a blocked or fouled bed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chrom_platform.lib.analytics.column import (
+    BREAKTHROUGH_FRACTION,
+    PLATEAU_CV,
+    Peak,
+    Transition,
+    breakthrough_cv,
+    elution_peak,
+    permeability_m2,
+    transition,
+)
+from chrom_platform.lib.analytics.scans import Finding, flatlines, gaps
+from chrom_platform.lib.core.contracts import SIGNALS
+
+HETP_LIMIT_FACTOR = 1.3
+ASYMMETRY_LIMIT_ABOVE = 0.3
+PERMEABILITY_LIMIT_FACTOR = 0.75
+#: cycles of a column whose median permeability is its baseline
+PERMEABILITY_BASELINE_CYCLES = 10
+#: the load is alarmed when breakthrough reaches this fraction of the feed's product UV
+#: (DBC10 itself is reported at 10%)
+BREAKTHROUGH_ALARM_FRACTION = 0.03
+#: settled part of a phase for Darcy's law: after the new buffer has filled the bed
+SETTLED_FROM_CV = 1.2
+#: transitions analysed (a step in conductivity of at least column.MIN_STEP)
+TRANSITION_SIGNAL = "cond_ms_cm"
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    unit_id: str
+    column_id: str
+    bed_height_cm: float
+    area_cm2: float
+    column_volume_l: float
+    system_bar_per_lpm: float
+    uv_max_mau: float
+    uv_path_length_cm: float
+    qualified_hetp_cm: float
+    qualified_asymmetry: float
+
+
+@dataclass(frozen=True)
+class PhaseInfo:
+    order: int
+    viscosity_mpa_s: float
+
+
+@dataclass(frozen=True)
+class Alarm:
+    source: str  # drift | gap | flatline | column | breakthrough | result
+    signal: str | None
+    phase: str | None
+    alarm_cv: float
+    severity: str  # ERROR | WARN
+    detail: str
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "signal": self.signal,
+            "phase": self.phase,
+            "alarm_cv": self.alarm_cv,
+            "severity": self.severity,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class BatchReadings:
+    batch_id: str
+    ts_ns: npt.NDArray[np.int64]
+    phase: npt.NDArray[np.str_]
+    batch_cv: npt.NDArray[np.float64]
+    phase_cv: npt.NDArray[np.float64]
+    is_hold: npt.NDArray[np.bool_]
+    signals: dict[str, npt.NDArray[np.float64]]
+
+    def phase_rows(self, name: str) -> npt.NDArray[np.intp]:
+        return np.flatnonzero((self.phase == name) & ~self.is_hold)
+
+
+@dataclass
+class BatchAnalysis:
+    batch_id: str
+    transitions: dict[str, Transition] = field(default_factory=dict)
+    #: where each transition's analysis completes (batch CV), for alarm placement
+    transition_done_cv: dict[str, float] = field(default_factory=dict)
+    hetp_cm: float = float("nan")
+    asymmetry: float = float("nan")
+    plates: float = float("nan")
+    permeability_m2: float = float("nan")
+    peak: Peak | None = None
+    dbc10_g_l: float = float("nan")
+    breakthrough_alarm_cv: float = float("nan")
+    findings: list[Finding] = field(default_factory=list)
+    phase_of_finding: list[str] = field(default_factory=list)
+
+
+def analyse(
+    r: BatchReadings,
+    unit: UnitInfo,
+    phases: dict[str, PhaseInfo],
+    *,
+    feed_titer_g_l: float | None,
+    extinction_l_g_cm: float | None,
+) -> BatchAnalysis:
+    out = BatchAnalysis(r.batch_id)
+    # -- transitions -> plates, HETP, asymmetry (median over the transitions found) -------
+    for name in phases:
+        rows = r.phase_rows(name)
+        if rows.size < 50:
+            continue
+        t = transition(r.phase_cv[rows], r.signals[TRANSITION_SIGNAL][rows], unit.bed_height_cm)
+        if t is not None:
+            out.transitions[name] = t
+            start = float(r.batch_cv[rows[0]])
+            out.transition_done_cv[name] = start + PLATEAU_CV[1]
+    if out.transitions:
+        ts = list(out.transitions.values())
+        out.hetp_cm = float(np.median([t.hetp_cm for t in ts]))
+        out.plates = unit.bed_height_cm / out.hetp_cm
+        out.asymmetry = float(np.nanmedian([t.asymmetry for t in ts]))
+    # -- permeability by Darcy's law over settled phases ----------------------------------
+    q, p, mu = [], [], []
+    for name, info in phases.items():
+        rows = r.phase_rows(name)
+        rows = rows[r.phase_cv[rows] >= SETTLED_FROM_CV]
+        if rows.size >= 20:
+            q.append(float(np.median(r.signals["flow_lpm"][rows])))
+            p.append(float(np.median(r.signals["pressure_bar"][rows])))
+            mu.append(info.viscosity_mpa_s)
+    out.permeability_m2 = permeability_m2(
+        q,
+        p,
+        mu,
+        area_cm2=unit.area_cm2,
+        bed_height_cm=unit.bed_height_cm,
+        system_bar_per_lpm=unit.system_bar_per_lpm,
+    )
+    # -- elution peak ------------------------------------------------------------------
+    rows = r.phase_rows("Elution")
+    if rows.size:
+        out.peak = elution_peak(r.phase_cv[rows], r.signals["uv_mau"][rows])
+    # -- load breakthrough -------------------------------------------------------------
+    rows = r.phase_rows("Load")
+    if rows.size and feed_titer_g_l and extinction_l_g_cm:
+        product_mau = feed_titer_g_l * extinction_l_g_cm * unit.uv_path_length_cm * 1000.0
+        v, uv = r.phase_cv[rows], r.signals["uv_mau"][rows]
+        v10 = breakthrough_cv(v, uv, product_mau, BREAKTHROUGH_FRACTION)
+        out.dbc10_g_l = feed_titer_g_l * v10 if np.isfinite(v10) else float("nan")
+        v_alarm = breakthrough_cv(v, uv, product_mau, BREAKTHROUGH_ALARM_FRACTION)
+        if np.isfinite(v_alarm):
+            i = rows[int(np.searchsorted(v, v_alarm))]
+            out.breakthrough_alarm_cv = float(r.batch_cv[i])
+    # -- gaps and flatlines ---------------------------------------------------------------
+    out.findings.extend(gaps(r.ts_ns, r.batch_cv, r.signals["flow_lpm"], unit.column_volume_l))
+    for s in SIGNALS:
+        out.findings.extend(
+            flatlines(
+                r.signals[s],
+                r.batch_cv,
+                s,
+                exempt_at_or_above=unit.uv_max_mau if s == "uv_mau" else None,
+            )
+        )
+    out.phase_of_finding = [str(r.phase[f.index]) for f in out.findings]
+    return out
+
+
+def alarms(a: BatchAnalysis, unit: UnitInfo, permeability_baseline: float | None) -> list[Alarm]:
+    """The alarms a batch's reading-level analysis raises (drift comes from the envelope)."""
+    out: list[Alarm] = []
+    for f, phase in zip(a.findings, a.phase_of_finding, strict=True):
+        out.append(
+            Alarm(
+                f.kind,
+                f.signal,
+                phase,
+                f.alarm_cv,
+                "ERROR" if f.kind == "flatline" else "WARN",
+                f.detail,
+            )
+        )
+    hetp_limit = HETP_LIMIT_FACTOR * unit.qualified_hetp_cm
+    as_limit = unit.qualified_asymmetry + ASYMMETRY_LIMIT_ABOVE
+    if np.isfinite(a.hetp_cm) and (a.hetp_cm > hetp_limit or a.asymmetry > as_limit):
+        # placed where the first transition beyond a limit was complete
+        bad: list[tuple[float, str | None]] = [
+            (a.transition_done_cv[n], n)
+            for n, t in a.transitions.items()
+            if t.hetp_cm > hetp_limit or t.asymmetry > as_limit
+        ]
+        cv_at, where = min(bad) if bad else (max(a.transition_done_cv.values()), None)
+        out.append(
+            Alarm(
+                "column",
+                "hetp",
+                where,
+                cv_at,
+                "ERROR",
+                f"HETP {a.hetp_cm:.4f} cm (limit {hetp_limit:.4f}), asymmetry "
+                f"{a.asymmetry:.2f} (limit {as_limit:.2f})",
+            )
+        )
+    if (
+        permeability_baseline
+        and np.isfinite(a.permeability_m2)
+        and a.permeability_m2 < PERMEABILITY_LIMIT_FACTOR * permeability_baseline
+    ):
+        out.append(
+            Alarm(
+                "column",
+                "permeability",
+                None,
+                float("nan"),
+                "WARN",
+                f"permeability {a.permeability_m2:.3g} m2 below "
+                f"{PERMEABILITY_LIMIT_FACTOR:.0%} of the column's baseline {permeability_baseline:.3g}",
+            )
+        )
+    if np.isfinite(a.breakthrough_alarm_cv):
+        out.append(
+            Alarm(
+                "breakthrough",
+                "uv_mau",
+                "Load",
+                a.breakthrough_alarm_cv,
+                "ERROR",
+                f"product breaks through during load (DBC10 {a.dbc10_g_l:.1f} g/L)",
+            )
+        )
+    return out

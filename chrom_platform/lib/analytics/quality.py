@@ -1,0 +1,228 @@
+"""Data-quality checks that SQL tests do not express well, as pure functions of a warehouse.
+
+Each looks at the batches the latest warehouse load touched (`_source_loaded_at` equal to
+the newest one), so its cost follows new data, and returns a `QualityResult`: passed or
+not, the severity a failure carries, and the offending batches with what was found where.
+The SQL is plain (window functions, median) so the same check runs on DuckDB and Snowflake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.io.warehouse import Row, Warehouse
+
+#: A signal repeating the exact same value for this many consecutive scans (outside holds)
+#: is flatlined: with the instruments' noise and resolution that does not happen by chance.
+FLATLINE_SCANS = 120
+#: A gap in a batch's 1 Hz readings longer than this many seconds is a data gap.
+MAX_GAP_S = 10
+#: A phase's settled conductivity may differ from its buffer's by this fraction, and its pH
+#: by this many units, before the phase counts as out of range (a wrong or diluted buffer).
+COND_TOLERANCE = 0.15
+PH_TOLERANCE = 0.5
+#: Settled = the last quarter of the phase's column volumes, outside holds.
+SETTLED_FROM = 0.75
+#: Duplicate readings above this fraction of a load point at a double-publishing source.
+MAX_DUPLICATE_RATE = 0.001
+
+TREND = "gold.gold_trend_by_cv"
+RECIPE_PHASES = "silver.silver_recipe_phases"
+READINGS_CHECKED = "silver.silver_readings_checked"
+
+_LATEST_LOAD = f"_source_loaded_at = (select max(_source_loaded_at) from {TREND})"
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    passed: bool
+    severity: str  # "WARN" or "ERROR": what a failure means
+    description: str
+    batches_checked: int
+    offending: list[Row] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def offending_batches(self) -> list[str]:
+        return sorted({str(r["batch_id"]) for r in self.offending if r.get("batch_id")})
+
+
+def _batches_in_latest_load(wh: Warehouse) -> int:
+    return int(
+        wh.query(f"select count(distinct batch_id) as n from {TREND} where {_LATEST_LOAD}")[0]["n"]
+    )
+
+
+def flatlined_signals(wh: Warehouse, scans: int = FLATLINE_SCANS) -> QualityResult:
+    """A signal stuck at one value for `scans` consecutive readings outside holds."""
+    windows = ",\n".join(
+        f"case when {s} = lag({s}) over (partition by batch_id order by ts) then 1 else 0 end "
+        f"as {s}_same"
+        for s in SIGNALS
+    )
+    runs = ",\n".join(
+        f"sum({s}_same) over (partition by batch_id order by ts "
+        f"rows between {scans - 2} preceding and current row) as {s}_run"
+        for s in SIGNALS
+    )
+    hits = "\nunion all\n".join(
+        f"select batch_id, '{s}' as signal, phase, min(ts) as first_flat_scan_at, "
+        f"min(batch_cv) as first_flat_batch_cv, count(*) as flat_scans "
+        f"from runs where {s}_run = {scans - 1} and not is_hold group by batch_id, phase"
+        for s in SIGNALS
+    )
+    rows = wh.query(
+        f"""
+        with scoped as (
+            select batch_id, phase, ts, batch_cv, is_hold, {", ".join(SIGNALS)}
+            from {TREND} where {_LATEST_LOAD}
+        ),
+        same as (select batch_id, phase, ts, batch_cv, is_hold, {windows} from scoped),
+        runs as (select batch_id, phase, ts, batch_cv, is_hold, {runs} from same)
+        {hits}
+        order by batch_id, signal, first_flat_scan_at
+        """
+    )
+    checked = _batches_in_latest_load(wh)
+    return QualityResult(
+        passed=not rows,
+        severity="WARN",
+        description=(
+            f"no signal repeats one value for {scans} scans outside holds"
+            if not rows
+            else f"{len(rows)} flatlined signal segment(s) in "
+            f"{len({r['batch_id'] for r in rows})} batch(es): a stuck or frozen sensor"
+        ),
+        batches_checked=checked,
+        offending=rows,
+        metadata={"flatline_scans": scans},
+    )
+
+
+def gaps_in_readings(wh: Warehouse, max_gap_s: int = MAX_GAP_S) -> QualityResult:
+    """Gaps in a batch's 1 Hz scans (by the unit's scan counter) longer than `max_gap_s`."""
+    rows = wh.query(
+        f"""
+        with scoped as (
+            select batch_id, phase, ts, batch_cv, seq,
+                seq - lag(seq) over (partition by batch_id order by ts) - 1 as missing_scans
+            from {TREND} where {_LATEST_LOAD}
+        )
+        select batch_id, phase, ts as resumed_at, batch_cv as resumed_batch_cv,
+            missing_scans
+        from scoped
+        where missing_scans > {max_gap_s}
+        order by batch_id, ts
+        """
+    )
+    return QualityResult(
+        passed=not rows,
+        severity="WARN",
+        description=(
+            f"no gap longer than {max_gap_s} s in 1 Hz readings"
+            if not rows
+            else f"{len(rows)} gap(s) longer than {max_gap_s} s, longest "
+            f"{max(int(r['missing_scans']) for r in rows)} scans"
+        ),
+        batches_checked=_batches_in_latest_load(wh),
+        offending=rows,
+        metadata={"max_gap_s": max_gap_s},
+    )
+
+
+def phase_sensor_ranges(
+    wh: Warehouse,
+    cond_tolerance: float = COND_TOLERANCE,
+    ph_tolerance: float = PH_TOLERANCE,
+    settled_from: float = SETTLED_FROM,
+) -> QualityResult:
+    """Each phase's settled conductivity and pH against the buffer its recipe pumps."""
+    rows = wh.query(
+        f"""
+        with scoped as (
+            select batch_id, recipe, phase, phase_cv, is_hold, cond_ms_cm, ph
+            from {TREND} where {_LATEST_LOAD}
+        ),
+        phase_extent as (
+            select batch_id, phase, max(phase_cv) as phase_cv_end
+            from scoped group by batch_id, phase
+        ),
+        settled as (
+            select scoped.batch_id, scoped.recipe, scoped.phase,
+                median(scoped.cond_ms_cm) as cond_ms_cm, median(scoped.ph) as ph,
+                min(scoped.phase_cv) as from_phase_cv, count(*) as scans
+            from scoped
+            inner join phase_extent
+                on scoped.batch_id = phase_extent.batch_id and scoped.phase = phase_extent.phase
+            where not scoped.is_hold and scoped.phase_cv >= {settled_from} * phase_extent.phase_cv_end
+            group by scoped.batch_id, scoped.recipe, scoped.phase
+        )
+        select settled.batch_id, settled.phase, settled.from_phase_cv, settled.scans,
+            settled.cond_ms_cm, rp.buffer_cond_ms_cm, settled.ph, rp.buffer_ph, rp.buffer
+        from settled
+        inner join {RECIPE_PHASES} as rp
+            on settled.recipe = rp.recipe and settled.phase = rp.phase
+        where abs(settled.cond_ms_cm - rp.buffer_cond_ms_cm)
+                > {cond_tolerance} * rp.buffer_cond_ms_cm
+            or abs(settled.ph - rp.buffer_ph) > {ph_tolerance}
+        order by settled.batch_id, settled.phase
+        """
+    )
+    return QualityResult(
+        passed=not rows,
+        severity="ERROR",
+        description=(
+            "every phase settles at its buffer's conductivity and pH"
+            if not rows
+            else f"{len(rows)} phase(s) off their buffer: wrong or mis-made buffer, or a "
+            "failing sensor"
+        ),
+        batches_checked=_batches_in_latest_load(wh),
+        offending=rows,
+        metadata={
+            "cond_tolerance_fraction": cond_tolerance,
+            "ph_tolerance": ph_tolerance,
+            "settled_from_fraction_of_phase": settled_from,
+        },
+    )
+
+
+def duplicate_rate(wh: Warehouse, max_rate: float = MAX_DUPLICATE_RATE) -> QualityResult:
+    """Readings of the latest load that repeat an earlier (unit_id, ts), and other rejects."""
+    rows = wh.query(
+        f"""
+        select batch_id, reject_reason, count(*) as n
+        from {READINGS_CHECKED}
+        where _loaded_at = (select max(_loaded_at) from {READINGS_CHECKED})
+        group by batch_id, reject_reason
+        order by batch_id, reject_reason
+        """
+    )
+    total = sum(int(r["n"]) for r in rows)
+    dup = sum(int(r["n"]) for r in rows if r["reject_reason"] == "duplicate")
+    by_reason: dict[str, int] = {}
+    for r in rows:
+        if r["reject_reason"] is not None:
+            by_reason[r["reject_reason"]] = by_reason.get(r["reject_reason"], 0) + int(r["n"])
+    rate = dup / total if total else 0.0
+    offending = [
+        {"batch_id": r["batch_id"], "duplicates": int(r["n"])}
+        for r in rows
+        if r["reject_reason"] == "duplicate"
+    ]
+    return QualityResult(
+        passed=rate <= max_rate,
+        severity="WARN",
+        description=f"{dup:,} of {total:,} readings in the latest load are duplicates "
+        f"({rate:.3%}; limit {max_rate:.3%})",
+        batches_checked=len({r["batch_id"] for r in rows}),
+        offending=offending if rate > max_rate else [],
+        metadata={
+            "readings_loaded": total,
+            "duplicates": dup,
+            "duplicate_rate": rate,
+            "rejected_by_reason": by_reason,
+        },
+    )

@@ -1,0 +1,426 @@
+"""Equipment and recipe master data: the model, its validation and its loaders.
+
+The simulator reads this from YAML and lands it as JSON (as an MES would); the bridge and the
+warehouse read the landed JSON. Both go through `parse_master_data`, so a bad file fails the
+same way everywhere: at start, naming the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chrom_platform.lib.core.contracts import IDENTITY_CHARS, IDENTITY_MAX_CHARS, identity_ok
+
+#: The phases a Protein A capture recipe may use, in process order.
+KNOWN_PHASES: tuple[str, ...] = (
+    "Equilibration",
+    "Load",
+    "Wash 1",
+    "Wash 2",
+    "Elution",
+    "Strip",
+    "CIP",
+    "Storage",
+)
+
+
+class ConfigError(ValueError):
+    """Invalid master data. The message names the source, the key path and the problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Resin:
+    name: str
+    permeability_m2: float
+    total_porosity: float
+    dbc10_g_l: float
+    breakthrough_width_g_l: float
+    dbc_loss_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    column_id: str
+    resin: str
+    column_diameter_cm: float
+    bed_height_cm: float
+    column_volume_l: float
+    hetp_cm: float
+    asymmetry: float
+    pressure_limit_bar: float
+    system_holdup_l: float
+    system_pressure_bar_per_lpm: float
+    flow_deadband_lpm: float
+    uv_path_length_cm: float
+    uv_max_mau: float
+    fouling_per_cycle: float
+
+    @property
+    def area_cm2(self) -> float:
+        return math.pi * (self.column_diameter_cm / 2.0) ** 2
+
+    def flow_lpm(self, velocity_cm_h: float) -> float:
+        """Volumetric flow for a linear velocity on this column (cm/h x cm2 -> L/min)."""
+        return velocity_cm_h * self.area_cm2 / 60_000.0
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    cond_ms_cm: float
+    ph: float
+    viscosity_mpa_s: float
+    uv_mau: float
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    #: Column volumes to pump; None for Load, whose volume follows the feed titer.
+    cv: float | None
+    velocity_cm_h: float
+    buffer: str
+    hold_after_min: tuple[float, float] = (0.0, 0.0)
+    hold_probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolCriterion:
+    mode: str  # "absolute" (mAU) or "percent_of_max"
+    value: float
+
+    def threshold(self, peak_max_mau: float) -> float:
+        return self.value if self.mode == "absolute" else self.value / 100.0 * peak_max_mau
+
+    def record(self) -> dict[str, Any]:
+        return {"mode": self.mode, "mau" if self.mode == "absolute" else "percent": self.value}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    recipe: str
+    product: str
+    extinction_l_g_cm: float
+    target_loading_g_l: float
+    pool_start: PoolCriterion
+    pool_end: PoolCriterion
+    phases: tuple[Phase, ...]
+    buffers: Mapping[str, Buffer] = field(default_factory=dict)
+
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.phases)
+
+
+@dataclass(frozen=True)
+class MasterData:
+    resins: Mapping[str, Resin]
+    units: Mapping[str, Unit]
+    recipes: Mapping[str, Recipe]
+
+    def unit(self, unit_id: str) -> Unit:
+        return self.units[unit_id]
+
+    def equipment_record(self) -> dict[str, Any]:
+        """The landed equipment snapshot (JSON-ready), column volume included."""
+        return {
+            "resins": [asdict(r) for r in self.resins.values()],
+            "units": [asdict(u) for u in self.units.values()],
+        }
+
+    def recipes_record(self) -> dict[str, Any]:
+        """The landed recipe snapshot, in the same shape as recipes.yaml (it re-parses)."""
+        buffers: dict[str, Buffer] = {}
+        recipes = []
+        for r in self.recipes.values():
+            buffers.update(r.buffers)
+            recipes.append(
+                {
+                    "recipe": r.recipe,
+                    "product": r.product,
+                    "extinction_l_g_cm": r.extinction_l_g_cm,
+                    "target_loading_g_l": r.target_loading_g_l,
+                    "pooling": {"start": r.pool_start.record(), "end": r.pool_end.record()},
+                    "phases": [
+                        {
+                            "name": p.name,
+                            "cv": "load" if p.cv is None else p.cv,
+                            "velocity_cm_h": p.velocity_cm_h,
+                            "buffer": p.buffer,
+                            "hold_after_min": list(p.hold_after_min),
+                            "hold_probability": p.hold_probability,
+                        }
+                        for p in r.phases
+                    ],
+                }
+            )
+        return {"buffers": [asdict(b) for b in buffers.values()], "recipes": recipes}
+
+
+def content_hash(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+
+
+class _Reader:
+    """Reads typed values out of nested mappings, raising ConfigError with the key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def mapping(self, obj: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(obj, Mapping):
+            raise self.fail(key, f"expected a mapping, got {type(obj).__name__}")
+        return obj
+
+    def seq(self, obj: Mapping[str, Any], name: str, key: str) -> list[Any]:
+        if name not in obj:
+            raise self.fail(f"{key}.{name}" if key else name, "missing required field")
+        val = obj[name]
+        if not isinstance(val, list) or not val:
+            raise self.fail(f"{key}.{name}" if key else name, "expected a non-empty list")
+        return val
+
+    def string(self, obj: Mapping[str, Any], name: str, key: str) -> str:
+        if name not in obj or obj[name] is None:
+            raise self.fail(f"{key}.{name}", "missing required field")
+        val = obj[name]
+        if not isinstance(val, str) or not val.strip():
+            raise self.fail(f"{key}.{name}", f"expected a non-empty string, got {val!r}")
+        return val
+
+    def identity(self, obj: Mapping[str, Any], name: str, key: str) -> str:
+        """A unit, recipe or phase name: it travels in every reading, so it must pass the
+        readings' identity rule (contracts.identity_ok) or none of its readings would."""
+        val = self.string(obj, name, key)
+        if not identity_ok(val):
+            raise self.fail(
+                f"{key}.{name}",
+                f"{val!r} is not a valid identity: 1..{IDENTITY_MAX_CHARS} of {IDENTITY_CHARS},"
+                " no space at either end",
+            )
+        return val
+
+    def number(
+        self,
+        obj: Mapping[str, Any],
+        name: str,
+        key: str,
+        *,
+        gt: float | None = None,
+        ge: float | None = None,
+        le: float | None = None,
+        default: float | None = None,
+    ) -> float:
+        path = f"{key}.{name}"
+        if name not in obj or obj[name] is None:
+            if default is not None:
+                return default
+            raise self.fail(path, "missing required field")
+        val = obj[name]
+        if isinstance(val, bool) or not isinstance(val, int | float):
+            raise self.fail(path, f"expected a number, got {val!r}")
+        val = float(val)
+        if not math.isfinite(val):
+            raise self.fail(path, f"must be finite, got {val}")
+        if gt is not None and not val > gt:
+            raise self.fail(path, f"must be > {gt:g}, got {val:g}")
+        if ge is not None and not val >= ge:
+            raise self.fail(path, f"must be >= {ge:g}, got {val:g}")
+        if le is not None and not val <= le:
+            raise self.fail(path, f"must be <= {le:g}, got {val:g}")
+        return val
+
+
+def _parse_equipment(doc: Any, source: str) -> tuple[dict[str, Resin], dict[str, Unit]]:
+    rd = _Reader(source)
+    root = rd.mapping(doc, "(top level)")
+    resins: dict[str, Resin] = {}
+    for i, r in enumerate(rd.seq(root, "resins", "")):
+        key = f"resins[{i}]"
+        r = rd.mapping(r, key)
+        name = rd.string(r, "name", key)
+        resins[name] = Resin(
+            name=name,
+            permeability_m2=rd.number(r, "permeability_m2", key, gt=0),
+            total_porosity=rd.number(r, "total_porosity", key, gt=0, le=1),
+            dbc10_g_l=rd.number(r, "dbc10_g_l", key, gt=0),
+            breakthrough_width_g_l=rd.number(r, "breakthrough_width_g_l", key, gt=0),
+            dbc_loss_per_cycle=rd.number(r, "dbc_loss_per_cycle", key, ge=0, le=0.01, default=0.0),
+        )
+    units: dict[str, Unit] = {}
+    for i, u in enumerate(rd.seq(root, "units", "")):
+        key = f"units[{i}]"
+        u = rd.mapping(u, key)
+        unit_id = rd.identity(u, "unit_id", key)
+        if unit_id in units:
+            raise rd.fail(f"{key}.unit_id", f"duplicate unit_id {unit_id!r}")
+        resin = rd.string(u, "resin", key)
+        if resin not in resins:
+            raise rd.fail(f"{key}.resin", f"unknown resin {resin!r}; known: {sorted(resins)}")
+        d = rd.number(u, "column_diameter_cm", key, gt=0)
+        h = rd.number(u, "bed_height_cm", key, gt=0)
+        geometric_cv = math.pi * (d / 2) ** 2 * h / 1000.0
+        cv = rd.number(u, "column_volume_l", key, gt=0, default=geometric_cv)
+        if abs(cv - geometric_cv) > 0.02 * geometric_cv:
+            raise rd.fail(
+                f"{key}.column_volume_l",
+                f"{cv:g} L disagrees with the packed geometry ({geometric_cv:.2f} L) by more than 2%",
+            )
+        units[unit_id] = Unit(
+            unit_id=unit_id,
+            column_id=rd.string(u, "column_id", key),
+            resin=resin,
+            column_diameter_cm=d,
+            bed_height_cm=h,
+            column_volume_l=round(cv, 4),
+            hetp_cm=rd.number(u, "hetp_cm", key, gt=0),
+            asymmetry=rd.number(u, "asymmetry", key, ge=1.0, le=3.0),
+            pressure_limit_bar=rd.number(u, "pressure_limit_bar", key, gt=0),
+            system_holdup_l=rd.number(u, "system_holdup_l", key, ge=0),
+            system_pressure_bar_per_lpm=rd.number(u, "system_pressure_bar_per_lpm", key, ge=0),
+            flow_deadband_lpm=rd.number(u, "flow_deadband_lpm", key, gt=0),
+            uv_path_length_cm=rd.number(u, "uv_path_length_cm", key, gt=0),
+            uv_max_mau=rd.number(u, "uv_max_mau", key, gt=0),
+            fouling_per_cycle=rd.number(u, "fouling_per_cycle", key, ge=0, le=0.01, default=0.0),
+        )
+    return resins, units
+
+
+def _criterion(rd: _Reader, obj: Any, key: str) -> PoolCriterion:
+    obj = rd.mapping(obj, key)
+    mode = rd.string(obj, "mode", key)
+    if mode == "absolute":
+        return PoolCriterion(mode, rd.number(obj, "mau", key, gt=0))
+    if mode == "percent_of_max":
+        return PoolCriterion(mode, rd.number(obj, "percent", key, gt=0, le=100))
+    raise rd.fail(f"{key}.mode", f"unknown mode {mode!r}; expected 'absolute' or 'percent_of_max'")
+
+
+def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
+    rd = _Reader(source)
+    root = rd.mapping(doc, "(top level)")
+    buffers: dict[str, Buffer] = {}
+    for i, b in enumerate(rd.seq(root, "buffers", "")):
+        key = f"buffers[{i}]"
+        b = rd.mapping(b, key)
+        name = rd.string(b, "name", key)
+        buffers[name] = Buffer(
+            name=name,
+            cond_ms_cm=rd.number(b, "cond_ms_cm", key, ge=0),
+            ph=rd.number(b, "ph", key, ge=0, le=14),
+            viscosity_mpa_s=rd.number(b, "viscosity_mpa_s", key, gt=0),
+            uv_mau=rd.number(b, "uv_mau", key, ge=0),
+        )
+    recipes: dict[str, Recipe] = {}
+    for i, r in enumerate(rd.seq(root, "recipes", "")):
+        key = f"recipes[{i}]"
+        r = rd.mapping(r, key)
+        name = rd.identity(r, "recipe", key)
+        phases: list[Phase] = []
+        for j, p in enumerate(rd.seq(r, "phases", key)):
+            pkey = f"{key}.phases[{j}]"
+            p = rd.mapping(p, pkey)
+            pname = rd.identity(p, "name", pkey)
+            if pname not in KNOWN_PHASES:
+                raise rd.fail(
+                    f"{pkey}.name", f"unknown phase {pname!r}; known: {list(KNOWN_PHASES)}"
+                )
+            if pname in (q.name for q in phases):
+                raise rd.fail(f"{pkey}.name", f"phase {pname!r} appears twice")
+            if pname == "Load":
+                if p.get("cv") not in (None, "load"):
+                    raise rd.fail(f"{pkey}.cv", "Load volume follows the feed titer: use cv: load")
+                cv: float | None = None
+            else:
+                cv = rd.number(p, "cv", pkey, gt=0)
+            buf = rd.string(p, "buffer", pkey)
+            if buf not in buffers:
+                raise rd.fail(f"{pkey}.buffer", f"unknown buffer {buf!r}; known: {sorted(buffers)}")
+            hold = p.get("hold_after_min", [0, 0])
+            if (
+                not isinstance(hold, list)
+                or len(hold) != 2
+                or not all(isinstance(x, int | float) and x >= 0 for x in hold)
+                or hold[0] > hold[1]
+            ):
+                raise rd.fail(
+                    f"{pkey}.hold_after_min", f"expected [min, max] minutes >= 0, got {hold!r}"
+                )
+            phases.append(
+                Phase(
+                    name=pname,
+                    cv=cv,
+                    velocity_cm_h=rd.number(p, "velocity_cm_h", pkey, gt=0, le=2000),
+                    buffer=buf,
+                    hold_after_min=(float(hold[0]), float(hold[1])),
+                    hold_probability=rd.number(p, "hold_probability", pkey, ge=0, le=1, default=0.0)
+                    if hold[1] > 0
+                    else 0.0,
+                )
+            )
+        order = [KNOWN_PHASES.index(p.name) for p in phases]
+        if order != sorted(order):
+            raise rd.fail(
+                f"{key}.phases", f"phases out of process order: {[p.name for p in phases]}"
+            )
+        for required in ("Load", "Elution"):
+            if required not in (p.name for p in phases):
+                raise rd.fail(f"{key}.phases", f"a capture recipe needs a {required} phase")
+        pooling = rd.mapping(r.get("pooling"), f"{key}.pooling")
+        used = {p.buffer for p in phases}
+        recipes[name] = Recipe(
+            recipe=name,
+            product=rd.string(r, "product", key),
+            extinction_l_g_cm=rd.number(r, "extinction_l_g_cm", key, gt=0),
+            target_loading_g_l=rd.number(r, "target_loading_g_l", key, gt=0),
+            pool_start=_criterion(rd, pooling.get("start"), f"{key}.pooling.start"),
+            pool_end=_criterion(rd, pooling.get("end"), f"{key}.pooling.end"),
+            phases=tuple(phases),
+            buffers={b: buffers[b] for b in sorted(used)},
+        )
+    return recipes
+
+
+def parse_master_data(
+    equipment: Any, recipes: Any, *, equipment_source: str, recipes_source: str
+) -> MasterData:
+    resins, units = _parse_equipment(equipment, equipment_source)
+    return MasterData(resins=resins, units=units, recipes=_parse_recipes(recipes, recipes_source))
+
+
+def _load_doc(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), "(file)", f"cannot read: {e.strerror}") from e
+    try:
+        return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ConfigError(str(path), "(file)", f"not valid {path.suffix[1:].upper()}: {e}") from e
+
+
+def load_master_data(equipment_path: Path | str, recipes_path: Path | str) -> MasterData:
+    """Load and validate master data from YAML (simulator config) or landed JSON files."""
+    ep, rp = Path(equipment_path), Path(recipes_path)
+    return parse_master_data(
+        _load_doc(ep), _load_doc(rp), equipment_source=str(ep), recipes_source=str(rp)
+    )

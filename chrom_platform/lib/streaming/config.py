@@ -1,0 +1,103 @@
+"""Opening the streaming parts from plain settings: one place that turns URLs and names into
+a transport, an InfluxDB sink and the master data, used by the Dagster resources and the
+`chrom-bridge` command alike."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.live import EnvelopeSource
+from chrom_platform.lib.core.master_data import MasterData, load_master_data
+from chrom_platform.lib.io.influx import Credentials, InfluxSink, InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.io.objectstore import ObjectStore, open_store
+from chrom_platform.lib.io.transport import (
+    Transport,
+    ensure_readings_topology,
+    open_transport,
+    owns_topology,
+)
+from chrom_platform.lib.streaming.readings import MAX_AHEAD_S
+
+if TYPE_CHECKING:
+    from chrom_platform.lib.streaming.bridge import LiveBridge
+    from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    transport_uri: str
+    influx_url: str
+    influx_database: str
+    equipment_path: str
+    recipes_path: str
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_username: str | None = None
+    influx_password: str | None = None
+    #: the object store the analytics export the golden envelope to (live drift); None: off
+    envelope_uri: str | None = None
+    #: create the topics and subscriptions on open (None: only for the local queue; see
+    #: lib/io/transport/__init__.py, owns_topology)
+    create_topology: bool | None = None
+    #: a reading stamped further ahead of the receiving clock is dead-lettered
+    max_ahead_s: float = MAX_AHEAD_S
+    #: a running unit with no live point for this long fails the live freshness check
+    live_stale_after_s: float = 120.0
+
+    def transport(self) -> Transport:
+        t = open_transport(self.transport_uri)
+        create = self.create_topology
+        if create if create is not None else owns_topology(self.transport_uri):
+            ensure_readings_topology(t)
+        return t
+
+    def sink(self) -> InfluxSink:
+        """v1 API (database) without a token; v2 API (bucket = database, org) with one."""
+        if self.influx_token:
+            if not self.influx_org:
+                raise ValueError("CHROM_INFLUX_ORG is required with CHROM_INFLUX_TOKEN")
+            return InfluxV2Sink(
+                self.influx_url, self.influx_token, self.influx_org, self.influx_database
+            )
+        creds = (
+            Credentials(self.influx_username, self.influx_password or "")
+            if self.influx_username
+            else None
+        )
+        sink = InfluxV1Sink(self.influx_url, self.influx_database, credentials=creds)
+        with contextlib.suppress(OSError):  # down now: the bridge pings before it pulls
+            sink.ensure_database()
+        return sink
+
+    def master_data(self) -> MasterData:
+        return load_master_data(self.equipment_path, self.recipes_path)
+
+    def envelope(self) -> EnvelopeSource | None:
+        if not self.envelope_uri:
+            return None
+        p = EnvelopeParams()
+        return EnvelopeSource(open_store(self.envelope_uri), p.z_limit, p.bin_width_cv)
+
+    def bridge(self, **kwargs: Any) -> LiveBridge:
+        """The live bridge on these settings (queue, InfluxDB, master data, envelope)."""
+        from chrom_platform.lib.streaming.bridge import LiveBridge
+
+        return LiveBridge(
+            self.transport(),
+            self.sink(),
+            self.master_data(),
+            envelope=self.envelope(),
+            max_ahead_s=self.max_ahead_s,
+            **kwargs,
+        )
+
+    def landing_consumer(self, store: ObjectStore, **kwargs: Any) -> LandingConsumer:
+        """The landing consumer on these settings (queue, master data, clock tolerance)."""
+        from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
+
+        return LandingConsumer(
+            self.transport(), store, self.master_data(), max_ahead_s=self.max_ahead_s, **kwargs
+        )

@@ -1,0 +1,78 @@
+"""What the live bridge and the landing consumer share: a subscription read with the one
+reading decoder, bad messages settled on the dead-letter topic with their reason, and the
+part of their reports that counts pulls and dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.io.transport import MessageBatch, ReceivedMessage, Transport
+from chrom_platform.lib.io.transport.base import dead_letter
+from chrom_platform.lib.streaming.readings import MAX_AHEAD_S, ReadingDecoder, Rejection
+
+
+@dataclass
+class ConsumerReport:
+    pulled: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: Self) -> None:
+        self.pulled += other.pulled
+        self.dead_lettered.update(other.dead_lettered)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled,
+            "dead_lettered": sum(self.dead_lettered.values()),
+            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
+        }
+
+
+class SubscriptionConsumer:
+    def __init__(
+        self,
+        transport: Transport,
+        master_data: MasterData,
+        subscription: str,
+        dead_letter_topic: str,
+        *,
+        max_ahead_s: float = MAX_AHEAD_S,
+    ) -> None:
+        self.transport = transport
+        self.decoder = ReadingDecoder(master_data, max_ahead_s=max_ahead_s)
+        self.max_ahead_ns = int(max_ahead_s * 1e9)
+        self.subscription = subscription
+        self.dead_letter_topic = dead_letter_topic
+
+    @contextlib.contextmanager
+    def handing_back_on_error(
+        self, msgs: MessageBatch, keep: type[Exception] | None = None
+    ) -> Iterator[None]:
+        """Around the work on a pulled batch: if it raises (a bug, not a bad message: those
+        are dead-lettered one by one), hand the batch back with the error, which becomes the
+        messages' reason should they reach their last delivery attempt; then re-raise. An
+        exception of type `keep` leaves the batch leased: the caller retries it."""
+        try:
+            yield
+        except Exception as e:
+            if keep is not None and isinstance(e, keep):
+                raise
+            with contextlib.suppress(Exception):
+                self.transport.nack(
+                    self.subscription, msgs.ack_ids, error=f"{type(e).__name__}: {e}"
+                )
+            raise
+
+    def _dead_letter(self, msgs: Sequence[ReceivedMessage], rejected: list[Rejection]) -> None:
+        dead_letter(
+            self.transport,
+            self.dead_letter_topic,
+            self.subscription,
+            msgs,
+            [(r.index, str(r)) for r in rejected],
+        )

@@ -1,0 +1,77 @@
+"""Reading /proc: whether a process or process group still runs (a zombie does not: signal 0
+still reaches it, but only its parent can reap it, and `make demo-stop` is not that parent),
+its command line and CPU time. For the demo's stop, the local InfluxDB, and the tests and
+benchmarks that watch other processes. Where there is no /proc, signal 0 is all there is."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (field 3, the state, first); None if gone.
+    Split after the last ')' because the command name may hold spaces and parentheses."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+HAS_PROC = Path("/proc/self/stat").exists()
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping: present and not a zombie waiting to be reaped. A child of ours
+    that exited is reaped here."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    if not HAS_PROC:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies do not count)."""
+    if not HAS_PROC:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for pid in pids():
+        fields = stat_fields(pid)
+        # after "(comm)": state, ppid, pgrp, ...
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def cmdline(pid: int) -> str | None:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids() -> Iterator[int]:
+    return (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())

@@ -1,0 +1,107 @@
+"""Analytics benchmark: the analytics step on a large history (full, then after one new
+batch), and what live drift adds to the bridge per reading (compute and InfluxDB write),
+each against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chrom_platform.lib.analytics import pipeline
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource, envelope_bytes
+from chrom_platform.lib.io.influx import InfluxV1Sink
+from chrom_platform.lib.io.objectstore import open_store
+from chrom_platform.lib.io.warehouse import WarehouseConfig
+from chrom_platform.lib.streaming.bridge import LiveBridge
+from chrom_platform.local.influx_server import LocalInfluxServer
+from chrom_platform_tests.warehouse_helpers import History
+
+
+def _run(h: History) -> tuple[float, pipeline.AnalyticsResult]:
+    cfg = WarehouseConfig("local", str(h.duckdb_path), str(h.lake))
+    t0 = time.perf_counter()
+    with cfg.connect(read_only=False) as wh:
+        res = pipeline.run(wh)
+        env = wh.query_arrow("select * from gold.gold_golden_envelope")
+    open_store(str(h.lake)).put(ENVELOPE_KEY, envelope_bytes(env))
+    return time.perf_counter() - t0, res
+
+
+def analytics_full(h: History) -> dict[str, Any]:
+    seconds, res = _run(h)
+    return {"full_s": seconds, "batches": res.batches, "summary_full": res.summary()}
+
+
+def analytics_incremental(h: History) -> dict[str, Any]:
+    seconds, res = _run(h)
+    return {
+        "incremental_s": seconds,
+        "analysed": res.analysed,
+        "summary_incremental": res.summary(),
+    }
+
+
+class _NoTransport:
+    """The bridge's compute path only: nothing is pulled or acked here."""
+
+
+def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
+    """Per reading: the bridge's work on one batch of messages (decode, CV, line protocol)
+    with and without live drift, and the InfluxDB write of the lines each produces."""
+    sim = h.sims[-1]
+    payloads = [orjson.dumps(m) for m in sim.messages()]
+    p = EnvelopeParams()
+    base = LiveBridge(_NoTransport(), _NoTransport(), h.md)  # type: ignore[arg-type]
+    drift = LiveBridge(
+        _NoTransport(),  # type: ignore[arg-type]
+        _NoTransport(),  # type: ignore[arg-type]
+        h.md,
+        envelope=EnvelopeSource(open_store(str(h.lake)), p.z_limit, p.bin_width_cv),
+    )
+    assert drift.drift is not None
+    assert drift.drift.source.get() is not None
+
+    def compute(b: LiveBridge) -> tuple[float, list[bytes], int]:
+        b.state = {}
+        t0 = time.perf_counter()
+        readings, _ = b.decoder.decode(payloads)
+        a = b._apply(readings)
+        lines, n_drift = a.lines, 0
+        if b.drift is not None:
+            d = b.drift.lines(a.readings, a.phase_cv, a.batch_cv)
+            lines, n_drift = [*lines, *d.chunks], d.points
+        return time.perf_counter() - t0, lines, n_drift
+
+    t_base = statistics.median(compute(base)[0] for _ in range(repeats))
+    t_drift = statistics.median(compute(drift)[0] for _ in range(repeats))
+    _, base_lines, _ = compute(base)
+    _, drift_lines, n_drift = compute(drift)
+    n = len(payloads)
+    out: dict[str, Any] = {
+        "readings": n,
+        "drift_points": n_drift,
+        "compute_base_us": t_base / n * 1e6,
+        "compute_drift_us": t_drift / n * 1e6,
+    }
+    with tempfile.TemporaryDirectory(prefix="chrom-bench-live-") as tmp:
+        srv = LocalInfluxServer(Path(tmp) / "influx").start()
+        try:
+            for name, chunks in (("base", base_lines), ("drift", drift_lines)):
+                times = []
+                for i in range(repeats):
+                    sink = InfluxV1Sink(srv.url, f"bench_{name}_{i}", credentials=srv.admin)
+                    sink.ensure_database()
+                    t0 = time.perf_counter()
+                    for c in chunks:
+                        sink.write(c)
+                    times.append(time.perf_counter() - t0)
+                out[f"write_{name}_us"] = statistics.median(times) / n * 1e6
+        finally:
+            srv.stop()
+    return out
