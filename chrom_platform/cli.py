@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from simulator.cli import add_history_arguments
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chrom", description=__doc__.splitlines()[0])
@@ -21,10 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="backfill a history with faults in a fresh workspace, run the whole pipeline "
         "headless through Dagster and score the verdicts against the simulator's truth",
     )
-    ev.add_argument("--seed", type=int, default=7)
-    ev.add_argument("--units", type=int, default=4)
-    ev.add_argument("--batches-per-unit", type=int, default=60)
-    ev.add_argument("--fault-rate", type=float, default=0.25)
+    add_history_arguments(ev, units=4, batches_per_unit=60, seed=7, fault_rate=0.25)
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")

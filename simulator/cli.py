@@ -55,15 +55,31 @@ def _fault_kinds(value: str) -> tuple[str, ...]:
     return kinds
 
 
+def add_history_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    units: int = 3,
+    batches_per_unit: int = 10,
+    seed: int = 42,
+    fault_rate: float = 0.15,
+) -> None:
+    """What sizes a simulated history, for every command that makes one (`chrom-sim`,
+    `chrom evaluate`), each with its own defaults."""
+    p.add_argument(
+        "--units",
+        type=int,
+        default=units,
+        help="number of units (skids), from equipment master data",
+    )
+    p.add_argument("--batches-per-unit", type=int, default=batches_per_unit)
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument(
+        "--fault-rate", type=float, default=fault_rate, help="probability a batch carries a fault"
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--units", type=int, default=3, help="number of units (skids), from equipment master data"
-    )
-    p.add_argument("--batches-per-unit", type=int, default=10)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--fault-rate", type=float, default=0.15, help="probability a batch carries a fault"
-    )
+    add_history_arguments(p)
     p.add_argument(
         "--fault-kinds",
         type=_fault_kinds,

@@ -10,7 +10,7 @@ store, where the live bridge picks it up for live drift.
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,14 +229,20 @@ def _overlay_target(wh: Warehouse) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-@dg.asset(
-    key=dg.AssetKey(["analytics", "batch_overlay"]),
-    group_name="analytics",
-    deps=[gold("gold_golden_envelope"), gold("gold_batch_drift"), gold("gold_trend_binned")],
-    pool=WAREHOUSE_POOL,
-    kinds={"python", "matplotlib"},
-    automation_condition=dg.AutomationCondition.eager(),
-)
+def picture(name: str, reads: list[str]) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """An analytics picture: reads gold tables (its upstream) from the warehouse, writes a
+    PNG into its metadata and an HTML report, and is redrawn when what it reads changes."""
+    return dg.asset(
+        key=dg.AssetKey(["analytics", name]),
+        group_name="analytics",
+        deps=[gold(t) for t in reads],
+        pool=WAREHOUSE_POOL,
+        kinds={"python", "matplotlib"},
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+
+
+@picture("batch_overlay", ["gold_golden_envelope", "gold_batch_drift", "gold_trend_binned"])
 def batch_overlay(
     context: dg.AssetExecutionContext,
     warehouse: dg.ResourceParam[WarehouseConfig],
@@ -283,14 +289,7 @@ def batch_overlay(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["analytics", "column_performance_trend"]),
-    group_name="analytics",
-    deps=[gold("gold_column_performance")],
-    pool=WAREHOUSE_POOL,
-    kinds={"python", "matplotlib"},
-    automation_condition=dg.AutomationCondition.eager(),
-)
+@picture("column_performance_trend", ["gold_column_performance"])
 def column_performance_trend(
     context: dg.AssetExecutionContext,
     warehouse: dg.ResourceParam[WarehouseConfig],

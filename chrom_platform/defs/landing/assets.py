@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from chrom_platform.defs.conventions import running_sensor
 from chrom_platform.lib.core.contracts import (
     EVENTS_PREFIX,
     MASTER_DATA_PREFIX,
@@ -84,20 +85,14 @@ TICK_MAX_MESSAGES = 500_000
 TICK_MAX_SECONDS = 25.0
 
 
-@dg.sensor(
-    name="landing_sensor",
-    description=(
-        "Lands queued readings from the `landing` subscription as Parquet (bounded work per "
-        "tick), then reports a materialization of each landing asset with new objects."
-    ),
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
+@running_sensor(every_s=30)
 def landing_sensor(
     context: dg.SensorEvaluationContext,
     landing: LandingStoreResource,
     streaming: dg.ResourceParam[StreamingConfig],
 ) -> dg.SensorResult:
+    """Lands queued readings from the `landing` subscription as Parquet (bounded work
+    per tick), then reports a materialization of each landing asset with new objects."""
     store = landing.store()
     # One sensor both lands the stream and reports what is new in the store (from the
     # stream, a backfill or another writer), so each new object is reported exactly once.

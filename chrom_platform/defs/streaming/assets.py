@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from chrom_platform.defs.conventions import running_sensor
 from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.lib.streaming.live_health import LiveFreshness, check_live_freshness
 from chrom_platform.resources import LandingStoreResource
@@ -87,20 +88,14 @@ def live_points_fresh(
     return dg.AssetCheckResult(**_freshness_outcome(res))
 
 
-@dg.sensor(
-    name="live_bridge_sensor",
-    description=(
-        "Drains the live-bridge subscription into InfluxDB (bounded work per tick) and "
-        "reports the live asset and its freshness check."
-    ),
-    minimum_interval_seconds=5,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
+@running_sensor(every_s=5)
 def live_bridge_sensor(
     context: dg.SensorEvaluationContext,
     landing: LandingStoreResource,
     streaming: dg.ResourceParam[StreamingConfig],
 ) -> dg.SensorResult:
+    """Drains the live-bridge subscription into InfluxDB (bounded work per tick) and
+    reports the live asset and its freshness check."""
     cfg = streaming
     cursor = json.loads(context.cursor) if context.cursor else {}
     bridge = cfg.bridge()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from chrom_platform.defs.conventions import running_sensor
 from chrom_platform.defs.landing.assets import LANDING_ASSETS
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
@@ -125,16 +126,12 @@ def warehouse_behind_landing(
 FRESHNESS_CHECKS = [warehouse_behind_landing]
 
 
-@dg.sensor(
-    name="warehouse_freshness_sensor",
-    description="Every minute, reports how far silver and gold are behind the landing zone "
-    "(the behind_landing checks), from the instance's materialization records.",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
+@running_sensor(every_s=60)
 def warehouse_freshness_sensor(
     context: dg.SensorEvaluationContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> dg.SensorResult:
+    """Every minute, reports how far silver and gold are behind the landing zone (the
+    behind_landing checks), from the instance's materialization records."""
     lags = evaluate(context.instance, warehouse.max_lag_min * 60)
     return dg.SensorResult(
         asset_events=[

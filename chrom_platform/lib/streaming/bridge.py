@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import numpy as np
 
@@ -49,13 +49,16 @@ from chrom_platform.lib.io.influx import (
 )
 from chrom_platform.lib.io.transport import (
     DEAD_LETTER_SUBSCRIPTION,
-    DEAD_LETTER_TOPIC,
     LIVE_BRIDGE_SUBSCRIPTION,
     MessageBatch,
     Transport,
 )
-from chrom_platform.lib.streaming.consumer import ConsumerReport, SubscriptionConsumer
-from chrom_platform.lib.streaming.readings import MAX_AHEAD_S, Readings, Rejection, split_stale
+from chrom_platform.lib.streaming.consumer import (
+    ConsumerOptions,
+    ConsumerReport,
+    SubscriptionConsumer,
+)
+from chrom_platform.lib.streaming.readings import Readings, Rejection, split_stale
 
 #: The bridge's own health, for dashboards and alerts: one `bridge_health` point per report
 #: (a sensor tick, or every HEALTH_EVERY_S of `serve`) and one `live_status` point per known
@@ -164,26 +167,22 @@ class _Applied:
 
 
 class LiveBridge(SubscriptionConsumer):
+    SUBSCRIPTION = LIVE_BRIDGE_SUBSCRIPTION
+    BATCH_SIZE = 5000
+
     def __init__(
         self,
         transport: Transport,
         sink: InfluxSink,
         master_data: MasterData,
         *,
-        subscription: str = LIVE_BRIDGE_SUBSCRIPTION,
-        dead_letter_topic: str = DEAD_LETTER_TOPIC,
-        batch_size: int = 5000,
         lease_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         envelope: EnvelopeSource | None = None,
-        max_ahead_s: float = MAX_AHEAD_S,
+        **options: Unpack[ConsumerOptions],
     ) -> None:
-        super().__init__(
-            transport, master_data, subscription, dead_letter_topic, max_ahead_s=max_ahead_s
-        )
+        super().__init__(transport, master_data, **options)
         self.sink = sink
-        self.md = master_data
-        self.batch_size = batch_size
         self.lease_s = lease_s
         self.sleep = sleep
         self.state: dict[str, UnitState] | None = None

@@ -8,10 +8,15 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, ClassVar, Self, TypedDict, Unpack
 
 from chrom_platform.lib.core.master_data import MasterData
-from chrom_platform.lib.io.transport import MessageBatch, ReceivedMessage, Transport
+from chrom_platform.lib.io.transport import (
+    DEAD_LETTER_TOPIC,
+    MessageBatch,
+    ReceivedMessage,
+    Transport,
+)
 from chrom_platform.lib.io.transport.base import dead_letter
 from chrom_platform.lib.streaming.readings import MAX_AHEAD_S, ReadingDecoder, Rejection
 
@@ -33,21 +38,33 @@ class ConsumerReport:
         }
 
 
+class ConsumerOptions(TypedDict, total=False):
+    """What every consumer can be told besides its own parts (each has its defaults)."""
+
+    subscription: str
+    dead_letter_topic: str
+    #: messages pulled at a time
+    batch_size: int
+    #: a reading stamped further ahead of the receiving clock is dead-lettered
+    max_ahead_s: float
+
+
 class SubscriptionConsumer:
+    #: the subscription a consumer reads and how many messages it pulls at a time, unless told
+    SUBSCRIPTION: ClassVar[str]
+    BATCH_SIZE: ClassVar[int]
+
     def __init__(
-        self,
-        transport: Transport,
-        master_data: MasterData,
-        subscription: str,
-        dead_letter_topic: str,
-        *,
-        max_ahead_s: float = MAX_AHEAD_S,
+        self, transport: Transport, master_data: MasterData, **options: Unpack[ConsumerOptions]
     ) -> None:
+        max_ahead_s = options.get("max_ahead_s", MAX_AHEAD_S)
         self.transport = transport
+        self.md = master_data
         self.decoder = ReadingDecoder(master_data, max_ahead_s=max_ahead_s)
         self.max_ahead_ns = int(max_ahead_s * 1e9)
-        self.subscription = subscription
-        self.dead_letter_topic = dead_letter_topic
+        self.subscription = options.get("subscription", self.SUBSCRIPTION)
+        self.dead_letter_topic = options.get("dead_letter_topic", DEAD_LETTER_TOPIC)
+        self.batch_size = options.get("batch_size", self.BATCH_SIZE)
 
     @contextlib.contextmanager
     def handing_back_on_error(

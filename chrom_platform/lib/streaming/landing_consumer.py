@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import numpy as np
 import pyarrow as pa
@@ -33,13 +33,16 @@ from chrom_platform.lib.core.master_data import MasterData
 from chrom_platform.lib.io.landing import land_readings, seq_range_of
 from chrom_platform.lib.io.objectstore import ObjectStore
 from chrom_platform.lib.io.transport import (
-    DEAD_LETTER_TOPIC,
     LANDING_SUBSCRIPTION,
     MessageBatch,
     Transport,
 )
-from chrom_platform.lib.streaming.consumer import ConsumerReport, SubscriptionConsumer
-from chrom_platform.lib.streaming.readings import MAX_AHEAD_S, Rejection, split_stale
+from chrom_platform.lib.streaming.consumer import (
+    ConsumerOptions,
+    ConsumerReport,
+    SubscriptionConsumer,
+)
+from chrom_platform.lib.streaming.readings import Rejection, split_stale
 
 log = logging.getLogger("chrom.landing")
 
@@ -108,22 +111,18 @@ class LandingReport(ConsumerReport):
 
 
 class LandingConsumer(SubscriptionConsumer):
+    SUBSCRIPTION = LANDING_SUBSCRIPTION
+    BATCH_SIZE = 20_000
+
     def __init__(
         self,
         transport: Transport,
         store: ObjectStore,
         master_data: MasterData,
-        *,
-        subscription: str = LANDING_SUBSCRIPTION,
-        dead_letter_topic: str = DEAD_LETTER_TOPIC,
-        batch_size: int = 20_000,
-        max_ahead_s: float = MAX_AHEAD_S,
+        **options: Unpack[ConsumerOptions],
     ) -> None:
-        super().__init__(
-            transport, master_data, subscription, dead_letter_topic, max_ahead_s=max_ahead_s
-        )
+        super().__init__(transport, master_data, **options)
         self.store = store
-        self.batch_size = batch_size
         #: per unit: (seq, ts in ns) of the newest landed reading
         self.landed: dict[str, tuple[int, int]] = {}
 
