@@ -139,7 +139,7 @@ def plan_batch(
 
     made: dict[str, Buffer] = {}
     for name, b in recipe.buffers.items():
-        feed = name == recipe.phases[[p.name for p in recipe.phases].index("Load")].buffer
+        feed = name == recipe.load.buffer
         made[name] = replace(
             b,
             cond_ms_cm=b.cond_ms_cm
@@ -166,7 +166,7 @@ def plan_batch(
     has_fault = rf.random() < fault_rate
     kind_pick = fault_kinds[int(rf.integers(len(fault_kinds)))] if fault_kinds else None
     kind = force_fault or (kind_pick if has_fault and not no_fault else None)
-    fault = draw_fault(rf, kind, recipe.phase_names()) if kind else None
+    fault = draw_fault(rf, kind, recipe.phases) if kind else None
 
     if fault and fault.kind == "early_breakthrough":
         dbc *= fault.magnitude["dbc_factor"]
@@ -356,12 +356,12 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
     prod = _product(plan, t, steps, resp)
     mau_per_g_l = plan.recipe.extinction_l_g_cm * plan.unit.uv_path_length_cm * 1000.0
     uv = uv + prod.conc * mau_per_g_l
-    if "CIP" in plan.recipe.phase_names():
+    for cip in plan.recipe.phases_of_kind("cip")[:1]:  # impurities the first CIP strips off
         uv += _peak(
             plan,
             t,
             resp,
-            "CIP",
+            cip.name,
             VARIABILITY.cip_impurity_mau_cv * plan.unit.column_volume_l,
             0.0,
             0.25,
@@ -517,7 +517,7 @@ def _product(plan: BatchPlan, t: _Timeline, steps: Array, resp: ColumnResponse) 
     K, n, v, vol = len(names), t.n, t.v, t.vol
     v_start = v[t.first]
     mean_cv = resp_mean_cv(plan)
-    kl = names.index("Load")
+    kl = names.index(recipe.load.name)
     conc = np.zeros(n)
     load_sl = t.phase_slice(kl)
     q = plan.titer_true_g_l * (v[load_sl] - v_start[kl])
@@ -532,16 +532,20 @@ def _product(plan: BatchPlan, t: _Timeline, steps: Array, resp: ColumnResponse) 
     washout_g = c_end * mean_cv * cvol
     bound_g = fed_g - out_load_g - washout_g
 
-    wash_g = plan.wash_loss_fraction * bound_g if "Wash 2" in names else 0.0
-    strip_g = plan.strip_fraction * bound_g if "Strip" in names else 0.0
+    # product lost in the last wash after the load (the stringent one), and what the first
+    # strip takes off the column
+    washes = [p.name for p in recipe.phases[kl + 1 :] if p.kind == "wash"]
+    strips = [p.name for p in recipe.phases[kl + 1 :] if p.kind == "strip"]
+    wash_g = plan.wash_loss_fraction * bound_g if washes else 0.0
+    strip_g = plan.strip_fraction * bound_g if strips else 0.0
     elute_g = bound_g - wash_g - strip_g
     sd_col = mean_cv / np.sqrt(unit.bed_height_cm / plan.hetp_cm)
     el_sd = float(np.hypot(plan.elution_sd_cv, sd_col))
-    conc = conc + _peak(plan, t, resp, "Elution", elute_g, plan.elution_mean_cv, el_sd)
+    conc = conc + _peak(plan, t, resp, recipe.elution.name, elute_g, plan.elution_mean_cv, el_sd)
     if wash_g:
-        conc += _peak(plan, t, resp, "Wash 2", wash_g, 0.1, 0.25)
+        conc += _peak(plan, t, resp, washes[-1], wash_g, 0.1, 0.25)
     if strip_g:
-        conc += _peak(plan, t, resp, "Strip", strip_g, 0.05, 0.2)
+        conc += _peak(plan, t, resp, strips[0], strip_g, 0.05, 0.2)
     return _Product(conc, load_vol_l, fed_g, out_load_g, washout_g, bound_g)
 
 
@@ -621,7 +625,7 @@ def _truth(
     cvol = unit.column_volume_l
     names = list(recipe.phase_names())
     K, n, ts, v, vol = len(names), t.n, t.ts, t.v, t.vol
-    ke = names.index("Elution")
+    ke = names.index(recipe.elution.name)
     uv_true_el = uv[t.phase_slice(ke)]
     el_start = int(t.first[ke])
     pool = _pool(uv_true_el, recipe)
@@ -723,7 +727,7 @@ def _fault_truth(
     mag = dict(fault.magnitude)
     if onset is None:
         if fault.kind == "early_breakthrough":
-            k = names.index("Load")
+            k = names.index(plan.recipe.load.name)
             sl = slice(int(first[k]), int(first[k + 1]))
             q = plan.titer_true_g_l * (v[sl] - v[sl][0])
             nominal_dbc = plan.resin.dbc10_g_l * (1 - plan.resin.dbc_loss_per_cycle * plan.cycle)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import Phase
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class FaultKind:
     #: Signals whose values the fault changes. sensor_dropout changes no value: it removes
     #: readings (all signals) for a while.
     signals: tuple[str, ...]
-    #: Phases the fault may start in.
-    phases: tuple[str, ...]
+    #: Kinds of phase the fault may start in (any phase of the recipe of these kinds).
+    phase_kinds: tuple[str, ...]
 
 
 FAULT_KINDS: dict[str, FaultKind] = {
@@ -34,49 +35,49 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "ph_drift",
             "pH probe drifts linearly from onset",
             ("ph",),
-            ("Equilibration", "Load", "Wash 1", "Wash 2"),
+            ("equilibration", "load", "wash"),
         ),
         FaultKind(
             "pressure_rise",
             "bed fouling or partial blockage raises the pressure drop",
             ("pressure_bar",),
-            ("Load", "Wash 1", "Wash 2"),
+            ("load", "wash"),
         ),
         FaultKind(
             "early_breakthrough",
             "lower dynamic binding capacity: product breaks through during load",
             ("uv_mau",),
-            ("Load",),
+            ("load",),
         ),
         FaultKind(
             "packing_degradation",
             "bed packing degraded: HETP up, peaks tail",
             ("cond_ms_cm", "ph", "uv_mau"),
-            ("Equilibration",),
+            ("equilibration",),
         ),
         FaultKind(
             "wrong_buffer",
             "a buffer made up wrong: conductivity offset in one phase",
             ("cond_ms_cm",),
-            ("Wash 1", "Wash 2", "Elution"),
+            ("wash", "elution"),
         ),
         FaultKind(
             "pump_fault",
             "pump cannot hold its set point: flow low and unstable",
             ("flow_lpm", "pressure_bar"),
-            ("Load", "Wash 1", "Wash 2"),
+            ("load", "wash"),
         ),
         FaultKind(
             "sensor_flatline",
             "a sensor freezes at its last value",
             (),
-            ("Load", "Wash 1", "Wash 2", "Elution"),
+            ("load", "wash", "elution"),
         ),
         FaultKind(
             "sensor_dropout",
             "the unit stops sending readings for a while",
             (),
-            ("Load", "Wash 1", "Wash 2", "Elution"),
+            ("load", "wash", "elution"),
         ),
     )
 }
@@ -103,12 +104,12 @@ class Fault:
         }
 
 
-def draw_fault(rng: np.random.Generator, kind: str, phases: tuple[str, ...]) -> Fault:
+def draw_fault(rng: np.random.Generator, kind: str, phases: tuple[Phase, ...]) -> Fault:
     """Draw one fault of `kind` for a recipe with `phases` (uses only `rng`)."""
     spec = FAULT_KINDS[kind]
-    allowed = [p for p in spec.phases if p in phases]
+    allowed = [p.name for p in phases if p.kind in spec.phase_kinds]
     if not allowed:
-        raise ValueError(f"fault {kind!r} needs one of phases {spec.phases}")
+        raise ValueError(f"fault {kind!r} needs a phase of kind {' or '.join(spec.phase_kinds)}")
     phase = str(allowed[int(rng.integers(len(allowed)))])
     frac = float(rng.uniform(0.15, 0.6))
     signals = spec.signals

@@ -114,9 +114,14 @@ def rule_specs() -> tuple[RuleSpec, ...]:
             "chrom-column",
             sql(
                 """
-                with latest as (
-                    select unit_id, max(batch_id) as batch_id
-                    from gold.gold_batch_verdict group by unit_id
+                with ranked as (
+                    select unit_id, batch_id, row_number() over (
+                        partition by unit_id order by started_at desc nulls last, batch_id desc
+                    ) as rn
+                    from gold.gold_batch_results
+                ),
+                latest as (
+                    select unit_id, batch_id from ranked where rn = 1
                 )
                 select latest.unit_id as "unit_id", count(alarms.batch_id) as "column_alarms"
                 from latest

@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +136,17 @@ def state_file(settings: Settings) -> Path:
     return settings.data_dir / "demo.json"
 
 
-def kill_groups(pgids: list[int], timeout_s: float = 2.0) -> None:
-    """SIGTERM the process groups together, then SIGKILL what still runs after
-    `timeout_s`. `dagster dev` started without job control ignores SIGTERM and SIGINT
-    (shared/DESIGN.md): waiting for it longer only made `make demo-stop` slow (42 s, one
-    group after another), and its runs are in the instance, which marks an interrupted one
-    failed at its next start."""
+def kill_groups(pgids: list[int], timeout_s: float = 2.0, *, deaf: Sequence[int] = ()) -> None:
+    """Stop the process groups together: SIGTERM, then SIGKILL what still runs after
+    `timeout_s`. Groups in `deaf` get SIGKILL at once: `dagster dev` started without job
+    control ignores SIGTERM and SIGINT (shared/DESIGN.md), so waiting for it only made the
+    stop slow (42 s once, one group after another; then a fixed 2 s that a loaded machine
+    stretched past 5), and its runs are in the instance, which marks an interrupted one
+    failed at its next start. InfluxDB and the stream do stop on SIGTERM, within the grace."""
+    for pgid in deaf:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    pgids = [*pgids, *deaf]
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 2.0)):
         for pgid in pgids:
             with contextlib.suppress(ProcessLookupError):
@@ -154,7 +160,7 @@ def kill_groups(pgids: list[int], timeout_s: float = 2.0) -> None:
             pgids = [g for g in pgids if procfs.group_running(g)]
             if not pgids:
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def kill_group(pgid: int) -> None:
@@ -170,12 +176,16 @@ def stop(settings: Settings) -> None:
         st = {}
     srv = LocalInfluxServer.attach(settings.data_dir / "influxdb")
     # all at once (influxd leads its own group): the stop takes the longest wait, not the sum
-    groups = [int(st[k]) for k in ("stream_pgid", "dagster_pgid") if st.get(k)]
+    groups = [int(st["stream_pgid"])] if st.get("stream_pgid") else []
     if srv is not None and srv.pid is not None:
         groups.append(srv.pid)
-    if groups:
-        log(f"stopping dagster dev, the live stream and InfluxDB (process groups {groups})")
-        kill_groups(groups)
+    dagster = [int(st["dagster_pgid"])] if st.get("dagster_pgid") else []
+    if groups or dagster:
+        log(
+            "stopping dagster dev, the live stream and InfluxDB "
+            f"(process groups {[*dagster, *groups]})"
+        )
+        kill_groups(groups, deaf=dagster)
     if srv is not None:
         srv.stop()  # gone by now: forgets its state file
 
@@ -388,8 +398,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     def shutdown(*_: Any) -> None:
         log("stopping ...")
         # all at once, InfluxDB too (it leads its own group): the longest wait, not the sum
-        groups = [proc.pid, *([stream.pid] if stream is not None else [])]
-        kill_groups([*groups, *([srv.pid] if srv.pid is not None else [])])
+        groups = [*([stream.pid] if stream is not None else []), *([srv.pid] if srv.pid else [])]
+        kill_groups(groups, deaf=[proc.pid])
         srv.stop()  # gone by now: forgets its state file
         state_file(settings).unlink(missing_ok=True)
         log("stopped: no demo process left running")

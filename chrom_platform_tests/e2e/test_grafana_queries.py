@@ -350,3 +350,24 @@ def test_an_injected_identity_cannot_reach_influxdb_or_the_warehouse(live, built
             run_sql(snapshot, q, "ph", values)  # raises if the payload broke the SQL
     assert sink.query(count)[0]["values"][0][1] == before
     assert sink.query("SHOW MEASUREMENTS")[0]["values"]  # nothing dropped
+
+
+def test_the_column_rule_judges_each_units_latest_batch_by_time_not_by_id(tmp_path) -> None:
+    """Batch ids "9" and "48": as strings "9" is the larger, but "48" ran last. Only "48"
+    has a column alarm, so the rule sees it only if "latest" means latest by start time."""
+    spec = next(s for s in rule_specs() if s.uid == "chrom-column-beyond-limits")
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema gold")
+        con.execute(
+            "create table gold.gold_batch_results as select * from (values "
+            "('U1', '9', timestamp '2026-01-01 00:00'), ('U1', '48', timestamp '2026-03-01 00:00'))"
+            " as t(unit_id, batch_id, started_at)"
+        )
+        con.execute(
+            "create table gold.gold_batch_alarms as select * from (values ('48', 'column'))"
+            " as t(batch_id, source)"
+        )
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(spec.query.for_profile("local")).fetchall()
+    assert rows == [("U1", 1)]

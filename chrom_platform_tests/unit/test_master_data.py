@@ -42,9 +42,27 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
     [
         (
             "rc",
-            lambda r: r["recipes"][0]["phases"][2].update(name="Rinse"),
-            "recipes[0].phases[2].name",
-            "unknown phase 'Rinse'",
+            lambda r: r["recipes"][0]["phases"][2].update(kind="rinse"),
+            "recipes[0].phases[2].kind",
+            "unknown kind 'rinse'",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0]["phases"][2].pop("kind"),
+            "recipes[0].phases[2].kind",
+            "missing required field",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0]["phases"][2].update(name="Wash 2"),
+            "recipes[0].phases[3].name",
+            "phase 'Wash 2' appears twice",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0]["phases"][2].update(kind="load", cv="load"),
+            "recipes[0].phases",
+            "exactly one phase of kind load, found 2",
         ),
         (
             "rc",
@@ -92,7 +110,7 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             "rc",
             lambda r: r["recipes"][0]["phases"].reverse(),
             "recipes[0].phases",
-            "out of process order",
+            "needs a phase of kind elution after its load",
         ),
         (
             "eq",
@@ -132,3 +150,102 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("units: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_master_data(bad, RECIPES)
+
+
+#: Another plant's capture recipe: its own names and order, no equilibration, two elution
+#: steps, a regeneration; nothing in it is named as the simulator names its phases.
+OTHER_PLANT_RECIPE = {
+    "buffers": [
+        {"name": "B-WASH", "cond_ms_cm": 12.0, "ph": 7.2, "viscosity_mpa_s": 1.0, "uv_mau": 0.0},
+        {"name": "B-FEED", "cond_ms_cm": 14.0, "ph": 7.0, "viscosity_mpa_s": 1.2, "uv_mau": 300.0},
+        {"name": "B-LOW", "cond_ms_cm": 3.0, "ph": 3.6, "viscosity_mpa_s": 1.0, "uv_mau": 0.0},
+        {"name": "B-REGEN", "cond_ms_cm": 20.0, "ph": 12.5, "viscosity_mpa_s": 1.05, "uv_mau": 0.0},
+    ],
+    "recipes": [
+        {
+            "recipe": "PLANT-B_CAPTURE.v7",
+            "product": "mAb-X",
+            "extinction_l_g_cm": 1.5,
+            "target_loading_g_l": 30.0,
+            "pooling": {
+                "start": {"mode": "percent_of_max", "percent": 10},
+                "end": {"mode": "percent_of_max", "percent": 10},
+            },
+            "phases": [
+                {
+                    "name": "Feed_Load",
+                    "kind": "load",
+                    "cv": "load",
+                    "velocity_cm_h": 200,
+                    "buffer": "B-FEED",
+                },
+                {
+                    "name": "Wash_1",
+                    "kind": "wash",
+                    "cv": 3,
+                    "velocity_cm_h": 250,
+                    "buffer": "B-WASH",
+                },
+                {
+                    "name": "Eluate (pool)",
+                    "kind": "elution",
+                    "cv": 3,
+                    "velocity_cm_h": 150,
+                    "buffer": "B-LOW",
+                },
+                {
+                    "name": "Elute_tail",
+                    "kind": "elution",
+                    "cv": 1,
+                    "velocity_cm_h": 150,
+                    "buffer": "B-LOW",
+                },
+                {
+                    "name": "Regen",
+                    "kind": "regeneration",
+                    "cv": 2,
+                    "velocity_cm_h": 150,
+                    "buffer": "B-REGEN",
+                },
+            ],
+        }
+    ],
+}
+
+
+def test_a_recipe_in_another_plants_names_and_order_loads_and_simulates(md):
+    """Phases are the recipe's own: names, order and kinds; the simulator finds its load and
+    elution by kind, so a batch of it lands product in its first elution phase."""
+    from simulator.batch import plan_batch, simulate
+
+    other = parse_master_data(
+        md.equipment_record(), OTHER_PLANT_RECIPE, equipment_source="eq", recipes_source="rc"
+    )
+    r = other.recipes["PLANT-B_CAPTURE.v7"]
+    assert r.phase_names() == ("Feed_Load", "Wash_1", "Eluate (pool)", "Elute_tail", "Regen")
+    assert (r.load.name, r.elution.name) == ("Feed_Load", "Eluate (pool)")
+    # landed and parsed back, the kinds travel with the names
+    again = parse_master_data(
+        other.equipment_record(), other.recipes_record(), equipment_source="e", recipes_source="r"
+    )
+    assert again.recipes == other.recipes
+    unit = other.units["SKID-01"]
+    sim = simulate(
+        plan_batch(
+            unit=unit,
+            resin=other.resins[unit.resin],
+            recipe=r,
+            unit_index=0,
+            batch_index=0,
+            earliest_start_ns=1_700_000_000_000_000_000,
+            seed=3,
+            fault_rate=0.0,
+        ),
+        noise=False,
+    )
+    names = list(r.phase_names())
+    uv = sim.signals["uv_mau"]
+    in_elution = sim.phase_idx == names.index("Eluate (pool)")
+    in_wash = sim.phase_idx == names.index("Wash_1")
+    assert uv[in_elution].max() > 5 * uv[in_wash].max()  # the product peak elutes where it should
+    assert sim.truth["pool_mass_g"] > 0.5 * sim.truth["load_mass_g"]

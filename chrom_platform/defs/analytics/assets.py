@@ -74,17 +74,49 @@ COLUMN_CHECK = "columns_within_limits"
 
 
 def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
+    """Each unit's latest batch by start time (never by id: "9" sorts after "48")."""
     return wh.query(
         """
         with ranked as (
-            select batch_id, unit_id, status, row_number() over (
+            select batch_id, unit_id, recipe, status, row_number() over (
                 partition by unit_id order by started_at desc nulls last, batch_id desc
             ) as rn
             from gold.gold_batch_results
         )
-        select batch_id, unit_id, status from ranked where rn = 1 order by unit_id
+        select batch_id, unit_id, recipe, status from ranked where rn = 1 order by unit_id
         """
     )
+
+
+def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
+    """The latest batches that could not be judged: no envelope for their unit and recipe
+    yet (fewer released batches before them than the envelope needs), said per batch."""
+    ids = [r["batch_id"] for r in latest]
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    judged = {
+        r["batch_id"]
+        for r in wh.query(
+            "select distinct batch_id from gold.gold_batch_drift "
+            f"where batch_id in ({marks}) and verdict <> 'no_envelope'",
+            ids,
+        )
+    }
+    released = {
+        r["batch_id"]: r["reference_batches"]
+        for r in wh.query(
+            "select batch_id, reference_batches from gold.gold_batch_verdict "
+            f"where batch_id in ({marks})",
+            ids,
+        )
+    }
+    return [
+        f"no envelope for {r['unit_id']} / {r['recipe']} ({r['batch_id']}): "
+        f"{released.get(r['batch_id'], 0)} of {PARAMS.min_batches} released batches"
+        for r in latest
+        if r["batch_id"] not in judged
+    ]
 
 
 def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
@@ -100,6 +132,9 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
     )
     drifting = [r for r in rows if r["verdict"] == "drift"]
     watch = [r for r in rows if r["verdict"] == "watch"]
+    # a batch with no envelope to judge it against is not "inside its envelope": the check
+    # says it cannot judge (a warning), never passes by default
+    unjudged = _without_envelope(wh, latest)
     if drifting:
         desc = "; ".join(
             f"{r['batch_id']}: {r['signal']} outside from {r['first_out_phase']} "
@@ -110,18 +145,25 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
         desc = "single bins outside (not persistent): " + ", ".join(
             f"{r['batch_id']} {r['signal']}" for r in watch
         )
+    elif unjudged:
+        desc = "cannot judge: " + "; ".join(unjudged)
+    elif not latest:
+        desc = "cannot judge: no batch in gold yet"
     else:
         desc = f"latest batch of each of {len(latest)} units inside its envelope"
+    if unjudged and (drifting or watch):
+        desc += "; cannot judge: " + "; ".join(unjudged)
     return dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
         asset_key=gold("gold_batch_drift"),
-        passed=not rows,
+        passed=not rows and not unjudged and bool(latest),
         severity=dg.AssetCheckSeverity.ERROR if drifting else dg.AssetCheckSeverity.WARN,
         description=desc,
         metadata={
             "batches_checked": dg.MetadataValue.json(latest),
             "drifting": dg.MetadataValue.json(json.loads(json.dumps(drifting, default=str))),
             "watch": dg.MetadataValue.json(json.loads(json.dumps(watch, default=str))),
+            "cannot_judge": dg.MetadataValue.json(unjudged),
         },
     )
 

@@ -61,6 +61,8 @@ class UnitInfo:
 class PhaseInfo:
     order: int
     viscosity_mpa_s: float
+    #: what the phase does (master data's PHASE_KINDS): the analyses key on it, not the name
+    kind: str = "other"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,10 @@ class BatchReadings:
     is_hold: npt.NDArray[np.bool_]
     signals: dict[str, npt.NDArray[np.float64]]
 
-    def phase_rows(self, name: str) -> npt.NDArray[np.intp]:
+    def phase_rows(self, name: str | None) -> npt.NDArray[np.intp]:
+        """Rows of the phase (holds excluded); none for a phase the recipe does not have."""
+        if name is None:
+            return np.empty(0, dtype=np.intp)
         return np.flatnonzero((self.phase == name) & ~self.is_hold)
 
 
@@ -112,6 +117,14 @@ class BatchAnalysis:
     breakthrough_alarm_cv: float = float("nan")
     findings: list[Finding] = field(default_factory=list)
     phase_of_finding: list[str] = field(default_factory=list)
+    #: the recipe's name of its load phase (where breakthrough is judged)
+    load_phase: str | None = None
+
+
+def _first_of_kind(phases: dict[str, PhaseInfo], kind: str) -> str | None:
+    """The recipe's first phase of `kind` (by order), None if it has none."""
+    named = sorted((info.order, name) for name, info in phases.items() if info.kind == kind)
+    return named[0][1] if named else None
 
 
 def analyse(
@@ -155,12 +168,13 @@ def analyse(
         bed_height_cm=unit.bed_height_cm,
         system_bar_per_lpm=unit.system_bar_per_lpm,
     )
-    # -- elution peak ------------------------------------------------------------------
-    rows = r.phase_rows("Elution")
+    # -- elution peak: the first elution after the load -----------------------------------
+    rows = r.phase_rows(_first_of_kind(phases, "elution"))
     if rows.size:
         out.peak = elution_peak(r.phase_cv[rows], r.signals["uv_mau"][rows])
     # -- load breakthrough -------------------------------------------------------------
-    rows = r.phase_rows("Load")
+    out.load_phase = _first_of_kind(phases, "load")
+    rows = r.phase_rows(out.load_phase)
     if rows.size and feed_titer_g_l and extinction_l_g_cm:
         product_mau = feed_titer_g_l * extinction_l_g_cm * unit.uv_path_length_cm * 1000.0
         v, uv = r.phase_cv[rows], r.signals["uv_mau"][rows]
@@ -241,7 +255,7 @@ def alarms(a: BatchAnalysis, unit: UnitInfo, permeability_baseline: float | None
             Alarm(
                 "breakthrough",
                 "uv_mau",
-                "Load",
+                a.load_phase,
                 a.breakthrough_alarm_cv,
                 "ERROR",
                 f"product breaks through during load (DBC10 {a.dbc10_g_l:.1f} g/L)",

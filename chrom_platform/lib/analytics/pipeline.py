@@ -101,12 +101,12 @@ def _units(wh: Warehouse) -> dict[str, UnitInfo]:
 def _phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
     out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
     rows = wh.query(
-        "select recipe, phase, phase_order, buffer_viscosity_mpa_s "
+        "select recipe, phase, phase_kind, phase_order, buffer_viscosity_mpa_s "
         "from silver.silver_recipe_phases order by recipe, phase_order"
     )
     for r in rows:
         out[r["recipe"]][r["phase"]] = PhaseInfo(
-            int(r["phase_order"]), float(r["buffer_viscosity_mpa_s"])
+            int(r["phase_order"]), float(r["buffer_viscosity_mpa_s"]), r["phase_kind"]
         )
     return dict(out)
 

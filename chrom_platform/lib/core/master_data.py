@@ -19,16 +19,18 @@ import yaml
 
 from chrom_platform.lib.core.contracts import IDENTITY_CHARS, IDENTITY_MAX_CHARS, identity_ok
 
-#: The phases a Protein A capture recipe may use, in process order.
-KNOWN_PHASES: tuple[str, ...] = (
-    "Equilibration",
-    "Load",
-    "Wash 1",
-    "Wash 2",
-    "Elution",
-    "Strip",
-    "CIP",
-    "Storage",
+#: What a recipe phase does, whatever the plant calls it: the analytics key on the kind, never
+#: on the name (a plant's "Wash_1", "Post-load wash" and "Wash 1" are all a `wash`).
+PHASE_KINDS: tuple[str, ...] = (
+    "equilibration",
+    "load",
+    "wash",
+    "elution",
+    "strip",
+    "cip",
+    "regeneration",
+    "storage",
+    "other",
 )
 
 
@@ -88,8 +90,11 @@ class Buffer:
 
 @dataclass(frozen=True)
 class Phase:
+    #: the recipe's own name for it
     name: str
-    #: Column volumes to pump; None for Load, whose volume follows the feed titer.
+    #: what it does (PHASE_KINDS)
+    kind: str
+    #: Column volumes to pump; None for the load, whose volume follows the feed titer.
     cv: float | None
     velocity_cm_h: float
     buffer: str
@@ -122,6 +127,20 @@ class Recipe:
 
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
+
+    def phases_of_kind(self, *kinds: str) -> tuple[Phase, ...]:
+        """The recipe's phases of these kinds, in recipe order."""
+        return tuple(p for p in self.phases if p.kind in kinds)
+
+    @property
+    def load(self) -> Phase:
+        """The load phase (a capture recipe has exactly one)."""
+        return self.phases_of_kind("load")[0]
+
+    @property
+    def elution(self) -> Phase:
+        """The phase the product elutes in: the first elution after the load."""
+        return self.phases_of_kind("elution")[0]
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,7 @@ class MasterData:
                     "phases": [
                         {
                             "name": p.name,
+                            "kind": p.kind,
                             "cv": "load" if p.cv is None else p.cv,
                             "velocity_cm_h": p.velocity_cm_h,
                             "buffer": p.buffer,
@@ -340,15 +360,14 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
             pkey = f"{key}.phases[{j}]"
             p = rd.mapping(p, pkey)
             pname = rd.identity(p, "name", pkey)
-            if pname not in KNOWN_PHASES:
-                raise rd.fail(
-                    f"{pkey}.name", f"unknown phase {pname!r}; known: {list(KNOWN_PHASES)}"
-                )
             if pname in (q.name for q in phases):
                 raise rd.fail(f"{pkey}.name", f"phase {pname!r} appears twice")
-            if pname == "Load":
+            kind = rd.string(p, "kind", pkey)
+            if kind not in PHASE_KINDS:
+                raise rd.fail(f"{pkey}.kind", f"unknown kind {kind!r}; known: {list(PHASE_KINDS)}")
+            if kind == "load":
                 if p.get("cv") not in (None, "load"):
-                    raise rd.fail(f"{pkey}.cv", "Load volume follows the feed titer: use cv: load")
+                    raise rd.fail(f"{pkey}.cv", "the load volume follows the feed titer: cv: load")
                 cv: float | None = None
             else:
                 cv = rd.number(p, "cv", pkey, gt=0)
@@ -368,6 +387,7 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
             phases.append(
                 Phase(
                     name=pname,
+                    kind=kind,
                     cv=cv,
                     velocity_cm_h=rd.number(p, "velocity_cm_h", pkey, gt=0, le=2000),
                     buffer=buf,
@@ -377,14 +397,16 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                     else 0.0,
                 )
             )
-        order = [KNOWN_PHASES.index(p.name) for p in phases]
-        if order != sorted(order):
+        kinds = [p.kind for p in phases]
+        if kinds.count("load") != 1:
             raise rd.fail(
-                f"{key}.phases", f"phases out of process order: {[p.name for p in phases]}"
+                f"{key}.phases",
+                f"a capture recipe has exactly one phase of kind load, found {kinds.count('load')}",
             )
-        for required in ("Load", "Elution"):
-            if required not in (p.name for p in phases):
-                raise rd.fail(f"{key}.phases", f"a capture recipe needs a {required} phase")
+        if "elution" not in kinds[kinds.index("load") + 1 :]:
+            raise rd.fail(
+                f"{key}.phases", "a capture recipe needs a phase of kind elution after its load"
+            )
         pooling = rd.mapping(r.get("pooling"), f"{key}.pooling")
         used = {p.buffer for p in phases}
         recipes[name] = Recipe(

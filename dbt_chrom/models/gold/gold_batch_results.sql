@@ -39,6 +39,22 @@ silver_units as (
     select * from {{ ref('silver_units') }}
 ),
 
+silver_recipe_phases as (
+    select * from {{ ref('silver_recipe_phases') }}
+),
+
+-- each recipe's load and the phase it elutes its product in (its first of kind elution):
+-- by kind, whatever the recipe calls them
+key_phases as (
+    select
+        recipe,
+        phase,
+        phase_kind
+    from silver_recipe_phases
+    where phase_kind in ('load', 'elution')
+    qualify row_number() over (partition by recipe, phase_kind order by phase_order) = 1
+),
+
 batch_readings as (
     select
         batch_id,
@@ -55,13 +71,17 @@ batch_readings as (
 
 elution as (
     select
-        batch_id,
-        ts,
-        batch_cv,
-        volume_l,
-        uv_mau
+        gold_trend_by_cv.batch_id,
+        gold_trend_by_cv.ts,
+        gold_trend_by_cv.batch_cv,
+        gold_trend_by_cv.volume_l,
+        gold_trend_by_cv.uv_mau
     from gold_trend_by_cv
-    where phase = 'Elution'
+    inner join key_phases
+        on
+            gold_trend_by_cv.recipe = key_phases.recipe
+            and gold_trend_by_cv.phase = key_phases.phase
+            and key_phases.phase_kind = 'elution'
 ),
 
 peak as (
@@ -138,11 +158,15 @@ pool as (
 
 load_phase as (
     select
-        batch_id,
-        volume_l as load_volume_l,
-        cv as load_cv
+        gold_phase_summary.batch_id,
+        gold_phase_summary.volume_l as load_volume_l,
+        gold_phase_summary.cv as load_cv
     from gold_phase_summary
-    where phase = 'Load'
+    inner join key_phases
+        on
+            gold_phase_summary.recipe = key_phases.recipe
+            and gold_phase_summary.phase = key_phases.phase
+            and key_phases.phase_kind = 'load'
 ),
 
 results as (

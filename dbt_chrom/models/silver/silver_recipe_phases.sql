@@ -1,5 +1,6 @@
--- Each recipe's phases in order, with the buffer each one pumps: what conductivity and pH
--- the column outlet should reach in that phase (the sensor-range checks use this).
+-- Each recipe's phases in order, with the recipe's own names and what each does (its kind,
+-- which the analytics key on), and the buffer each one pumps: what conductivity and pH the
+-- column outlet should reach in that phase (the sensor-range checks use this).
 with
 
 bronze_master_data as (
@@ -34,6 +35,7 @@ phases as (
         recipes.recipe,
         p.index + 1 as phase_order,
         {{ chrom.json_text('p.value', 'name') }} as phase,
+        {{ chrom.json_text('p.value', 'kind') }} as phase_kind,
         -- "load": the load volume follows the feed titer, so no fixed CV
         {{ chrom.json_number('p.value', 'cv') }} as planned_cv,
         {{ chrom.json_number('p.value', 'velocity_cm_h') }} as velocity_cm_h,
@@ -46,6 +48,7 @@ select
     phases.recipe,
     phases.phase_order,
     phases.phase,
+    phases.phase_kind,
     phases.planned_cv,
     phases.velocity_cm_h,
     phases.buffer,

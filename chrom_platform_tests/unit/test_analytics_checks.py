@@ -1,0 +1,64 @@
+"""The analytics checks say when they cannot judge: never "inside its envelope" without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from chrom_platform.defs.analytics.assets import drift_check
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.io.warehouse import WarehouseConfig
+
+
+def _warehouse(tmp_path: Path, drift_verdicts: list[tuple[str, str]]) -> WarehouseConfig:
+    """Two units, each with its latest batch (by start time) and drift verdicts per batch."""
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema gold")
+        con.execute(
+            "create table gold.gold_batch_results as select * from (values "
+            "('U1', 'R1', 'B9', 'complete', timestamp '2026-01-01'), "
+            "('U1', 'R1', 'B48', 'complete', timestamp '2026-03-01'), "
+            "('U2', 'R1', 'C1', 'complete', timestamp '2026-02-01')) "
+            "as t(unit_id, recipe, batch_id, status, started_at)"
+        )
+        con.execute(
+            "create table gold.gold_batch_verdict as select * from (values "
+            "('B9', 9), ('B48', 12), ('C1', 3)) as t(batch_id, reference_batches)"
+        )
+        con.execute(
+            "create table gold.gold_batch_drift (batch_id varchar, unit_id varchar, "
+            "signal varchar, verdict varchar, first_out_phase varchar, first_out_phase_cv "
+            "double, first_out_cv double, alarm_cv double, alarm_phase varchar, max_abs_z "
+            "double, fraction_outside double)"
+        )
+        for bid, verdict in drift_verdicts:
+            con.execute(
+                "insert into gold.gold_batch_drift (batch_id, signal, verdict) values (?, 'ph', ?)",
+                [bid, verdict],
+            )
+    return WarehouseConfig(target="local", duckdb_path=str(path), landing_uri=str(tmp_path))
+
+
+def test_a_unit_without_an_envelope_is_a_warning_that_says_so(tmp_path) -> None:
+    cfg = _warehouse(tmp_path, [("B48", "pass"), ("C1", "no_envelope")])
+    with cfg.connect(read_only=True) as wh:
+        result = drift_check(wh)
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.WARN
+    n = EnvelopeParams().min_batches
+    assert result.description == (
+        f"cannot judge: no envelope for U2 / R1 (C1): 3 of {n} released batches"
+    )
+    assert "inside" not in (result.description or "")
+
+
+def test_every_latest_batch_judged_and_inside_passes(tmp_path) -> None:
+    """The control: with an envelope for each unit's latest batch (B48, not B9: by time)."""
+    cfg = _warehouse(tmp_path, [("B9", "no_envelope"), ("B48", "pass"), ("C1", "pass")])
+    with cfg.connect(read_only=True) as wh:
+        result = drift_check(wh)
+    assert result.passed
+    assert result.description == "latest batch of each of 2 units inside its envelope"
