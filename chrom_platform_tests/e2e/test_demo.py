@@ -1,25 +1,19 @@
-"""`make demo` as a user runs it: headless story, and the real UI with Ctrl-C."""
+"""`make demo` as a user runs it: the real UI with Ctrl-C, and `make demo-stop` (the
+headless story is test_demo_headless.py, so the two run on separate workers)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from chrom_platform.local import procfs
 from chrom_platform.settings import PROJECT_ROOT
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHROM_", "DAGSTER_"))}
-    env["CHROM_DATA_DIR"] = str(data_dir)
-    return env
+from chrom_platform_tests.e2e.demo_helpers import demo_env
 
 
 def _descendants(pid: int) -> set[int]:
@@ -35,56 +29,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_headless_demo_tells_the_whole_story(tmp_path):
-    """History, first build, a live batch that drifts mid-run, live drift in InfluxDB, gold
-    catching up, and the drift check failing on exactly the live batch."""
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chrom_platform.local.demo",
-            "--headless",
-            "--units",
-            "2",
-            "--batches-per-unit",
-            "12",
-        ],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=PROJECT_ROOT,
-    )
-    assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-4000:]
-    progress, _, summary_text = r.stdout.partition("\n{")
-    summary = json.loads("{" + summary_text)
-    # the terminal is the demo's own progress and summary; Dagster's and dbt's logs (and
-    # any library's warnings) go to the build log it names
-    assert [x for x in progress.splitlines() if not x.startswith("[demo] ")] == []
-    noise = re.compile(r"dagster - |DEBUG|STEP_|RUN_|Running with dbt|Warning")
-    assert [x for x in r.stderr.splitlines() if noise.search(x)] == []
-    assert "Running with dbt=" in (tmp_path / "logs" / "build.log").read_text()
-    assert summary["backfilled"]
-    assert summary["batches"] == 24
-    # progress is visible, not silence
-    assert "building landing -> bronze -> silver -> gold -> analytics" in r.stdout
-    assert summary["first_build"]["checks"]["passed"]
-    # the live batch: next on the first unit, in InfluxDB with its drift alarm
-    live = summary["live"]
-    assert live["batch_id"] == "SKID-01-B00013"
-    assert live["points"] > 10_000
-    assert "cond_ms_cm" in live["signals"]
-    assert live["first_alarm_batch_cv"] > 0
-    # gold caught up (the live batch is in it) and the drift check names the live batch
-    assert summary["batches_in_gold"] == 25
-    assert summary["second_build"]["success"]
-    assert summary["drift_check"] == {"passed": False, "batches": [live["batch_id"]]}
-    assert "gold/gold_batch_drift" in summary["assets"]
-    assert "dashboards/live_run" in summary["assets"]
-    # InfluxDB was stopped at the end of the headless run
-    assert not (tmp_path / "influxdb" / "server.json").exists()
-
-
 def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
     proc = subprocess.Popen(
         [
@@ -98,7 +42,7 @@ def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
             "--port",
             "0",
         ],
-        env=_env(tmp_path),
+        env=demo_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -191,7 +135,7 @@ def test_make_demo_stop_ends_everything_within_5_s(tmp_path):
         t0 = time.monotonic()
         r = subprocess.run(
             [sys.executable, "-m", "chrom_platform.local.demo", "--stop"],
-            env=_env(tmp_path),
+            env=demo_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=60,
