@@ -16,11 +16,12 @@ demo-stop:
 
 test: setup
 	@# two workers (the machine has 2 cores), whole files per worker: module and session
-	@# fixtures (a built history, a served UI) are made once per worker, not once per test
-	$(VENV)/bin/pytest -n auto --dist loadfile
+	@# fixtures (a built history, a served UI) are made once per worker, not once per test;
+	@# files in the order conftest.py gives (the long ones first), not xdist's by test count
+	$(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: setup
-	$(VENV)/bin/pytest -n auto --dist loadfile -m "not e2e"
+	$(VENV)/bin/pytest -n auto --dist loadfile --no-loadscope-reorder -m "not e2e"
 
 bench: setup
 	$(PY) -m chrom_platform_tests.bench

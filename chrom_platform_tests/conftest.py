@@ -31,6 +31,7 @@ LONG_FIRST = (
     "test_dagster_analytics.py",
     "test_dagster_warehouse.py",
     "test_grafana_queries.py",
+    "test_systematic_findings.py",
 )
 
 

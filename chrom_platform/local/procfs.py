@@ -24,12 +24,9 @@ HAS_PROC = Path("/proc/self/stat").exists()
 
 def alive(pid: int) -> bool:
     """Running or sleeping: present and not a zombie waiting to be reaped. A child of ours
-    that exited is reaped here."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
+    that exited is reaped here (also when it exits between the two looks)."""
+    if _reaped(pid):
+        return False
     if not HAS_PROC:
         try:
             os.kill(pid, 0)
@@ -37,7 +34,20 @@ def alive(pid: int) -> bool:
             return False
         return True
     fields = stat_fields(pid)
-    return fields is not None and fields[0] != "Z"
+    if fields is None:
+        return False
+    if fields[0] == "Z":
+        _reaped(pid)
+        return False
+    return True
+
+
+def _reaped(pid: int) -> bool:
+    """Reap `pid` if it is an exited child of ours; whether it was."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False
 
 
 def group_running(pgid: int) -> bool:

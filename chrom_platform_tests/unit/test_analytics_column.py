@@ -108,3 +108,38 @@ def test_first_run():
     assert first_run(f, 3) == 4
     assert first_run(f, 4) == -1
     assert first_run(f, 1) == 1
+
+
+def _ramp_response(v: np.ndarray, ramp_cv: float, mu: float = 0.9, sig: float = 0.06) -> np.ndarray:
+    """The outlet of a column (Gaussian step response) fed a linear ramp of `ramp_cv`."""
+    u = np.linspace(0.0, ramp_cv, 400)
+    return stats.norm.cdf(v[:, None] - u[None, :], mu, sig).mean(axis=1)
+
+
+@pytest.mark.parametrize(
+    ("ramp_cv", "reason"),
+    [(3.0, "no plateau"), (1.5, "no plateau"), (0.6, "flat-topped front")],
+)
+def test_a_ramp_is_said_to_be_no_step_and_gets_no_hetp(ramp_cv, reason):
+    """A gradient is not a step response: its "plates" would be the ramp's length (an HETP
+    many times the column's, failing every good batch). Long ramps still move in the
+    plateau window; a short one leaves a flat-topped front."""
+    from chrom_platform.lib.analytics.column import NotApplicable
+
+    v = np.arange(0.0, 2.7, 0.004)
+    c = 16.0 + 32.0 * _ramp_response(v, ramp_cv)
+    t = transition(v, c, bed_height_cm=20.0)
+    assert isinstance(t, NotApplicable)
+    assert reason in t.reason
+
+
+@pytest.mark.parametrize(("sig", "tau"), [(0.03, 0.0), (0.04, 0.03), (0.09, 0.08)])
+def test_steps_sharp_tailing_or_degraded_are_still_steps(sig, tau):
+    """The control: step responses from a good bed to a degraded one (HETP x ~5, tailing)
+    are analysed, not set aside as ramps."""
+    from chrom_platform.lib.analytics.column import Transition
+
+    v = np.arange(0.0, 2.7, 0.004)
+    dist = stats.exponnorm(max(tau, 1e-6) / sig, loc=0.9, scale=sig)
+    t = transition(v, 16.0 + 32.0 * dist.cdf(v), bed_height_cm=20.0)
+    assert isinstance(t, Transition)

@@ -66,6 +66,18 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
         ),
         (
             "rc",
+            lambda r: r["recipes"][1].update(step_yield={"min": 0.9, "max": 0.85}),
+            "recipes[1].step_yield",
+            "min 0.9 must be below max 0.85",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].pop("step_yield"),
+            "recipes[0].step_yield",
+            "expected a mapping",
+        ),
+        (
+            "rc",
             lambda r: r["recipes"][1]["phases"][0].update(cv=-2),
             "recipes[1].phases[0].cv",
             "must be > 0",
@@ -167,6 +179,7 @@ OTHER_PLANT_RECIPE = {
             "product": "mAb-X",
             "extinction_l_g_cm": 1.5,
             "target_loading_g_l": 30.0,
+            "step_yield": {"min": 0.75, "max": 0.95},
             "pooling": {
                 "start": {"mode": "percent_of_max", "percent": 10},
                 "end": {"mode": "percent_of_max", "percent": 10},

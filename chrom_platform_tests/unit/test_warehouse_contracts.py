@@ -104,3 +104,23 @@ def test_the_python_gold_tables_are_declared_in_dbt_with_their_columns() -> None
     for t in source["tables"]:
         assert t["config"]["meta"]["dagster"]["asset_key"] == ["gold", t["name"]]
         assert all(c.get("description") for c in t["columns"]), t["name"]
+
+
+def test_a_table_written_by_key_takes_a_new_column_and_keeps_its_rows(tmp_path) -> None:
+    """The analytics write some tables batch by batch: a column a newer version writes
+    (gold_column_performance.not_applicable) is added, the stored rows kept with null."""
+    import pyarrow as pa
+
+    from chrom_platform.lib.io.warehouse import WarehouseConfig
+
+    cfg = WarehouseConfig("local", str(tmp_path / "w.duckdb"), str(tmp_path))
+    with cfg.connect(read_only=False) as wh:
+        old = pa.table({"batch_id": ["a", "b"], "x": [1.0, 2.0]})
+        wh.write_table("gold", "t", old, replace_key="batch_id")
+        new = pa.table({"batch_id": ["b"], "x": [3.0], "why": ["ramp"], "n": [4]})
+        wh.write_table("gold", "t", new, replace_key="batch_id")
+        rows = wh.query("select * from gold.t order by batch_id")
+    assert rows == [
+        {"batch_id": "a", "x": 1.0, "why": None, "n": None},
+        {"batch_id": "b", "x": 3.0, "why": "ramp", "n": 4},
+    ]

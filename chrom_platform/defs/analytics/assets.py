@@ -71,6 +71,11 @@ DESCRIPTIONS = {
 }
 DRIFT_CHECK = "latest_batches_in_envelope"
 COLUMN_CHECK = "columns_within_limits"
+SYSTEMATIC_CHECK = "no_systematic_findings"
+#: a finding on at least this share of a unit and recipe's complete batches (and on at
+#: least this many) is systematic: a limit that does not fit the plant, or a trend of the
+#: equipment, rather than something these batches did
+SYSTEMATIC_SHARE, SYSTEMATIC_MIN_BATCHES = 0.8, 5
 
 
 def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
@@ -168,6 +173,59 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
     )
 
 
+def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
+    """A finding shared by (nearly) every batch of a unit and recipe is said as one: it is
+    about the limit or the equipment, and it does not keep those batches out of the
+    envelope unless it is a process or data finding."""
+    rows = wh.query(
+        """
+        with batches as (
+            select unit_id, recipe, count(*) as n
+            from gold.gold_batch_results where status = 'complete' group by unit_id, recipe
+        ),
+        found as (
+            select r.unit_id, r.recipe, a.source, a.signal, min(a.alarm_class) as alarm_class,
+                count(distinct a.batch_id) as hits
+            from gold.gold_batch_alarms as a
+            inner join gold.gold_batch_results as r on a.batch_id = r.batch_id
+            where r.status = 'complete'
+            group by r.unit_id, r.recipe, a.source, a.signal
+        )
+        select found.*, batches.n from found
+        inner join batches on found.unit_id = batches.unit_id and found.recipe = batches.recipe
+        where found.hits >= ? and found.hits >= ? * batches.n
+        order by found.unit_id, found.recipe, found.source, found.signal
+        """,
+        [SYSTEMATIC_MIN_BATCHES, SYSTEMATIC_SHARE],
+    )
+    released = {
+        (r["unit_id"], r["recipe"]): r["released"]
+        for r in wh.query(
+            "select unit_id, recipe, sum(case when released then 1 else 0 end) as released "
+            "from gold.gold_batch_verdict group by unit_id, recipe"
+        )
+    }
+    found = [
+        f"{r['source']}:{r['signal']} on {r['hits']} of {r['n']} batches of {r['unit_id']} / "
+        f"{r['recipe']} ({r['alarm_class']}; {released.get((r['unit_id'], r['recipe']), 0)} "
+        "released into the envelope)"
+        for r in rows
+    ]
+    return dg.AssetCheckResult(
+        check_name=SYSTEMATIC_CHECK,
+        asset_key=gold("gold_batch_alarms"),
+        passed=not found,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "systematic: " + "; ".join(found) + ". A finding on every batch is about the "
+            "limit or the equipment: check the master data or the column."
+        )
+        if found
+        else "no finding shared by most batches of a unit and recipe",
+        metadata={"systematic": dg.MetadataValue.json(json.loads(json.dumps(rows, default=str)))},
+    )
+
+
 def column_check(wh: Warehouse) -> dg.AssetCheckResult:
     latest = _latest_per_unit(wh)
     ids = [r["batch_id"] for r in latest]
@@ -218,6 +276,13 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
             "their limits against the column's qualification, and permeability above 75% of "
             "the column's first cycles.",
         ),
+        dg.AssetCheckSpec(
+            SYSTEMATIC_CHECK,
+            asset=gold("gold_batch_alarms"),
+            description="No finding is shared by most batches of a unit and recipe (at least "
+            f"{SYSTEMATIC_SHARE:.0%} and {SYSTEMATIC_MIN_BATCHES}): one that is says so, once, "
+            "with its class and how many batches were still released into the envelope.",
+        ),
     ],
     pool=WAREHOUSE_POOL,
 )
@@ -229,7 +294,7 @@ def process_analytics(
     with warehouse.connect(read_only=False) as wh:
         res = pipeline.run(wh, PARAMS)
         env = wh.query_arrow("select * from gold.gold_golden_envelope")
-        checks = [drift_check(wh), column_check(wh)]
+        checks = [drift_check(wh), column_check(wh), systematic_check(wh)]
     # the live bridge's copy of the envelope (it never opens the warehouse)
     landing.store().put(ENVELOPE_KEY, envelope_bytes(env))
     summary = res.summary()

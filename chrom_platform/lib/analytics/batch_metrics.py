@@ -19,6 +19,7 @@ import numpy.typing as npt
 from chrom_platform.lib.analytics.column import (
     BREAKTHROUGH_FRACTION,
     PLATEAU_CV,
+    NotApplicable,
     Peak,
     Transition,
     breakthrough_cv,
@@ -74,6 +75,12 @@ class Alarm:
     severity: str  # ERROR | WARN
     detail: str
 
+    @property
+    def alarm_class(self) -> str:
+        """What kind of finding it is (ALARM_CLASSES): only a process deviation or a data
+        problem keeps a batch out of the golden envelope."""
+        return alarm_class(self.source, self.signal)
+
     def record(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -81,8 +88,36 @@ class Alarm:
             "phase": self.phase,
             "alarm_cv": self.alarm_cv,
             "severity": self.severity,
+            "alarm_class": self.alarm_class,
             "detail": self.detail,
         }
+
+
+#: process: the batch ran differently (drift, breakthrough, overload, no product peak);
+#: equipment: the column or the skid (HETP, asymmetry, permeability, pressure over limit);
+#: result: the batch's lab result (step yield); data: the record is incomplete or broken
+#: (gaps, flatlined sensors, missing lab results).
+ALARM_CLASSES = ("process", "equipment", "result", "data")
+#: the classes that keep a batch out of the envelope: its trajectory is not a good one, or
+#: cannot be trusted. An equipment or result finding says nothing against the trajectory,
+#: and when every batch shares it (a limit that does not fit the plant, an ageing column)
+#: excluding them all would leave no envelope at all.
+NOT_RELEASED_FOR = frozenset({"process", "data"})
+
+
+def alarm_class(source: str, signal: str | None) -> str:
+    if source in ("gap", "flatline"):
+        return "data"
+    if source == "column":
+        return "equipment"
+    if source == "result":
+        if signal == "pressure_over_limit":
+            return "equipment"
+        if signal in ("feed_titer_missing", "pool_result_missing"):
+            return "data"
+        if signal in ("step_yield_low", "step_yield_high"):
+            return "result"
+    return "process"  # drift, breakthrough, loading over DBC10, no pool found, unknown
 
 
 @dataclass
@@ -119,6 +154,8 @@ class BatchAnalysis:
     phase_of_finding: list[str] = field(default_factory=list)
     #: the recipe's name of its load phase (where breakthrough is judged)
     load_phase: str | None = None
+    #: transitions that are not step responses (ramps, gradients), with the reason
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 def _first_of_kind(phases: dict[str, PhaseInfo], kind: str) -> str | None:
@@ -142,7 +179,9 @@ def analyse(
         if rows.size < 50:
             continue
         t = transition(r.phase_cv[rows], r.signals[TRANSITION_SIGNAL][rows], unit.bed_height_cm)
-        if t is not None:
+        if isinstance(t, NotApplicable):
+            out.not_applicable[name] = t.reason
+        elif t is not None:
             out.transitions[name] = t
             start = float(r.batch_cv[rows[0]])
             out.transition_done_cv[name] = start + PLATEAU_CV[1]
@@ -223,10 +262,18 @@ def alarms(a: BatchAnalysis, unit: UnitInfo, permeability_baseline: float | None
             if t.hetp_cm > hetp_limit or t.asymmetry > as_limit
         ]
         cv_at, where = min(bad) if bad else (max(a.transition_done_cv.values()), None)
+        tripped = [
+            name
+            for name, over in (
+                ("hetp", a.hetp_cm > hetp_limit),
+                ("asymmetry", a.asymmetry > as_limit),
+            )
+            if over
+        ]
         out.append(
             Alarm(
                 "column",
-                "hetp",
+                ",".join(tripped),
                 where,
                 cv_at,
                 "ERROR",

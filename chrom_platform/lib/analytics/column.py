@@ -37,6 +37,24 @@ MIN_STEP = 3.0
 #: scaled to the transition's width did worse (-3.6% bias).
 GRID_CV = 0.002
 SAVGOL_POINTS = 31
+#: A step at the inlet leaves a packed bed as an S-curve that has settled well within the
+#: window: its level moves by less than this share of the step across the plateau window. A
+#: ramp or linear gradient still moving there is not a step response, and its "plates"
+#: would be the ramp's length, not the column's (an HETP of a ramp fails every good batch).
+PLATEAU_TOLERANCE = 0.05
+#: ... and the derivative of a step response is a peak: its width at 80% of its height is
+#: about a third of its width at 20% (0.37 for a Gaussian). A ramp that did finish inside
+#: the window leaves a flat-topped derivative, as wide at 80% as at 20%: above this ratio,
+#: not a step.
+RAMP_FLATNESS = 0.6
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """Why a transition was not analysed as a step response (said, never turned into an
+    HETP)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -113,9 +131,10 @@ class Moments2:
 
 def transition(
     v: npt.ArrayLike, c: npt.ArrayLike, bed_height_cm: float, min_step: float = MIN_STEP
-) -> Transition | None:
+) -> Transition | NotApplicable | None:
     """Analyse a buffer transition: `v` phase CV from the step (outside holds), `c` the
-    outlet signal. None when the step is too small or the plateau is not in the data."""
+    outlet signal. None when there is no step (too small) or no plateau in the data;
+    NotApplicable, with the reason, when the change is not a step (a ramp or gradient)."""
     v = np.asarray(v, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
     before = (v >= BEFORE_CV[0]) & (v <= BEFORE_CV[1])
@@ -126,7 +145,19 @@ def transition(
     c1 = float(np.median(c[plateau]))
     if abs(c1 - c0) < min_step:
         return None
+    moving = _plateau_change(v[plateau], c[plateau]) / abs(c1 - c0)
+    if moving > PLATEAU_TOLERANCE:
+        return NotApplicable(
+            f"no plateau: the level still moves by {moving:.0%} of the change between phase "
+            f"CV {PLATEAU_CV[0]:g} and {PLATEAU_CV[1]:g} (a ramp or gradient, not a step)"
+        )
     f = (c - c0) / (c1 - c0)
+    flat = _derivative_flatness(v, f)
+    if flat > RAMP_FLATNESS:
+        return NotApplicable(
+            f"flat-topped front (width at 80% of its height {flat:.0%} of that at 20%): a "
+            "ramp, not a step"
+        )
     m = step_moments(v, f)
     if not (m.variance > 0 and m.mean > 0):
         return None
@@ -141,15 +172,42 @@ def transition(
     )
 
 
-def _derivative_asymmetry(v: Array, f: Array) -> float:
+def _plateau_change(v: Array, c: Array) -> float:
+    """How far the level moves across the plateau window (least-squares slope x width)."""
+    if np.ptp(v) <= 0:
+        return 0.0
+    slope = np.polyfit(v, c, 1)[0]
+    return float(abs(slope) * (PLATEAU_CV[1] - PLATEAU_CV[0]))
+
+
+def _derivative_flatness(v: Array, f: Array) -> float:
+    """Width of dF/dV at 80% of its maximum over its width at 20% (NaN if too few points)."""
+    got = _derivative(v, f)
+    if got is None:
+        return float("nan")
+    d = got[1]
+    top = float(np.max(d))
+    if not top > 0:
+        return float("nan")
+    wide = int(np.count_nonzero(d >= 0.2 * top))
+    return int(np.count_nonzero(d >= 0.8 * top)) / max(1, wide)
+
+
+def _derivative(v: Array, f: Array) -> tuple[Array, Array] | None:
+    """(grid, dF/dV) on a regular grid over the transition window (Savitzky-Golay, cubic);
+    None with too few points."""
     inside = v <= WINDOW_CV
     v, f = v[inside], f[inside]
     grid = np.arange(v[0], v[-1], GRID_CV) if v.size else np.empty(0)
     if grid.size < 2 * SAVGOL_POINTS:
-        return float("nan")
+        return None
     fg = np.interp(grid, v, f)
-    d = savgol_filter(fg, SAVGOL_POINTS, 3, deriv=1, delta=GRID_CV)
-    return asymmetry(grid, d)
+    return grid, np.asarray(savgol_filter(fg, SAVGOL_POINTS, 3, deriv=1, delta=GRID_CV))
+
+
+def _derivative_asymmetry(v: Array, f: Array) -> float:
+    got = _derivative(v, f)
+    return float("nan") if got is None else asymmetry(*got)
 
 
 def permeability_m2(

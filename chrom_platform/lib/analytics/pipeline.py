@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from chrom_platform.lib.analytics.batch_metrics import (
     ASYMMETRY_LIMIT_ABOVE,
     HETP_LIMIT_FACTOR,
+    NOT_RELEASED_FOR,
     PERMEABILITY_BASELINE_CYCLES,
     Alarm,
     BatchAnalysis,
@@ -349,8 +350,11 @@ def _envelope_and_drift(
     one keep what earlier runs judged (see causal_drift)."""
     meta = {b["batch_id"]: b for b in batches}
     groups = _binned_groups(wh, batches, phases)
+    # released only without a process or data finding: a column or yield finding shared by
+    # every batch must not leave a unit without an envelope (batch_metrics.NOT_RELEASED_FOR)
     others = {
-        bid: bool(al) or meta[bid]["status"] != "complete" for bid, al in batch_alarms.items()
+        bid: any(a.alarm_class in NOT_RELEASED_FOR for a in al) or meta[bid]["status"] != "complete"
+        for bid, al in batch_alarms.items()
     }
     out = _DriftStage()
     prev: dict[str, dict[str, Any]] = {}
@@ -519,7 +523,7 @@ def _write_readings_tables(
             "hetp_limit_cm": u.qualified_hetp_cm * HETP_LIMIT_FACTOR,
             "asymmetry_limit": u.qualified_asymmetry + ASYMMETRY_LIMIT_ABOVE,
         }
-        if not a.transitions:
+        if not a.transitions and not a.not_applicable:
             perf.append({**common, "transition": None, **_no_transition(), **batch_level})
         for name, t in a.transitions.items():
             perf.append(
@@ -530,6 +534,11 @@ def _write_readings_tables(
                     **batch_level,
                 }
             )
+        # said, never turned into an HETP
+        perf.extend(
+            {**common, "transition": name, **_no_transition(), **batch_level, "not_applicable": why}
+            for name, why in a.not_applicable.items()
+        )
         pk = a.peak.record() if a.peak else {}
         peaks.append(
             {
@@ -613,6 +622,7 @@ ALARM_SCHEMA = pa.schema(
         ("phase", _S),
         ("alarm_cv", _F),
         ("severity", _S),
+        ("alarm_class", _S),
         ("detail", _S),
     ]
 )
@@ -647,6 +657,7 @@ PERF_SCHEMA = pa.schema(
         ("permeability_m2", _F),
         ("hetp_limit_cm", _F),
         ("asymmetry_limit", _F),
+        ("not_applicable", _S),
     ]
 )
 PEAKS_SCHEMA = pa.schema(

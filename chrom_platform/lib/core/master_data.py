@@ -123,6 +123,10 @@ class Recipe:
     pool_start: PoolCriterion
     pool_end: PoolCriterion
     phases: tuple[Phase, ...]
+    #: the step yield a good batch of this recipe reaches (pool mass over load mass): outside
+    #: it, the batch result raises step_yield_low or step_yield_high
+    step_yield_min: float
+    step_yield_max: float
     buffers: Mapping[str, Buffer] = field(default_factory=dict)
 
     def phase_names(self) -> tuple[str, ...]:
@@ -172,6 +176,7 @@ class MasterData:
                     "extinction_l_g_cm": r.extinction_l_g_cm,
                     "target_loading_g_l": r.target_loading_g_l,
                     "pooling": {"start": r.pool_start.record(), "end": r.pool_end.record()},
+                    "step_yield": {"min": r.step_yield_min, "max": r.step_yield_max},
                     "phases": [
                         {
                             "name": p.name,
@@ -408,6 +413,11 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                 f"{key}.phases", "a capture recipe needs a phase of kind elution after its load"
             )
         pooling = rd.mapping(r.get("pooling"), f"{key}.pooling")
+        sy = rd.mapping(r.get("step_yield"), f"{key}.step_yield")
+        sy_min = rd.number(sy, "min", f"{key}.step_yield", gt=0, le=2)
+        sy_max = rd.number(sy, "max", f"{key}.step_yield", gt=0, le=2)
+        if sy_min >= sy_max:
+            raise rd.fail(f"{key}.step_yield", f"min {sy_min:g} must be below max {sy_max:g}")
         used = {p.buffer for p in phases}
         recipes[name] = Recipe(
             recipe=name,
@@ -417,6 +427,8 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
             pool_start=_criterion(rd, pooling.get("start"), f"{key}.pooling.start"),
             pool_end=_criterion(rd, pooling.get("end"), f"{key}.pooling.end"),
             phases=tuple(phases),
+            step_yield_min=sy_min,
+            step_yield_max=sy_max,
             buffers={b: buffers[b] for b in sorted(used)},
         )
     return recipes

@@ -78,6 +78,8 @@ class _DbApiWarehouse:
     ) -> None:
         name = f"{schema}.{table}"
         exists = self.table_exists(schema, table)
+        if exists and replace_key is not None:
+            self._add_missing_columns(schema, table, data.schema)
         cur = self._conn.cursor()
         try:
             cur.execute(f"create schema if not exists {schema}")
@@ -125,6 +127,27 @@ class _DbApiWarehouse:
         finally:
             cur.close()
 
+    def _add_missing_columns(self, schema: str, table: str, incoming: pa.Schema) -> None:
+        """A table written row by row (replace_key) keeps its rows across versions: a column
+        this version writes and the stored table lacks is added (null for the old rows)."""
+        have = {
+            r["column_name"].lower()
+            for r in self.query(
+                "select column_name from information_schema.columns "
+                "where lower(table_schema) = lower(?) and lower(table_name) = lower(?)",
+                (schema, table),
+            )
+        }
+        cur = self._conn.cursor()
+        try:
+            for f in incoming:
+                if f.name.lower() not in have:
+                    cur.execute(
+                        f"alter table {schema}.{table} add column {f.name} {_sql_type(f.type)}"
+                    )
+        finally:
+            cur.close()
+
     @property
     def _is_duckdb(self) -> bool:
         return "duckdb" in type(self._conn).__module__
@@ -136,6 +159,21 @@ class _DbApiWarehouse:
             (schema, table),
         )
         return bool(found[0]["n"])
+
+
+def _sql_type(t: pa.DataType) -> str:
+    """The column type both engines accept for an Arrow type the analytics write."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "varchar"
+    if pa.types.is_floating(t):
+        return "double"
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    raise TypeError(f"no warehouse column type for {t}")
 
 
 @dataclass(frozen=True)

@@ -203,12 +203,15 @@ results as (
         pool.pool_volume_l * silver_batch_lab_results.pool_conc_g_l
         / nullif(load_phase.load_volume_l * silver_batch_lab_results.feed_titer_g_l, 0)
             as step_yield,
+        silver_recipes.step_yield_min,
+        silver_recipes.step_yield_max,
         batch_readings.max_pressure_bar,
         silver_units.pressure_limit_bar,
         silver_units.resin_dbc10_g_l,
         batch_readings._source_loaded_at
     from batch_readings
     inner join silver_units on batch_readings.unit_id = silver_units.unit_id
+    left join silver_recipes on batch_readings.recipe = silver_recipes.recipe
     left join silver_batches on batch_readings.batch_id = silver_batches.batch_id
     left join load_phase on batch_readings.batch_id = load_phase.batch_id
     left join silver_batch_lab_results
@@ -225,8 +228,8 @@ alerts as (
             case when status = 'complete' and pool_volume_l is null then 'pool_not_found' end,
             case when status = 'complete' and feed_titer_g_l is null then 'feed_titer_missing' end,
             case when status = 'complete' and pool_conc_g_l is null then 'pool_result_missing' end,
-            case when step_yield < {{ var('step_yield_min') }} then 'step_yield_low' end,
-            case when step_yield > {{ var('step_yield_max') }} then 'step_yield_high' end,
+            case when step_yield < step_yield_min then 'step_yield_low' end,
+            case when step_yield > step_yield_max then 'step_yield_high' end,
             case when max_pressure_bar > pressure_limit_bar then 'pressure_over_limit' end,
             case when resin_loading_g_l > resin_dbc10_g_l then 'loading_over_dbc10' end
         ), '') as alerts

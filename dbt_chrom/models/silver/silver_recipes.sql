@@ -1,5 +1,6 @@
 -- Recipes from the newest recipe snapshot, with the pooling criteria that decide where the
--- eluate pool starts and ends on the elution UV peak.
+-- eluate pool starts and ends on the elution UV peak, and the step-yield range a good batch
+-- of the recipe reaches (master data, not a warehouse-wide setting).
 with
 
 bronze_master_data as (
@@ -25,7 +26,9 @@ recipes as (
         coalesce(
             {{ chrom.json_number('r.value', 'pooling.end.mau') }},
             {{ chrom.json_number('r.value', 'pooling.end.percent') }}
-        ) as pool_end_value
+        ) as pool_end_value,
+        {{ chrom.json_number('r.value', 'step_yield.min') }} as step_yield_min,
+        {{ chrom.json_number('r.value', 'step_yield.max') }} as step_yield_max
     from latest_recipes,
         {{ chrom.json_array_elements(chrom.json_value('raw', 'recipes'), 'r') }}
 )
