@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from simulator.cli import add_history_arguments
+from simulator.cli import add_history_arguments, history_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,13 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         from chrom_platform.evaluation.run import evaluate, render_table
 
         try:
-            result = evaluate(
-                seed=args.seed,
-                units=args.units,
-                batches_per_unit=args.batches_per_unit,
-                fault_rate=args.fault_rate,
-                workdir=args.workdir,
-            )
+            result = evaluate(**history_size(args), workdir=args.workdir)
         except ValueError as e:
             print(f"chrom evaluate: {e}", file=sys.stderr)
             return 2

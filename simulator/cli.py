@@ -78,6 +78,11 @@ def add_history_arguments(
     )
 
 
+def history_size(args: argparse.Namespace) -> dict[str, Any]:
+    """The history-size arguments `add_history_arguments` declared, as keyword arguments."""
+    return {k: getattr(args, k) for k in ("units", "batches_per_unit", "seed", "fault_rate")}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     add_history_arguments(p)
     p.add_argument(
@@ -155,10 +160,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             recipes_path=args.recipes,
             landing=args.landing,
             truth_dir=args.truth,
-            units=args.units,
-            batches_per_unit=args.batches_per_unit,
-            seed=args.seed,
-            fault_rate=args.fault_rate,
+            **history_size(args),
             start_ns=args.start,
             fault_kinds=args.fault_kinds,
             first_batch=args.first_batch,

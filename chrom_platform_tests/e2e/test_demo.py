@@ -36,7 +36,7 @@ def test_demo_serves_the_dagster_ui_and_ctrl_c_stops_everything(tmp_path):
             "-m",
             "chrom_platform.local.demo",
             "--units",
-            "2",
+            "1",
             "--batches-per-unit",
             "2",
             "--port",

@@ -93,6 +93,13 @@ def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
     )
 
 
+def _latest_ids(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Each unit's latest batch, their ids, and the `?` marks of an `in (...)` over them."""
+    latest = _latest_per_unit(wh)
+    ids = [r["batch_id"] for r in latest]
+    return latest, ids, ", ".join("?" * len(ids)) or "''"
+
+
 def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
     """The latest batches that could not be judged: no envelope for their unit and recipe
     yet (fewer released batches before them than the envelope needs), said per batch."""
@@ -125,9 +132,7 @@ def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
 
 
 def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
-    latest = _latest_per_unit(wh)
-    ids = [r["batch_id"] for r in latest]
-    marks = ", ".join("?" * len(ids)) or "''"
+    latest, ids, marks = _latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, signal, verdict, first_out_phase, first_out_phase_cv, "
         "first_out_cv, alarm_cv, alarm_phase, max_abs_z, fraction_outside "
@@ -227,9 +232,7 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
 
 
 def column_check(wh: Warehouse) -> dg.AssetCheckResult:
-    latest = _latest_per_unit(wh)
-    ids = [r["batch_id"] for r in latest]
-    marks = ", ".join("?" * len(ids)) or "''"
+    latest, ids, marks = _latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, signal, phase, alarm_cv, severity, detail "
         f"from gold.gold_batch_alarms where source = 'column' and batch_id in ({marks})",
