@@ -346,7 +346,7 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
     transitions through the column, product, pressure and faults, then the instruments."""
     t = _timeline(plan)
     resp = ColumnResponse.build(
-        plan.resin.total_porosity + plan.unit.system_holdup_l / plan.unit.column_volume_l,
+        _mean_residence_cv(plan),
         plan.hetp_cm,
         plan.asymmetry,
         plan.unit.bed_height_cm,
@@ -497,14 +497,14 @@ def _peak(
     the column's own mean residence."""
     cvol = plan.unit.column_volume_l
     k = plan.recipe.phase_names().index(phase)
-    mean = resp_mean_cv(plan) + mean_after
+    mean = _mean_residence_cv(plan) + mean_after
     out = np.zeros(t.n)
     sl = slice(int(t.first[k]), t.n)
     out[sl] = mass_g / cvol * peak_pdf(t.v[sl] - t.v[t.first[k]], mean, sd, resp.tail_ratio())
     return out
 
 
-def resp_mean_cv(plan: BatchPlan) -> float:
+def _mean_residence_cv(plan: BatchPlan) -> float:
     """Mean residence of a non-binding solute, in CV (pores plus system hold-up)."""
     return plan.resin.total_porosity + plan.unit.system_holdup_l / plan.unit.column_volume_l
 
@@ -516,7 +516,7 @@ def _product(plan: BatchPlan, t: _Timeline, steps: Array, resp: ColumnResponse) 
     names = list(recipe.phase_names())
     K, n, v, vol = len(names), t.n, t.v, t.vol
     v_start = v[t.first]
-    mean_cv = resp_mean_cv(plan)
+    mean_cv = _mean_residence_cv(plan)
     kl = names.index(recipe.load.name)
     conc = np.zeros(n)
     load_sl = t.phase_slice(kl)
@@ -661,7 +661,7 @@ def _truth(
             }
         )
     fault = (
-        _fault_truth(plan, onset, v, ts, resp, resp_mean_cv(plan), t.first, steps)
+        _fault_truth(plan, onset, v, ts, resp, _mean_residence_cv(plan), t.first, steps)
         if plan.fault
         else None
     )

@@ -272,8 +272,7 @@ class LiveBridge(SubscriptionConsumer):
                 d = self.drift.lines(a.readings, a.phase_cv, a.batch_cv)
                 prep.lines = [*a.lines, *d.chunks]
                 prep.drift_points, prep.drift_alarms = d.points, d.alarms
-        new_state = a.state
-        self.state = new_state
+        self.state = a.state
         return prep
 
     def _release(self, preps: list[_Prepared]) -> BridgeReport:
