@@ -1,5 +1,6 @@
 """`chrom`: the platform's own commands (the simulator is `chrom-sim`, the bridge `chrom-bridge`).
 
+chrom import --mapping mapping.yaml --equipment E --recipes R --landing L FILES...
 chrom evaluate --seed 7 --units 4 --batches-per-unit 60 --fault-rate 0.25
 chrom check-config --profile gcp
 chrom dashboards [--check]
@@ -27,6 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
+    im = sub.add_parser(
+        "import",
+        help="validate a plant's CSV files (wide or long, through a mapping file) and land "
+        "them; nothing lands unless every file is valid",
+    )
+    im.add_argument("files", nargs="+", type=Path, help="readings files, or folders of *.csv")
+    im.add_argument("--mapping", type=Path, required=True, help="the mapping file (YAML)")
+    im.add_argument("--equipment", type=Path, required=True, help="equipment master data")
+    im.add_argument("--recipes", type=Path, required=True, help="recipe master data")
+    im.add_argument("--landing", required=True, help="landing zone URI (folder or gs://)")
+    im.add_argument("--quiet", action="store_true", help="no progress bar")
     cc = sub.add_parser(
         "check-config",
         help="validate the settings in the environment for a profile; names every missing "
@@ -58,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr if problems else sys.stdout,
         )
         return 1 if problems else 0
+    if args.cmd == "import":
+        from chrom_platform.importing_cli import run_import
+
+        return run_import(args)
     if args.cmd == "dashboards":
         from chrom_platform.grafana.generate import GRAFANA_DIR, differences, write
 

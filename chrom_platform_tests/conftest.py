@@ -32,6 +32,7 @@ LONG_FIRST = (
     "test_dagster_warehouse.py",
     "test_grafana_queries.py",
     "test_systematic_findings.py",
+    "test_import_round_trip.py",
 )
 
 

@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.io.landing import land_master_data
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.resources import DBT_PROJECT_DIR, dbt_executable
 from chrom_platform.settings import Settings
 from chrom_platform_tests.conftest import START_NS
 from simulator.batch import SimBatch
-from simulator.landing import land_batch, land_master_data, unit_batches, unit_jobs
+from simulator.landing import land_batch, unit_batches, unit_jobs
 
 DAY_NS = 86_400 * 1_000_000_000
 

@@ -18,15 +18,15 @@ import pyarrow as pa
 
 from chrom_platform.lib.core import cv
 from chrom_platform.lib.core.contracts import (
-    EVENT_SCHEMA,
-    READING_ARROW_SCHEMA,
     READING_SCHEMA,
-    SEQ_EPOCH_NS,
     SIGNALS,
+    seq_of,
     ts_to_iso,
 )
+from chrom_platform.lib.core.events import PhaseSpan, batch_events
 from chrom_platform.lib.core.master_data import Buffer, Recipe, Resin, Unit
 from chrom_platform.lib.core.peaks import Array
+from chrom_platform.lib.io.landing import readings_table
 from simulator.faults import FAULT_KINDS, Fault, draw_fault
 from simulator.physics import ColumnResponse, breakthrough_fraction, darcy_pressure_bar, peak_pdf
 
@@ -228,27 +228,16 @@ class SimBatch:
     def readings_table(self) -> pa.Table:
         """The readings that were sent, as the landing Arrow schema."""
         k = self.keep
-        n = int(k.sum())
         p = self.plan
-
-        def const(value: str) -> pa.DictionaryArray:
-            return pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(n, np.int32)), pa.array([value])
-            )
-
-        cols = [
-            const(p.unit.unit_id),
-            const(p.batch_id),
-            const(p.recipe.recipe),
-            pa.DictionaryArray.from_arrays(
-                pa.array(self.phase_idx[k].astype(np.int32)), pa.array(list(p.recipe.phase_names()))
-            ),
-            pa.array(self.ts_ns[k], type=pa.timestamp("ns", tz="UTC")),
-            pa.array(self.seq[k]),
-            *(pa.array(self.signals[s][k]) for s in SIGNALS),
-            pa.nulls(n, pa.string()),  # extra: the simulator sends no unknown fields
-        ]
-        return pa.Table.from_arrays(cols, schema=READING_ARROW_SCHEMA)
+        return readings_table(
+            unit_id=p.unit.unit_id,
+            batch_id=p.batch_id,
+            recipe=p.recipe.recipe,
+            phase_names=list(p.recipe.phase_names()),
+            phase_idx=self.phase_idx[k],
+            ts_ns=self.ts_ns[k],
+            signals={s: self.signals[s][k] for s in SIGNALS},
+        )
 
     def messages(self) -> list[dict[str, Any]]:
         """The readings as chrom.reading.v1 messages (for publishers)."""
@@ -422,7 +411,7 @@ def _timeline(plan: BatchPlan) -> _Timeline:
     for k in range(K):
         hold[first[k] + pump_n[k] : (first[k + 1] if k + 1 < K else n)] = True
     ts = plan.start_ns + np.arange(n, dtype=np.int64) * NS
-    seq = (ts - SEQ_EPOCH_NS) // NS
+    seq = seq_of(ts)
     integ = cv.integrate(
         ts,
         flow,
@@ -763,56 +752,36 @@ def _fault_truth(
 
 
 def _events(sim: SimBatch, first: np.ndarray, pump_n: np.ndarray) -> list[dict[str, Any]]:
-    """Batch, phase and hold events, on the timestamps of the readings they bound.
-
-    Intervals are closed: a phase runs from its phase_start to its phase_end reading
-    inclusive (the hold after a phase belongs to it, between hold_start and hold_end).
-    """
+    """Batch, phase and hold events, on the timestamps of the readings they bound."""
     p = sim.plan
     ts = sim.ts_ns
     n = ts.size
     K = len(p.recipe.phases)
-    base = {
-        "schema": EVENT_SCHEMA,
-        "unit_id": p.unit.unit_id,
-        "batch_id": p.batch_id,
-        "recipe": p.recipe.recipe,
-    }
-    out: list[dict[str, Any]] = []
-
-    def ev(kind: str, i: int, phase: str | None = None, **details: Any) -> None:
-        out.append(
-            {
-                **base,
-                "event_id": f"{p.batch_id}-E{len(out) + 1:03d}",
-                "event_type": kind,
-                "phase": phase,
-                "ts": ts_to_iso(int(ts[i])),
-                **({"details": details} if details else {}),
-            }
-        )
-
-    ev(
-        "batch_start",
-        0,
-        column_id=p.unit.column_id,
-        column_cycle=p.cycle,
-        feed_titer_g_l=round(p.titer_lab_g_l, 4),
-        planned_load_cv=round(p.load_cv, 4),
-    )
+    spans = []
     for k, ph in enumerate(p.recipe.phases):
         end = int(first[k + 1] - 1) if k + 1 < K else n - 1
-        ev(
-            "phase_start",
-            int(first[k]),
-            ph.name,
-            planned_cv=round(p.load_cv if ph.cv is None else ph.cv, 4),
-            velocity_cm_h=ph.velocity_cm_h,
-            buffer=ph.buffer,
+        spans.append(
+            PhaseSpan(
+                name=ph.name,
+                start_ns=int(ts[first[k]]),
+                end_ns=int(ts[end]),
+                hold=(int(ts[first[k] + pump_n[k]]), int(ts[end])) if p.hold_s[k] else None,
+                details={
+                    "planned_cv": round(p.load_cv if ph.cv is None else ph.cv, 4),
+                    "velocity_cm_h": ph.velocity_cm_h,
+                    "buffer": ph.buffer,
+                },
+            )
         )
-        if p.hold_s[k]:
-            ev("hold_start", int(first[k] + pump_n[k]), ph.name)
-            ev("hold_end", end, ph.name)
-        ev("phase_end", end, ph.name)
-    ev("batch_end", n - 1)
-    return out
+    return batch_events(
+        unit_id=p.unit.unit_id,
+        batch_id=p.batch_id,
+        recipe=p.recipe.recipe,
+        phases=spans,
+        start_details={
+            "column_id": p.unit.column_id,
+            "column_cycle": p.cycle,
+            "feed_titer_g_l": round(p.titer_lab_g_l, 4),
+            "planned_load_cv": round(p.load_cv, 4),
+        },
+    )

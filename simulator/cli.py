@@ -2,6 +2,7 @@
 
 chrom-sim backfill  history straight to the landing zone (Parquet, JSON), truth apart
 chrom-sim stream    batches in accelerated real time through a publisher
+chrom-sim export-csv  a history as a plant exports it (wide or long CSV), for `chrom import`
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from chrom_platform.lib.core.contracts import EVENTS_PREFIX, iso_to_ns, samples_key
 from chrom_platform.lib.core.master_data import ConfigError, MasterData, load_master_data
-from chrom_platform.lib.io.landing import json_bytes
+from chrom_platform.lib.io.landing import json_bytes, land_master_data
 from chrom_platform.lib.io.objectstore import open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import NS, SimBatch, plan_batch, simulate, unit_clock_offset_ns
@@ -26,8 +27,9 @@ from simulator.faults import FAULT_KINDS
 from simulator.landing import (
     DEFAULT_START_NS,
     backfill,
-    land_master_data,
     recipe_for_unit,
+    unit_batches,
+    unit_jobs,
     write_truth,
 )
 from simulator.publishers import make_publisher
@@ -133,7 +135,65 @@ def build_parser() -> argparse.ArgumentParser:
         default="-",
         help="jsonl: output file ('-' = stdout); queue: queue file or pubsub://<project>",
     )
+    x = sub.add_parser(
+        "export-csv",
+        help="write a history as a plant would export it (CSV, a mapping file) for chrom import",
+    )
+    add_history_arguments(x)
+    x.add_argument("--shape", choices=["wide", "long"], default="wide")
+    x.add_argument("--out", type=Path, required=True, help="folder to write the files into")
+    x.add_argument("--truth", type=Path, help="also write the ground truth here")
+    x.add_argument("--equipment", default=DEFAULT_EQUIPMENT)
+    x.add_argument("--recipes", default=DEFAULT_RECIPES)
+    x.add_argument("--first-batch", type=int, default=0)
+    x.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=tuple(FAULT_KINDS),
+        help=f"comma-separated subset of: {','.join(FAULT_KINDS)}",
+    )
+    x.add_argument("--start", type=_parse_start, default=DEFAULT_START_NS)
     return ap
+
+
+def cmd_export_csv(args: argparse.Namespace) -> int:
+    """The same batches `backfill` with these arguments lands, written as CSV files."""
+    from simulator.export import export_csv
+
+    md = _load(args)
+    if not 1 <= args.units <= len(md.units):
+        raise SystemExit(f"chrom-sim: --units must be between 1 and {len(md.units)}")
+    jobs = unit_jobs(
+        md,
+        landing="",
+        units=args.units,
+        batches_per_unit=args.batches_per_unit,
+        seed=args.seed,
+        fault_rate=args.fault_rate,
+        start_ns=args.start,
+        equipment_path=args.equipment,
+        recipes_path=args.recipes,
+        fault_kinds=args.fault_kinds,
+        first_batch=args.first_batch,
+    )
+    sims = [sim for job in jobs for sim in unit_batches(job, md)]
+    files = export_csv(args.out, sims, args.shape)
+    if args.truth is not None:
+        write_truth(
+            args.truth, [s.truth for s in sims], manifest={"mode": "export-csv", "seed": args.seed}
+        )
+    print(
+        json.dumps(
+            {
+                "shape": args.shape,
+                "batches": len(sims),
+                "readings": sum(s.n_readings for s in sims),
+                "files": len(files),
+                "mapping": str(args.out / "mapping.yaml"),
+            }
+        )
+    )
+    return 0
 
 
 def _check_truth_apart(landing: str, truth: Path) -> None:
@@ -303,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backfill":
         return cmd_backfill(args)
+    if args.command == "export-csv":
+        return cmd_export_csv(args)
     return cmd_stream(args)
 
 

@@ -25,11 +25,10 @@ from typing import Any
 from chrom_platform.lib.core.contracts import (
     events_key,
     iso_to_ns,
-    master_data_key,
     samples_key,
 )
-from chrom_platform.lib.core.master_data import MasterData, content_hash, load_master_data
-from chrom_platform.lib.io.landing import json_bytes, land_readings
+from chrom_platform.lib.core.master_data import MasterData, load_master_data
+from chrom_platform.lib.io.landing import json_bytes, land_master_data, land_readings
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import SimBatch, plan_batch, simulate
@@ -37,16 +36,6 @@ from simulator.faults import FAULT_KINDS
 from simulator.samples import sample_results
 
 DEFAULT_START_NS = iso_to_ns(DEFAULT_START)
-
-
-def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
-    keys = []
-    for kind, record in (("equipment", md.equipment_record()), ("recipes", md.recipes_record())):
-        key = master_data_key(kind, content_hash(record))
-        if not store.exists(key):  # content-addressed: an existing object is this very content
-            store.put(key, json_bytes(record))
-        keys.append(key)
-    return keys
 
 
 def land_batch(store: ObjectStore, sim: SimBatch, *, durable: bool = True) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 READING_SCHEMA = "chrom.reading.v1"
@@ -86,6 +87,12 @@ READING_ARROW_SCHEMA = pa.schema(
 #: gaps in `seq` (what a historian calls a sequence gap).
 SEQ_EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 SEQ_EPOCH_NS = int(SEQ_EPOCH.timestamp()) * 1_000_000_000
+
+
+def seq_of(ts_ns: np.ndarray) -> np.ndarray:
+    """The unit's scan counter for readings at these times: whole seconds since SEQ_EPOCH."""
+    return (np.asarray(ts_ns, dtype=np.int64) - SEQ_EPOCH_NS) // 1_000_000_000
+
 
 # InfluxDB layout (live store).
 INFLUX_MEASUREMENT = "chromatography"

@@ -12,7 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chrom_platform.lib.core.contracts import readings_key
+from chrom_platform.lib.core.contracts import (
+    READING_ARROW_SCHEMA,
+    SIGNALS,
+    master_data_key,
+    readings_key,
+    seq_of,
+)
+from chrom_platform.lib.core.master_data import MasterData, content_hash
 from chrom_platform.lib.io.objectstore import ObjectStore
 
 #: Measured on this machine (docs/benchmarks.md): dictionary encoding only for the string
@@ -28,6 +35,37 @@ PARQUET_OPTIONS: dict[str, Any] = {
 DAY_NS = 86_400 * 1_000_000_000
 #: seqs are written with at least 12 digits; a longer one (seq 10^15, say) is still a name
 _NAME = re.compile(r"^(?P<unit>.+)-(?P<first>\d{12,})-(?P<last>\d{12,})\.parquet$")
+
+
+def readings_table(
+    *,
+    unit_id: str,
+    batch_id: str,
+    recipe: str,
+    phase_names: list[str],
+    phase_idx: np.ndarray,
+    ts_ns: np.ndarray,
+    signals: dict[str, np.ndarray],
+) -> pa.Table:
+    """One batch's readings in the landing schema; `seq` follows from the unit clock."""
+    n = int(ts_ns.size)
+
+    def const(value: str) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+    cols = [
+        const(unit_id),
+        const(batch_id),
+        const(recipe),
+        pa.DictionaryArray.from_arrays(
+            pa.array(np.asarray(phase_idx).astype(np.int32)), pa.array(phase_names)
+        ),
+        pa.array(ts_ns, type=pa.timestamp("ns", tz="UTC")),
+        pa.array(seq_of(ts_ns)),
+        *(pa.array(signals[s], type=pa.float64()) for s in SIGNALS),
+        pa.nulls(n, pa.string()),  # extra: no unknown fields
+    ]
+    return pa.Table.from_arrays(cols, schema=READING_ARROW_SCHEMA)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -54,6 +92,17 @@ def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) 
     for a, b in itertools.pairwise(cuts):
         key = readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1]))
         store.put(key, parquet_bytes(table.slice(a, b - a)), durable=durable)
+        keys.append(key)
+    return keys
+
+
+def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
+    """Equipment and recipe snapshots, one object per distinct content."""
+    keys = []
+    for kind, record in (("equipment", md.equipment_record()), ("recipes", md.recipes_record())):
+        key = master_data_key(kind, content_hash(record))
+        if not store.exists(key):  # content-addressed: an existing object is this very content
+            store.put(key, json_bytes(record))
         keys.append(key)
     return keys
 

@@ -1,0 +1,501 @@
+"""`chrom import`: a plant's CSV files to the landing zone, validated first, all or nothing.
+
+The batches land exactly as the simulator's and the streaming consumer's do (the same
+readings table, event builder, object names), so the warehouse cannot tell an imported batch
+from a streamed one, and importing the same files again writes the same objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chrom_platform.lib.core.contracts import (
+    EVENTS_PREFIX,
+    SAMPLE_SCHEMA,
+    events_key,
+    identity_ok,
+    iso_to_ns,
+    samples_key,
+    ts_to_iso,
+)
+from chrom_platform.lib.core.events import PhaseSpan, batch_events
+from chrom_platform.lib.core.master_data import MasterData, Recipe, Unit
+from chrom_platform.lib.core.units import concentration_factor
+from chrom_platform.lib.io.importing.mapping import Mapping
+from chrom_platform.lib.io.importing.readers import (
+    NS,
+    BatchData,
+    Problems,
+    TimeParser,
+    header,
+    number,
+    read_long,
+    read_wide,
+    rows,
+    split_long,
+)
+from chrom_platform.lib.io.landing import (
+    json_bytes,
+    land_master_data,
+    land_readings,
+    readings_table,
+)
+from chrom_platform.lib.io.objectstore import ObjectStore
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A row of the batches file: the batch record an MES keeps."""
+
+    batch_id: str
+    unit_id: str
+    recipe: str
+    column_cycle: int | None
+    planned_load_cv: float | None
+    line: int
+
+
+@dataclass
+class ImportReport:
+    files: int = 0
+    batches: int = 0
+    units: int = 0
+    readings: int = 0
+    lab_results: int = 0
+    holds: int = 0
+    #: long shape: historian scans outside every batch's phases (idle time), not landed
+    scans_outside_batches: int = 0
+    objects: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "batches": self.batches,
+            "units": self.units,
+            "readings": self.readings,
+            "holds": self.holds,
+            "lab_results": self.lab_results,
+            "scans_outside_batches": self.scans_outside_batches,
+            "objects_written": len(self.objects),
+        }
+
+
+def _batches(path: Path, md: MasterData, m: Mapping, problems: Problems) -> dict[str, BatchRecord]:
+    req = [("batch_id", "batches"), ("unit_id", "batches"), ("recipe", "batches")]
+    with_optional = list(req)
+    names = _header_names(path)
+    with_optional += [(c, "batches") for c in ("column_cycle", "planned_load_cv") if c in names]
+    got2 = header(path, problems, with_optional, m.ignore_columns)
+    if got2 is None:
+        return {}
+    it, ix = got2
+    out: dict[str, BatchRecord] = {}
+    for line, cells in it:
+        if len(cells) != len(ix):
+            problems.add(path, line, None, f"{len(cells)} cells, the header has {len(ix)}")
+            continue
+        b, u, r = (cells[ix[c]].strip() for c in ("batch_id", "unit_id", "recipe"))
+        bad = False
+        for col, v in (("batch_id", b), ("unit_id", u), ("recipe", r)):
+            if not identity_ok(v):
+                problems.add(
+                    path,
+                    line,
+                    col,
+                    f"{v!r} is not a valid id (letters, digits, space, _ - . : + ( ))",
+                )
+                bad = True
+        if bad:
+            continue
+        if u not in md.units:
+            problems.add(
+                path, line, "unit_id", f"unknown unit {u!r}; equipment has {sorted(md.units)}"
+            )
+            continue
+        if r not in md.recipes:
+            problems.add(
+                path, line, "recipe", f"unknown recipe {r!r}; recipes has {sorted(md.recipes)}"
+            )
+            continue
+        if b in out:
+            problems.add(path, line, "batch_id", f"batch {b!r} twice (also line {out[b].line})")
+            continue
+        cycle = cv = None
+        try:
+            if "column_cycle" in ix and cells[ix["column_cycle"]].strip():
+                cycle = int(cells[ix["column_cycle"]])
+                if cycle < 0:
+                    raise ValueError
+        except ValueError:
+            problems.add(
+                path,
+                line,
+                "column_cycle",
+                f"expected a whole number >= 0, got {cells[ix['column_cycle']]!r}",
+            )
+            continue
+        try:
+            if "planned_load_cv" in ix and cells[ix["planned_load_cv"]].strip():
+                cv = number(cells[ix["planned_load_cv"]])
+                if cv <= 0:
+                    raise ValueError
+        except ValueError:
+            problems.add(
+                path,
+                line,
+                "planned_load_cv",
+                f"expected a number > 0, got {cells[ix['planned_load_cv']]!r}",
+            )
+            continue
+        out[b] = BatchRecord(b, u, r, cycle, cv, line)
+    return out
+
+
+def _header_names(path: Path) -> set[str]:
+    """The header's names (to see which optional columns a file has)."""
+    first = next(rows(path), None)
+    return {c.strip() for c in first[1]} if first else set()
+
+
+def _lab_results(
+    path: Path, m: Mapping, records: dict[str, BatchRecord], problems: Problems
+) -> list[dict[str, Any]]:
+    """Reportable lab results as chrom.sample.v1 documents (one successful analysis each)."""
+    req = [
+        (c, "lab_results")
+        for c in ("batch_id", "sample_point", "result", "unit", "sampled_at", "analyzed_at")
+    ]
+    names = _header_names(path)
+    req += [(c, "lab_results") for c in ("analyte", "method") if c in names]
+    got = header(path, problems, req, m.ignore_columns)
+    if got is None:
+        return []
+    it, ix = got
+    parse_time = TimeParser(m.time)
+    docs: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, cells in it:
+        if len(cells) != len(ix):
+            problems.add(path, line, None, f"{len(cells)} cells, the header has {len(ix)}")
+            continue
+        batch, point = cells[ix["batch_id"]].strip(), cells[ix["sample_point"]].strip()
+        rec = records.get(batch)
+        if rec is None:
+            problems.add(path, line, "batch_id", f"batch {batch!r} is not in the batches file")
+            continue
+        if not identity_ok(point):
+            problems.add(path, line, "sample_point", f"{point!r} is not a valid sample point")
+            continue
+        if (batch, point) in seen:
+            problems.add(
+                path,
+                line,
+                "sample_point",
+                f"a second {point} result for {batch} (line {seen[(batch, point)]})",
+            )
+            continue
+        try:
+            f = concentration_factor(cells[ix["unit"]])
+        except ValueError as e:
+            problems.add(path, line, "unit", str(e))
+            continue
+        try:
+            value = number(cells[ix["result"]]) * f
+            if value < 0:
+                raise ValueError
+        except ValueError:
+            problems.add(
+                path, line, "result", f"expected a concentration >= 0, got {cells[ix['result']]!r}"
+            )
+            continue
+        try:
+            sampled = parse_time(cells[ix["sampled_at"]], line)
+            analyzed = parse_time(cells[ix["analyzed_at"]], line)
+        except ValueError as e:
+            problems.add(path, line, "sampled_at/analyzed_at", str(e))
+            continue
+        seen[(batch, point)] = line
+        sample_id = f"{batch}-{point.upper()}"
+        docs.append(
+            {
+                "schema": SAMPLE_SCHEMA,
+                "sample_id": sample_id,
+                "attempt": 1,
+                "retest_of": None,
+                "unit_id": rec.unit_id,
+                "batch_id": batch,
+                "recipe": rec.recipe,
+                "sample_point": point,
+                "analyte": cells[ix["analyte"]].strip() if "analyte" in ix else None,
+                "method": cells[ix["method"]].strip() if "method" in ix else None,
+                "sampled_at": ts_to_iso(sampled),
+                "analyzed_at": ts_to_iso(analyzed),
+                "status": "ok",
+                "failure_reason": None,
+                "scan": {"result": value, "unit": "g/L"},
+            }
+        )
+    return docs
+
+
+def _hold(
+    flow: np.ndarray, ts: np.ndarray, deadband: float, min_s: float
+) -> tuple[int, int] | None:
+    """The hold at the end of a phase: its trailing scans with flow below the unit's dead
+    band, when they last at least `min_s` and the phase pumped before them."""
+    pumping = np.nonzero(flow >= deadband)[0]
+    if pumping.size == 0 or pumping[-1] == flow.size - 1:
+        return None
+    first = int(pumping[-1]) + 1
+    if (int(ts[-1]) - int(ts[first])) / NS + 1 < min_s:
+        return None
+    return first, flow.size - 1
+
+
+@dataclass
+class _Checked:
+    data: BatchData
+    record: BatchRecord
+    recipe: Recipe
+    unit: Unit
+    phase_idx: np.ndarray
+    spans: list[PhaseSpan]
+
+
+def _check_batch(
+    b: BatchData,
+    rec: BatchRecord | None,
+    md: MasterData,
+    m: Mapping,
+    feed: dict[str, float],
+    problems: Problems,
+) -> _Checked | None:
+    if rec is None:
+        problems.add(
+            b.file,
+            b.line,
+            m.batch_column or "batch_id",
+            f"batch {b.batch_id!r} is not in the batches file",
+        )
+        return None
+    if b.unit_id is not None and b.unit_id != rec.unit_id:
+        problems.add(
+            b.file,
+            b.line,
+            "batch_id",
+            f"batch {b.batch_id}'s tags are unit {b.unit_id}, the batches file says {rec.unit_id}",
+        )
+        return None
+    recipe, unit = md.recipes[rec.recipe], md.units[rec.unit_id]
+    names = list(recipe.phase_names())
+    idx = np.empty(b.ts.size, dtype=np.int32)
+    spans: list[PhaseSpan] = []
+    last = -1
+    ok = True
+    for name, a, z, line in b.phase_runs:
+        if name not in names:
+            problems.add(
+                b.file,
+                line,
+                b.phase_column,
+                f"phase {name!r} is not a phase of recipe {rec.recipe}: {names}",
+            )
+            ok = False
+            continue
+        k = names.index(name)
+        if k <= last:
+            why = (
+                f"phase {name!r} again after another phase (a phase's scans are one run)"
+                if k == last
+                else f"phase {name!r} out of recipe order (after {names[last]!r})"
+            )
+            problems.add(
+                b.file,
+                line,
+                b.phase_column,
+                f"{why} in batch {b.batch_id}; recipe {rec.recipe}: {names}",
+            )
+            ok = False
+            continue
+        last = k
+        idx[a : z + 1] = k
+        ph = recipe.phases[k]
+        planned = (
+            ph.cv if ph.cv is not None else _planned_load_cv(rec, recipe, feed.get(b.batch_id))
+        )
+        hold = _hold(
+            b.signals["flow_lpm"][a : z + 1], b.ts[a : z + 1], unit.flow_deadband_lpm, m.hold_min_s
+        )
+        spans.append(
+            PhaseSpan(
+                name=name,
+                start_ns=int(b.ts[a]),
+                end_ns=int(b.ts[z]),
+                hold=None if hold is None else (int(b.ts[a + hold[0]]), int(b.ts[a + hold[1]])),
+                details={
+                    **({"planned_cv": round(planned, 4)} if planned is not None else {}),
+                    "velocity_cm_h": ph.velocity_cm_h,
+                    "buffer": ph.buffer,
+                },
+            )
+        )
+    if not identity_ok(b.batch_id):
+        problems.add(b.file, b.line, m.batch_column, f"{b.batch_id!r} is not a valid batch id")
+        ok = False
+    return _Checked(b, rec, recipe, unit, idx, spans) if ok else None
+
+
+def _planned_load_cv(rec: BatchRecord, recipe: Recipe, feed_titer: float | None) -> float | None:
+    """The batch record's planned load volume, else the recipe's target loading over the
+    feed titer the lab reported (what the load was planned from)."""
+    if rec.planned_load_cv is not None:
+        return rec.planned_load_cv
+    return recipe.target_loading_g_l / feed_titer if feed_titer else None
+
+
+def _landed_batches(store: ObjectStore, unit_id: str) -> dict[str, tuple[int, int]]:
+    """Batches already in the landing zone on a unit: id -> (first, last) event time."""
+    out: dict[str, tuple[int, int]] = {}
+    for info in store.list(f"{EVENTS_PREFIX}/unit_id={unit_id}/"):
+        for raw in store.get(info.key).splitlines():
+            try:
+                e = json.loads(raw)
+                t = iso_to_ns(e["ts"])
+                b = str(e["batch_id"])
+            except (ValueError, KeyError, TypeError):
+                continue  # the warehouse rejects it with its reason; no interval to guard
+            lo, hi = out.get(b, (t, t))
+            out[b] = (min(lo, t), max(hi, t))
+    return out
+
+
+def _overlaps(checked: list[_Checked], store: ObjectStore, problems: Problems) -> None:
+    by_unit: dict[str, list[tuple[int, int, str, str, int | None]]] = {}
+    for c in checked:
+        by_unit.setdefault(c.record.unit_id, []).append(
+            (int(c.data.ts[0]), int(c.data.ts[-1]), c.data.batch_id, c.data.file, c.data.line)
+        )
+    for unit_id, spans in by_unit.items():
+        ours = {s[2] for s in spans}
+        for b, (lo, hi) in _landed_batches(store, unit_id).items():
+            if b not in ours:  # the same batch again is a re-import, not an overlap
+                spans.append((lo, hi, b, "the landing zone", None))
+        spans.sort()
+        for prev, cur in itertools.pairwise(spans):
+            if cur[0] <= prev[1]:
+                new, old = (cur, prev) if cur[3] != "the landing zone" else (prev, cur)
+                problems.add(
+                    new[3],
+                    new[4],
+                    None,
+                    f"batch {new[2]} overlaps batch {old[2]} on unit {unit_id} "
+                    f"({ts_to_iso(old[0])} to {ts_to_iso(old[1])}, from {old[3]})",
+                )
+
+
+def import_files(
+    files: Sequence[Path],
+    *,
+    mapping: Mapping,
+    md: MasterData,
+    store: ObjectStore,
+    on_file: Callable[[int, int, Path], None] | None = None,
+) -> ImportReport:
+    """Read and validate every file, then land everything, or raise `ImportRejected`
+    listing every problem (file, line, column) with nothing landed."""
+    problems = Problems()
+    report = ImportReport(files=len(files))
+    if not files:
+        problems.add("(command line)", None, None, "no data files given")
+        problems.raise_if_any()
+    records = _batches(mapping.batches, md, mapping, problems)
+    labs = (
+        _lab_results(mapping.lab_results, mapping, records, problems) if mapping.lab_results else []
+    )
+    feed = {d["batch_id"]: d["scan"]["result"] for d in labs if d["sample_point"] == "feed"}
+    data: list[BatchData] = []
+    if mapping.shape == "wide":
+        seen: dict[str, str] = {}
+        for i, f in enumerate(files, start=1):
+            for b in read_wide(f, mapping, problems):
+                if b.batch_id in seen:
+                    problems.add(
+                        f,
+                        b.line,
+                        mapping.batch_column,
+                        f"batch {b.batch_id} is also in {seen[b.batch_id]}",
+                    )
+                    continue
+                seen[b.batch_id] = str(f)
+                data.append(b)
+            if on_file:
+                on_file(i, len(files), f)
+    else:
+        scans = read_long(list(files), mapping, problems)
+        if on_file:
+            on_file(len(files), len(files), files[-1])
+        assert mapping.events is not None
+        unit_of = {b: r.unit_id for b, r in records.items()}
+        data, report.scans_outside_batches = split_long(
+            scans, mapping.events, mapping, unit_of, problems
+        )
+    checked = [
+        c
+        for b in data
+        if (c := _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems))
+    ]
+    _overlaps(checked, store, problems)
+    if not checked and not problems:
+        problems.add(str(files[0]), None, None, "no scans in the files")
+    problems.raise_if_any()
+
+    # Everything is valid: land it. Master data first, so the warehouse can parse the rest.
+    report.objects += land_master_data(store, md)
+    for c in sorted(checked, key=lambda c: (c.record.unit_id, int(c.data.ts[0]))):
+        b, rec = c.data, c.record
+        table = readings_table(
+            unit_id=rec.unit_id,
+            batch_id=b.batch_id,
+            recipe=rec.recipe,
+            phase_names=list(c.recipe.phase_names()),
+            phase_idx=c.phase_idx,
+            ts_ns=b.ts,
+            signals=b.signals,
+        )
+        report.objects += land_readings(store, table)
+        feed_titer = feed.get(b.batch_id)
+        load_cv = _planned_load_cv(rec, c.recipe, feed_titer)
+        events = batch_events(
+            unit_id=rec.unit_id,
+            batch_id=b.batch_id,
+            recipe=rec.recipe,
+            phases=c.spans,
+            start_details={
+                "column_id": c.unit.column_id,
+                **({"column_cycle": rec.column_cycle} if rec.column_cycle is not None else {}),
+                **({"feed_titer_g_l": round(feed_titer, 4)} if feed_titer is not None else {}),
+                **({"planned_load_cv": round(load_cv, 4)} if load_cv is not None else {}),
+            },
+        )
+        key = events_key(rec.unit_id, b.batch_id, int(b.ts[0]), "events")
+        store.put(key, b"".join(json_bytes(e) for e in events))
+        report.objects.append(key)
+        report.readings += int(b.ts.size)
+        report.holds += sum(1 for s in c.spans if s.hold is not None)
+    for doc in labs:
+        key = samples_key(
+            doc["unit_id"], doc["sample_id"], doc["attempt"], iso_to_ns(doc["analyzed_at"])
+        )
+        store.put(key, json_bytes(doc))
+        report.objects.append(key)
+    report.batches = len(checked)
+    report.units = len({c.record.unit_id for c in checked})
+    report.lab_results = len(labs)
+    return report

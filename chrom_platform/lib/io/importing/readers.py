@@ -1,0 +1,513 @@
+"""Reading a plant's CSV files into batches of 1 Hz scans in canonical units.
+
+Nothing here writes: every problem is collected with its file, line and column, and the
+caller lands nothing unless there are none. Wide files give the phase per row; a long
+historian export gives scans per tag, aligned per unit, and its phases from an events file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chrom_platform.lib.core.contracts import SIGNALS, seq_of
+from chrom_platform.lib.io.importing.mapping import Mapping, TimeSpec
+
+NS = 1_000_000_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: Scans before this are not plant data from a running historian but a broken clock or a
+#: column of something else (Excel serial days, seconds from boot).
+PLAUSIBLE_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+#: Problems listed per import before the rest are only counted.
+MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    column: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line is not None else "")
+        col = f" column {self.column!r}:" if self.column is not None else ""
+        return f"{where}:{col} {self.problem}"
+
+
+class ImportRejected(Exception):
+    """The files cannot be imported; nothing was landed. Every problem found is listed."""
+
+    def __init__(self, problems: list[Problem], more: int = 0) -> None:
+        self.problems, self.more = problems, more
+        lines = [str(p) for p in problems]
+        if more:
+            lines.append(f"... and {more} more problem(s)")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Problems:
+    found: list[Problem] = field(default_factory=list)
+    more: int = 0
+
+    def add(self, file: str | Path, line: int | None, column: str | None, problem: str) -> None:
+        if len(self.found) < MAX_PROBLEMS:
+            self.found.append(Problem(str(file), line, column, problem))
+        else:
+            self.more += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise ImportRejected(self.found, self.more)
+
+
+class TimeParser:
+    """Parses one file's timestamps to epoch ns. A file is either all with offsets or all
+    without (then in the mapping's time zone): a mix is an error, never a guess."""
+
+    def __init__(self, spec: TimeSpec) -> None:
+        self.spec = spec
+        self.first: tuple[bool, int] | None = None  # (has offset, line)
+        self.latest = time.time_ns() + 86_400 * NS
+        # a historian export repeats each time once per tag, one after the other
+        self._last: tuple[str, int] = ("", 0)
+
+    def __call__(self, text: str, line: int) -> int:
+        if text == self._last[0]:
+            return self._last[1]
+        ns = self._parse(text, line)
+        self._last = (text, ns)
+        return ns
+
+    def _parse(self, text: str, line: int) -> int:
+        s = text.strip()
+        try:
+            if self.spec.format == "iso":
+                d = dt.datetime.fromisoformat(s)
+            else:
+                d = dt.datetime.strptime(s, self.spec.format)
+        except ValueError as e:
+            fmt = "ISO 8601" if self.spec.format == "iso" else repr(self.spec.format)
+            raise ValueError(f"not a time in {fmt}: {text!r}") from e
+        aware = d.tzinfo is not None
+        if self.first is None:
+            self.first = (aware, line)
+        elif self.first[0] != aware:
+            has = "has an offset" if aware else "has no offset"
+            other = "none" if aware else "one"
+            raise ValueError(
+                f"mixed time zones: {text!r} {has}, line {self.first[1]}'s time has {other}"
+            )
+        if not aware:
+            if self.spec.timezone is None:
+                raise ValueError(
+                    f"{text!r} has no UTC offset and the mapping sets no time.timezone"
+                )
+            d = d.replace(tzinfo=self.spec.timezone)
+        if d < PLAUSIBLE_FROM:
+            raise ValueError(f"implausible time {text!r}: before {PLAUSIBLE_FROM.date()}")
+        ns = (d - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+        if ns > self.latest:
+            raise ValueError(f"implausible time {text!r}: in the future")
+        return ns
+
+
+@dataclass
+class BatchData:
+    """One batch's scans as read, before master data is applied."""
+
+    batch_id: str
+    file: str
+    line: int
+    ts: np.ndarray
+    #: (phase name, first scan, last scan, file line of its first scan)
+    phase_runs: list[tuple[str, int, int, int]]
+    signals: dict[str, np.ndarray]
+    phase_column: str | None = None
+    #: long shape: the unit the tags belong to
+    unit_id: str | None = None
+
+
+def rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of a CSV file; BOM and Windows line ends accepted."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        for cells in reader:
+            if cells and any(c.strip() for c in cells):
+                yield reader.line_num, cells
+
+
+def header(
+    path: Path, problems: Problems, required: list[tuple[str, str]], ignore: frozenset[str]
+) -> tuple[Iterator[tuple[int, list[str]]], dict[str, int]] | None:
+    """The file's rows after its header, and the index of each required column. Missing
+    and unknown columns are problems (`required`: (column, what the mapping calls it))."""
+    it = rows(path)
+    first = next(it, None)
+    if first is None:
+        problems.add(path, None, None, "empty file: no header and no rows")
+        return None
+    line, cells = first
+    names = [c.strip() for c in cells]
+    index = {n: i for i, n in enumerate(names)}
+    ok = True
+    for col, what in required:
+        if col not in index:
+            problems.add(path, line, col, f"missing column ({what}); the header has {names}")
+            ok = False
+    wanted = {c for c, _ in required}
+    for n in names:
+        if n not in wanted and n not in ignore:
+            problems.add(path, line, n, "unknown column: map it or list it in ignore_columns")
+            ok = False
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    for n in dupes:
+        problems.add(path, line, n, "column appears twice in the header")
+        ok = False
+    return (it, index) if ok else None
+
+
+def number(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"not a finite number: {text!r}")
+    return v
+
+
+def converted(values: np.ndarray, factor: float) -> np.ndarray:
+    """Values times a unit factor, to 1e-9 in the canonical unit: far below any instrument's
+    resolution, and it undoes the last-bit error of the conversion (0.29 L/min written as
+    290 mL/min comes back as 0.29, not 0.29000000000000004), so a reading on a limit (a flow
+    on the dead band) stays on the same side of it."""
+    if factor == 1.0:
+        return values
+    return np.round(values * factor * 1e9) / 1e9
+
+
+def _runs(phases: list[str], lines: list[int]) -> list[tuple[str, int, int, int]]:
+    out: list[tuple[str, int, int, int]] = []
+    for i, p in enumerate(phases):
+        if out and out[-1][0] == p:
+            name, a, _, line = out[-1]
+            out[-1] = (name, a, i, line)
+        else:
+            out.append((p, i, i, lines[i]))
+    return out
+
+
+def _same_second(b: BatchData, lines: list[int] | None, problems: Problems) -> None:
+    seq = seq_of(b.ts)
+    dup = np.nonzero(np.diff(seq) == 0)[0]
+    if dup.size:
+        i = int(dup[0])
+        where = f"lines {lines[i]} and {lines[i + 1]}" if lines else "two scans"
+        problems.add(
+            b.file,
+            lines[i + 1] if lines else b.line,
+            None,
+            f"batch {b.batch_id}: {where} fall in the same second; the platform takes 1 Hz "
+            f"scans (resample first)",
+        )
+
+
+def read_wide(path: Path, m: Mapping, problems: Problems) -> list[BatchData]:
+    assert m.phase_column is not None
+    required = [(m.time.column, "time.column"), (m.phase_column, "phase.column")]
+    if m.batch_column:
+        required.append((m.batch_column, "batch.column"))
+    required += [(s.column or "", f"signals.{s.signal}.column") for s in m.signals]
+    got = header(path, problems, required, m.ignore_columns)
+    if got is None:
+        return []
+    it, index = got
+    file_batch = None
+    if m.batch_from_filename is not None:
+        match = m.batch_from_filename.fullmatch(path.name)
+        if not match:
+            problems.add(
+                path,
+                None,
+                None,
+                f"file name does not match batch.filename {m.batch_from_filename.pattern!r}",
+            )
+            return []
+        file_batch = match["batch_id"]
+    parse_time = TimeParser(m.time)
+    ti, pi = index[m.time.column], index[m.phase_column]
+    bi = index[m.batch_column] if m.batch_column else None
+    sig_cols = [(s.signal, index[s.column or ""], s.column) for s in m.signals]
+    width = len(index)
+    acc: dict[str, dict[str, list]] = {}
+    first_line: dict[str, int] = {}
+    n = 0
+    for line, cells in it:
+        n += 1
+        if len(cells) != width:
+            problems.add(path, line, None, f"{len(cells)} cells, the header has {width}")
+            continue
+        batch = file_batch if bi is None else cells[bi].strip()
+        if not batch:
+            problems.add(path, line, m.batch_column, "empty batch id")
+            continue
+        try:
+            ts = parse_time(cells[ti], line)
+        except ValueError as e:
+            problems.add(path, line, m.time.column, str(e))
+            continue
+        phase = cells[pi].strip()
+        if not phase:
+            problems.add(path, line, m.phase_column, "empty phase")
+            continue
+        values = []
+        for signal, ci, col in sig_cols:
+            try:
+                values.append(number(cells[ci]))
+            except ValueError:
+                problems.add(path, line, col, f"{signal}: not a finite number: {cells[ci]!r}")
+                break
+        else:
+            a = acc.get(batch)
+            if a is None:
+                a = acc[batch] = {"ts": [], "phase": [], "line": [], "v": []}
+                first_line[batch] = line
+            elif ts <= a["ts"][-1]:
+                prev = a["line"][-1]
+                what = "duplicate time: same as" if ts == a["ts"][-1] else "time goes back: before"
+                problems.add(path, line, m.time.column, f"{what} line {prev} (batch {batch})")
+                continue
+            a["ts"].append(ts)
+            a["phase"].append(phase)
+            a["line"].append(line)
+            a["v"].append(values)
+    if n == 0:
+        problems.add(path, None, None, "empty file: a header and no rows")
+    out = []
+    for batch, a in acc.items():
+        v = np.asarray(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS))
+        order = [s.signal for s in m.signals]
+        b = BatchData(
+            batch_id=batch,
+            file=str(path),
+            line=first_line[batch],
+            ts=np.asarray(a["ts"], dtype=np.int64),
+            phase_runs=_runs(a["phase"], a["line"]),
+            signals={s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals},
+            phase_column=m.phase_column,
+        )
+        _same_second(b, a["line"], problems)
+        out.append(b)
+    return out
+
+
+@dataclass
+class UnitScans:
+    """A unit's historian scans, aligned: every signal at every time."""
+
+    ts: np.ndarray
+    signals: dict[str, np.ndarray]
+    file: str
+
+
+@dataclass
+class _TagSeries:
+    ts: list[int] = field(default_factory=list)
+    v: list[float] = field(default_factory=list)
+    line: list[int] = field(default_factory=list)
+
+
+def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, UnitScans]:
+    """A historian export's scans per unit, each tag converted to its signal's unit."""
+    assert m.tags is not None
+    assert m.tag_column
+    assert m.value_column
+    series: dict[str, _TagSeries] = {t: _TagSeries() for t in m.tags}
+    files: dict[str, str] = {}
+    for path in paths:
+        required = [
+            (m.time.column, "time.column"),
+            (m.tag_column, "tag_column"),
+            (m.value_column, "value_column"),
+        ]
+        got = header(path, problems, required, m.ignore_columns)
+        if got is None:
+            continue
+        it, index = got
+        parse_time = TimeParser(m.time)
+        ti, gi, vi = index[m.time.column], index[m.tag_column], index[m.value_column]
+        width = len(index)
+        n = 0
+        for line, cells in it:
+            n += 1
+            if len(cells) != width:
+                problems.add(path, line, None, f"{len(cells)} cells, the header has {width}")
+                continue
+            tag = cells[gi].strip()
+            src = m.tags.get(tag)
+            if src is None:
+                problems.add(
+                    path, line, m.tag_column, f"unknown tag {tag!r}: not in the mapping's tags"
+                )
+                continue
+            try:
+                ts = parse_time(cells[ti], line)
+            except ValueError as e:
+                problems.add(path, line, m.time.column, str(e))
+                continue
+            try:
+                v = number(cells[vi])
+            except ValueError:
+                problems.add(
+                    path, line, m.value_column, f"{tag}: not a finite number: {cells[vi]!r}"
+                )
+                continue
+            s = series[tag]
+            if s.ts and ts <= s.ts[-1]:
+                what = "duplicate time: same as" if ts == s.ts[-1] else "time goes back: before"
+                problems.add(path, line, m.time.column, f"{what} line {s.line[-1]} (tag {tag})")
+                continue
+            s.ts.append(ts)
+            s.v.append(v)
+            s.line.append(line)
+            files[tag] = str(path)
+        if n == 0:
+            problems.add(path, None, None, "empty file: a header and no rows")
+    out: dict[str, UnitScans] = {}
+    for unit_id, by_signal in m.units_with_tags().items():
+        tags = {s: series[src.tag or ""] for s, src in by_signal.items()}
+        if not any(t.ts for t in tags.values()):
+            continue
+        union = np.unique(np.concatenate([np.asarray(t.ts, dtype=np.int64) for t in tags.values()]))
+        aligned = True
+        for signal, t in tags.items():
+            if len(t.ts) != union.size:
+                missing = np.setdiff1d(union, np.asarray(t.ts, dtype=np.int64))
+                other = next(o for o in tags.values() if int(missing[0]) in o.ts)
+                line = other.line[other.ts.index(int(missing[0]))]
+                problems.add(
+                    files.get(by_signal[signal].tag or "", str(paths[0])),
+                    line,
+                    m.value_column,
+                    f"unit {unit_id}: no {signal} value (tag {by_signal[signal].tag}) at this "
+                    f"line's time; {missing.size} such time(s): every tag of a unit needs a "
+                    f"value at each scan",
+                )
+                aligned = False
+        if aligned:
+            out[unit_id] = UnitScans(
+                ts=union,
+                signals={
+                    s: converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor)
+                    for s, t in tags.items()
+                },
+                file=files[by_signal["flow_lpm"].tag or ""],
+            )
+    return out
+
+
+def split_long(
+    scans: dict[str, UnitScans],
+    events_path: Path,
+    m: Mapping,
+    unit_of_batch: dict[str, str],
+    problems: Problems,
+) -> tuple[list[BatchData], int]:
+    """Cut each unit's scans into batches and phases by the events file (batch_id, phase,
+    start, end: inclusive). Returns the batches and how many scans fell in no batch."""
+    required = [("batch_id", "events"), ("phase", "events"), ("start", "events"), ("end", "events")]
+    got = header(events_path, problems, required, m.ignore_columns)
+    if got is None:
+        return [], 0
+    it, index = got
+    parse_time = TimeParser(m.time)
+    phases: dict[str, list[tuple[str, int, int, int]]] = {}
+    for line, cells in it:
+        if len(cells) != len(index):
+            problems.add(
+                events_path, line, None, f"{len(cells)} cells, the header has {len(index)}"
+            )
+            continue
+        batch, phase = cells[index["batch_id"]].strip(), cells[index["phase"]].strip()
+        try:
+            start = parse_time(cells[index["start"]], line)
+            end = parse_time(cells[index["end"]], line)
+        except ValueError as e:
+            problems.add(events_path, line, "start/end", str(e))
+            continue
+        if end < start:
+            problems.add(events_path, line, "end", "phase ends before it starts")
+            continue
+        phases.setdefault(batch, []).append((phase, start, end, line))
+    if not phases and not problems:
+        problems.add(events_path, None, None, "empty file: a header and no rows")
+    used = {u: np.zeros(d.ts.size, dtype=np.bool_) for u, d in scans.items()}
+    out = []
+    for batch, spans in phases.items():
+        unit_id = unit_of_batch.get(batch)
+        if unit_id is None:
+            problems.add(
+                events_path, spans[0][3], "batch_id", f"batch {batch!r} is not in the batches file"
+            )
+            continue
+        d = scans.get(unit_id)
+        if d is None:
+            problems.add(
+                events_path, spans[0][3], "batch_id", f"no scans of unit {unit_id} (batch {batch})"
+            )
+            continue
+        ts = d.ts
+        runs: list[tuple[str, int, int, int]] = []
+        for phase, start, end, line in spans:
+            a = int(np.searchsorted(ts, start, "left"))
+            b = int(np.searchsorted(ts, end, "right")) - 1
+            if b < a:
+                problems.add(
+                    events_path,
+                    line,
+                    "start/end",
+                    f"no scans of {unit_id} in phase {phase} of {batch}",
+                )
+                continue
+            if runs and a <= runs[-1][2]:
+                problems.add(
+                    events_path,
+                    line,
+                    "start",
+                    f"phase {phase} starts before the previous phase of {batch} ends",
+                )
+                continue
+            runs.append((phase, a, b, line))
+        if not runs:
+            continue
+        # scans between one phase's end and the next one's start belong to no phase: skipped
+        idx = np.concatenate([np.arange(a, b + 1) for _, a, b, _ in runs])
+        used[unit_id][idx] = True
+        rebased, pos = [], 0
+        for p, a, b, line in runs:
+            rebased.append((p, pos, pos + b - a, line))
+            pos += b - a + 1
+        out.append(
+            BatchData(
+                batch_id=batch,
+                file=str(events_path),
+                line=spans[0][3],
+                ts=ts[idx],
+                phase_runs=rebased,
+                signals={s: d.signals[s][idx] for s in SIGNALS},
+                phase_column="phase",
+                unit_id=unit_id,
+            )
+        )
+        _same_second(out[-1], None, problems)
+    skipped = sum(int(u.size - np.count_nonzero(u)) for u in used.values())
+    return out, skipped
