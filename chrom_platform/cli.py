@@ -25,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         "headless through Dagster and score the verdicts against the simulator's truth",
     )
     add_history_arguments(ev, units=4, batches_per_unit=60, seed=7, fault_rate=0.25)
+    ev.add_argument(
+        "--process",
+        default="mab-capture",
+        help="process family the simulator plays (simulator.PROCESSES: mab-capture, fc-capture)",
+    )
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         from chrom_platform.evaluation.run import evaluate, render_table
 
         try:
-            result = evaluate(**history_size(args), workdir=args.workdir)
+            result = evaluate(**history_size(args), workdir=args.workdir, process=args.process)
         except ValueError as e:
             print(f"chrom evaluate: {e}", file=sys.stderr)
             return 2

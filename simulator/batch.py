@@ -10,11 +10,14 @@ faults and sensor noise are applied, then values are rounded to instrument resol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import yaml
 
 from chrom_platform.lib.core import cv
 from chrom_platform.lib.core.contracts import (
@@ -71,6 +74,42 @@ class Variability:
 VARIABILITY = Variability()
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """How a simulated plant behaves beyond its master data: batch-to-batch variation and
+    sensor noise. The simulator's own knobs (simulation.yaml beside a process's master
+    data); the platform never reads them."""
+
+    variability: Variability = VARIABILITY
+    #: (absolute sd, relative sd, decimals) per signal
+    noise: Mapping[str, tuple[float, float, int]] = field(default_factory=lambda: dict(NOISE))
+
+
+BEHAVIOUR = Behaviour()
+
+
+def load_behaviour(path: str | Path | None) -> Behaviour:
+    """A process's simulation.yaml: `variability` overrides of `Variability`, and
+    `noise_scale` (a factor per signal on the default sensor noise)."""
+    if path is None:
+        return BEHAVIOUR
+    doc = yaml.safe_load(Path(path).read_text()) or {}
+    known = {f.name for f in fields(Variability)}
+    over = doc.get("variability", {}) or {}
+    unknown = set(over) - known
+    if unknown:
+        raise ValueError(
+            f"{path}: variability: unknown keys {sorted(unknown)}; known: {sorted(known)}"
+        )
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+    var = replace(VARIABILITY, **values)
+    scale = doc.get("noise_scale", {}) or {}
+    if set(scale) - set(NOISE):
+        raise ValueError(f"{path}: noise_scale: unknown signals {sorted(set(scale) - set(NOISE))}")
+    noise = {s: (a * scale.get(s, 1.0), r * scale.get(s, 1.0), d) for s, (a, r, d) in NOISE.items()}
+    return Behaviour(variability=var, noise=noise)
+
+
 def unit_clock_offset_ns(unit_index: int) -> int:
     """Unit clocks are not on the second: a fixed sub-second offset per unit (ms resolution)."""
     return (137 * (unit_index + 1) % 1000) * 1_000_000
@@ -103,6 +142,7 @@ class BatchPlan:
     fault: Fault | None
     noise_seed: int
     lab_seed: int
+    behaviour: Behaviour = BEHAVIOUR
 
     @property
     def column_volume_l(self) -> float:
@@ -127,13 +167,20 @@ def plan_batch(
     fault_kinds: tuple[str, ...] = tuple(FAULT_KINDS),
     force_fault: str | None = None,
     no_fault: bool = False,
-    var: Variability = VARIABILITY,
+    behaviour: Behaviour = BEHAVIOUR,
 ) -> BatchPlan:
     """Draw everything random about a batch. Same arguments, same plan."""
+    var = behaviour.variability
     rp, rf, rn, rl = _streams(seed, unit_index, batch_index)
     start_ns = earliest_start_ns + int(rp.uniform(*var.turnaround_h) * 3600) * NS
     start_ns = start_ns - start_ns % NS + unit_clock_offset_ns(unit_index)
-    titer = float(np.clip(rp.normal(var.titer_mean_g_l, var.titer_sd_g_l), 1.5, 6.0))
+    titer = float(
+        np.clip(
+            rp.normal(var.titer_mean_g_l, var.titer_sd_g_l),
+            0.5 * var.titer_mean_g_l,
+            2.0 * var.titer_mean_g_l,
+        )
+    )
     titer_lab = titer * (1.0 + rp.normal(0.0, var.lab_rel_sd))
     cycle = batch_index + 1
 
@@ -204,6 +251,7 @@ def plan_batch(
         fault=fault,
         noise_seed=int(rn.integers(2**63)),
         lab_seed=int(rl.integers(2**63)),
+        behaviour=behaviour,
     )
 
 
@@ -340,7 +388,7 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
         plan.asymmetry,
         plan.unit.bed_height_cm,
     )
-    steps = _steps(t, resp)
+    steps = _steps(plan, t, resp)
     cond, ph, uv, visc = _buffer_signals(plan, t, steps)
     prod = _product(plan, t, steps, resp)
     mau_per_g_l = plan.recipe.extinction_l_g_cm * plan.unit.uv_path_length_cm * 1000.0
@@ -351,7 +399,7 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
             t,
             resp,
             cip.name,
-            VARIABILITY.cip_impurity_mau_cv * plan.unit.column_volume_l,
+            plan.behaviour.variability.cip_impurity_mau_cv * plan.unit.column_volume_l,
             0.0,
             0.25,
         )
@@ -434,18 +482,36 @@ def _timeline(plan: BatchPlan) -> _Timeline:
     )
 
 
-def _steps(t: _Timeline, resp: ColumnResponse) -> Array:
+#: sub-steps a linear gradient is cut into: the outlet follows the ramp through the column's
+#: own step response, averaged over the ramp (superposition)
+GRADIENT_SUBSTEPS = 40
+
+
+def _ramp_starts(plan: BatchPlan, k: int) -> Array:
+    """Where, in CV after phase k's start, its sub-steps begin: one step (0) unless the
+    recipe ramps into the phase's buffer over `gradient_cv`."""
+    g = plan.recipe.phases[k].gradient_cv
+    if not g:
+        return np.zeros(1)
+    return (np.arange(GRADIENT_SUBSTEPS) + 0.5) / GRADIENT_SUBSTEPS * g
+
+
+def _steps(plan: BatchPlan, t: _Timeline, resp: ColumnResponse) -> Array:
     """steps[k, i]: the fraction of phase k's buffer at the outlet at sample i (the column's
-    step response from the phase's start volume)."""
+    step response from the phase's start volume; a gradient's, the mean over its ramp)."""
     K, n, v = t.first.size, t.n, t.v
     v_start = v[t.first]
     gmax = resp.grid[-1]
     steps = np.zeros((K, n))
     for k in range(K):
         i0 = int(t.first[k])
-        i1 = max(int(np.searchsorted(v, v_start[k] + gmax, side="right")), i0)
-        steps[k, i0:i1] = resp.step(v[i0:i1] - v_start[k])
-        steps[k, i1:] = 1.0
+        starts = _ramp_starts(plan, k)
+        for s0 in starts:
+            a = max(int(np.searchsorted(v, v_start[k] + s0, side="left")) - 1, i0)
+            i1 = max(int(np.searchsorted(v, v_start[k] + s0 + gmax, side="right")), a)
+            steps[k, a:i1] += resp.step(v[a:i1] - v_start[k] - s0)
+            steps[k, i1:] += 1.0
+        steps[k] /= starts.size
     return steps
 
 
@@ -468,7 +534,12 @@ def _buffer_signals(
     # volume), independent of dispersion to first order.
     visc_vals = np.array([b.viscosity_mpa_s for b in bufs])
     v_start = t.v[t.first]
-    bed_fill = np.clip((t.v[None, :] - v_start[:, None]) / plan.resin.total_porosity, 0.0, 1.0)
+    bed_fill = np.zeros_like(steps)
+    for k in range(v_start.size):
+        starts = _ramp_starts(plan, k)
+        for s0 in starts:
+            bed_fill[k] += np.clip((t.v - v_start[k] - s0) / plan.resin.total_porosity, 0.0, 1.0)
+        bed_fill[k] /= starts.size
     visc = visc_vals[0] + np.diff(visc_vals) @ bed_fill
     return superpose("cond_ms_cm"), superpose("ph"), superpose("uv_mau"), visc
 
@@ -583,7 +654,7 @@ def _instruments(
     for j, s in enumerate(SIGNALS):
         x = true_signals[s]
         if z is not None:
-            sd_abs, sd_rel, decimals = NOISE[s]
+            sd_abs, sd_rel, decimals = plan.behaviour.noise[s]
             x = np.round(x + (sd_abs + sd_rel * np.abs(x)) * z[j], decimals)
         measured[s] = x
     measured["uv_mau"] = np.minimum(measured["uv_mau"], plan.unit.uv_max_mau)

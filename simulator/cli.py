@@ -21,8 +21,15 @@ from chrom_platform.lib.core.contracts import EVENTS_PREFIX, iso_to_ns, samples_
 from chrom_platform.lib.core.master_data import ConfigError, MasterData, load_master_data
 from chrom_platform.lib.io.landing import json_bytes, land_master_data
 from chrom_platform.lib.io.objectstore import open_store
-from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
-from simulator.batch import NS, SimBatch, plan_batch, simulate, unit_clock_offset_ns
+from simulator import DEFAULT_PROCESS, DEFAULT_START, PROCESSES, process_files
+from simulator.batch import (
+    NS,
+    SimBatch,
+    load_behaviour,
+    plan_batch,
+    simulate,
+    unit_clock_offset_ns,
+)
 from simulator.faults import FAULT_KINDS
 from simulator.landing import (
     DEFAULT_START_NS,
@@ -85,8 +92,29 @@ def history_size(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in ("units", "batches_per_unit", "seed", "fault_rate")}
 
 
+def add_process_arguments(p: argparse.ArgumentParser) -> None:
+    """Which plant to play: a process family's shipped files, or your own master data."""
+    p.add_argument(
+        "--process",
+        default=DEFAULT_PROCESS,
+        choices=sorted(PROCESSES),
+        help=f"process family (default {DEFAULT_PROCESS}): its equipment, recipes and behaviour",
+    )
+    p.add_argument("--equipment", help="equipment master data (default: the process's)")
+    p.add_argument("--recipes", help="recipe master data (default: the process's)")
+
+
+def resolve_process(args: argparse.Namespace) -> None:
+    """Fill in the process's files where --equipment / --recipes were not given."""
+    files = process_files(args.process)
+    args.equipment = args.equipment or files.equipment
+    args.recipes = args.recipes or files.recipes
+    args.simulation = files.simulation
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     add_history_arguments(p)
+    add_process_arguments(p)
     p.add_argument(
         "--fault-kinds",
         type=_fault_kinds,
@@ -100,8 +128,6 @@ def _common(p: argparse.ArgumentParser) -> None:
         required=True,
         help="ground-truth folder (never inside the landing zone)",
     )
-    p.add_argument("--equipment", default=DEFAULT_EQUIPMENT)
-    p.add_argument("--recipes", default=DEFAULT_RECIPES)
     p.add_argument(
         "--first-batch",
         type=int,
@@ -143,8 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--shape", choices=["wide", "long"], default="wide")
     x.add_argument("--out", type=Path, required=True, help="folder to write the files into")
     x.add_argument("--truth", type=Path, help="also write the ground truth here")
-    x.add_argument("--equipment", default=DEFAULT_EQUIPMENT)
-    x.add_argument("--recipes", default=DEFAULT_RECIPES)
+    add_process_arguments(x)
     x.add_argument("--first-batch", type=int, default=0)
     x.add_argument(
         "--fault-kinds",
@@ -175,6 +200,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
         recipes_path=args.recipes,
         fault_kinds=args.fault_kinds,
         first_batch=args.first_batch,
+        simulation_path=args.simulation,
     )
     sims = [sim for job in jobs for sim in unit_batches(job, md)]
     files = export_csv(args.out, sims, args.shape)
@@ -226,6 +252,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             first_batch=args.first_batch,
             workers=args.workers,
             progress=not args.quiet,
+            simulation_path=args.simulation,
         )
     except ConfigError as e:  # raised before anything is landed, naming file, key and problem
         raise SystemExit(f"chrom-sim: invalid master data: {e}") from e
@@ -250,6 +277,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
+    behaviour = load_behaviour(args.simulation)
     sims = []
     for ui, unit_id in enumerate(list(md.units)[: args.units]):
         unit = md.units[unit_id]
@@ -266,6 +294,7 @@ def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
                 seed=args.seed,
                 fault_rate=args.fault_rate,
                 fault_kinds=args.fault_kinds,
+                behaviour=behaviour,
             )
             if i == args.first_batch:
                 plan = replace(plan, start_ns=args.start + unit_clock_offset_ns(ui))
@@ -359,8 +388,15 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the process family's files filled in."""
     args = build_parser().parse_args(argv)
+    resolve_process(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.command == "backfill":
         return cmd_backfill(args)
     if args.command == "export-csv":

@@ -24,8 +24,9 @@ class FaultKind:
     #: Signals whose values the fault changes. sensor_dropout changes no value: it removes
     #: readings (all signals) for a while.
     signals: tuple[str, ...]
-    #: Kinds of phase the fault may start in (any phase of the recipe of these kinds).
-    phase_kinds: tuple[str, ...]
+    #: Kinds of phase the fault may start in (any phase of the recipe of these kinds); None:
+    #: the batch's first phase, whatever its kind (the fault is there from the start).
+    phase_kinds: tuple[str, ...] | None
 
 
 FAULT_KINDS: dict[str, FaultKind] = {
@@ -53,7 +54,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "packing_degradation",
             "bed packing degraded: HETP up, peaks tail",
             ("cond_ms_cm", "ph", "uv_mau"),
-            ("equilibration",),
+            None,
         ),
         FaultKind(
             "wrong_buffer",
@@ -107,9 +108,10 @@ class Fault:
 def draw_fault(rng: np.random.Generator, kind: str, phases: tuple[Phase, ...]) -> Fault:
     """Draw one fault of `kind` for a recipe with `phases` (uses only `rng`)."""
     spec = FAULT_KINDS[kind]
-    allowed = [p.name for p in phases if p.kind in spec.phase_kinds]
+    kinds = spec.phase_kinds
+    allowed = [phases[0].name] if kinds is None else [p.name for p in phases if p.kind in kinds]
     if not allowed:
-        raise ValueError(f"fault {kind!r} needs a phase of kind {' or '.join(spec.phase_kinds)}")
+        raise ValueError(f"fault {kind!r} needs a phase of kind {' or '.join(kinds or ())}")
     phase = str(allowed[int(rng.integers(len(allowed)))])
     frac = float(rng.uniform(0.15, 0.6))
     signals = spec.signals

@@ -31,7 +31,7 @@ from chrom_platform.lib.core.master_data import MasterData, load_master_data
 from chrom_platform.lib.io.landing import json_bytes, land_master_data, land_readings
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
-from simulator.batch import SimBatch, plan_batch, simulate
+from simulator.batch import SimBatch, load_behaviour, plan_batch, simulate
 from simulator.faults import FAULT_KINDS
 from simulator.samples import sample_results
 
@@ -72,6 +72,8 @@ class UnitJob:
     fault_kinds: tuple[str, ...]
     durable: bool
     progress: bool
+    #: the process's simulation.yaml (how the plant behaves); None: the default behaviour
+    simulation_path: str | None = None
 
 
 @dataclass
@@ -90,6 +92,7 @@ def unit_batches(job: UnitJob, md: MasterData | None = None) -> Iterator[SimBatc
     unit = md.units[job.unit_id]
     recipe = md.recipes[job.recipe]
     resin = md.resins[unit.resin]
+    behaviour = load_behaviour(job.simulation_path)
     cursor = job.start_ns
     for i in range(job.first_batch, job.first_batch + job.batches):
         plan = plan_batch(
@@ -102,6 +105,7 @@ def unit_batches(job: UnitJob, md: MasterData | None = None) -> Iterator[SimBatc
             seed=job.seed,
             fault_rate=job.fault_rate,
             fault_kinds=job.fault_kinds,
+            behaviour=behaviour,
         )
         sim = simulate(plan)
         yield sim
@@ -148,6 +152,7 @@ def unit_jobs(
     first_batch: int = 0,
     durable: bool = True,
     progress: bool = False,
+    simulation_path: str | None = None,
 ) -> list[UnitJob]:
     """One job per unit: the campaign a backfill with these arguments simulates."""
     return [
@@ -166,6 +171,7 @@ def unit_jobs(
             fault_kinds=tuple(fault_kinds),
             durable=durable,
             progress=progress,
+            simulation_path=simulation_path,
         )
         for i, u in enumerate(list(md.units)[:units])
     ]
@@ -201,6 +207,7 @@ def backfill(
     durable: bool = True,
     progress: bool = False,
     on_unit: Callable[[UnitResult], None] | None = None,
+    simulation_path: str | None = None,
 ) -> BackfillResult:
     """Simulate and land a history. Master data is read from the given files (the worker
     processes read the same files), so what is landed is exactly what was configured."""
@@ -232,6 +239,7 @@ def backfill(
         first_batch=first_batch,
         durable=durable,
         progress=progress,
+        simulation_path=simulation_path,
     )
     unit_ids = [j.unit_id for j in jobs]
     t0 = time.perf_counter()

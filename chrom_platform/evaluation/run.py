@@ -31,11 +31,16 @@ def evaluate(
     batches_per_unit: int,
     fault_rate: float,
     workdir: Path | None = None,
+    process: str | None = None,
 ) -> dict[str, Any]:
     from chrom_platform.build import build_everything, failed_steps
     from chrom_platform.lib.analytics.envelope import EnvelopeParams
     from chrom_platform.settings import Settings
+    from simulator import DEFAULT_PROCESS, process_files
     from simulator.landing import backfill
+
+    process = process or DEFAULT_PROCESS
+    files = process_files(process)  # ValueError naming the known ones
 
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="chrom-evaluate-")) if workdir is None else workdir
@@ -46,7 +51,10 @@ def evaluate(
     try:
         lake, truth_dir = root / "lake", root / "truth"
         t0 = time.perf_counter()
-        _log(f"backfilling {units} units x {batches_per_unit} batches (seed {seed}) in {root}")
+        _log(
+            f"backfilling {units} units x {batches_per_unit} batches of process {process} "
+            f"(seed {seed}) in {root}"
+        )
         bf = backfill(
             landing=str(lake),
             truth_dir=truth_dir,
@@ -57,6 +65,9 @@ def evaluate(
             workers=2,
             durable=False,  # a throwaway workspace: no fsync per object
             progress=False,
+            equipment_path=files.equipment,
+            recipes_path=files.recipes,
+            simulation_path=files.simulation,
         )
         timings["backfill_s"] = time.perf_counter() - t0
         settings = Settings.from_env(
@@ -85,6 +96,7 @@ def evaluate(
         s = score(truth, **tables, min_batches=EnvelopeParams().min_batches)
         _log(f"scored in {sum(timings.values()):.0f} s")
         return {
+            "process": process,
             "seed": seed,
             "units": units,
             "batches_per_unit": batches_per_unit,
@@ -110,6 +122,7 @@ def render_table(result: dict[str, Any]) -> str:
     ok = s["passed"]
     mark = {True: "ok", False: "MISSED"}
     lines = [
+        f"process {result.get('process', '?')}, "
         f"seed {result['seed']}: {s['batches']} batches ({s['warm_up_batches']} warm-up), "
         f"{s['scored_faulty']} faulty and {s['scored_fault_free']} fault-free scored",
         "",
@@ -127,6 +140,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"{mark[ok['recall']]}",
         f"{'false alarms, fault-free batches':<34}{_fmt(s['false_alarm_rate'], True):>10}"
         f"{'<= 2%':>10}  {mark[ok['false_alarm_rate']]}",
+        f"{'  of which a fail verdict':<34}{_fmt(s['fail_verdict_rate_fault_free'], True):>10}",
         f"{'median detection delay (CV)':<34}{_fmt(s['median_delay_cv']):>10}{'<= 0.5':>10}  "
         f"{mark[ok['median_delay_cv']]}",
         f"{'HETP error, worst batch':<34}{_fmt(s['hetp_error_max'], True):>10}{'<= 5%':>10}  "
@@ -137,5 +151,13 @@ def render_table(result: dict[str, Any]) -> str:
         f"{'<= 1.0':>10}  {mark[ok['step_yield_error_pp']]}",
         f"{'  of which the platform, worst':<34}{_fmt(s['step_yield_error_pp_platform_max']):>10}",
         f"{'  lab results alone, worst':<34}{_fmt(s['step_yield_error_pp_lab_max']):>10}",
+        "",
+        "cold start (faulty batches judged before their unit had an envelope): "
+        + (
+            ", ".join(f"{k} {c['detected']}/{c['batches']}" for k, c in s["cold_start"].items())
+            or "none"
+        ),
+        "own envelope from batch: "
+        + ", ".join(f"{k} {v if v else 'never'}" for k, v in s["envelope_from_batch"].items()),
     ]
     return "\n".join(lines)

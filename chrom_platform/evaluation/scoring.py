@@ -29,7 +29,7 @@ import numpy as np
 
 #: (source, signal) pairs that count as detecting each fault kind; None = any signal
 MATCHING_ALARMS: dict[str, set[tuple[str, str | None]]] = {
-    "ph_drift": {("drift", "ph")},
+    "ph_drift": {("drift", "ph"), ("spec", "ph")},
     "pressure_rise": {("drift", "pressure_bar"), ("column", "permeability")},
     "early_breakthrough": {
         ("breakthrough", "uv_mau"),
@@ -38,12 +38,13 @@ MATCHING_ALARMS: dict[str, set[tuple[str, str | None]]] = {
     },
     "packing_degradation": {
         ("column", "hetp"),
+        ("column", "asymmetry"),
         ("drift", "cond_ms_cm"),
         ("drift", "ph"),
         ("drift", "uv_mau"),
     },
-    "wrong_buffer": {("drift", "cond_ms_cm")},
-    "pump_fault": {("drift", "flow_lpm"), ("drift", "pressure_bar")},
+    "wrong_buffer": {("drift", "cond_ms_cm"), ("spec", "cond_ms_cm"), ("spec", "ph")},
+    "pump_fault": {("drift", "flow_lpm"), ("drift", "pressure_bar"), ("spec", "flow_lpm")},
     "sensor_flatline": {("flatline", None)},
     "sensor_dropout": {("gap", None)},
 }
@@ -69,7 +70,8 @@ def _matches(kind: str, fault: dict[str, Any], alarm: dict[str, Any]) -> bool:
             if kind == "sensor_flatline" and alarm["signal"] not in fault["signals"]:
                 continue
             return True
-        if alarm["signal"] == signal:
+        # a column alarm names every limit it tripped: "hetp,asymmetry"
+        if signal in str(alarm["signal"]).split(","):
             return True
     return False
 
@@ -102,6 +104,13 @@ class Score:
     step_yield_error_pp_lab_max: float = float("nan")
     step_yield_batches: int = 0
     step_yield_saturated: int = 0
+    #: fault-free batches the platform failed (an ERROR alarm): what an engineer must chase
+    fail_verdict_rate: float = float("nan")
+    #: unit and recipe -> the batch index (1-based) first judged against an own envelope
+    envelope_from: dict[str, int | None] = field(default_factory=dict)
+    #: faulty batches judged before their unit had an envelope (cold start: specifications
+    #: and the reading-level checks alone), per fault kind: batches, detected, recall
+    cold_start: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def passed(self) -> dict[str, bool]:
         return {
@@ -134,6 +143,9 @@ class Score:
             "step_yield_error_pp_lab_max": _r(self.step_yield_error_pp_lab_max),
             "step_yield_batches": self.step_yield_batches,
             "step_yield_uv_saturated_left_out": self.step_yield_saturated,
+            "fail_verdict_rate_fault_free": _r(self.fail_verdict_rate),
+            "envelope_from_batch": self.envelope_from,
+            "cold_start": self.cold_start,
             "per_kind": self.per_kind,
             "passed": self.passed(),
             "all_passed": all(self.passed().values()),
@@ -165,17 +177,34 @@ def score(
     kinds: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"batches": 0, "detected": 0, "delays_cv": []}
     )
-    clean_flagged = 0
+    clean_flagged = clean_failed = 0
+    order: dict[str, int] = defaultdict(int)
     for t in truth:
+        key = f"{t.get('unit_id')} / {t.get('recipe')}"
+        order[key] += 1
+        s.envelope_from.setdefault(key, None)
+        v0 = verdict.get(t["batch_id"])
+        if s.envelope_from[key] is None and v0 and v0["reference_batches"] >= min_batches:
+            s.envelope_from[key] = order[key]
         bid = t["batch_id"]
         v = verdict.get(bid)
         if v is None or v["reference_batches"] < min_batches:
             s.warm_up += 1
+            if t["fault"] is not None:
+                c = s.cold_start.setdefault(t["fault"]["kind"], {"batches": 0, "detected": 0})
+                c["batches"] += 1
+                onset = float(t["fault"]["onset_batch_cv"])
+                c["detected"] += any(
+                    _matches(t["fault"]["kind"], t["fault"], a)
+                    and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
+                    for a in by_batch.get(bid, [])
+                )
             continue
         fault = t["fault"]
         found = by_batch.get(bid, [])
         if fault is None:
             s.scored_clean += 1
+            clean_failed += v.get("verdict") == "fail"
             if found:
                 clean_flagged += 1
                 s.false_alarms.append(
@@ -210,6 +239,9 @@ def score(
                     "alarms": [f"{a['source']}:{a['signal']}@{a['alarm_cv']}" for a in found],
                 }
             )
+    for c in s.cold_start.values():
+        c["recall"] = round(c["detected"] / c["batches"], 4)
+    s.cold_start = dict(sorted(s.cold_start.items()))
     for name, k in sorted(kinds.items()):
         d = k.pop("delays_cv")
         k["recall"] = round(k["detected"] / k["batches"], 4) if k["batches"] else None
@@ -218,6 +250,7 @@ def score(
     total = sum(k["batches"] for k in s.per_kind.values())
     s.recall = sum(k["detected"] for k in s.per_kind.values()) / total if total else float("nan")
     s.false_alarm_rate = clean_flagged / s.scored_clean if s.scored_clean else float("nan")
+    s.fail_verdict_rate = clean_failed / s.scored_clean if s.scored_clean else float("nan")
     s.median_delay_cv = float(np.median(delays)) if delays else float("nan")
 
     # -- column performance and yield against the truth of every batch --------------------

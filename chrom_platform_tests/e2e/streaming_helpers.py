@@ -19,7 +19,7 @@ from chrom_platform.lib.core.master_data import MasterData
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.local.influx_server import LocalInfluxServer
 from simulator.batch import SimBatch
-from simulator.cli import _stream_sims, build_parser
+from simulator.cli import _stream_sims, parse_args
 from simulator.faults import FAULT_KINDS
 
 
@@ -63,7 +63,7 @@ def stream_batches(
         capture_output=True,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     args.fault_kinds = tuple(FAULT_KINDS)
     return Streamed(work / "queue.db", work / "lake", work / "truth", _stream_sims(md, args))
 

@@ -46,7 +46,7 @@ from chrom_platform_tests.e2e.streaming_helpers import (
 )
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.unit.test_readings_decoder import INJECTION, _nested_extra, msg
-from simulator.cli import _stream_sims, build_parser
+from simulator.cli import _stream_sims, parse_args
 from simulator.faults import FAULT_KINDS
 
 S = 10**9
@@ -404,7 +404,7 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
     q = SqliteQueue(tmp_path / "queue.db")
     ensure_readings_topology(q, ack_deadline_s=2.0)  # killed leases expire quickly
     argv = stream_args(tmp_path, units=3, batches=3, seed=37, start="2026-03-02T06:00:00Z")
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     args.fault_kinds = tuple(FAULT_KINDS)
     sims = _stream_sims(md, args)
     rows = sorted(

@@ -229,15 +229,20 @@ def test_live_drift_reaches_influx_within_seconds_of_the_faulty_readings(
 
 
 def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> None:
-    """The command on a small history: a fresh workspace, the pipeline through Dagster, a
-    table and JSON. (Its targets are measured on large histories: docs/evaluation.md.)"""
+    """The command on a small history of the second process family (another plant's
+    names, no equilibration, ramped washes, a gradient elution, noisier sensors): a fresh
+    workspace, the pipeline through Dagster, a table and JSON. (Its targets are measured on
+    large histories of both families: docs/evaluation.md.)"""
+    import duckdb
+
     from chrom_platform.cli import main
 
     out = tmp_path / "result.json"
     code = main(
         [
             "evaluate",
-            "--seed=3",
+            "--process=fc-capture",
+            "--seed=4",
             "--units=2",
             "--batches-per-unit=12",
             "--fault-rate=0.3",
@@ -247,11 +252,13 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
     )
     assert code == 0
     result = json.loads(out.read_text())
+    assert result["process"] == "fc-capture"
     s = result["score"]
     assert s["batches"] == 24
     assert s["scored_faulty"] + s["scored_fault_free"] + s["warm_up_batches"] == 24
+    assert s["scored_faulty"] >= 1
     assert 0.0 <= s["recall"] <= 1.0
-    assert s["hetp_error_max"] < 0.05
+    assert s["hetp_error_max"] < 0.05, "HETP from steps only, never from ramps or noise"
     assert set(s["passed"]) == {
         "recall",
         "false_alarm_rate",
@@ -266,6 +273,35 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
     assert s["step_yield_error_pp_max"] <= (
         s["step_yield_error_pp_platform_max"] + s["step_yield_error_pp_lab_max"] + 1e-3
     )
+    with duckdb.connect(str(tmp_path / "ws" / "data" / "warehouse.duckdb"), read_only=True) as c:
+        set_aside = dict(
+            c.execute(
+                "select transition, any_value(not_applicable) from gold.gold_column_performance "
+                "where not_applicable is not null group by 1"
+            ).fetchall()
+        )
+        verdicts = dict(
+            c.execute("select verdict, count(*) from gold.gold_batch_verdict group by 1").fetchall()
+        )
+        states = c.execute(
+            "select unit_id, state, released_batches, envelope_batches, spec_phases, phases, "
+            "detail from gold.gold_monitoring_state order by unit_id"
+        ).fetchall()
+    # the gradient elution and the ramped washes are said not to be steps, with the reason
+    assert {"pH gradient elution", "High-salt wash", "Re-buffer"} <= set(set_aside)
+    assert "ramp or gradient" in set_aside["pH gradient elution"]
+    assert verdicts.get("pass", 0) >= 12, verdicts  # good batches are released
+    # every unit says what it is watched with: its own envelope once 8 batches are released,
+    # the recipe's specifications before (every phase's buffer has ranges in master data)
+    assert [row[0] for row in states] == ["CLIN-A", "CLIN-B"]
+    for _unit, state, released, n, spec_phases, phases, detail in states:
+        assert spec_phases == phases == 9
+        if released > 8:
+            assert state == "own_envelope", detail
+            assert n >= 8
+        else:
+            assert state == "specs_only", detail
+            assert detail.startswith(f"specs only: {released} of 8 released")
     printed = capsys.readouterr().out
     assert "recall, all fault kinds" in printed
     assert "lab results alone, worst" in printed

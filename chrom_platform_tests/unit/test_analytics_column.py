@@ -143,3 +143,20 @@ def test_steps_sharp_tailing_or_degraded_are_still_steps(sig, tau):
     dist = stats.exponnorm(max(tau, 1e-6) / sig, loc=0.9, scale=sig)
     t = transition(v, 16.0 + 32.0 * dist.cdf(v), bed_height_cm=20.0)
     assert isinstance(t, Transition)
+
+
+def test_a_step_lost_in_its_noise_is_set_aside_with_the_reason():
+    """A 3.5 mS/cm step read through 0.07 mS/cm of noise (50 sigma) gives "plates" that are
+    mostly noise (HETP off by up to 200% on simulated batches): not applicable, said why.
+    The control: the same step through 0.01 mS/cm of noise is analysed, and right."""
+    from chrom_platform.lib.analytics.column import NotApplicable, Transition
+
+    rng = np.random.default_rng(5)
+    v = np.arange(0.0, 2.7, 0.004)
+    clean = 12.0 + 3.5 * stats.norm.cdf(v, 0.95, 0.045)
+    noisy = transition(v, clean + 0.07 * rng.standard_normal(v.size), bed_height_cm=20.0)
+    assert isinstance(noisy, NotApplicable)
+    assert "times the signal's noise" in noisy.reason
+    quiet = transition(v, clean + 0.01 * rng.standard_normal(v.size), bed_height_cm=20.0)
+    assert isinstance(quiet, Transition)
+    assert quiet.plates == pytest.approx(0.95**2 / 0.045**2, rel=0.15)

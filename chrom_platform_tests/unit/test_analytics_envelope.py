@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from chrom_platform.lib.analytics.envelope import (
-    MAD_TO_SD,
     BinnedBatches,
     EnvelopeParams,
     causal_drift,
@@ -13,6 +12,7 @@ from chrom_platform.lib.analytics.envelope import (
     limits,
     neighbours,
     persistent_run,
+    small_sample_factor,
     zscores,
 )
 
@@ -24,7 +24,7 @@ def _batches(values: list[list[float]]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)[:, :, None]  # (batches, bins, 1 signal)
 
 
-def test_limits_are_median_and_scaled_mad_with_a_floor_and_no_limit_for_few_batches():
+def test_limits_are_median_and_sd_with_a_floor_and_no_limit_for_few_batches():
     ref = _batches(
         [
             [7.00, 7.10, 5.0],
@@ -37,13 +37,35 @@ def test_limits_are_median_and_scaled_mad_with_a_floor_and_no_limit_for_few_batc
     )
     lim = limits(ref, P)
     assert lim.centre[0, 0] == pytest.approx(7.05)
-    # |x - 7.05| = .05 .03 .01 .01 .03 .45 -> median 0.03
-    assert lim.scale[0, 0] == pytest.approx(0.03 * MAD_TO_SD)
+    # in six batches no spread can single one out (7.50 is 2.1 sd from their mean): it stays
+    # in the scale, widened for a new batch from 6 (sqrt(1 + 1/6) x t(5)/normal at 0.1%)
+    six = ref[:, 0, 0]
+    assert lim.scale[0, 0] == pytest.approx(six.std(ddof=1) * small_sample_factor(np.array(6)))
+    assert float(small_sample_factor(np.array(6))) == pytest.approx(1.08 * 1.906, rel=0.01)
+    assert float(small_sample_factor(np.array(40))) == pytest.approx(1.085, abs=0.005)
     # every batch agrees in bin 2's three batches -> floor (pH: 0.01), and too few batches
     assert lim.n[2, 0] == 3
     assert not lim.valid[2, 0]
     assert lim.valid[0, 0]
     assert lim.valid[1, 0]
+
+
+def test_a_bad_batch_in_a_long_history_stays_out_of_the_scale():
+    """Beyond 3.5 sd of the centre (robust or plain, the larger) a batch does not count."""
+    rng = np.random.default_rng(2)
+    good = 7.0 + 0.02 * rng.standard_normal(30)
+    lim = limits(_batches([[x] for x in [*good, 7.6]]), P)
+    assert lim.scale[0, 0] == pytest.approx(good.std(ddof=1) * small_sample_factor(np.array(31)))
+
+
+def test_a_tight_core_of_a_young_history_does_not_shrink_the_scale():
+    """5 of 8 feed pH values within 0.01, the other three off by 0.03-0.09: the MAD is a
+    fifth of the spread. Trimming by it left five batches and a scale of 0.004; a batch at
+    6.907 (inside the spread) read as z = -7 and failed. Its z is now about -1."""
+    v = [6.8875, 6.9249, 6.9742, 6.9773, 6.9778, 6.9806, 6.9849, 7.0075]
+    lim = limits(_batches([[x] for x in v]), P)
+    assert lim.scale[0, 0] > 0.05
+    assert abs((6.907 - lim.centre[0, 0]) / lim.scale[0, 0]) < 1.5
 
 
 def test_floor_keeps_identical_history_from_turning_noise_into_alarms():

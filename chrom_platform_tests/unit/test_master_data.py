@@ -143,6 +143,18 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             "recipes[0].recipe",
             "is not a valid identity",
         ),
+        (
+            "rc",
+            lambda r: r["recipes"][0]["phases"][4].update(gradient_cv=6),
+            "recipes[0].phases[4].gradient_cv",
+            "6 CV is longer than the phase (4 CV)",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0]["phases"][1].update(gradient_cv=2),
+            "recipes[0].phases[1].gradient_cv",
+            "the load pumps the feed: no gradient",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(tmp_path, which, mutate, key, problem):

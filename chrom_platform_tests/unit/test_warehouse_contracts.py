@@ -98,6 +98,7 @@ def test_the_python_gold_tables_are_declared_in_dbt_with_their_columns() -> None
         "gold_batch_drift": pipeline.DRIFT_SCHEMA,
         "gold_batch_alarms": pipeline.ALARM_SCHEMA,
         "gold_batch_verdict": pipeline.VERDICT_SCHEMA,
+        "gold_monitoring_state": pipeline.STATE_SCHEMA,
     }
     assert set(written) == set(pipeline.TABLES)
     assert declared == {name: schema.names for name, schema in written.items()}

@@ -40,8 +40,9 @@ PARAMS = EnvelopeParams()
 DESCRIPTIONS = {
     "gold_golden_envelope": (
         "Golden-batch envelope per recipe, unit, phase and 0.1 phase-CV bin, per signal: "
-        "mean, std, 5/50/95% quantiles and the robust limits (median +- "
-        f"{PARAMS.z_limit:g} x 1.4826 MAD, floored at instrument noise) over the last "
+        "mean, std, 5/50/95% quantiles and the limits (median +- "
+        f"{PARAMS.z_limit:g} x the spread, widened for a young envelope and floored at "
+        "instrument noise) over the last "
         f"{PARAMS.window} released batches; bins with fewer than {PARAMS.min_batches} batches "
         "have no limit. Released = the platform's own verdict (gold_batch_verdict)."
     ),
@@ -67,6 +68,12 @@ DESCRIPTIONS = {
     "gold_batch_verdict": (
         "Per batch: verdict (pass/warn/fail/running), whether it is released into the "
         "envelope, its alarms and the first one's CV."
+    ),
+    "gold_monitoring_state": (
+        "Per unit and recipe: what its newest batch was judged against: specs_only (the "
+        "recipe's specifications, before enough released batches for an envelope) or "
+        "own_envelope (from n released batches), and how much of the recipe the "
+        "specifications cover."
     ),
 }
 DRIFT_CHECK = "latest_batches_in_envelope"
@@ -308,9 +315,21 @@ def process_analytics(
             metadata={
                 **{k: v for k, v in summary.items() if isinstance(v, int | float)},
                 "drifting_batches_list": dg.MetadataValue.json(res.drifting[-20:]),
+                "monitoring_state": dg.MetadataValue.md(_state_table(res.monitoring)),
             },
         )
     yield from checks
+
+
+def _state_table(rows: list[dict[str, Any]]) -> str:
+    """Each unit and recipe's monitoring state, as the UI shows it."""
+    lines = ["| unit | recipe | state | released | detail |", "|---|---|---|---:|---|"]
+    lines += [
+        f"| {r['unit_id']} | {r['recipe']} | {r['state']} | {r['released_batches']} | "
+        f"{r['detail']} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def _write_report(

@@ -10,7 +10,7 @@ cycles (fouling lowers it slowly, 0.04% a cycle; a 25% drop is a blocked or foul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from chrom_platform.lib.analytics.column import (
     transition,
 )
 from chrom_platform.lib.analytics.scans import Finding, flatlines, gaps
+from chrom_platform.lib.analytics.specs import PhaseSpec, phase_findings
 from chrom_platform.lib.core.contracts import SIGNALS
 
 HETP_LIMIT_FACTOR = 1.3
@@ -64,6 +65,14 @@ class PhaseInfo:
     viscosity_mpa_s: float
     #: what the phase does (master data's PHASE_KINDS): the analyses key on it, not the name
     kind: str = "other"
+    #: CV over which the recipe ramps into the phase's buffer (0: a step)
+    gradient_cv: float = 0.0
+    #: the recipe's linear velocity (cm/h) and the flow tolerance (a fraction; None: none)
+    velocity_cm_h: float = 0.0
+    flow_tolerance: float | None = None
+    #: the buffer's specification ranges (None: master data gives none)
+    cond_range: tuple[float, float] | None = None
+    ph_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,8 @@ class BatchAnalysis:
     load_phase: str | None = None
     #: transitions that are not step responses (ramps, gradients), with the reason
     not_applicable: dict[str, str] = field(default_factory=dict)
+    #: specifications that could not be judged, per phase, with the reason
+    spec_not_judged: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _first_of_kind(phases: dict[str, PhaseInfo], kind: str) -> str | None:
@@ -174,7 +185,13 @@ def analyse(
 ) -> BatchAnalysis:
     out = BatchAnalysis(r.batch_id)
     # -- transitions -> plates, HETP, asymmetry (median over the transitions found) -------
-    for name in phases:
+    for name, info in phases.items():
+        if info.gradient_cv > 0:  # the recipe says so: no need to find it in the data
+            out.not_applicable[name] = (
+                f"the recipe ramps into this phase's buffer over {info.gradient_cv:g} CV "
+                "(a ramp or gradient, not a step)"
+            )
+            continue
         rows = r.phase_rows(name)
         if rows.size < 50:
             continue
@@ -223,6 +240,27 @@ def analyse(
         if np.isfinite(v_alarm):
             i = rows[int(np.searchsorted(v, v_alarm))]
             out.breakthrough_alarm_cv = float(r.batch_cv[i])
+    # -- the recipe's specifications, from the first batch on (no envelope needed) ---------
+    for name, info in phases.items():
+        rows = r.phase_rows(name)
+        spec = PhaseSpec(
+            phase=name,
+            flow_lpm=unit.area_cm2 * info.velocity_cm_h / 60_000.0,
+            flow_tolerance=info.flow_tolerance or 0.0,
+            cond_range=info.cond_range,
+            ph_range=info.ph_range,
+            gradient_cv=info.gradient_cv,
+        )
+        found, skipped = phase_findings(
+            spec if info.flow_tolerance else replace(spec, flow_lpm=0.0),
+            rows,
+            r.phase_cv,
+            r.batch_cv,
+            r.signals,
+        )
+        out.findings.extend(found)
+        if skipped:
+            out.spec_not_judged[name] = skipped
     # -- gaps and flatlines ---------------------------------------------------------------
     out.findings.extend(gaps(r.ts_ns, r.batch_cv, r.signals["flow_lpm"], unit.column_volume_l))
     for s in SIGNALS:
@@ -248,7 +286,7 @@ def alarms(a: BatchAnalysis, unit: UnitInfo, permeability_baseline: float | None
                 f.signal,
                 phase,
                 f.alarm_cv,
-                "ERROR" if f.kind == "flatline" else "WARN",
+                "ERROR" if f.kind in ("flatline", "spec") else "WARN",
                 f.detail,
             )
         )

@@ -47,6 +47,12 @@ PLATEAU_TOLERANCE = 0.05
 #: the window leaves a flat-topped derivative, as wide at 80% as at 20%: above this ratio,
 #: not a step.
 RAMP_FLATNESS = 0.6
+#: ... and a step this many times the signal's own scan-to-scan noise (on the plateau) at
+#: least: moments of a smaller one are mostly noise. Measured on both simulated process
+#: families (fault-free, 330 transitions): below 100 the HETP was off by a median 24% and up
+#: to 212%; from 150, a median 1-4% and at most 26%; a batch's HETP is the median over the
+#: transitions that pass.
+MIN_STEP_NOISE_RATIO = 100.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,12 @@ def transition(
         return NotApplicable(
             f"no plateau: the level still moves by {moving:.0%} of the change between phase "
             f"CV {PLATEAU_CV[0]:g} and {PLATEAU_CV[1]:g} (a ramp or gradient, not a step)"
+        )
+    noise = noise_sd(c[plateau])
+    if noise > 0 and abs(c1 - c0) < MIN_STEP_NOISE_RATIO * noise:
+        return NotApplicable(
+            f"step of {abs(c1 - c0):.3g} only {abs(c1 - c0) / noise:.0f} times the signal's "
+            f"noise (sd {noise:.2g}); moments need {MIN_STEP_NOISE_RATIO:.0f}"
         )
     f = (c - c0) / (c1 - c0)
     flat = _derivative_flatness(v, f)

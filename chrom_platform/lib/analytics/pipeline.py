@@ -54,7 +54,11 @@ TABLES = (
     "gold_batch_drift",
     "gold_batch_alarms",
     "gold_batch_verdict",
+    "gold_monitoring_state",
 )
+#: what a unit and recipe's newest batch was judged against: the recipe's specifications only
+#: (fewer than min_batches released batches: no envelope yet) or also its own envelope
+MONITORING_STATES = ("specs_only", "own_envelope")
 
 
 @dataclass
@@ -67,6 +71,7 @@ class AnalyticsResult:
     seconds: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, str] = field(default_factory=dict)
     envelope_rows: int = 0
+    monitoring: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -101,13 +106,22 @@ def _units(wh: Warehouse) -> dict[str, UnitInfo]:
 
 def _phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
     out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
-    rows = wh.query(
-        "select recipe, phase, phase_kind, phase_order, buffer_viscosity_mpa_s "
-        "from silver.silver_recipe_phases order by recipe, phase_order"
-    )
+    rows = wh.query("select * from silver.silver_recipe_phases order by recipe, phase_order")
+
+    def rng(lo: float | None, hi: float | None) -> tuple[float, float] | None:
+        return None if lo is None or hi is None else (float(lo), float(hi))
+
     for r in rows:
+        tol = r.get("flow_tolerance_pct")
         out[r["recipe"]][r["phase"]] = PhaseInfo(
-            int(r["phase_order"]), float(r["buffer_viscosity_mpa_s"]), r["phase_kind"]
+            int(r["phase_order"]),
+            float(r["buffer_viscosity_mpa_s"]),
+            r["phase_kind"],
+            float(r.get("gradient_cv") or 0.0),
+            velocity_cm_h=float(r["velocity_cm_h"]),
+            flow_tolerance=None if tol is None else float(tol) / 100.0,
+            cond_range=rng(r.get("buffer_cond_min_ms_cm"), r.get("buffer_cond_max_ms_cm")),
+            ph_range=rng(r.get("buffer_ph_min"), r.get("buffer_ph_max")),
         )
     return dict(out)
 
@@ -222,6 +236,8 @@ def run(
     _write(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
     _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
     _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
+    res.monitoring = _monitoring_state(batches, drift, phases, params)
+    _write(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
     res.seconds["total"] = time.perf_counter() - t0
     return res
 
@@ -394,6 +410,54 @@ def _envelope_and_drift(
                 if d.verdict == "drift":
                     batch_alarms[bid].append(_drift_alarm(d, params))
     return out
+
+
+def _monitoring_state(
+    batches: list[dict[str, Any]],
+    drift: _DriftStage,
+    phases: dict[str, dict[str, PhaseInfo]],
+    params: EnvelopeParams,
+) -> list[dict[str, Any]]:
+    """Per unit and recipe: what its newest batch was judged against, and how much of the
+    recipe its specifications cover (what a new unit or recipe is watched with)."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for b in batches:  # in start order
+        groups[(b["unit_id"], b["recipe"])].append(b["batch_id"])
+    rows = []
+    for (unit_id, recipe), ids in sorted(groups.items()):
+        latest = ids[-1]
+        n = drift.reference_size.get(latest, 0)
+        released = sum(1 for b in ids if b in drift.released)
+        info = phases.get(recipe, {})
+        ranged = [p for p, i in info.items() if i.cond_range or i.ph_range]
+        flowed = [p for p, i in info.items() if i.flow_tolerance]
+        own = n >= params.min_batches
+        specs = (
+            f"specifications: buffer ranges on {len(ranged)} of {len(info)} phases, flow on "
+            f"{len(flowed)}"
+        )
+        rows.append(
+            {
+                "unit_id": unit_id,
+                "recipe": recipe,
+                "state": MONITORING_STATES[1] if own else MONITORING_STATES[0],
+                "batches": len(ids),
+                "released_batches": released,
+                "envelope_batches": n,
+                "min_batches": params.min_batches,
+                "latest_batch_id": latest,
+                "spec_phases": len(ranged),
+                "flow_spec_phases": len(flowed),
+                "phases": len(info),
+                "detail": (
+                    f"own envelope from {n} released batches, and the recipe's {specs}"
+                    if own
+                    else f"specs only: {released} of {params.min_batches} released batches "
+                    f"needed for an envelope; judged against the recipe's {specs}"
+                ),
+            }
+        )
+    return rows
 
 
 def _drift_row(
@@ -638,6 +702,22 @@ VERDICT_SCHEMA = pa.schema(
         ("first_alarm_cv", _F),
         ("first_alarm", _S),
         ("alarm_sources", _S),
+    ]
+)
+STATE_SCHEMA = pa.schema(
+    [
+        ("unit_id", _S),
+        ("recipe", _S),
+        ("state", _S),
+        ("batches", _I),
+        ("released_batches", _I),
+        ("envelope_batches", _I),
+        ("min_batches", _I),
+        ("latest_batch_id", _S),
+        ("spec_phases", _I),
+        ("flow_spec_phases", _I),
+        ("phases", _I),
+        ("detail", _S),
     ]
 )
 _BATCH_META = [*_BATCH, ("column_id", _S), ("column_cycle", _I), ("recipe", _S)]

@@ -86,6 +86,25 @@ class Buffer:
     ph: float
     viscosity_mpa_s: float
     uv_mau: float
+    #: the buffer's specification (release ranges): the settled outlet of a phase pumping it
+    #: must read inside them; None where master data gives no range (then not judged)
+    cond_range: tuple[float, float] | None = None
+    ph_range: tuple[float, float] | None = None
+
+    def record(self) -> dict[str, Any]:
+        spec = {
+            k: list(v)
+            for k, v in (("cond_ms_cm", self.cond_range), ("ph", self.ph_range))
+            if v is not None
+        }
+        return {
+            "name": self.name,
+            "cond_ms_cm": self.cond_ms_cm,
+            "ph": self.ph,
+            "viscosity_mpa_s": self.viscosity_mpa_s,
+            "uv_mau": self.uv_mau,
+            **({"spec": spec} if spec else {}),
+        }
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,10 @@ class Phase:
     buffer: str
     hold_after_min: tuple[float, float] = (0.0, 0.0)
     hold_probability: float = 0.0
+    #: Column volumes over which the inlet changes linearly from the previous phase's buffer
+    #: to this one's (0: a step change). A linear gradient elution has it equal to `cv`; a
+    #: ramped wash less. Transition analysis (HETP, asymmetry) applies to steps only.
+    gradient_cv: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,8 @@ class Recipe:
     step_yield_min: float
     step_yield_max: float
     buffers: Mapping[str, Buffer] = field(default_factory=dict)
+    #: how far the flow may stray from its set point (a fraction); None: not judged
+    flow_tolerance: float | None = None
 
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
@@ -177,6 +202,11 @@ class MasterData:
                     "target_loading_g_l": r.target_loading_g_l,
                     "pooling": {"start": r.pool_start.record(), "end": r.pool_end.record()},
                     "step_yield": {"min": r.step_yield_min, "max": r.step_yield_max},
+                    **(
+                        {"flow_tolerance_pct": round(r.flow_tolerance * 100, 6)}
+                        if r.flow_tolerance is not None
+                        else {}
+                    ),
                     "phases": [
                         {
                             "name": p.name,
@@ -186,12 +216,14 @@ class MasterData:
                             "buffer": p.buffer,
                             "hold_after_min": list(p.hold_after_min),
                             "hold_probability": p.hold_probability,
+                            # only when set: a step recipe's snapshot (and its hash) stays
+                            **({"gradient_cv": p.gradient_cv} if p.gradient_cv else {}),
                         }
                         for p in r.phases
                     ],
                 }
             )
-        return {"buffers": [asdict(b) for b in buffers.values()], "recipes": recipes}
+        return {"buffers": [b.record() for b in buffers.values()], "recipes": recipes}
 
 
 def content_hash(record: Mapping[str, Any]) -> str:
@@ -354,6 +386,7 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
             ph=rd.number(b, "ph", key, ge=0, le=14),
             viscosity_mpa_s=rd.number(b, "viscosity_mpa_s", key, gt=0),
             uv_mau=rd.number(b, "uv_mau", key, ge=0),
+            **_buffer_spec(rd, b, key),
         )
     recipes: dict[str, Recipe] = {}
     for i, r in enumerate(rd.seq(root, "recipes", "")):
@@ -400,6 +433,7 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                     hold_probability=rd.number(p, "hold_probability", pkey, ge=0, le=1, default=0.0)
                     if hold[1] > 0
                     else 0.0,
+                    gradient_cv=_gradient_cv(rd, p, pkey, kind, cv),
                 )
             )
         kinds = [p.kind for p in phases]
@@ -430,8 +464,53 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
             step_yield_min=sy_min,
             step_yield_max=sy_max,
             buffers={b: buffers[b] for b in sorted(used)},
+            flow_tolerance=(
+                rd.number(r, "flow_tolerance_pct", key, gt=0, le=50) / 100.0
+                if r.get("flow_tolerance_pct") is not None
+                else None
+            ),
         )
     return recipes
+
+
+def _buffer_spec(rd: _Reader, b: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A buffer's optional `spec: {cond_ms_cm: [lo, hi], ph: [lo, hi]}`, each range around
+    its nominal value."""
+    if b.get("spec") is None:
+        return {}
+    spec = rd.mapping(b["spec"], f"{key}.spec")
+    out: dict[str, Any] = {}
+    for name, field_name in (("cond_ms_cm", "cond_range"), ("ph", "ph_range")):
+        if name not in spec:
+            continue
+        rng = spec[name]
+        path = f"{key}.spec.{name}"
+        if (
+            not isinstance(rng, list)
+            or len(rng) != 2
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in rng)
+            or not rng[0] < rng[1]
+        ):
+            raise rd.fail(path, f"expected [low, high] with low < high, got {rng!r}")
+        nominal = float(b[name])
+        if not rng[0] <= nominal <= rng[1]:
+            raise rd.fail(
+                path, f"the range {rng[0]:g}-{rng[1]:g} leaves out the nominal {nominal:g}"
+            )
+        out[field_name] = (float(rng[0]), float(rng[1]))
+    unknown = set(spec) - {"cond_ms_cm", "ph"}
+    if unknown:
+        raise rd.fail(f"{key}.spec", f"unknown keys {sorted(unknown)}; known: ['cond_ms_cm', 'ph']")
+    return out
+
+
+def _gradient_cv(rd: _Reader, p: Mapping[str, Any], key: str, kind: str, cv: float | None) -> float:
+    g = rd.number(p, "gradient_cv", key, ge=0, default=0.0)
+    if g and kind == "load":
+        raise rd.fail(f"{key}.gradient_cv", "the load pumps the feed: no gradient")
+    if cv is not None and g > cv:
+        raise rd.fail(f"{key}.gradient_cv", f"{g:g} CV is longer than the phase ({cv:g} CV)")
+    return g
 
 
 def parse_master_data(

@@ -69,13 +69,23 @@ batch_readings as (
     group by batch_id
 ),
 
+-- The pool is cut on the elution UV averaged over a few scans either side, as a skid's
+-- pooling logic filters its UV: on raw 1 Hz readings one noise spike opens the pool early,
+-- one dip closes it early, and the maximum that %-of-maximum cuts scale with is biased up
+-- by the noise (a noisy detector's step yield was off by 2 pp).
 elution as (
     select
         gold_trend_by_cv.batch_id,
         gold_trend_by_cv.ts,
         gold_trend_by_cv.batch_cv,
         gold_trend_by_cv.volume_l,
-        gold_trend_by_cv.uv_mau
+        gold_trend_by_cv.uv_mau as raw_uv_mau,
+        avg(gold_trend_by_cv.uv_mau) over (
+            partition by gold_trend_by_cv.batch_id
+            order by gold_trend_by_cv.ts
+            rows between {{ var('pool_smoothing_scans') }} preceding
+            and {{ var('pool_smoothing_scans') }} following
+        ) as uv_mau
     from gold_trend_by_cv
     inner join key_phases
         on
@@ -87,7 +97,8 @@ elution as (
 peak as (
     select
         batch_id,
-        max(uv_mau) as peak_max_mau
+        max(uv_mau) as peak_max_mau,
+        max(raw_uv_mau) as raw_max_mau
     from elution
     group by batch_id
 ),
@@ -106,6 +117,7 @@ thresholds as (
     select
         peak.batch_id,
         peak.peak_max_mau,
+        peak.raw_max_mau,
         apex.apex_ts,
         case
             when silver_recipes.pool_start_mode = 'absolute' then silver_recipes.pool_start_value
@@ -190,7 +202,7 @@ results as (
         / silver_units.column_volume_l as resin_loading_g_l,
         thresholds.peak_max_mau,
         -- a peak at the detector's limit was clipped: a %-of-maximum cut moves with it
-        coalesce(thresholds.peak_max_mau >= silver_units.uv_max_mau, false) as uv_saturated,
+        coalesce(thresholds.raw_max_mau >= silver_units.uv_max_mau, false) as uv_saturated,
         thresholds.pool_start_mau,
         thresholds.pool_end_mau,
         pool.pool_start_ts,
