@@ -48,6 +48,26 @@ class RuleSpec:
     no_data: Literal["OK", "Alerting", "NoData"] = "OK"
 
 
+def _latest_batch_alarms(sources: str, alias: str) -> str:
+    """Per unit, the number of alarms of these sources on its latest batch (by start time)."""
+    return f"""
+        with ranked as (
+            select unit_id, batch_id, row_number() over (
+                partition by unit_id order by started_at desc nulls last, batch_id desc
+            ) as rn
+            from gold.gold_batch_results
+        ),
+        latest as (
+            select unit_id, batch_id from ranked where rn = 1
+        )
+        select latest.unit_id as "unit_id", count(alarms.batch_id) as "{alias}"
+        from latest
+        left join gold.gold_batch_alarms as alarms
+            on alarms.batch_id = latest.batch_id and alarms.source in ({sources})
+        group by latest.unit_id
+        """
+
+
 def rule_specs() -> tuple[RuleSpec, ...]:
     stale_s = StreamingConfig.live_stale_after_s  # the Dagster live freshness check's window too
     return (
@@ -112,26 +132,7 @@ def rule_specs() -> tuple[RuleSpec, ...]:
             "chrom-column-beyond-limits",
             "Column HETP, asymmetry or permeability beyond limits",
             "chrom-column",
-            sql(
-                """
-                with ranked as (
-                    select unit_id, batch_id, row_number() over (
-                        partition by unit_id order by started_at desc nulls last, batch_id desc
-                    ) as rn
-                    from gold.gold_batch_results
-                ),
-                latest as (
-                    select unit_id, batch_id from ranked where rn = 1
-                )
-                select latest.unit_id as "unit_id", count(alarms.batch_id) as "column_alarms"
-                from latest
-                left join gold.gold_batch_alarms as alarms
-                    on alarms.batch_id = latest.batch_id and alarms.source = 'column'
-                group by latest.unit_id
-                """,
-                "unit_id",
-                "column_alarms",
-            ),
+            sql(_latest_batch_alarms("'column'", "column_alarms"), "unit_id", "column_alarms"),
             "column_alarms",
             "last",
             "gt",
@@ -141,6 +142,26 @@ def rule_specs() -> tuple[RuleSpec, ...]:
             "warning",
             "{{ $labels.unit_id }}: the latest batch's column performance is beyond its "
             "limits (HETP, asymmetry or permeability). See Column performance.",
+        ),
+        RuleSpec(
+            "chrom-batch-result-failed",
+            "Latest batch: breakthrough, out of spec or a failed batch result",
+            "chrom-column",
+            sql(
+                _latest_batch_alarms("'breakthrough', 'result', 'spec'", "result_alarms"),
+                "unit_id",
+                "result_alarms",
+            ),
+            "result_alarms",
+            "last",
+            "gt",
+            0,
+            3600,
+            "0s",
+            "critical",
+            "{{ $labels.unit_id }}: the latest batch broke through in load, ran out of its "
+            "recipe's specifications, or failed its batch result (step yield, pool). See "
+            "Batch results.",
         ),
     )
 

@@ -81,6 +81,17 @@ def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) 
     named = {(d["batch_id"], d["signal"]) for d in drift_check.metadata["drifting"].value}
     assert named == {(b, "cond_ms_cm") for b in faulty}
     assert checks["columns_within_limits"].passed
+    # the wrong buffer is out of its spec range too: the batch-result check names it, and
+    # says where (the faulty phase), from the first batch on it would have
+    results = checks["latest_batches_meet_specs_and_results"]
+    assert not results.passed
+    assert results.severity == dg.AssetCheckSeverity.ERROR
+    out_of_spec = {
+        (r["batch_id"], r["signal"], r["phase"])
+        for r in results.metadata["offending"].value
+        if r["source"] == "spec"
+    }
+    assert {(b, f["phase"]) for b, f in faulty.items()} <= {(b, p) for b, _, p in out_of_spec}
 
 
 def test_envelope_and_column_performance_match_the_simulator(built) -> None:
@@ -351,6 +362,60 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
     assert res.analysed == len(newest) == 6
     assert res.judged == 6
     assert dump() == full
+
+
+def test_engineers_exclude_and_pin_batches_and_the_envelope_says_which(built, tmp_path) -> None:
+    """Excluding a released batch takes it out of the envelope (the history is judged again:
+    a changed say is not incremental), pinning a failed one puts it in; the monitoring state
+    names the batches the envelope is built from, and dropping the say restores the tables."""
+    import shutil
+
+    import duckdb
+
+    from chrom_platform.lib.analytics import pipeline
+    from chrom_platform.lib.io.warehouse import WarehouseConfig
+
+    h, _, _ = built
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(h.duckdb_path, copy)
+    cfg = WarehouseConfig("local", str(copy), str(h.lake))
+
+    def state() -> dict[str, dict]:
+        with duckdb.connect(str(copy), read_only=True) as c:
+            cur = c.execute("select * from gold.gold_monitoring_state")
+            names = [d[0] for d in cur.description]
+            return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+    def released() -> set[str]:
+        with duckdb.connect(str(copy), read_only=True) as c:
+            rows = c.execute("select batch_id from gold.gold_batch_verdict where released")
+            return {r[0] for r in rows.fetchall()}
+
+    with cfg.connect(read_only=False) as wh:
+        pipeline.run(wh)
+    before, was_released = state(), released()
+    unit = sorted(before)[0]
+    in_envelope = before[unit]["envelope_batch_ids"].split(",")
+    assert len(in_envelope) >= 8  # an own envelope, from these batches
+    out_one = in_envelope[0]
+    with duckdb.connect(str(copy), read_only=True) as c:
+        failed = c.execute(
+            "select batch_id from gold.gold_batch_verdict where unit_id = ? and verdict = 'fail' "
+            "and status = 'complete' order by batch_id limit 1",
+            [unit],
+        ).fetchone()[0]
+    with cfg.connect(read_only=False) as wh:
+        pipeline.run(wh, exclude=[out_one], pin=[failed])
+    after = state()[unit]
+    assert out_one not in after["envelope_batch_ids"].split(",")
+    assert failed in after["envelope_batch_ids"].split(",")
+    assert (after["pinned_batch_ids"], after["excluded_batch_ids"]) == (failed, out_one)
+    assert out_one not in released()
+    assert failed in released()
+    with cfg.connect(read_only=False) as wh:
+        pipeline.run(wh)
+    assert released() == was_released
+    assert state()[unit]["envelope_batch_ids"] == before[unit]["envelope_batch_ids"]
 
 
 def test_the_dagster_ui_shows_lineage_the_failed_drift_check_and_the_pictures(

@@ -179,6 +179,7 @@ def test_alert_rules_fire_on_the_faulty_running_batch_and_not_on_the_clean_one(l
         "chrom-live-data-stale",
         "chrom-bridge-silent",
         "chrom-column-beyond-limits",
+        "chrom-batch-result-failed",
     }
 
     def firing(uid: str) -> dict[str, bool]:
@@ -206,6 +207,8 @@ def test_alert_rules_fire_on_the_faulty_running_batch_and_not_on_the_clean_one(l
     assert firing("chrom-bridge-silent") == {"": False}  # it just reported
     column = firing("chrom-column-beyond-limits")
     assert column == {"SKID-01": False, "SKID-02": False}
+    # each unit's latest batch made up a buffer wrong: out of its spec range
+    assert firing("chrom-batch-result-failed") == {"SKID-01": True, "SKID-02": True}
 
 
 def _cmp(op: str, value: float, threshold: float) -> bool:

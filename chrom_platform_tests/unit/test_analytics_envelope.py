@@ -149,3 +149,30 @@ def test_causal_drift_releases_good_batches_only_and_judges_each_against_those_b
     assert {r["n_batches"] for r in rows} == {10}
     assert all(r["lower"] < r["centre"] < r["upper"] for r in rows)
     assert all(r["q05"] <= r["q50"] <= r["q95"] for r in rows)
+
+
+def test_engineers_pin_and_exclude_batches_whatever_the_platform_found():
+    """A pinned batch is released even with a finding of its own (the engineer vouches for
+    it); an excluded one never, clean or not. The control: without a say, B3 stays out and
+    B4 is in."""
+    rng = np.random.default_rng(1)
+    values = 7.0 + 0.01 * rng.standard_normal((10, 6))
+    group = BinnedBatches(
+        "R",
+        "U",
+        [f"B{i}" for i in range(10)],
+        KEYS,
+        values[:, :, None],
+        np.tile(np.arange(6) * 0.1 + 0.05, (10, 1)),
+    )
+    others = {f"B{i}": False for i in range(10)}
+    others["B3"] = True  # a finding of its own
+    plain = causal_drift(group, others, P)
+    assert "B3" not in plain.released
+    assert "B4" in plain.released
+    said = causal_drift(group, others, P, decisions={"B3": "pin", "B4": "exclude"})
+    assert "B3" in said.released
+    assert "B4" not in said.released
+    assert said.reference_size["B9"] == plain.reference_size["B9"]  # one in, one out
+    assert 4 not in said.current_reference
+    assert 3 in said.current_reference

@@ -10,6 +10,7 @@ import pytest
 import sqlglot
 import yaml
 
+from chrom_platform.grafana.alerts import rule_specs
 from chrom_platform.grafana.generate import GRAFANA_DIR, all_rendered, boards, differences
 from chrom_platform.grafana.queries import (
     INFLUX_UID,
@@ -70,7 +71,7 @@ def test_alert_rules_reference_provisioned_datasources_and_their_own_steps(profi
     ds = yaml.safe_load((GRAFANA_DIR / f"provisioning/{profile}/datasources.yaml").read_text())
     uids = {d["uid"] for d in ds["datasources"]} | {"__expr__"}
     rules = [r for g in doc["groups"] for r in g["rules"]]
-    assert len(rules) == 4
+    assert len(rules) == len(rule_specs()) == 5
     for r in rules:
         refs = {q["refId"] for q in r["data"]}
         assert r["condition"] in refs

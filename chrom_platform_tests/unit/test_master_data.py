@@ -151,6 +151,18 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
         ),
         (
             "rc",
+            lambda r: r["recipes"][0].update(envelope={"pin": ["B1"], "exclude": ["B1"]}),
+            "recipes[0].envelope",
+            "pinned and excluded at once: ['B1']",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(envelope={"pin": "B1"}),
+            "recipes[0].envelope.pin",
+            "expected a list of batch ids",
+        ),
+        (
+            "rc",
             lambda r: r["recipes"][0]["phases"][1].update(gradient_cv=2),
             "recipes[0].phases[1].gradient_cv",
             "the load pumps the feed: no gradient",

@@ -51,6 +51,19 @@
     {{ column }}:{{ path }}
 {%- endmacro %}
 
+{#- The JSON value at a path serialized as text (an array or object kept whole). -#}
+{% macro json_serialized(column, path) -%}
+    {{ return(adapter.dispatch('json_serialized', 'chrom')(column, path)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_serialized(column, path) -%}
+    cast(json_extract({{ column }}, '$.{{ path }}') as varchar)
+{%- endmacro %}
+
+{% macro snowflake__json_serialized(column, path) -%}
+    to_json({{ column }}:{{ path }})
+{%- endmacro %}
+
 {#- FROM-clause fragment: one row per element of a JSON array: `alias.value` (the element)
     and `alias.index` (its 0-based position, which keeps e.g. a recipe's phase order). -#}
 {% macro json_array_elements(array_expr, alias) -%}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from chrom_platform.lib.analytics import pipeline, reports
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
@@ -76,7 +77,23 @@ DESCRIPTIONS = {
         "specifications cover."
     ),
 }
+
+
+class EnvelopeConfig(dg.Config):
+    """Engineers' say on the golden envelope for this run, beside the `envelope: {pin,
+    exclude}` of recipe master data (which is where a lasting decision belongs): batches to
+    pin into it whatever the platform found, or to keep out of it. A changed say re-judges
+    the history; gold_monitoring_state shows which batches the envelope is built from."""
+
+    pin: list[str] = Field(default_factory=list, description="batch ids to pin in")
+    exclude: list[str] = Field(default_factory=list, description="batch ids to keep out")
+
+
 DRIFT_CHECK = "latest_batches_in_envelope"
+RESULT_CHECK = "latest_batches_meet_specs_and_results"
+#: alarm sources a batch fails on beside drift and the column: load breakthrough, the recipe's
+#: specifications, and the batch result (step yield, pool, pressure over limit)
+RESULT_SOURCES = ("breakthrough", "spec", "result")
 COLUMN_CHECK = "columns_within_limits"
 SYSTEMATIC_CHECK = "no_systematic_findings"
 #: a finding on at least this share of a unit and recipe's complete batches (and on at
@@ -238,6 +255,38 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
     )
 
 
+def result_check(wh: Warehouse) -> dg.AssetCheckResult:
+    """The latest batch of every unit without load breakthrough, out-of-spec phases or a
+    failed batch result; says so when there is no batch to judge."""
+    latest, ids, marks = _latest_ids(wh)
+    rows = wh.query(
+        "select batch_id, unit_id, source, signal, phase, alarm_cv, severity, detail "
+        f"from gold.gold_batch_alarms where source in ({', '.join('?' * len(RESULT_SOURCES))}) "
+        f"and batch_id in ({marks}) order by batch_id, alarm_cv",
+        [*RESULT_SOURCES, *ids],
+    )
+    errors = [r for r in rows if r["severity"] == "ERROR"]
+    if rows:
+        desc = "; ".join(
+            f"{r['batch_id']}: {r['source']} {r['signal']}: {r['detail']}" for r in rows
+        )
+    elif not latest:
+        desc = "cannot judge: no batch in gold yet"
+    else:
+        desc = (
+            f"latest batch of each of {len(latest)} units: no breakthrough, within its "
+            "recipe's specifications, batch result within its ranges"
+        )
+    return dg.AssetCheckResult(
+        check_name=RESULT_CHECK,
+        asset_key=gold("gold_batch_alarms"),
+        passed=not rows and bool(latest),
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        description=desc,
+        metadata={"offending": dg.MetadataValue.json(json.loads(json.dumps(rows, default=str)))},
+    )
+
+
 def column_check(wh: Warehouse) -> dg.AssetCheckResult:
     latest, ids, marks = _latest_ids(wh)
     rows = wh.query(
@@ -287,6 +336,13 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
             "the column's first cycles.",
         ),
         dg.AssetCheckSpec(
+            RESULT_CHECK,
+            asset=gold("gold_batch_alarms"),
+            description="The latest batch of every unit did not break through in load, stayed "
+            "within its recipe's specifications (buffer ranges, flow set points) and passed "
+            "its batch result (step yield, pool found, pressure under the limit).",
+        ),
+        dg.AssetCheckSpec(
             SYSTEMATIC_CHECK,
             asset=gold("gold_batch_alarms"),
             description="No finding is shared by most batches of a unit and recipe (at least "
@@ -298,13 +354,14 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
 )
 def process_analytics(
     context: dg.AssetExecutionContext,
+    config: EnvelopeConfig,
     warehouse: dg.ResourceParam[WarehouseConfig],
     landing: LandingStoreResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     with warehouse.connect(read_only=False) as wh:
-        res = pipeline.run(wh, PARAMS)
+        res = pipeline.run(wh, PARAMS, pin=config.pin, exclude=config.exclude)
         env = wh.query_arrow("select * from gold.gold_golden_envelope")
-        checks = [drift_check(wh), column_check(wh), systematic_check(wh)]
+        checks = [drift_check(wh), column_check(wh), systematic_check(wh), result_check(wh)]
     # the live bridge's copy of the envelope (it never opens the warehouse)
     landing.store().put(ENVELOPE_KEY, envelope_bytes(env))
     summary = res.summary()

@@ -28,7 +28,7 @@ the last bin of that run.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -268,6 +268,7 @@ def causal_drift(
     *,
     start_at: int = 0,
     released_before: Sequence[int] = (),
+    decisions: Mapping[str, str] | None = None,
 ) -> DriftHistory:
     """Judge every batch against the envelope of the batches released before it, in order,
     as the platform would have at the time; a batch is released when it has no drift and
@@ -279,7 +280,11 @@ def causal_drift(
 
     Incremental: batches before `start_at` were judged by an earlier run and did not change
     since; `released_before` lists which of them were released, and judging resumes at
-    `start_at` (so a run costs the new batches, not the history)."""
+    `start_at` (so a run costs the new batches, not the history).
+
+    `decisions` are the engineers' say (batch id -> "pin" or "exclude"): a pinned batch is
+    released whatever the platform found, an excluded one never."""
+    decisions = decisions or {}
     hist = DriftHistory()
     released: list[int] = [i for i in released_before if i < start_at]
     hist.released = [group.batch_ids[i] for i in released]
@@ -295,7 +300,9 @@ def causal_drift(
         d = judge(z, group.batch_cv[i], group.keys, params)
         hist.drift[bid] = d
         hist.reference_size[bid] = len(ref)
-        if not other_findings.get(bid, True) and not any(x.verdict == "drift" for x in d):
+        clean = not other_findings.get(bid, True) and not any(x.verdict == "drift" for x in d)
+        say = decisions.get(bid)
+        if say == "pin" or (clean and say != "exclude"):
             released.append(i)
             hist.released.append(bid)
     ref = released[-params.window :]

@@ -13,8 +13,10 @@ gold_golden_envelope, gold_batch_drift (batch x signal), gold_batch_alarms, gold
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,11 +205,20 @@ def _f(x: float | None) -> float | None:
 
 
 def run(
-    wh: Warehouse, params: EnvelopeParams | None = None, *, full: bool = False
+    wh: Warehouse,
+    params: EnvelopeParams | None = None,
+    *,
+    full: bool = False,
+    pin: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> AnalyticsResult:
     """Bring the analytics tables up to date with gold (see the module docstring). `full`
-    recomputes everything (after a change of parameters); otherwise only what changed."""
+    recomputes everything (after a change of parameters); otherwise only what changed.
+    `pin` / `exclude`: batches engineers pin into or exclude from the golden envelope for
+    this run, beside those recipe master data names (a changed say re-judges the history)."""
     params = params or EnvelopeParams()
+    decisions = _decisions(wh, pin, exclude)
+    drift_full = full or decisions != _previous_decisions(wh)
     res = AnalyticsResult()
     t0 = time.perf_counter()
     units = _units(wh)
@@ -225,7 +236,9 @@ def run(
 
     t1 = time.perf_counter()
     batch_alarms = _reading_and_result_alarms(wh, batches, analyses, units, full=full)
-    drift = _envelope_and_drift(wh, batches, analyses, phases, batch_alarms, params, full=full)
+    drift = _envelope_and_drift(
+        wh, batches, analyses, phases, batch_alarms, params, full=drift_full, decisions=decisions
+    )
     res.judged = drift.judged
     res.seconds["drift"] = time.perf_counter() - t1
 
@@ -236,7 +249,7 @@ def run(
     _write(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
     _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
     _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
-    res.monitoring = _monitoring_state(batches, drift, phases, params)
+    res.monitoring = _monitoring_state(batches, drift, phases, params, decisions)
     _write(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
     res.seconds["total"] = time.perf_counter() - t0
     return res
@@ -349,6 +362,8 @@ class _DriftStage:
     reference_size: dict[str, int] = field(default_factory=dict)
     released: set[str] = field(default_factory=set)
     judged: int = 0
+    #: unit and recipe -> the batches its current envelope is built from (provenance)
+    envelope_ids: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
 
 def _envelope_and_drift(
@@ -360,6 +375,7 @@ def _envelope_and_drift(
     params: EnvelopeParams,
     *,
     full: bool,
+    decisions: Mapping[str, str] | None = None,
 ) -> _DriftStage:
     """The envelope and each batch's drift against the batches before it, in order, per
     unit and recipe; adds drift alarms to `batch_alarms`. Batches before the first changed
@@ -399,7 +415,9 @@ def _envelope_and_drift(
             params,
             start_at=start,
             released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
+            decisions=decisions,
         )
+        out.envelope_ids[(g.unit_id, g.recipe)] = [g.batch_ids[i] for i in hist.current_reference]
         out.judged += len(hist.drift)
         out.released.update(hist.released)
         out.envelope_rows.extend(envelope_rows(g, hist, params))
@@ -412,11 +430,44 @@ def _envelope_and_drift(
     return out
 
 
+def _decisions(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
+    """Batch id -> "pin" or "exclude": recipe master data's, then this run's."""
+    out: dict[str, str] = {}
+    for r in wh.query("select envelope_pin, envelope_exclude from silver.silver_recipes"):
+        for column, say in (("envelope_pin", "pin"), ("envelope_exclude", "exclude")):
+            if r.get(column):
+                out.update(dict.fromkeys(json.loads(r[column]), say))
+    both = set(pin) & set(exclude)
+    if both:
+        raise ValueError(f"batches both pinned and excluded: {sorted(both)}")
+    out.update(dict.fromkeys(pin, "pin"))
+    out.update(dict.fromkeys(exclude, "exclude"))
+    return out
+
+
+def _previous_decisions(wh: Warehouse) -> dict[str, str] | None:
+    """The say the tables were last judged with (None: unknown, judge everything again)."""
+    if not wh.table_exists(SCHEMA, "gold_monitoring_state"):
+        return None
+    try:
+        rows = wh.query(
+            "select pinned_batch_ids, excluded_batch_ids from gold.gold_monitoring_state"
+        )
+    except Exception:  # a table from before these columns: judge everything again
+        return None
+    out: dict[str, str] = {}
+    for r in rows:
+        for column, say in (("pinned_batch_ids", "pin"), ("excluded_batch_ids", "exclude")):
+            out.update(dict.fromkeys(filter(None, (r[column] or "").split(",")), say))
+    return out
+
+
 def _monitoring_state(
     batches: list[dict[str, Any]],
     drift: _DriftStage,
     phases: dict[str, dict[str, PhaseInfo]],
     params: EnvelopeParams,
+    decisions: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """Per unit and recipe: what its newest batch was judged against, and how much of the
     recipe its specifications cover (what a new unit or recipe is watched with)."""
@@ -449,6 +500,9 @@ def _monitoring_state(
                 "spec_phases": len(ranged),
                 "flow_spec_phases": len(flowed),
                 "phases": len(info),
+                "envelope_batch_ids": ",".join(drift.envelope_ids.get((unit_id, recipe), [])),
+                "pinned_batch_ids": ",".join(b for b in ids if decisions.get(b) == "pin"),
+                "excluded_batch_ids": ",".join(b for b in ids if decisions.get(b) == "exclude"),
                 "detail": (
                     f"own envelope from {n} released batches, and the recipe's {specs}"
                     if own
@@ -717,6 +771,9 @@ STATE_SCHEMA = pa.schema(
         ("spec_phases", _I),
         ("flow_spec_phases", _I),
         ("phases", _I),
+        ("envelope_batch_ids", _S),
+        ("pinned_batch_ids", _S),
+        ("excluded_batch_ids", _S),
         ("detail", _S),
     ]
 )

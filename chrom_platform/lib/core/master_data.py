@@ -153,6 +153,10 @@ class Recipe:
     buffers: Mapping[str, Buffer] = field(default_factory=dict)
     #: how far the flow may stray from its set point (a fraction); None: not judged
     flow_tolerance: float | None = None
+    #: engineers' say on the golden envelope: batches always in it (pinned) or never in it
+    #: (excluded), whatever the platform's own verdict
+    envelope_pin: tuple[str, ...] = ()
+    envelope_exclude: tuple[str, ...] = ()
 
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
@@ -205,6 +209,16 @@ class MasterData:
                     **(
                         {"flow_tolerance_pct": round(r.flow_tolerance * 100, 6)}
                         if r.flow_tolerance is not None
+                        else {}
+                    ),
+                    **(
+                        {
+                            "envelope": {
+                                "pin": list(r.envelope_pin),
+                                "exclude": list(r.envelope_exclude),
+                            }
+                        }
+                        if r.envelope_pin or r.envelope_exclude
                         else {}
                     ),
                     "phases": [
@@ -469,8 +483,31 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                 if r.get("flow_tolerance_pct") is not None
                 else None
             ),
+            **_envelope_decisions(rd, r, key),
         )
     return recipes
+
+
+def _envelope_decisions(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A recipe's optional `envelope: {pin: [batch ids], exclude: [batch ids]}`."""
+    if r.get("envelope") is None:
+        return {}
+    env = rd.mapping(r["envelope"], f"{key}.envelope")
+    unknown = set(env) - {"pin", "exclude"}
+    if unknown:
+        raise rd.fail(
+            f"{key}.envelope", f"unknown keys {sorted(unknown)}; known: ['exclude', 'pin']"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for name in ("pin", "exclude"):
+        ids = env.get(name, []) or []
+        if not isinstance(ids, list) or not all(isinstance(b, str) and identity_ok(b) for b in ids):
+            raise rd.fail(f"{key}.envelope.{name}", f"expected a list of batch ids, got {ids!r}")
+        out[f"envelope_{name}"] = tuple(ids)
+    both = set(out["envelope_pin"]) & set(out["envelope_exclude"])
+    if both:
+        raise rd.fail(f"{key}.envelope", f"pinned and excluded at once: {sorted(both)}")
+    return out
 
 
 def _buffer_spec(rd: _Reader, b: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -28,7 +28,10 @@ recipes as (
             {{ chrom.json_number('r.value', 'pooling.end.percent') }}
         ) as pool_end_value,
         {{ chrom.json_number('r.value', 'step_yield.min') }} as step_yield_min,
-        {{ chrom.json_number('r.value', 'step_yield.max') }} as step_yield_max
+        {{ chrom.json_number('r.value', 'step_yield.max') }} as step_yield_max,
+        -- engineers' say on the golden envelope: batch ids as a JSON array (null: none)
+        {{ chrom.json_serialized('r.value', 'envelope.pin') }} as envelope_pin,
+        {{ chrom.json_serialized('r.value', 'envelope.exclude') }} as envelope_exclude
     from latest_recipes,
         {{ chrom.json_array_elements(chrom.json_value('raw', 'recipes'), 'r') }}
 )
