@@ -143,7 +143,9 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
     assert ranges.severity == dg.AssetCheckSeverity.ERROR
     # where: the offending phase and the CV it was judged from, for the engineer
     first = ranges.metadata["offending"].value[0]
-    assert {"batch_id", "phase", "from_phase_cv", "cond_ms_cm", "buffer_cond_ms_cm"} <= set(first)
+    assert {"batch_id", "phase", "from_phase_cv", "cond_ms_cm", "buffer_cond_max_ms_cm"} <= set(
+        first
+    )
     # the redelivered readings did not reach gold twice
     with h.connect() as con:
         n, distinct = con.execute(

@@ -68,9 +68,10 @@ CHECKS = [
     QualityCheck(
         TREND_KEY,
         quality.phase_sensor_ranges,
-        "ERROR when a phase's settled conductivity (beyond "
-        f"{quality.COND_TOLERANCE:.0%}) or pH (beyond {quality.PH_TOLERANCE} units) is off "
-        "the buffer its recipe pumps: a wrong buffer or a failing sensor.",
+        "ERROR when a phase's settled conductivity or pH (the median from "
+        f"{quality.SETTLE_CV:g} CV after its buffer reaches the inlet) is outside the spec "
+        "ranges master data gives its buffer: a wrong buffer or a failing sensor. Phases "
+        "without ranges are counted as not judged.",
     ),
     QualityCheck(
         READINGS_CHECKED_KEY,

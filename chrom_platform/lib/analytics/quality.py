@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.io.warehouse import Row, Warehouse
 
@@ -19,12 +20,6 @@ from chrom_platform.lib.io.warehouse import Row, Warehouse
 FLATLINE_SCANS = 120
 #: A gap in a batch's 1 Hz readings longer than this many seconds is a data gap.
 MAX_GAP_S = 10
-#: A phase's settled conductivity may differ from its buffer's by this fraction, and its pH
-#: by this many units, before the phase counts as out of range (a wrong or diluted buffer).
-COND_TOLERANCE = 0.15
-PH_TOLERANCE = 0.5
-#: Settled = the last quarter of the phase's column volumes, outside holds.
-SETTLED_FROM = 0.75
 #: Duplicate readings above this fraction of a load point at a double-publishing source.
 MAX_DUPLICATE_RATE = 0.001
 
@@ -133,12 +128,13 @@ def gaps_in_readings(wh: Warehouse, max_gap_s: int = MAX_GAP_S) -> QualityResult
 
 
 def phase_sensor_ranges(
-    wh: Warehouse,
-    cond_tolerance: float = COND_TOLERANCE,
-    ph_tolerance: float = PH_TOLERANCE,
-    settled_from: float = SETTLED_FROM,
+    wh: Warehouse, settle_cv: float = SETTLE_CV, min_window_cv: float = MIN_WINDOW_CV
 ) -> QualityResult:
-    """Each phase's settled conductivity and pH against the buffer its recipe pumps."""
+    """Each phase's settled conductivity and pH (the median from `settle_cv` after its
+    buffer reaches the inlet: after the recipe's ramp, if any) within its buffer's spec
+    ranges in master data. The same settled level the analytics judge from a unit's first
+    batch (specs.py); this check judges it as soon as dbt has built the load. Phases without
+    ranges or that never settle (a gradient elution) are counted, not passed."""
     rows = wh.query(
         f"""
         with scoped as (
@@ -146,8 +142,12 @@ def phase_sensor_ranges(
             from {TREND} where {_LATEST_LOAD}
         ),
         phase_extent as (
-            select batch_id, phase, max(phase_cv) as phase_cv_end
-            from scoped group by batch_id, phase
+            select scoped.batch_id, scoped.recipe, scoped.phase, max(scoped.phase_cv) as phase_cv_end,
+                min(rp.gradient_cv) + {settle_cv} as settled_from
+            from scoped
+            inner join {RECIPE_PHASES} as rp
+                on scoped.recipe = rp.recipe and scoped.phase = rp.phase
+            group by scoped.batch_id, scoped.recipe, scoped.phase
         ),
         settled as (
             select scoped.batch_id, scoped.recipe, scoped.phase,
@@ -156,35 +156,48 @@ def phase_sensor_ranges(
             from scoped
             inner join phase_extent
                 on scoped.batch_id = phase_extent.batch_id and scoped.phase = phase_extent.phase
-            where not scoped.is_hold and scoped.phase_cv >= {settled_from} * phase_extent.phase_cv_end
+            where not scoped.is_hold and scoped.phase_cv >= phase_extent.settled_from
+                and phase_extent.phase_cv_end - phase_extent.settled_from >= {min_window_cv}
             group by scoped.batch_id, scoped.recipe, scoped.phase
         )
         select settled.batch_id, settled.phase, settled.from_phase_cv, settled.scans,
-            settled.cond_ms_cm, rp.buffer_cond_ms_cm, settled.ph, rp.buffer_ph, rp.buffer
+            settled.cond_ms_cm, rp.buffer_cond_min_ms_cm, rp.buffer_cond_max_ms_cm,
+            settled.ph, rp.buffer_ph_min, rp.buffer_ph_max, rp.buffer
         from settled
         inner join {RECIPE_PHASES} as rp
             on settled.recipe = rp.recipe and settled.phase = rp.phase
-        where abs(settled.cond_ms_cm - rp.buffer_cond_ms_cm)
-                > {cond_tolerance} * rp.buffer_cond_ms_cm
-            or abs(settled.ph - rp.buffer_ph) > {ph_tolerance}
+        where settled.cond_ms_cm < rp.buffer_cond_min_ms_cm
+            or settled.cond_ms_cm > rp.buffer_cond_max_ms_cm
+            or settled.ph < rp.buffer_ph_min
+            or settled.ph > rp.buffer_ph_max
         order by settled.batch_id, settled.phase
         """
     )
+    unjudged = wh.query(
+        f"""
+        select count(*) as n from {RECIPE_PHASES}
+        where buffer_cond_min_ms_cm is null and buffer_ph_min is null
+        """
+    )[0]["n"]
     return QualityResult(
         passed=not rows,
         severity="ERROR",
         description=(
-            "every phase settles at its buffer's conductivity and pH"
+            "every settled phase within its buffer's spec ranges"
             if not rows
-            else f"{len(rows)} phase(s) off their buffer: wrong or mis-made buffer, or a "
-            "failing sensor"
+            else f"{len(rows)} phase(s) outside their buffer's spec ranges: wrong or mis-made "
+            "buffer, or a failing sensor"
+        )
+        + (
+            f"; {unjudged} recipe phase(s) without ranges in master data not judged"
+            if unjudged
+            else ""
         ),
         batches_checked=_batches_in_latest_load(wh),
         offending=rows,
         metadata={
-            "cond_tolerance_fraction": cond_tolerance,
-            "ph_tolerance": ph_tolerance,
-            "settled_from_fraction_of_phase": settled_from,
+            "settled_from_cv_after_the_buffer": settle_cv,
+            "phases_without_ranges": int(unjudged),
         },
     )
 
