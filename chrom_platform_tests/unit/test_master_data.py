@@ -27,6 +27,26 @@ def test_landed_records_parse_back_to_the_same_master_data(md):
     assert again == md
 
 
+def test_a_recipes_own_rules_land_and_parse_back(md):
+    """What a plant tunes per recipe (breakthrough rule, golden-envelope say, specs, ramps)
+    lands in the snapshot and parses back to the same master data."""
+    rc = yaml.safe_load(Path(RECIPES).read_text())
+    rc["recipes"][0]["breakthrough"] = {"percent_of_feed": 5, "noise_k": 4}
+    rc["recipes"][0]["envelope"] = {"pin": ["SKID-01-B00003"], "exclude": ["SKID-01-B00004"]}
+    rc["recipes"][0]["phases"][3]["gradient_cv"] = 1.5
+    eq = yaml.safe_load(Path(EQUIPMENT).read_text())
+    own = parse_master_data(eq, rc, equipment_source="eq", recipes_source="rc")
+    r = own.recipes["MAB1-PROA-V3"]
+    assert (r.breakthrough_fraction, r.breakthrough_noise_k) == (0.05, 4.0)
+    assert (r.envelope_pin, r.envelope_exclude) == (("SKID-01-B00003",), ("SKID-01-B00004",))
+    assert r.buffers["EQ"].cond_range == (15.2, 16.8)
+    again = parse_master_data(
+        own.equipment_record(), own.recipes_record(), equipment_source="e", recipes_source="r"
+    )
+    assert again == own
+    assert again != md
+
+
 def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
     eq = yaml.safe_load(Path(EQUIPMENT).read_text())
     rc = yaml.safe_load(Path(RECIPES).read_text())
@@ -154,6 +174,12 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             lambda r: r["recipes"][0].update(envelope={"pin": ["B1"], "exclude": ["B1"]}),
             "recipes[0].envelope",
             "pinned and excluded at once: ['B1']",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(breakthrough={"percent_of_feed": 80}),
+            "recipes[0].breakthrough.percent_of_feed",
+            "must be <= 50",
         ),
         (
             "rc",

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from chrom_platform.lib.analytics.column import (
     BREAKTHROUGH_FRACTION,
+    BREAKTHROUGH_NOISE_K,
     PLATEAU_CV,
     NotApplicable,
     Peak,
@@ -182,6 +183,8 @@ def analyse(
     *,
     feed_titer_g_l: float | None,
     extinction_l_g_cm: float | None,
+    breakthrough_fraction: float = BREAKTHROUGH_ALARM_FRACTION,
+    breakthrough_noise_k: float = BREAKTHROUGH_NOISE_K,
 ) -> BatchAnalysis:
     out = BatchAnalysis(r.batch_id)
     # -- transitions -> plates, HETP, asymmetry (median over the transitions found) -------
@@ -236,7 +239,7 @@ def analyse(
         v, uv = r.phase_cv[rows], r.signals["uv_mau"][rows]
         v10 = breakthrough_cv(v, uv, product_mau, BREAKTHROUGH_FRACTION)
         out.dbc10_g_l = feed_titer_g_l * v10 if np.isfinite(v10) else float("nan")
-        v_alarm = breakthrough_cv(v, uv, product_mau, BREAKTHROUGH_ALARM_FRACTION)
+        v_alarm = breakthrough_cv(v, uv, product_mau, breakthrough_fraction, breakthrough_noise_k)
         if np.isfinite(v_alarm):
             i = rows[int(np.searchsorted(v, v_alarm))]
             out.breakthrough_alarm_cv = float(r.batch_cv[i])

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from chrom_platform.lib.analytics.batch_metrics import (
     ASYMMETRY_LIMIT_ABOVE,
+    BREAKTHROUGH_ALARM_FRACTION,
     HETP_LIMIT_FACTOR,
     NOT_RELEASED_FOR,
     PERMEABILITY_BASELINE_CYCLES,
@@ -37,6 +38,7 @@ from chrom_platform.lib.analytics.batch_metrics import (
     alarms,
     analyse,
 )
+from chrom_platform.lib.analytics.column import BREAKTHROUGH_NOISE_K
 from chrom_platform.lib.analytics.envelope import (
     BinnedBatches,
     DriftHistory,
@@ -268,7 +270,10 @@ def _analyse_changed(
     batches changed."""
     recipes = {
         r["recipe"]: r
-        for r in wh.query("select recipe, extinction_l_g_cm from silver.silver_recipes")
+        for r in wh.query(
+            "select recipe, extinction_l_g_cm, breakthrough_percent_of_feed, "
+            "breakthrough_noise_k from silver.silver_recipes"
+        )
     }
     done: dict[str, Any] = {}
     if not full and wh.table_exists(SCHEMA, "gold_batch_peaks"):
@@ -296,6 +301,12 @@ def _analyse_changed(
                 phases.get(b["recipe"], {}),
                 feed_titer_g_l=b["feed_titer_g_l"],
                 extinction_l_g_cm=rec.get("extinction_l_g_cm"),
+                breakthrough_fraction=(
+                    rec["breakthrough_percent_of_feed"] / 100.0
+                    if rec.get("breakthrough_percent_of_feed") is not None
+                    else BREAKTHROUGH_ALARM_FRACTION
+                ),
+                breakthrough_noise_k=rec.get("breakthrough_noise_k") or BREAKTHROUGH_NOISE_K,
             )
     return analyses, len(todo)
 

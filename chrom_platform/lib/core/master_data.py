@@ -157,6 +157,11 @@ class Recipe:
     #: (excluded), whatever the platform's own verdict
     envelope_pin: tuple[str, ...] = ()
     envelope_exclude: tuple[str, ...] = ()
+    #: the load breakthrough rule: alarm when the outlet UV stays above the load's baseline
+    #: by this share of the feed's product UV, or this many times the baseline's own noise,
+    #: whichever is more (None: the platform's defaults, lib/analytics)
+    breakthrough_fraction: float | None = None
+    breakthrough_noise_k: float | None = None
 
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
@@ -209,6 +214,20 @@ class MasterData:
                     **(
                         {"flow_tolerance_pct": round(r.flow_tolerance * 100, 6)}
                         if r.flow_tolerance is not None
+                        else {}
+                    ),
+                    **(
+                        {
+                            "breakthrough": {
+                                k: v
+                                for k, v in (
+                                    ("percent_of_feed", _pct(r.breakthrough_fraction)),
+                                    ("noise_k", r.breakthrough_noise_k),
+                                )
+                                if v is not None
+                            }
+                        }
+                        if r.breakthrough_fraction is not None or r.breakthrough_noise_k is not None
                         else {}
                     ),
                     **(
@@ -484,8 +503,34 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                 else None
             ),
             **_envelope_decisions(rd, r, key),
+            **_breakthrough_rule(rd, r, key),
         )
     return recipes
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else round(fraction * 100, 9)
+
+
+def _breakthrough_rule(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A recipe's optional `breakthrough: {percent_of_feed: 3, noise_k: 3}`."""
+    if r.get("breakthrough") is None:
+        return {}
+    bt = rd.mapping(r["breakthrough"], f"{key}.breakthrough")
+    unknown = set(bt) - {"percent_of_feed", "noise_k"}
+    if unknown:
+        raise rd.fail(
+            f"{key}.breakthrough",
+            f"unknown keys {sorted(unknown)}; known: ['noise_k', 'percent_of_feed']",
+        )
+    out: dict[str, Any] = {}
+    if bt.get("percent_of_feed") is not None:
+        out["breakthrough_fraction"] = (
+            rd.number(bt, "percent_of_feed", f"{key}.breakthrough", gt=0, le=50) / 100.0
+        )
+    if bt.get("noise_k") is not None:
+        out["breakthrough_noise_k"] = rd.number(bt, "noise_k", f"{key}.breakthrough", ge=1, le=20)
+    return out
 
 
 def _envelope_decisions(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:

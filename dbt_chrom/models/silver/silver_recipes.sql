@@ -31,7 +31,11 @@ recipes as (
         {{ chrom.json_number('r.value', 'step_yield.max') }} as step_yield_max,
         -- engineers' say on the golden envelope: batch ids as a JSON array (null: none)
         {{ chrom.json_serialized('r.value', 'envelope.pin') }} as envelope_pin,
-        {{ chrom.json_serialized('r.value', 'envelope.exclude') }} as envelope_exclude
+        {{ chrom.json_serialized('r.value', 'envelope.exclude') }} as envelope_exclude,
+        -- the load breakthrough rule (null: the platform's defaults)
+        {{ chrom.json_number('r.value', 'breakthrough.percent_of_feed') }}
+            as breakthrough_percent_of_feed,
+        {{ chrom.json_number('r.value', 'breakthrough.noise_k') }} as breakthrough_noise_k
     from latest_recipes,
         {{ chrom.json_array_elements(chrom.json_value('raw', 'recipes'), 'r') }}
 )
