@@ -512,17 +512,24 @@ def _pct(fraction: float | None) -> float | None:
     return None if fraction is None else round(fraction * 100, 9)
 
 
+def _optional_section(
+    rd: _Reader, r: Mapping[str, Any], name: str, key: str, known: set[str]
+) -> Mapping[str, Any] | None:
+    """An optional mapping of a record (None when absent), its keys checked."""
+    if r.get(name) is None:
+        return None
+    section = rd.mapping(r[name], f"{key}.{name}")
+    unknown = set(section) - known
+    if unknown:
+        raise rd.fail(f"{key}.{name}", f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return section
+
+
 def _breakthrough_rule(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
     """A recipe's optional `breakthrough: {percent_of_feed: 3, noise_k: 3}`."""
-    if r.get("breakthrough") is None:
+    bt = _optional_section(rd, r, "breakthrough", key, {"percent_of_feed", "noise_k"})
+    if bt is None:
         return {}
-    bt = rd.mapping(r["breakthrough"], f"{key}.breakthrough")
-    unknown = set(bt) - {"percent_of_feed", "noise_k"}
-    if unknown:
-        raise rd.fail(
-            f"{key}.breakthrough",
-            f"unknown keys {sorted(unknown)}; known: ['noise_k', 'percent_of_feed']",
-        )
     out: dict[str, Any] = {}
     if bt.get("percent_of_feed") is not None:
         out["breakthrough_fraction"] = (
@@ -535,14 +542,9 @@ def _breakthrough_rule(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str,
 
 def _envelope_decisions(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
     """A recipe's optional `envelope: {pin: [batch ids], exclude: [batch ids]}`."""
-    if r.get("envelope") is None:
+    env = _optional_section(rd, r, "envelope", key, {"pin", "exclude"})
+    if env is None:
         return {}
-    env = rd.mapping(r["envelope"], f"{key}.envelope")
-    unknown = set(env) - {"pin", "exclude"}
-    if unknown:
-        raise rd.fail(
-            f"{key}.envelope", f"unknown keys {sorted(unknown)}; known: ['exclude', 'pin']"
-        )
     out: dict[str, tuple[str, ...]] = {}
     for name in ("pin", "exclude"):
         ids = env.get(name, []) or []
