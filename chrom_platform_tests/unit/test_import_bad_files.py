@@ -316,3 +316,15 @@ def test_mixed_time_zones(files: Path, md: MasterData, tmp_path: Path) -> None:
     _edit(f, naive)
     problems = _rejected(files / "long", md, tmp_path / "lake")
     _one(problems, file="historian.csv", line=31, column="timestamp", says="mixed time zones")
+
+
+def test_a_row_with_too_few_cells(files: Path, md: MasterData, tmp_path: Path) -> None:
+    f = files / "wide" / "readings" / f"{B1}.csv"
+    _edit(f, lambda ls: [*ls[:40], _row(_cells(ls[40])[:5]), *ls[41:]])
+    _one(
+        _rejected(files / "wide", md, tmp_path / "lake"),
+        file=f.name,
+        line=41,
+        column=None,
+        says="5 cells, the header has 9",
+    )

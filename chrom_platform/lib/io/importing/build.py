@@ -36,6 +36,7 @@ from chrom_platform.lib.io.importing.readers import (
     TimeParser,
     header,
     number,
+    parse_times,
     read_long,
     read_wide,
     rows,
@@ -98,9 +99,6 @@ def _batches(path: Path, md: MasterData, m: Mapping, problems: Problems) -> dict
     it, ix = got2
     out: dict[str, BatchRecord] = {}
     for line, cells in it:
-        if len(cells) != len(ix):
-            problems.add(path, line, None, f"{len(cells)} cells, the header has {len(ix)}")
-            continue
         b, u, r = (cells[ix[c]].strip() for c in ("batch_id", "unit_id", "recipe"))
         bad = False
         for col, v in (("batch_id", b), ("unit_id", u), ("recipe", r)):
@@ -182,9 +180,6 @@ def _lab_results(
     docs: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for line, cells in it:
-        if len(cells) != len(ix):
-            problems.add(path, line, None, f"{len(cells)} cells, the header has {len(ix)}")
-            continue
         batch, point = cells[ix["batch_id"]].strip(), cells[ix["sample_point"]].strip()
         rec = records.get(batch)
         if rec is None:
@@ -216,8 +211,9 @@ def _lab_results(
             )
             continue
         try:
-            sampled = parse_time(cells[ix["sampled_at"]], line)
-            analyzed = parse_time(cells[ix["analyzed_at"]], line)
+            sampled, analyzed = parse_times(
+                parse_time, cells, ix, ("sampled_at", "analyzed_at"), line
+            )
         except ValueError as e:
             problems.add(path, line, "sampled_at/analyzed_at", str(e))
             continue

@@ -175,7 +175,25 @@ def header(
     for n in dupes:
         problems.add(path, line, n, "column appears twice in the header")
         ok = False
-    return (it, index) if ok else None
+    return (_well_formed(it, path, len(names), problems), index) if ok else None
+
+
+def _well_formed(
+    it: Iterator[tuple[int, list[str]]], path: Path, width: int, problems: Problems
+) -> Iterator[tuple[int, list[str]]]:
+    """The rows with as many cells as the header; the others are problems."""
+    for line, cells in it:
+        if len(cells) != width:
+            problems.add(path, line, None, f"{len(cells)} cells, the header has {width}")
+            continue
+        yield line, cells
+
+
+def parse_times(
+    parse: TimeParser, cells: list[str], index: dict[str, int], columns: tuple[str, ...], line: int
+) -> list[int]:
+    """The times in these columns of a row (ValueError naming the problem)."""
+    return [parse(cells[index[c]], line) for c in columns]
 
 
 def number(text: str) -> float:
@@ -247,15 +265,11 @@ def read_wide(path: Path, m: Mapping, problems: Problems) -> list[BatchData]:
     ti, pi = index[m.time.column], index[m.phase_column]
     bi = index[m.batch_column] if m.batch_column else None
     sig_cols = [(s.signal, index[s.column or ""], s.column) for s in m.signals]
-    width = len(index)
     acc: dict[str, dict[str, list]] = {}
     first_line: dict[str, int] = {}
     n = 0
     for line, cells in it:
         n += 1
-        if len(cells) != width:
-            problems.add(path, line, None, f"{len(cells)} cells, the header has {width}")
-            continue
         batch = file_batch if bi is None else cells[bi].strip()
         if not batch:
             problems.add(path, line, m.batch_column, "empty batch id")
@@ -345,13 +359,9 @@ def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, Un
         it, index = got
         parse_time = TimeParser(m.time)
         ti, gi, vi = index[m.time.column], index[m.tag_column], index[m.value_column]
-        width = len(index)
         n = 0
         for line, cells in it:
             n += 1
-            if len(cells) != width:
-                problems.add(path, line, None, f"{len(cells)} cells, the header has {width}")
-                continue
             tag = cells[gi].strip()
             src = m.tags.get(tag)
             if src is None:
@@ -432,15 +442,9 @@ def split_long(
     parse_time = TimeParser(m.time)
     phases: dict[str, list[tuple[str, int, int, int]]] = {}
     for line, cells in it:
-        if len(cells) != len(index):
-            problems.add(
-                events_path, line, None, f"{len(cells)} cells, the header has {len(index)}"
-            )
-            continue
         batch, phase = cells[index["batch_id"]].strip(), cells[index["phase"]].strip()
         try:
-            start = parse_time(cells[index["start"]], line)
-            end = parse_time(cells[index["end"]], line)
+            start, end = parse_times(parse_time, cells, index, ("start", "end"), line)
         except ValueError as e:
             problems.add(events_path, line, "start/end", str(e))
             continue
