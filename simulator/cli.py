@@ -191,10 +191,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
     jobs = unit_jobs(
         md,
         landing="",
-        units=args.units,
-        batches_per_unit=args.batches_per_unit,
-        seed=args.seed,
-        fault_rate=args.fault_rate,
+        **history_size(args),
         start_ns=args.start,
         equipment_path=args.equipment,
         recipes_path=args.recipes,
