@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from chrom_platform.evaluation.sweep import SEVERITIES
 from simulator.cli import add_history_arguments, history_size
 
 
@@ -33,6 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
+    ev.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: graded faults at each severity on every test batch of fault-free "
+        "histories, and each monitoring method's detection, delay and false alarms at the "
+        "same calibrated false-alarm rate (evaluation/sweep.py; --units, --seed, --process "
+        "apply)",
+    )
+    ev.add_argument(
+        "--severities",
+        default=",".join(f"{s:g}" for s in SEVERITIES),
+        help="sweep: severities in sigma of normal variation, comma-separated",
+    )
+    ev.add_argument(
+        "--history", type=int, default=40, help="sweep: fault-free batches each model sees"
+    )
+    ev.add_argument(
+        "--evaluation",
+        type=int,
+        default=50,
+        help="sweep: batches per unit after the history, alternately calibration and test",
+    )
+    ev.add_argument("--plots", type=Path, help="sweep: write a PNG per fault kind here")
     im = sub.add_parser(
         "import",
         help="validate a plant's CSV files (wide or long, through a mapping file) and land "
@@ -86,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         for rel in changed:
             print(f"{'stale' if args.check else 'wrote'}: {GRAFANA_DIR / rel}")
         return 1 if args.check and changed else 0
+    if args.cmd == "evaluate" and args.sweep:
+        return _sweep(args)
     if args.cmd == "evaluate":
         from chrom_platform.evaluation.run import evaluate, render_table
 
@@ -101,6 +127,30 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if args.strict and not result["score"]["all_passed"]:
             return 1
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from chrom_platform.evaluation.sweep import SweepConfig, render_sweep, run_sweep, write_json
+
+    try:
+        severities = tuple(float(x) for x in args.severities.split(",") if x.strip())
+        cfg = SweepConfig(
+            seed=args.seed,
+            process=args.process,
+            units=args.units,
+            history=args.history,
+            evaluation=args.evaluation,
+            severities=severities,
+        )
+        cfg.validate()
+    except ValueError as e:
+        print(f"chrom evaluate --sweep: {e}", file=sys.stderr)
+        return 2
+    result = run_sweep(cfg, plots=args.plots)
+    print(render_sweep(result))
+    if args.json:
+        write_json(result, args.json)
     return 0
 
 

@@ -39,6 +39,8 @@ class History:
     sims: list[SimBatch] = field(default_factory=list)
     #: each landed batch's ground truth (from `land`, or from `chrom-sim backfill`'s result)
     truths: list[dict[str, Any]] = field(default_factory=list)
+    #: results of earlier materializations a fixture kept, by name
+    runs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lake(self) -> Path:

@@ -30,7 +30,7 @@ from chrom_platform.lib.core.events import PhaseSpan, batch_events
 from chrom_platform.lib.core.master_data import Buffer, Recipe, Resin, Unit
 from chrom_platform.lib.core.peaks import Array
 from chrom_platform.lib.io.landing import readings_table
-from simulator.faults import FAULT_KINDS, Fault, draw_fault
+from simulator.faults import FAULT_KINDS, GRADED_RAMP_CV, Fault, draw_fault
 from simulator.physics import ColumnResponse, breakthrough_fraction, darcy_pressure_bar, peak_pdf
 
 NS = 1_000_000_000
@@ -168,8 +168,11 @@ def plan_batch(
     force_fault: str | None = None,
     no_fault: bool = False,
     behaviour: Behaviour = BEHAVIOUR,
+    fault_severity: float | None = None,
 ) -> BatchPlan:
-    """Draw everything random about a batch. Same arguments, same plan."""
+    """Draw everything random about a batch. Same arguments, same plan. With
+    `fault_severity` (sigma), a fault's size is graded (see `graded_magnitude`) instead of
+    drawn; the batch is otherwise the same batch."""
     var = behaviour.variability
     rp, rf, rn, rl = _streams(seed, unit_index, batch_index)
     start_ns = earliest_start_ns + int(rp.uniform(*var.turnaround_h) * 3600) * NS
@@ -213,7 +216,25 @@ def plan_batch(
     has_fault = rf.random() < fault_rate
     kind_pick = fault_kinds[int(rf.integers(len(fault_kinds)))] if fault_kinds else None
     kind = force_fault or (kind_pick if has_fault and not no_fault else None)
-    fault = draw_fault(rf, kind, recipe.phases) if kind else None
+    fault = draw_fault(rf, kind, recipe.phases, severity=fault_severity) if kind else None
+    load_cv = recipe.target_loading_g_l / titer_lab
+    if fault and fault.severity_sigma is not None:
+        fault = replace(
+            fault,
+            magnitude=graded_magnitude(
+                fault,
+                unit=unit,
+                resin=resin,
+                recipe=recipe,
+                buffers=phase_buffers,
+                behaviour=behaviour,
+                titer_g_l=titer,
+                load_cv=load_cv,
+                dbc10_g_l=dbc,
+                hetp_cm=hetp,
+                asymmetry=asym,
+            ),
+        )
 
     if fault and fault.kind == "early_breakthrough":
         dbc *= fault.magnitude["dbc_factor"]
@@ -237,7 +258,7 @@ def plan_batch(
         cycle=cycle,
         titer_true_g_l=titer,
         titer_lab_g_l=titer_lab,
-        load_cv=recipe.target_loading_g_l / titer_lab,
+        load_cv=load_cv,
         phase_buffers=tuple(phase_buffers),
         hetp_cm=hetp,
         asymmetry=asym,
@@ -253,6 +274,73 @@ def plan_batch(
         lab_seed=int(rl.integers(2**63)),
         behaviour=behaviour,
     )
+
+
+def noise_sd(behaviour: Behaviour, signal: str, level: float) -> float:
+    """The sensor noise (sd) of `signal` at `level`."""
+    sd_abs, sd_rel, _ = behaviour.noise[signal]
+    return float(sd_abs + sd_rel * abs(level))
+
+
+def graded_magnitude(
+    fault: Fault,
+    *,
+    unit: Unit,
+    resin: Resin,
+    recipe: Recipe,
+    buffers: list[Buffer],
+    behaviour: Behaviour,
+    titer_g_l: float,
+    load_cv: float,
+    dbc10_g_l: float,
+    hetp_cm: float,
+    asymmetry: float,
+) -> dict[str, Any]:
+    """A graded fault's magnitude: `severity_sigma` standard deviations of the normal
+    variation of the signal it changes, where it starts. Normal variation is batch-to-batch
+    (Variability) and sensor noise together, sd = hypot(batch sd, noise sd), as one reading
+    of a fault-free batch varies there. Per kind:
+
+    * wrong_buffer: the phase's buffer conductivity off by s sd (buffer make-up 1%);
+    * pump_fault: flow s noise sd below its set point (flow at set point varies by its
+      sensor noise alone), oscillating by half that;
+    * packing_degradation: HETP x exp(s x its log sd) and asymmetry + s x its sd (the
+      column's own batch-to-batch variation; the signals see it as wider transitions);
+    * early_breakthrough: DBC lowered until the product UV at the end of load is s sd of
+      the flow-through UV (feed absorbance 5%) above the fault-free batch's;
+    * ph_drift and pressure_rise depend on the level at onset: sized in `simulate`
+      (`_graded_drifts`), reaching s sd GRADED_RAMP_CV after onset and staying."""
+    s = float(fault.severity_sigma or 0.0)
+    var = behaviour.variability
+    mag = dict(fault.magnitude)
+    names = recipe.phase_names()
+    if fault.kind == "wrong_buffer":
+        b = buffers[names.index(fault.phase)]
+        feed = recipe.phases[names.index(fault.phase)].buffer == recipe.load.buffer
+        rel = var.feed_cond_rel_sd if feed else var.buffer_cond_rel_sd
+        sigma = float(np.hypot(rel * b.cond_ms_cm, noise_sd(behaviour, "cond_ms_cm", b.cond_ms_cm)))
+        factor = 1.0 + s * sigma / b.cond_ms_cm
+        mag.update(sigma=sigma, cond_factor=factor if mag["direction"] > 0 else -factor)
+    elif fault.kind == "pump_fault":
+        f = unit.flow_lpm(recipe.phases[names.index(fault.phase)].velocity_cm_h)
+        rel = noise_sd(behaviour, "flow_lpm", f) / f
+        mag.update(sigma=rel * f, flow_factor=1.0 - s * rel, oscillation=0.5 * s * rel)
+    elif fault.kind == "packing_degradation":
+        mag.update(
+            hetp_factor=float(np.exp(s * var.hetp_rel_sd)),
+            asymmetry=float(np.clip(asymmetry + s * var.asymmetry_sd, 1.0, 3.0)),
+        )
+    elif fault.kind == "early_breakthrough":
+        w = resin.breakthrough_width_g_l
+        q_end = titer_g_l * load_cv
+        uv_ft = buffers[names.index(recipe.load.name)].uv_mau
+        sigma = float(np.hypot(var.feed_uv_rel_sd * uv_ft, noise_sd(behaviour, "uv_mau", uv_ft)))
+        mau_per_g_l = recipe.extinction_l_g_cm * unit.uv_path_length_cm * 1000.0
+        b0 = float(breakthrough_fraction(np.array(q_end), dbc10_g_l, w))
+        b1 = min(0.995, b0 + s * sigma / (titer_g_l * mau_per_g_l))
+        dbc_new = q_end - w * float(np.log(b1 / (1.0 - b1))) - w * float(np.log(9.0))
+        mag.update(sigma=sigma, dbc_factor=dbc_new / dbc10_g_l)
+    return mag
 
 
 @dataclass
@@ -405,6 +493,7 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
         )
     onset = _fault_onset(plan, t)
     pressure, ph = _pressure_and_process_faults(plan, t, visc, ph, onset)
+    pressure, ph, drift_mag = _graded_drifts(plan, t, pressure, ph, onset)
     true_signals = {
         "flow_lpm": t.flow,
         "pressure_bar": pressure,
@@ -426,7 +515,42 @@ def simulate(plan: BatchPlan, *, noise: bool = True) -> SimBatch:
     )
     sim.events = _events(sim, t.first, t.pump_n)
     sim.truth = _truth(plan, t, resp, steps, prod, uv, keep, onset)
+    if drift_mag:
+        sim.truth["fault"]["magnitude"].update(drift_mag)
     return sim
+
+
+def _graded_drifts(
+    plan: BatchPlan, t: _Timeline, pressure: Array, ph: Array, onset: int | None
+) -> tuple[Array, Array, dict[str, float]]:
+    """A graded pH drift or pressure rise: s sd of the signal's normal variation at onset,
+    reached linearly over GRADED_RAMP_CV of volume and then kept (see `graded_magnitude`).
+    pH varies batch to batch by its buffer's make-up (the feed's in the load); pressure at a
+    set flow only by its sensor noise (permeability and viscosity are not random). The
+    pressure rise is on the bed (it scales with flow in later phases, as fouling does)."""
+    fault = plan.fault
+    if fault is None or fault.severity_sigma is None or onset is None:
+        return pressure, ph, {}
+    if fault.kind not in ("ph_drift", "pressure_rise"):
+        return pressure, ph, {}
+    s = fault.severity_sigma
+    ramp = np.clip((t.v - t.v[onset]) / GRADED_RAMP_CV, 0.0, 1.0)
+    beh, var = plan.behaviour, plan.behaviour.variability
+    if fault.kind == "ph_drift":
+        load = fault.phase == plan.recipe.load.name
+        batch_sd = var.feed_ph_sd if load else var.buffer_ph_sd
+        sigma = float(np.hypot(batch_sd, noise_sd(beh, "ph", float(ph[onset]))))
+        offset = float(fault.magnitude["direction"]) * s * sigma
+        return pressure, ph + offset * ramp, {"sigma": sigma, "offset_ph": offset}
+    sigma = noise_sd(beh, "pressure_bar", float(pressure[onset]))
+    system = STATIC_PRESSURE_BAR + plan.unit.system_pressure_bar_per_lpm * t.flow
+    bed = pressure - system
+    rel = s * sigma / max(float(bed[onset]), 1e-9)
+    return (
+        system + bed * (1.0 + rel * ramp),
+        ph,
+        {"sigma": sigma, "pressure_increase_bar": s * sigma, "bed_dp_increase": rel},
+    )
 
 
 def _timeline(plan: BatchPlan) -> _Timeline:
@@ -630,12 +754,12 @@ def _pressure_and_process_faults(
     bed_dp = darcy_pressure_bar(
         t.flow, visc, unit.bed_height_cm, unit.area_cm2, plan.permeability_m2
     )
-    if fault and fault.kind == "pressure_rise":
+    if fault and fault.kind == "pressure_rise" and fault.severity_sigma is None:
         assert onset is not None
         t_rel = np.maximum(0.0, (np.arange(n) - onset) / (fault.magnitude["ramp_min"] * 60.0))
         bed_dp = bed_dp * (1.0 + fault.magnitude["bed_dp_increase"] * np.minimum(1.0, t_rel))
     pressure = STATIC_PRESSURE_BAR + unit.system_pressure_bar_per_lpm * t.flow + bed_dp
-    if fault and fault.kind == "ph_drift":
+    if fault and fault.kind == "ph_drift" and fault.severity_sigma is None:
         assert onset is not None
         ph = ph + fault.magnitude["rate_ph_per_h"] * np.maximum(0, np.arange(n) - onset) / 3600.0
     return pressure, ph

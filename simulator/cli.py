@@ -30,7 +30,7 @@ from simulator.batch import (
     simulate,
     unit_clock_offset_ns,
 )
-from simulator.faults import FAULT_KINDS
+from simulator.faults import FAULT_KINDS, GRADED_KINDS, check_severities
 from simulator.landing import (
     DEFAULT_START_NS,
     backfill,
@@ -120,6 +120,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=_fault_kinds,
         default=tuple(FAULT_KINDS),
         help=f"comma-separated subset of: {','.join(FAULT_KINDS)}",
+    )
+    p.add_argument(
+        "--fault-severity",
+        type=float,
+        help="size every fault at this many standard deviations of the changed signal's normal "
+        "variation (0.5-10; graded kinds only: pass --fault-kinds " + ",".join(GRADED_KINDS) + ")",
     )
     p.add_argument("--landing", required=True, help="landing zone URI (folder path or file://)")
     p.add_argument(
@@ -246,6 +252,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             **history_size(args),
             start_ns=args.start,
             fault_kinds=args.fault_kinds,
+            fault_severity=args.fault_severity,
             first_batch=args.first_batch,
             workers=args.workers,
             progress=not args.quiet,
@@ -292,6 +299,7 @@ def _stream_sims(md: MasterData, args: argparse.Namespace) -> list[SimBatch]:
                 fault_rate=args.fault_rate,
                 fault_kinds=args.fault_kinds,
                 behaviour=behaviour,
+                fault_severity=args.fault_severity,
             )
             if i == args.first_batch:
                 plan = replace(plan, start_ns=args.start + unit_clock_offset_ns(ui))
@@ -310,6 +318,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     _check_truth_apart(args.landing, args.truth)
     if args.speed <= 0:
         raise SystemExit("chrom-sim: --speed must be > 0")
+    try:
+        check_severities(list(args.fault_kinds), args.fault_severity)
+    except ValueError as e:
+        raise SystemExit(f"chrom-sim: {e}") from e
     md = _load(args)
     if not 1 <= args.units <= len(md.units):
         raise SystemExit(f"chrom-sim: --units must be between 1 and {len(md.units)}")

@@ -32,7 +32,7 @@ from chrom_platform.lib.io.landing import json_bytes, land_master_data, land_rea
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES, DEFAULT_START
 from simulator.batch import SimBatch, load_behaviour, plan_batch, simulate
-from simulator.faults import FAULT_KINDS
+from simulator.faults import FAULT_KINDS, check_severities
 from simulator.samples import sample_results
 
 DEFAULT_START_NS = iso_to_ns(DEFAULT_START)
@@ -74,6 +74,8 @@ class UnitJob:
     progress: bool
     #: the process's simulation.yaml (how the plant behaves); None: the default behaviour
     simulation_path: str | None = None
+    #: faults graded at this many sd of normal variation (None: sizes drawn)
+    fault_severity: float | None = None
 
 
 @dataclass
@@ -106,6 +108,7 @@ def unit_batches(job: UnitJob, md: MasterData | None = None) -> Iterator[SimBatc
             fault_rate=job.fault_rate,
             fault_kinds=job.fault_kinds,
             behaviour=behaviour,
+            fault_severity=job.fault_severity,
         )
         sim = simulate(plan)
         yield sim
@@ -153,6 +156,7 @@ def unit_jobs(
     durable: bool = True,
     progress: bool = False,
     simulation_path: str | None = None,
+    fault_severity: float | None = None,
 ) -> list[UnitJob]:
     """One job per unit: the campaign a backfill with these arguments simulates."""
     return [
@@ -172,6 +176,7 @@ def unit_jobs(
             durable=durable,
             progress=progress,
             simulation_path=simulation_path,
+            fault_severity=fault_severity,
         )
         for i, u in enumerate(list(md.units)[:units])
     ]
@@ -208,6 +213,7 @@ def backfill(
     progress: bool = False,
     on_unit: Callable[[UnitResult], None] | None = None,
     simulation_path: str | None = None,
+    fault_severity: float | None = None,
 ) -> BackfillResult:
     """Simulate and land a history. Master data is read from the given files (the worker
     processes read the same files), so what is landed is exactly what was configured."""
@@ -223,6 +229,7 @@ def backfill(
     unknown = set(fault_kinds) - set(FAULT_KINDS)
     if unknown:
         raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {list(FAULT_KINDS)}")
+    check_severities(list(fault_kinds), fault_severity)
     store = open_store(landing)
     land_master_data(store, md)
     jobs = unit_jobs(
@@ -240,6 +247,7 @@ def backfill(
         durable=durable,
         progress=progress,
         simulation_path=simulation_path,
+        fault_severity=fault_severity,
     )
     unit_ids = [j.unit_id for j in jobs]
     t0 = time.perf_counter()
@@ -268,6 +276,7 @@ def backfill(
                 "seed": seed,
                 "fault_rate": fault_rate,
                 "fault_kinds": list(fault_kinds),
+                "fault_severity": fault_severity,
                 "landing": landing,
             },
         )

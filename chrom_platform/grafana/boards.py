@@ -227,6 +227,22 @@ def live_run(profile: str) -> Board:
         "batch_cv",
         *(f"z_{s}" for s in SIGNALS),
     )
+    # the live multivariate score of each finished CV bin (lib/analytics/live_mspc.py)
+    mspc_by_cv = influxql(
+        'SELECT "batch_cv", "t2_ratio", "spe_ratio" FROM "mspc" '
+        'WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
+        "batch_cv",
+        "t2_ratio",
+        "spe_ratio",
+    )
+    mspc_top = influxql(
+        'SELECT last("ratio") AS "ratio", last("alarm") AS "alarm", '
+        + ", ".join(f'last("share_{s}") AS "{s}"' for s in SIGNALS)
+        + ' FROM "mspc" WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
+        "ratio",
+        "alarm",
+        *SIGNALS,
+    )
     status = influxql(
         'SELECT last("age_s") AS "age_s", last("running") AS "running", last("batch_cv") AS '
         '"batch_cv" FROM "live_status" WHERE "unit_id" =~ /^${unit:regex}$/ AND $timeFilter',
@@ -294,6 +310,22 @@ def live_run(profile: str) -> Board:
             .max_per_row(2)
         )
         .with_panel(xy(b, "Live z against the envelope by batch CV", z, w=24))
+        .with_panel(
+            xy(
+                b,
+                "Multivariate T2 and SPE over their limits by batch CV (1 = the limit)",
+                mspc_by_cv,
+                w=16,
+            )
+        )
+        .with_panel(
+            b.panel(
+                stat.Panel(),
+                "Multivariate: each signal's share of the statistic (last finished bin)",
+                mspc_top,
+                w=8,
+            )
+        )
         .with_row(db.Row("By time"))
         .with_panel(b.panel(timeseries.Panel(), "Running batch by time", by_time, w=24))
     )
@@ -345,6 +377,35 @@ def batch_comparison(profile: str) -> Board:
         "verdict",
         "alarm_sources",
     )
+    # each chosen batch's multivariate statistics against the limits of the model it was
+    # judged by, and where and why it alarmed (lib/analytics/mspc_run.py)
+    mspc_by_cv = sql(
+        """
+        select batch_id as "batch_id", batch_cv as "batch_cv", ratio as "ratio"
+        from gold.gold_mspc_scores where batch_id in (${batches:sqlstring})
+        order by batch_id, batch_cv
+        """,
+        "batch_id",
+        "batch_cv",
+        "ratio",
+    )
+    mspc_verdicts = sql(
+        """
+        select batch_id as "batch_id", verdict as "verdict", model_version as "model",
+            alarm_phase as "alarm_phase", alarm_cv as "alarm_cv",
+            alarm_statistic as "statistic", top_signals as "top_signals", detail as "detail"
+        from gold.gold_mspc_verdict where batch_id in (${batches:sqlstring})
+        order by batch_id
+        """,
+        "batch_id",
+        "verdict",
+        "model",
+        "alarm_phase",
+        "alarm_cv",
+        "statistic",
+        "top_signals",
+        "detail",
+    )
     d = (
         db.Dashboard(b.title)
         .uid(b.uid)
@@ -387,6 +448,23 @@ def batch_comparison(profile: str) -> Board:
             .max_per_row(2)
         )
         .with_panel(b.panel(table.Panel(), "Chosen batches", chosen, w=24))
+        .with_panel(
+            xy(
+                b,
+                "Multivariate: T2 or SPE over its limit by batch CV (1 = the limit)",
+                mspc_by_cv,
+                w=24,
+                partition="batch_id",
+            )
+        )
+        .with_panel(
+            b.panel(
+                table.Panel(),
+                "Multivariate verdicts: where the alarm fired and the top-3 signals",
+                mspc_verdicts,
+                w=24,
+            )
+        )
     )
     b.dashboard = d
     return b

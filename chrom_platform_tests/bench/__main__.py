@@ -21,7 +21,7 @@ from chrom_platform.lib.core.master_data import load_master_data
 from chrom_platform.lib.io.landing import PARQUET_OPTIONS
 from chrom_platform_tests.bench.report import DOC, machine, write_section
 from chrom_platform_tests.bench.streaming import bench_streaming
-from chrom_platform_tests.bench.warehouse import bench_warehouse
+from chrom_platform_tests.bench.warehouse import bench_live_mspc, bench_warehouse
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 from simulator.batch import plan_batch, simulate
 from simulator.landing import DEFAULT_START_NS, backfill
@@ -255,11 +255,49 @@ Live drift in the bridge, per reading, one batch of {live["readings"]:,} reading
     write_section("analytics", body)
 
 
+def mspc_section(quick: bool) -> None:
+    n = 20 if quick else 45
+    print(f"live multivariate scoring: 1 unit x {n} batches through dbt ...", flush=True)
+    lm = bench_live_mspc(n)
+
+    def verdict(ok: bool) -> str:
+        return "meets" if ok else "**MISSES**"
+
+    added = lm["compute_mspc_us"] - lm["compute_base_us"]
+    added_w = lm["write_mspc_us"] - lm["write_base_us"]
+    body = f"""
+## Live multivariate scoring in the bridge
+
+Measured {dt.date.today().isoformat()} on: {machine()}, on a history of one
+unit (its batches through dbt). One
+unit's multiway PCA model ({lm["components"]} components, {lm["bins"]} CV bins, fitted on its
+{lm["reference_batches"]} batches before the scored one in {lm["fit_s"]:.1f} s, with cross-
+and forward-validated limits), exported as the asset exports it; then one batch of
+{lm["readings"]:,} readings through the bridge's compute path with and without it
+({lm["mspc_points"]:,} `mspc` points: one per finished CV bin).
+
+| per reading | bridge without it (baseline, same run) | with multivariate scoring | added |
+|---|---:|---:|---:|
+| bridge compute (decode, CV, line protocol) | {lm["compute_base_us"]:.2f} us | {lm["compute_mspc_us"]:.2f} us | **{added:.2f} us** |
+| InfluxDB write (1.6.7, loopback) | {lm["write_base_us"]:.2f} us | {lm["write_mspc_us"]:.2f} us | **{added_w:.2f} us** |
+
+- Added per reading, compute and write: **{added + added_w:.2f} us** (target at most 10 us:
+  {verdict(added + added_w <= 10)}). A reading costs an addition to its bin's sums; a
+  finished bin, a few products of {lm["components"]}-wide matrices.
+"""
+    write_section("live_mspc", body)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--only", choices=["simulator", "streaming", "warehouse"])
+    ap.add_argument("--only", choices=["simulator", "streaming", "warehouse", "mspc"])
     args = ap.parse_args()
+    if args.only in (None, "mspc"):
+        mspc_section(args.quick)
+    if args.only == "mspc":
+        print(f"written to {DOC}")
+        return 0
     if args.only in (None, "warehouse"):
         warehouse_section(args.quick)
     if args.only == "warehouse":

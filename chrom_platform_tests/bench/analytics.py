@@ -89,10 +89,17 @@ def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
         "compute_base_us": t_base / n * 1e6,
         "compute_drift_us": t_drift / n * 1e6,
     }
+    out.update(_write_us({"base": base_lines, "drift": drift_lines}, n, repeats))
+    return out
+
+
+def _write_us(lines: dict[str, list[bytes]], n: int, repeats: int) -> dict[str, float]:
+    """Per reading: the median time a local InfluxDB takes to accept each set of lines."""
+    out = {}
     with tempfile.TemporaryDirectory(prefix="chrom-bench-live-") as tmp:
         srv = LocalInfluxServer(Path(tmp) / "influx").start()
         try:
-            for name, chunks in (("base", base_lines), ("drift", drift_lines)):
+            for name, chunks in lines.items():
                 times = []
                 for i in range(repeats):
                     sink = InfluxV1Sink(srv.url, f"bench_{name}_{i}", credentials=srv.admin)
@@ -104,4 +111,77 @@ def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
                 out[f"write_{name}_us"] = statistics.median(times) / n * 1e6
         finally:
             srv.stop()
+    return out
+
+
+def live_mspc(h: History, repeats: int = 5) -> dict[str, Any]:
+    """Per reading: the bridge's work on one batch of messages with and without live
+    multivariate scoring (its unit's model fitted on the history before it, exported as the
+    asset exports it), and the InfluxDB write of the points it adds."""
+    from chrom_platform.lib.analytics import mspc
+    from chrom_platform.lib.analytics.live_mspc import MODEL_KEY, model_source
+    from chrom_platform.lib.analytics.mspc_run import models_bytes
+
+    sim = h.sims[-1]
+    cfg = WarehouseConfig("local", str(h.duckdb_path), str(h.lake))
+    t0 = time.perf_counter()
+    with cfg.connect(read_only=True) as wh:
+        batches = wh.query(
+            "select batch_id, unit_id, recipe from gold.gold_batch_results "
+            "where unit_id = ? order by started_at",
+            [sim.plan.unit.unit_id],
+        )
+        group = next(
+            g
+            for g in pipeline.binned_groups(wh, batches, pipeline.recipe_phases(wh))
+            if g.unit_id == sim.plan.unit.unit_id
+        )
+    ids = [b for b in group.batch_ids if b != sim.plan.batch_id]
+    ref = [group.batch_ids.index(b) for b in ids[-40:]]
+    t1 = time.perf_counter()
+    model = mspc.fit(group, ref)
+    fit_s = time.perf_counter() - t1
+    assert model is not None
+    open_store(str(h.lake)).put(MODEL_KEY, models_bytes([model]))
+    read_s = t1 - t0
+    payloads = [orjson.dumps(m) for m in sim.messages()]
+    base = LiveBridge(_NoTransport(), _NoTransport(), h.md)  # type: ignore[arg-type]
+    scored = LiveBridge(
+        _NoTransport(),  # type: ignore[arg-type]
+        _NoTransport(),  # type: ignore[arg-type]
+        h.md,
+        models=model_source(open_store(str(h.lake)), EnvelopeParams().bin_width_cv),
+    )
+    assert scored.mspc is not None
+
+    def compute(b: LiveBridge) -> tuple[float, list[bytes], int]:
+        b.state = {}
+        if b.mspc is not None:
+            b.mspc.running = {}
+        t0 = time.perf_counter()
+        readings, _ = b.decoder.decode(payloads)
+        a = b._apply(readings)
+        lines, points = a.lines, 0
+        if b.mspc is not None:
+            m = b.mspc.lines(a.readings, a.phase_cv, a.batch_cv)
+            lines, points = [*lines, *m.chunks], m.points
+        return time.perf_counter() - t0, lines, points
+
+    t_base = statistics.median(compute(base)[0] for _ in range(repeats))
+    t_mspc = statistics.median(compute(scored)[0] for _ in range(repeats))
+    _, base_lines, _ = compute(base)
+    _, mspc_lines, points = compute(scored)
+    n = len(payloads)
+    out: dict[str, Any] = {
+        "readings": n,
+        "mspc_points": points,
+        "bins": len(model.keys),
+        "components": model.components,
+        "reference_batches": len(ref),
+        "fit_s": fit_s,
+        "read_binned_s": read_s,
+        "compute_base_us": t_base / n * 1e6,
+        "compute_mspc_us": t_mspc / n * 1e6,
+    }
+    out.update(_write_us({"base": base_lines, "mspc": mspc_lines}, n, repeats))
     return out

@@ -14,7 +14,12 @@ from typing import Any
 import duckdb
 
 from chrom_platform.lib.core.master_data import load_master_data
-from chrom_platform_tests.bench.analytics import analytics_full, analytics_incremental, live_drift
+from chrom_platform_tests.bench.analytics import (
+    analytics_full,
+    analytics_incremental,
+    live_drift,
+    live_mspc,
+)
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
@@ -152,3 +157,17 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def bench_live_mspc(batches_per_unit: int = 45) -> dict[str, Any]:
+    """A unit's history through dbt (gold_trend_binned), its model, and the bridge with and
+    without live multivariate scoring (bench/analytics.py: live_mspc)."""
+    md = load_master_data(DEFAULT_EQUIPMENT, DEFAULT_RECIPES)
+    tmp = Path(tempfile.mkdtemp(prefix="chrom-bench-mspc-"))
+    try:
+        h = History(tmp / "h", md)
+        h.land(units=1, batches_per_unit=batches_per_unit, seed=1, fault_rate=0.0)
+        h.dbt("build")
+        return live_mspc(h)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,7 @@ from chrom_platform.grafana.boards import TREND_SIGNALS, Recorded
 from chrom_platform.grafana.generate import boards
 from chrom_platform.grafana.queries import Query, substitute
 from chrom_platform.lib.analytics.live import EnvelopeSource
+from chrom_platform.lib.analytics.live_mspc import model_source
 from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.lib.io.objectstore import open_store
@@ -50,6 +51,8 @@ GOLD_TABLES = (
     "gold_column_performance",
     "gold_batch_alarms",
     "gold_phase_summary",
+    "gold_mspc_scores",
+    "gold_mspc_verdict",
 )
 
 
@@ -92,7 +95,14 @@ def live(built, md, influx_server, tmp_path_factory) -> dict[str, Any]:
         [OutMessage(orjson.dumps(m), {"schema": READING_SCHEMA}, m["unit_id"]) for m in msgs],
     )
     sink = fresh_database(influx_server)
-    bridge = LiveBridge(queue, sink, md, envelope=EnvelopeSource(open_store(str(h.lake)), 6.0, 0.1))
+    store = open_store(str(h.lake))
+    bridge = LiveBridge(
+        queue,
+        sink,
+        md,
+        envelope=EnvelopeSource(store, 6.0, 0.1),
+        models=model_source(store, 0.1),
+    )
     rep = bridge.drain(len(msgs) + 1, 120.0)
     queue.close()
     assert rep.written == len(msgs)

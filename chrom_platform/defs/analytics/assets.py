@@ -117,7 +117,7 @@ def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
     )
 
 
-def _latest_ids(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str], str]:
+def latest_ids(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str], str]:
     """Each unit's latest batch, their ids, and the `?` marks of an `in (...)` over them."""
     latest = _latest_per_unit(wh)
     ids = [r["batch_id"] for r in latest]
@@ -156,7 +156,7 @@ def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
 
 
 def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
-    latest, ids, marks = _latest_ids(wh)
+    latest, ids, marks = latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, signal, verdict, first_out_phase, first_out_phase_cv, "
         "first_out_cv, alarm_cv, alarm_phase, max_abs_z, fraction_outside "
@@ -258,7 +258,7 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
 def result_check(wh: Warehouse) -> dg.AssetCheckResult:
     """The latest batch of every unit without load breakthrough, out-of-spec phases or a
     failed batch result; says so when there is no batch to judge."""
-    latest, ids, marks = _latest_ids(wh)
+    latest, ids, marks = latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, source, signal, phase, alarm_cv, severity, detail "
         f"from gold.gold_batch_alarms where source in ({', '.join('?' * len(RESULT_SOURCES))}) "
@@ -288,7 +288,7 @@ def result_check(wh: Warehouse) -> dg.AssetCheckResult:
 
 
 def column_check(wh: Warehouse) -> dg.AssetCheckResult:
-    latest, ids, marks = _latest_ids(wh)
+    latest, ids, marks = latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, signal, phase, alarm_cv, severity, detail "
         f"from gold.gold_batch_alarms where source = 'column' and batch_id in ({marks})",
@@ -428,14 +428,18 @@ def picture(name: str, reads: list[str]) -> Callable[[Callable[..., Any]], dg.As
     )
 
 
-@picture("batch_overlay", ["gold_golden_envelope", "gold_batch_drift", "gold_trend_binned"])
+@picture(
+    "batch_overlay",
+    ["gold_golden_envelope", "gold_batch_drift", "gold_trend_binned", "gold_mspc_verdict"],
+)
 def batch_overlay(
     context: dg.AssetExecutionContext,
     warehouse: dg.ResourceParam[WarehouseConfig],
     analytics: AnalyticsResource,
 ) -> dg.MaterializeResult:
     """The running (or latest) batch over its golden envelope by batch CV, one panel per
-    signal, drift alarms marked: a PNG in this asset's metadata and an HTML report file."""
+    signal, drift alarms and the multivariate alarm (with its top signals) marked: a PNG in
+    this asset's metadata and an HTML report file."""
     with warehouse.connect(read_only=True) as wh:
         target = _overlay_target(wh)
         if target is None:
@@ -455,7 +459,16 @@ def batch_overlay(
             "where batch_id = ? and verdict = 'drift'",
             [bid],
         )
-    png = reports.overlay_png(bid, bins, _envelope_lookup(env), alarms)
+        mspc = (
+            wh.query(
+                "select alarm_cv, alarm_statistic, top_signals, detail "
+                "from gold.gold_mspc_verdict where batch_id = ? and verdict = 'alarm'",
+                [bid],
+            )
+            if wh.table_exists("gold", "gold_mspc_verdict")
+            else []
+        )
+    png = reports.overlay_png(bid, bins, _envelope_lookup(env), alarms, mspc[0] if mspc else None)
     html_path = _write_report(
         analytics,
         "batch_overlay",
@@ -469,6 +482,7 @@ def batch_overlay(
             "batch_id": bid,
             "status": target["status"],
             "drifting_signals": dg.MetadataValue.json([a["signal"] for a in alarms]),
+            "multivariate_alarm": dg.MetadataValue.json(mspc[0] if mspc else {}),
             "overlay": dg.MetadataValue.md(reports.img_markdown(png, f"{bid} overlay")),
             "report": dg.MetadataValue.path(str(html_path)),
         }

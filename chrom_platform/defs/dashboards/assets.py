@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from chrom_platform.defs.streaming.assets import LIVE_DRIFT_KEY, LIVE_KEY
+from chrom_platform.defs.streaming.assets import LIVE_DRIFT_KEY, LIVE_KEY, LIVE_MSPC_KEY
 from chrom_platform.grafana.boards import Board
 from chrom_platform.grafana.generate import GRAFANA_DIR, boards
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig, duckdb_snapshot
@@ -23,6 +23,7 @@ from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig, duc
 MEASUREMENT_ASSET = {
     "chromatography": LIVE_KEY,
     "drift": LIVE_DRIFT_KEY,
+    "mspc": LIVE_MSPC_KEY,
     "live_status": LIVE_KEY,
     "bridge_health": LIVE_KEY,
 }

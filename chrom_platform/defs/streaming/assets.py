@@ -49,6 +49,20 @@ LIVE_DRIFT_ASSET = dg.AssetSpec(
     kinds={"influxdb"},
     deps=[dg.AssetKey(["gold", "gold_golden_envelope"]), LIVE_KEY],
 )
+LIVE_MSPC_KEY = dg.AssetKey(["live", "influx_mspc"])
+LIVE_MSPC_ASSET = dg.AssetSpec(
+    LIVE_MSPC_KEY,
+    description=(
+        "Live multivariate scores in InfluxDB (measurement `mspc`, same tags as the "
+        "readings; fields t2_ratio, spe_ratio, ratio, out, alarm, batch_cv and share_<signal> "
+        "per signal): every CV bin a running batch finishes, scored by the live bridge against "
+        "its unit and recipe's multiway PCA model, in the same write as the readings. "
+        "`alarm` = 1 once T2 or an SPE has been over its limit for the model's persistence."
+    ),
+    group_name="live",
+    kinds={"influxdb"},
+    deps=[dg.AssetKey(["gold", "gold_mspc_models"]), LIVE_KEY],
+)
 #: Re-report an unchanged freshness result at most this often (the tick runs every 5 s).
 FRESH_REPORT_EVERY_S = 60.0
 
@@ -102,6 +116,7 @@ def live_bridge_sensor(
     sink = bridge.sink
     # the live drift persistence counts carry over from tick to tick in the cursor
     bridge.out_runs = cursor.get("out_runs", {})
+    bridge.mspc_running = cursor.get("mspc_running", {})
     try:
         rep = bridge.drain(TICK_MAX_MESSAGES, TICK_MAX_SECONDS)
     finally:
@@ -116,6 +131,18 @@ def live_bridge_sensor(
                 metadata={
                     "drift_points": rep.drift_points,
                     "readings_in_persistent_drift": rep.drift_alarms,
+                    "units": dg.MetadataValue.json(summary["units"]),
+                },
+            )
+        )
+    if rep.mspc_points:
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=LIVE_MSPC_KEY,
+                description=f"{rep.mspc_points:,} live multivariate points written to InfluxDB",
+                metadata={
+                    "mspc_points": rep.mspc_points,
+                    "bins_in_persistent_alarm": rep.mspc_alarms,
                     "units": dg.MetadataValue.json(summary["units"]),
                 },
             )
@@ -139,6 +166,7 @@ def live_bridge_sensor(
             )
         )
     cursor["out_runs"] = bridge.out_runs
+    cursor["mspc_running"] = bridge.mspc_running
     if rep.sink_down:
         context.log.warning(f"InfluxDB at {cfg.influx_url} is not answering; nothing pulled")
     else:

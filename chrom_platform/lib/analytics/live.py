@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +36,7 @@ from chrom_platform.lib.streaming.readings import Readings
 ENVELOPE_KEY = "analytics/golden_envelope.parquet"
 DRIFT_MEASUREMENT = "drift"
 LIVE_PERSISTENCE = 10
+T = TypeVar("T")
 
 
 def envelope_bytes(rows: pa.Table) -> bytes:
@@ -129,35 +132,53 @@ class LiveEnvelope:
         return c, sc
 
 
-@dataclass
-class EnvelopeSource:
-    """The envelope from the landing store, re-read when its object changes."""
+class LiveSource(Generic[T]):
+    """An object the analytics export to the landing store (the envelope, the multivariate
+    models), parsed by `parse` and re-read when it changes, at most every `refresh_s`: the
+    bridge never opens the warehouse (DuckDB allows one process at a time; Snowflake is a
+    network hop per query)."""
 
-    store: ObjectStore
-    z_limit: float
-    bin_width_cv: float
-    refresh_s: float = 30.0
-    key: str = ENVELOPE_KEY
-    _checked: float = field(default=-1e9, repr=False)
-    _etag: object = field(default=None, repr=False)
-    _env: LiveEnvelope | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: str,
+        parse: Callable[[bytes], T],
+        refresh_s: float = 30.0,
+    ) -> None:
+        self.store, self.key, self.parse, self.refresh_s = store, key, parse, refresh_s
+        self._checked = -1e9
+        self._etag: object = None
+        self._value: T | None = None
 
-    def get(self) -> LiveEnvelope | None:
+    def get(self) -> T | None:
         now = time.monotonic()
         if now - self._checked < self.refresh_s:
-            return self._env
+            return self._value
         self._checked = now
         folder = self.key.rsplit("/", 1)[0]
         info = next((i for i in self.store.list(folder) if i.key == self.key), None)
         if info is None:
-            self._env = None
+            self._value = None
             return None
         tag = (info.size, info.mtime_ns)
         if tag != self._etag:
-            t = pq.read_table(pa.BufferReader(self.store.get(self.key)))
-            self._env = LiveEnvelope.from_table(t, self.z_limit, self.bin_width_cv)
+            self._value = self.parse(self.store.get(self.key))
             self._etag = tag
-        return self._env
+        return self._value
+
+
+def EnvelopeSource(
+    store: ObjectStore, z_limit: float, bin_width_cv: float, refresh_s: float = 30.0
+) -> LiveSource[LiveEnvelope]:
+    """The golden envelope from the landing store (ENVELOPE_KEY)."""
+    return LiveSource(
+        store,
+        ENVELOPE_KEY,
+        lambda data: LiveEnvelope.from_table(
+            pq.read_table(pa.BufferReader(data)), z_limit, bin_width_cv
+        ),
+        refresh_s=refresh_s,
+    )
 
 
 def runs_of_out(
@@ -192,7 +213,7 @@ class LiveDrift:
     """The live bridge's drift scoring: each applied reading against the golden envelope,
     with the persistence count per unit and signal carried from call to call."""
 
-    def __init__(self, source: EnvelopeSource, master_data: MasterData) -> None:
+    def __init__(self, source: LiveSource[LiveEnvelope], master_data: MasterData) -> None:
         self.source = source
         self._deadband = {u: unit.flow_deadband_lpm for u, unit in master_data.units.items()}
         #: per unit: consecutive readings each signal has been outside the envelope

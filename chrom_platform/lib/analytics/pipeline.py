@@ -108,7 +108,7 @@ def _units(wh: Warehouse) -> dict[str, UnitInfo]:
     return out
 
 
-def _phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
+def recipe_phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
     out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
     rows = wh.query("select * from silver.silver_recipe_phases order by recipe, phase_order")
 
@@ -162,7 +162,7 @@ def _batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadi
     return out
 
 
-def _binned_groups(
+def binned_groups(
     wh: Warehouse, batches: list[dict[str, Any]], phases: dict[str, dict[str, PhaseInfo]]
 ) -> list[BinnedBatches]:
     t = wh.query_arrow(
@@ -219,12 +219,12 @@ def run(
     `pin` / `exclude`: batches engineers pin into or exclude from the golden envelope for
     this run, beside those recipe master data names (a changed say re-judges the history)."""
     params = params or EnvelopeParams()
-    decisions = _decisions(wh, pin, exclude)
+    decisions = decisions_of(wh, pin, exclude)
     drift_full = full or decisions != _previous_decisions(wh)
     res = AnalyticsResult()
     t0 = time.perf_counter()
     units = _units(wh)
-    phases = _phases(wh)
+    phases = recipe_phases(wh)
     batches = wh.query(
         "select batch_id, unit_id, recipe, column_id, column_cycle, status, started_at, "
         "feed_titer_g_l, alerts, total_cv, pool_end_cv, _source_loaded_at "
@@ -392,7 +392,7 @@ def _envelope_and_drift(
     unit and recipe; adds drift alarms to `batch_alarms`. Batches before the first changed
     one keep what earlier runs judged (see causal_drift)."""
     meta = {b["batch_id"]: b for b in batches}
-    groups = _binned_groups(wh, batches, phases)
+    groups = binned_groups(wh, batches, phases)
     # released only without a process or data finding: a column or yield finding shared by
     # every batch must not leave a unit without an envelope (batch_metrics.NOT_RELEASED_FOR)
     others = {
@@ -441,7 +441,7 @@ def _envelope_and_drift(
     return out
 
 
-def _decisions(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
+def decisions_of(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
     """Batch id -> "pin" or "exclude": recipe master data's, then this run's."""
     out: dict[str, str] = {}
     for r in wh.query("select envelope_pin, envelope_exclude from silver.silver_recipes"):

@@ -39,9 +39,12 @@ def overlay_png(
     batch_bins: list[dict[str, Any]],
     envelope: dict[tuple[str, int, str], dict[str, Any]],
     alarms: Sequence[dict[str, Any]],
+    mspc: dict[str, Any] | None = None,
 ) -> bytes:
     """One panel per signal: the batch (bin means by batch CV) over the envelope's limits
-    (centre +- z_limit x scale) and its 5-95% band; drift alarms as red lines.
+    (centre +- z_limit x scale) and its 5-95% band; drift alarms as red lines; where the
+    multivariate (T2 / SPE) alarm fired as a purple line on every panel, with the signals
+    that carried it (`mspc`: the batch's gold_mspc_verdict row, when it alarmed).
 
     batch_bins: rows with phase, cv_bin, batch_cv and the signals, in batch-CV order;
     envelope: (phase, cv_bin, signal) -> row of gold_golden_envelope."""
@@ -69,8 +72,20 @@ def overlay_png(
                     fontsize=8,
                     va="top",
                 )
+        if mspc and mspc.get("alarm_cv") is not None:
+            ax.axvline(mspc["alarm_cv"], color="#7b2cbf", lw=1.5, ls="-.")
         ax.set_ylabel(LABELS[s], fontsize=8)
         ax.tick_params(labelsize=7)
+    if mspc and mspc.get("alarm_cv") is not None:
+        axes[0].annotate(
+            f"multivariate {str(mspc.get('alarm_statistic', '')).upper()} alarm: "
+            f"{(mspc.get('top_signals') or '').replace(',', ', ')}",
+            (mspc["alarm_cv"], 0.85),
+            xycoords=("data", "axes fraction"),
+            color="#7b2cbf",
+            fontsize=8,
+            va="top",
+        )
     axes[0].legend(fontsize=7, ncol=4, loc="upper right")
     axes[0].set_title(f"{batch_id} over its golden envelope (by batch CV, holds removed)")
     axes[-1].set_xlabel("batch CV")

@@ -33,7 +33,8 @@ from typing import Any, Self, Unpack
 
 import numpy as np
 
-from chrom_platform.lib.analytics.live import EnvelopeSource, LiveDrift
+from chrom_platform.lib.analytics.live import LiveDrift, LiveEnvelope, LiveSource
+from chrom_platform.lib.analytics.live_mspc import LiveModels, LiveMspc
 from chrom_platform.lib.core.contracts import INFLUX_MEASUREMENT, SIGNALS
 from chrom_platform.lib.core.cv import CvState, effective_flow, integrate
 from chrom_platform.lib.core.master_data import MasterData
@@ -116,6 +117,9 @@ class BridgeReport(ConsumerReport):
     #: live drift points written beside the readings, and readings in a persistent drift
     drift_points: int = 0
     drift_alarms: int = 0
+    #: live multivariate points (one per finished CV bin) and those in a persistent alarm
+    mspc_points: int = 0
+    mspc_alarms: int = 0
     #: seconds from a reading's timestamp to InfluxDB accepting it, for written readings
     lag_s: list[float] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
@@ -128,6 +132,8 @@ class BridgeReport(ConsumerReport):
         self.written += other.written
         self.drift_points += other.drift_points
         self.drift_alarms += other.drift_alarms
+        self.mspc_points += other.mspc_points
+        self.mspc_alarms += other.mspc_alarms
         self.lag_s.extend(other.lag_s)
         self.units |= other.units
         self.sink_down = self.sink_down or other.sink_down
@@ -139,6 +145,8 @@ class BridgeReport(ConsumerReport):
             "points_written": self.written,
             "drift_points": self.drift_points,
             "drift_alarms": self.drift_alarms,
+            "mspc_points": self.mspc_points,
+            "mspc_alarms": self.mspc_alarms,
             "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
             "lag_max_s": None if lag is None else round(float(lag.max()), 3),
             "sink_down": self.sink_down,
@@ -154,6 +162,8 @@ class _Prepared:
     rejected: list[Rejection]
     drift_points: int = 0
     drift_alarms: int = 0
+    mspc_points: int = 0
+    mspc_alarms: int = 0
 
 
 @dataclass
@@ -178,7 +188,8 @@ class LiveBridge(SubscriptionConsumer):
         *,
         lease_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
-        envelope: EnvelopeSource | None = None,
+        envelope: LiveSource[LiveEnvelope] | None = None,
+        models: LiveSource[LiveModels] | None = None,
         **options: Unpack[ConsumerOptions],
     ) -> None:
         super().__init__(transport, master_data, **options)
@@ -192,6 +203,8 @@ class LiveBridge(SubscriptionConsumer):
         self._sink_ok = False  # unknown until pinged or written to
         #: live drift against the golden envelope (None: no drift points)
         self.drift = LiveDrift(envelope, master_data) if envelope is not None else None
+        #: live multivariate scoring of each finished CV bin (None: no mspc points)
+        self.mspc = LiveMspc(models, master_data) if models is not None else None
         #: a unit whose newest reading is in one of these phases has finished its batch
         self._final_phases = {r.phase_names()[-1] for r in master_data.recipes.values()}
         self._first_phase = {name: r.phase_names()[0] for name, r in master_data.recipes.items()}
@@ -207,6 +220,16 @@ class LiveBridge(SubscriptionConsumer):
     def out_runs(self, value: dict[str, list[int]]) -> None:
         if self.drift is not None:
             self.drift.out_runs = value
+
+    @property
+    def mspc_running(self) -> dict[str, dict[str, Any]]:
+        """Live multivariate scoring's running batches (JSON-able, for a sensor's cursor)."""
+        return self.mspc.running if self.mspc is not None else {}
+
+    @mspc_running.setter
+    def mspc_running(self, value: dict[str, dict[str, Any]]) -> None:
+        if self.mspc is not None:
+            self.mspc.running = value
 
     # -- state --------------------------------------------------------------------------
 
@@ -270,8 +293,12 @@ class LiveBridge(SubscriptionConsumer):
             if self.drift is not None and len(a.readings):
                 # after the readings, in the same write: acked only when both are durable
                 d = self.drift.lines(a.readings, a.phase_cv, a.batch_cv)
-                prep.lines = [*a.lines, *d.chunks]
+                prep.lines = [*prep.lines, *d.chunks]
                 prep.drift_points, prep.drift_alarms = d.points, d.alarms
+            if self.mspc is not None and len(a.readings):
+                m = self.mspc.lines(a.readings, a.phase_cv, a.batch_cv)
+                prep.lines = [*prep.lines, *m.chunks]
+                prep.mspc_points, prep.mspc_alarms = m.points, m.alarms
         self.state = a.state
         return prep
 
@@ -303,6 +330,8 @@ class LiveBridge(SubscriptionConsumer):
             resync=bool(refused),
             drift_points=prep.drift_points,
             drift_alarms=prep.drift_alarms,
+            mspc_points=prep.mspc_points,
+            mspc_alarms=prep.mspc_alarms,
         )
         rep.dead_lettered.update(r.reason for r in rejected)
         rep.lag_s = ((done - applied.ts_ns) / 1e9).tolist()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
-from chrom_platform.lib.analytics.live import EnvelopeSource
+from chrom_platform.lib.analytics.live import EnvelopeSource, LiveEnvelope, LiveSource
+from chrom_platform.lib.analytics.live_mspc import LiveModels, model_source
 from chrom_platform.lib.core.master_data import MasterData, load_master_data
 from chrom_platform.lib.io.influx import Credentials, InfluxSink, InfluxV1Sink, InfluxV2Sink
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
@@ -75,11 +76,17 @@ class StreamingConfig:
     def master_data(self) -> MasterData:
         return load_master_data(self.equipment_path, self.recipes_path)
 
-    def envelope(self) -> EnvelopeSource | None:
+    def envelope(self) -> LiveSource[LiveEnvelope] | None:
         if not self.envelope_uri:
             return None
         p = EnvelopeParams()
         return EnvelopeSource(open_store(self.envelope_uri), p.z_limit, p.bin_width_cv)
+
+    def models(self) -> LiveSource[LiveModels] | None:
+        """The multivariate models, from the store the envelope is exported to."""
+        if not self.envelope_uri:
+            return None
+        return model_source(open_store(self.envelope_uri), EnvelopeParams().bin_width_cv)
 
     def bridge(self, **kwargs: Any) -> LiveBridge:
         """The live bridge on these settings (queue, InfluxDB, master data, envelope)."""
@@ -90,6 +97,7 @@ class StreamingConfig:
             self.sink(),
             self.master_data(),
             envelope=self.envelope(),
+            models=self.models(),
             max_ahead_s=self.max_ahead_s,
             **kwargs,
         )

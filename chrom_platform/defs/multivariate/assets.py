@@ -1,0 +1,140 @@
+"""Multivariate batch monitoring as an asset: per recipe and unit, a multiway PCA model of the
+released batches (versioned), each batch's T2 and SPE by CV bin against it with the signals
+that carry them, and a check on every unit's latest batch (lib/analytics/mspc.py and
+mspc_run.py).
+
+It follows the analytics step (which releases batches) by declarative automation, takes the
+warehouse pool, and exports the current models to the landing store for the live bridge.
+"""
+
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+
+from chrom_platform.defs.analytics.assets import gold, latest_ids
+from chrom_platform.lib.analytics import mspc_run
+from chrom_platform.lib.analytics.live_mspc import MODEL_KEY
+from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
+from chrom_platform.resources import LandingStoreResource
+
+PARAMS = mspc_run.MspcRunParams()
+CHECK = "latest_batches_in_mspc_limits"
+
+DESCRIPTIONS = {
+    "gold_mspc_models": (
+        "Each unit and recipe's current multiway PCA model (batch-wise unfolding of the "
+        "0.1 phase-CV bins of its five signals): version (a hash of its reference batches "
+        "and parameters), components, variance explained, and the released batches it is "
+        f"built from (the newest {PARAMS.window})."
+    ),
+    "gold_mspc_limits": (
+        "The current models' limits per phase and CV bin: Hotelling's T2 of the scores "
+        "estimated from the bins so far, and the SPE of each signal, cross-validated on the "
+        f"reference batches at a tail of {PARAMS.model.alpha:g} per bin."
+    ),
+    "gold_mspc_scores": (
+        "Per batch and CV bin, against the model of the batches eligible before it: T2 and "
+        "its limit, each signal's SPE, limit and ratio, each signal's share of T2, and "
+        "whether the bin is outside."
+    ),
+    "gold_mspc_verdict": (
+        "Per batch: alarm (T2 or an SPE over its limit for "
+        f"{PARAMS.model.persistence} bins running), pass, or no_model (fewer than "
+        f"{PARAMS.model.min_batches} eligible batches before it); where the alarm fired, "
+        "which statistic, and the top-3 signals by contribution."
+    ),
+}
+
+
+def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
+    """The latest batch of every unit inside its multivariate limits; a batch with no model
+    to judge it is said, never passed."""
+    latest, ids, marks = latest_ids(wh)
+    rows = wh.query(
+        "select batch_id, unit_id, recipe, verdict, model_version, reference_batches, "
+        "alarm_phase, alarm_cv, alarm_statistic, alarm_ratio, top_signals, detail "
+        f"from gold.gold_mspc_verdict where batch_id in ({marks}) order by unit_id",
+        ids,
+    )
+    alarms = [r for r in rows if r["verdict"] == "alarm"]
+    unjudged = [r for r in rows if r["verdict"] == "no_model"]
+    unjudged += [
+        {"batch_id": b, "detail": "not scored"}
+        for b in ids
+        if b not in {r["batch_id"] for r in rows}
+    ]
+    parts = [f"{r['batch_id']}: {r['detail']}" for r in alarms]
+    if unjudged:
+        parts.append(
+            "cannot judge: " + "; ".join(f"{r['batch_id']}: {r['detail']}" for r in unjudged)
+        )
+    if not latest:
+        parts.append("cannot judge: no batch in gold yet")
+    return dg.AssetCheckResult(
+        check_name=CHECK,
+        asset_key=gold("gold_mspc_verdict"),
+        passed=bool(latest) and not alarms and not unjudged,
+        severity=dg.AssetCheckSeverity.ERROR if alarms else dg.AssetCheckSeverity.WARN,
+        description="; ".join(parts)
+        or f"latest batch of each of {len(latest)} units inside its multivariate limits",
+        metadata={
+            "verdicts": dg.MetadataValue.json(json.loads(json.dumps(rows, default=str))),
+        },
+    )
+
+
+@dg.multi_asset(
+    name="batch_mspc",
+    specs=[
+        dg.AssetSpec(
+            gold(t),
+            group_name="multivariate",
+            description=DESCRIPTIONS[t],
+            deps=[
+                gold("gold_trend_binned"),
+                gold("gold_batch_results"),
+                gold("gold_batch_verdict"),
+                dg.AssetKey(["silver", "silver_recipe_phases"]),
+                dg.AssetKey(["silver", "silver_recipes"]),
+            ],
+            kinds={"python", "scikit-learn"},
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+        for t in mspc_run.TABLES
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK,
+            asset=gold("gold_mspc_verdict"),
+            description="The latest batch of every unit is inside its multivariate (T2 / "
+            "SPE) limits: ERROR with where the alarm fired and the top-3 signals; WARN when "
+            "a unit has no model yet to judge it by.",
+        )
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def batch_mspc(
+    context: dg.AssetExecutionContext,
+    warehouse: dg.ResourceParam[WarehouseConfig],
+    landing: LandingStoreResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Multiway PCA models of released batches and every batch's T2 / SPE against them."""
+    with warehouse.connect(read_only=False) as wh:
+        res = mspc_run.run(wh, PARAMS)
+        check = mspc_check(wh)
+        models = wh.query("select * from gold.gold_mspc_models order by unit_id, recipe")
+    # the live bridge's copy of the current models (it never opens the warehouse)
+    landing.store().put(MODEL_KEY, mspc_run.models_bytes(list(res.current.values())))
+    summary = res.summary()
+    context.log.info(f"multivariate: {summary}")
+    for t in mspc_run.TABLES:
+        yield dg.MaterializeResult(
+            asset_key=gold(t),
+            metadata={
+                **summary,
+                "alarming_batches_list": dg.MetadataValue.json(res.alarms[-20:]),
+                "models": dg.MetadataValue.json(json.loads(json.dumps(models, default=str))),
+            },
+        )
+    yield check

@@ -1,0 +1,406 @@
+"""The multivariate monitor over the warehouse: models, per-bin statistics and verdicts.
+
+Per recipe and unit (flow and pressure scale with the column, so a model is the unit's),
+batches are walked in start order, as the platform would have met them: each batch is
+scored against the model of the batches eligible before it, and is eligible itself when
+the platform released it (gold_batch_verdict: no drift, no process or data finding) and
+the multivariate monitor found nothing either, or engineers pinned it. A model is refitted
+once `refit_every` new eligible batches have come in (a plant refits as batches are
+released: the column's fouling trend would otherwise read as a fault in every later
+batch), on the newest `window` of them. A run resumes at the first batch it has not
+judged before (or whose status or release changed), so it costs the new batches.
+
+Tables (gold): gold_mspc_models (each unit and recipe's current model: version, components,
+the batches it is built from), gold_mspc_limits (its T2 and per-signal SPE limits by CV
+bin), gold_mspc_scores (per batch and bin: T2, SPE per signal, their limits and each
+signal's share of T2) and gold_mspc_verdict (per batch: alarm / pass / no_model, where the
+alarm fired, its statistic and top-3 signals). The current models go to the landing store
+too (MODEL_KEY), where the live bridge scores each bin as it completes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chrom_platform.lib.analytics import mspc
+from chrom_platform.lib.analytics.envelope import BinnedBatches
+from chrom_platform.lib.analytics.pipeline import binned_groups, decisions_of, recipe_phases
+from chrom_platform.lib.io.warehouse import Warehouse
+
+SCHEMA = "gold"
+TABLES = ("gold_mspc_models", "gold_mspc_limits", "gold_mspc_scores", "gold_mspc_verdict")
+VERDICTS = ("alarm", "pass", "no_model")
+TOP = 3
+
+
+@dataclass(frozen=True)
+class MspcRunParams:
+    model: mspc.MspcParams = field(default_factory=mspc.MspcParams)
+    window: int = 40
+    refit_every: int = 5
+
+
+@dataclass
+class MspcRunResult:
+    batches: int = 0
+    judged: int = 0
+    models_fitted: int = 0
+    alarms: list[str] = field(default_factory=list)
+    current: dict[tuple[str, str], mspc.MspcModel] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "judged": self.judged,
+            "models_fitted": self.models_fitted,
+            "current_models": len(self.current),
+            "alarming_batches": len(self.alarms),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = False) -> MspcRunResult:
+    params = params or MspcRunParams()
+    t0 = time.perf_counter()
+    res = MspcRunResult()
+    batches = wh.query(
+        "select batch_id, unit_id, recipe, status, started_at from gold.gold_batch_results "
+        "order by started_at nulls last, batch_id"
+    )
+    res.batches = len(batches)
+    released = {
+        r["batch_id"]: bool(r["released"])
+        for r in wh.query("select batch_id, released from gold.gold_batch_verdict")
+    }
+    status = {b["batch_id"]: b["status"] for b in batches}
+    pinned = {b for b, say in decisions_of(wh, (), ()).items() if say == "pin"}
+    prev: dict[str, dict[str, Any]] = {}
+    if not full and wh.table_exists(SCHEMA, "gold_mspc_verdict"):
+        prev = {r["batch_id"]: r for r in wh.query("select * from gold.gold_mspc_verdict")}
+    verdict_rows: list[dict[str, Any]] = []
+    score_rows: list[dict[str, Any]] = []
+    for g in binned_groups(wh, batches, recipe_phases(wh)):
+        start = next(
+            (
+                i
+                for i, b in enumerate(g.batch_ids)
+                if b not in prev
+                or prev[b]["status"] != status[b]
+                or bool(prev[b]["released"]) != released.get(b, False)
+            ),
+            len(g.batch_ids),
+        )
+        eligible = [i for i in range(start) if prev[g.batch_ids[i]]["eligible"]]
+        walk = _Walk(g, params, res)
+        for i in range(start, len(g.batch_ids)):
+            bid = g.batch_ids[i]
+            model = walk.model_for(eligible[-params.window :])
+            row, bins = _judge(g, i, model, walk)
+            ok = row["verdict"] != "alarm" or bid in pinned
+            row.update(
+                status=status[bid],
+                released=released.get(bid, False),
+                eligible=bool(released.get(bid, False) and ok and status[bid] == "complete")
+                or bid in pinned,
+            )
+            if row["eligible"]:
+                eligible.append(i)
+            if row["verdict"] == "alarm":
+                res.alarms.append(bid)
+            verdict_rows.append(row)
+            score_rows.extend(bins)
+            res.judged += 1
+        current = walk.model_for(eligible[-params.window :])
+        if current is not None:
+            res.current[(g.unit_id, g.recipe)] = current
+    replace = None if full else "batch_id"
+    _write(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, replace)
+    _write(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, replace)
+    models = list(res.current.values())
+    _write(wh, "gold_mspc_models", [_model_row(m) for m in models], MODEL_SCHEMA)
+    _write(wh, "gold_mspc_limits", [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+class _Walk:
+    """The model a group's batches are judged by, refitted as eligible batches come in."""
+
+    def __init__(self, g: BinnedBatches, params: MspcRunParams, res: MspcRunResult) -> None:
+        self.g, self.params, self.res = g, params, res
+        self.model: mspc.MspcModel | None = None
+        self.ref: list[int] = []
+        self.aligned: np.ndarray | None = None
+        self.cvs: np.ndarray | None = None
+
+    def model_for(self, ref: list[int]) -> mspc.MspcModel | None:
+        if len(ref) < self.params.model.min_batches:
+            return None
+        new = len(set(ref) - set(self.ref))
+        if self.model is None or new >= self.params.refit_every:
+            self.model = mspc.fit(self.g, ref, self.params.model)
+            self.ref = list(ref)
+            self.res.models_fitted += 1
+            assert self.model is not None
+            self.aligned = self.model.align(self.g)
+            self.cvs = mspc.align(self.g.keys, self.g.batch_cv[:, :, None], self.model.keys)[
+                :, :, 0
+            ]
+        return self.model
+
+
+def _judge(
+    g: BinnedBatches, i: int, model: mspc.MspcModel | None, walk: _Walk
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    bid = g.batch_ids[i]
+    base = {"batch_id": bid, "unit_id": g.unit_id, "recipe": g.recipe}
+    if model is None or walk.aligned is None or walk.cvs is None:
+        return {
+            **base,
+            "verdict": "no_model",
+            "model_version": None,
+            "reference_batches": len(walk.ref) if walk.model else 0,
+            "bins_judged": 0,
+            "detail": f"fewer than {walk.params.model.min_batches} eligible batches before it",
+        }, []
+    trace = model.score(walk.aligned[i])
+    cvs = walk.cvs[i]
+    j = mspc.judge(model, trace, cvs)
+    rt, rs = mspc.ratios(model, trace)
+    contrib = mspc.t2_contributions(model, trace)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spe_ratio = trace.spe / model.spe_limit
+    bins = []
+    for k in np.flatnonzero(trace.observed):
+        order, phase, cv_bin = model.keys[k]
+        r: dict[str, Any] = {
+            **base,
+            "model_version": model.version,
+            "phase_order": order,
+            "phase": phase,
+            "cv_bin": cv_bin,
+            "batch_cv": _f(cvs[k]),
+            "t2": _f(trace.t2[k]),
+            "t2_limit": _f(model.t2_limit[k]),
+            "spe_ratio": _f(rs[k]),
+            "ratio": _f(max(rt[k], rs[k])),
+            "outside": bool(max(rt[k], rs[k]) > 1.0),
+        }
+        for jj, s in enumerate(model.signals):
+            r[f"spe_{s}"] = _f(trace.spe[k, jj])
+            r[f"spe_limit_{s}"] = _f(model.spe_limit[k, jj])
+            r[f"spe_ratio_{s}"] = _f(spe_ratio[k, jj])
+            r[f"t2_share_{s}"] = _f(contrib[k, jj] / trace.t2[k]) if trace.t2[k] > 0 else None
+        bins.append(r)
+    row: dict[str, Any] = {
+        **base,
+        "verdict": j.verdict,
+        "model_version": model.version,
+        "reference_batches": len(model.batch_ids),
+        "bins_judged": j.bins_judged,
+        "max_ratio": _f(j.max_ratio),
+    }
+    if j.alarm is not None:
+        a = j.alarm
+        top = a.top(TOP)
+        row.update(
+            alarm_phase=a.key[1],
+            alarm_cv_bin=a.key[2],
+            alarm_cv=_f(a.batch_cv),
+            alarm_statistic=a.statistic,
+            alarm_ratio=_f(a.ratio),
+            top_signals=",".join(top),
+            contributions=json.dumps({s: round(v, 4) for s, v in a.contributions.items()}),
+            detail=(
+                f"{a.statistic.upper()} {a.ratio:.1f}x its limit from {a.key[1]} "
+                f"(batch CV {a.batch_cv:.2f}); top: "
+                + ", ".join(f"{s} {100 * a.contributions[s]:.0f}%" for s in top)
+            ),
+        )
+    else:
+        row["detail"] = f"inside the limits of model {model.version} in all {j.bins_judged} bins"
+    return row, bins
+
+
+def _f(x: Any) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _model_row(m: mspc.MspcModel) -> dict[str, Any]:
+    return {
+        "unit_id": m.unit_id,
+        "recipe": m.recipe,
+        "model_version": m.version,
+        "components": m.components,
+        "explained_variance": float(np.sum(m.explained)),
+        "reference_batches": len(m.batch_ids),
+        "reference_batch_ids": json.dumps(m.batch_ids),
+        "bins": len(m.keys),
+        "alpha": m.params.alpha,
+        "persistence": m.params.persistence,
+        "trained_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+
+
+def _limit_rows(m: mspc.MspcModel) -> list[dict[str, Any]]:
+    rows = []
+    for k, (order, phase, cv_bin) in enumerate(m.keys):
+        r: dict[str, Any] = {
+            "unit_id": m.unit_id,
+            "recipe": m.recipe,
+            "model_version": m.version,
+            "phase_order": order,
+            "phase": phase,
+            "cv_bin": cv_bin,
+            "phase_cv_start": cv_bin * m.params.bin_width_cv,
+            "t2_limit": _f(m.t2_limit[k]),
+        }
+        for j, s in enumerate(m.signals):
+            r[f"spe_limit_{s}"] = _f(m.spe_limit[k, j])
+        rows.append(r)
+    return rows
+
+
+def models_bytes(models: list[mspc.MspcModel]) -> bytes:
+    """The current models for the live bridge: one Parquet row per model bin."""
+    cols: dict[str, list[Any]] = {
+        c: []
+        for c in (
+            "unit_id",
+            "recipe",
+            "model_version",
+            "phase",
+            "cv_bin",
+            "components",
+            "persistence",
+            "spe_window",
+            "mean",
+            "scale",
+            "loadings",
+            "tsr",
+            "score_cov_inv",
+            "t2_limit",
+            "spe_limit",
+        )
+    }
+    for m in models:
+        for k, (_, phase, cv_bin) in enumerate(m.keys):
+            cols["unit_id"].append(m.unit_id)
+            cols["recipe"].append(m.recipe)
+            cols["model_version"].append(m.version)
+            cols["phase"].append(phase)
+            cols["cv_bin"].append(cv_bin)
+            cols["components"].append(m.components)
+            cols["persistence"].append(m.params.persistence)
+            cols["spe_window"].append(m.params.spe_window)
+            cols["mean"].append(m.mean[k].tolist())
+            cols["scale"].append(m.scale[k].tolist())
+            cols["loadings"].append(m.loadings[k].ravel().tolist())
+            cols["tsr"].append(m.tsr[k].ravel().tolist())
+            cols["score_cov_inv"].append(m.score_cov_inv[k].ravel().tolist())
+            cols["t2_limit"].append(float(m.t2_limit[k]))
+            cols["spe_limit"].append(m.spe_limit[k].tolist())
+    buf = io.BytesIO()
+    pq.write_table(pa.table(cols), buf)
+    return buf.getvalue()
+
+
+def _write(
+    wh: Warehouse,
+    table: str,
+    rows: list[dict[str, Any]],
+    schema: pa.Schema,
+    replace_key: str | None = None,
+) -> None:
+    if replace_key is not None and not rows and wh.table_exists(SCHEMA, table):
+        return  # nothing new: keep what is there
+    wh.write_table(
+        SCHEMA, table, pa.Table.from_pylist(rows, schema=schema), replace_key=replace_key
+    )
+
+
+_S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+_SIGNALS = mspc.MspcParams().signals
+VERDICT_SCHEMA = pa.schema(
+    [
+        ("batch_id", _S),
+        ("unit_id", _S),
+        ("recipe", _S),
+        ("status", _S),
+        ("verdict", _S),
+        ("model_version", _S),
+        ("reference_batches", _I),
+        ("bins_judged", _I),
+        ("max_ratio", _F),
+        ("alarm_phase", _S),
+        ("alarm_cv_bin", _I),
+        ("alarm_cv", _F),
+        ("alarm_statistic", _S),
+        ("alarm_ratio", _F),
+        ("top_signals", _S),
+        ("contributions", _S),
+        ("detail", _S),
+        ("released", _B),
+        ("eligible", _B),
+    ]
+)
+SCORE_SCHEMA = pa.schema(
+    [
+        ("batch_id", _S),
+        ("unit_id", _S),
+        ("recipe", _S),
+        ("model_version", _S),
+        ("phase_order", _I),
+        ("phase", _S),
+        ("cv_bin", _I),
+        ("batch_cv", _F),
+        ("t2", _F),
+        ("t2_limit", _F),
+        ("spe_ratio", _F),
+        ("ratio", _F),
+        ("outside", _B),
+        *[
+            (f"{p}_{s}", _F)
+            for s in _SIGNALS
+            for p in ("spe", "spe_limit", "spe_ratio", "t2_share")
+        ],
+    ]
+)
+MODEL_SCHEMA = pa.schema(
+    [
+        ("unit_id", _S),
+        ("recipe", _S),
+        ("model_version", _S),
+        ("components", _I),
+        ("explained_variance", _F),
+        ("reference_batches", _I),
+        ("reference_batch_ids", _S),
+        ("bins", _I),
+        ("alpha", _F),
+        ("persistence", _I),
+        ("trained_at", pa.timestamp("us")),
+    ]
+)
+LIMIT_SCHEMA = pa.schema(
+    [
+        ("unit_id", _S),
+        ("recipe", _S),
+        ("model_version", _S),
+        ("phase_order", _I),
+        ("phase", _S),
+        ("cv_bin", _I),
+        ("phase_cv_start", _F),
+        ("t2_limit", _F),
+        *[(f"spe_limit_{s}", _F) for s in _SIGNALS],
+    ]
+)
