@@ -104,6 +104,7 @@ class _UnitSims:
     unit_id: str
     recipe: str
     phase_names: list[str]
+    load_phase: str
     clean: list[_Sim] = field(default_factory=list)
     faulty: list[_Sim] = field(default_factory=list)
 
@@ -151,7 +152,7 @@ def _simulate_unit(args: tuple[SweepConfig, int]) -> _UnitSims:
             tuple(fault["signals"]) if fault else (),
         )
 
-    out = _UnitSims(unit.unit_id, recipe.recipe, list(recipe.phase_names()))
+    out = _UnitSims(unit.unit_id, recipe.recipe, list(recipe.phase_names()), recipe.load.name)
     for i in range(cfg.history + cfg.evaluation):
         out.clean.append(run(i))
         if i >= cfg.history and (i - cfg.history) % 2 == 1:
@@ -305,9 +306,8 @@ def run_sweep(cfg: SweepConfig, *, plots: Path | None = None) -> dict[str, Any]:
         ids = [f"c{i}" for i in range(len(u.clean))] + [f"f{i}" for i in range(len(u.faulty))]
         g = binned_batches(u.recipe, u.unit_id, ids, allb, u.phase_names)
         near = env.neighbours(g.keys)
-        load_order = 1 + next(
-            i for i, p in enumerate(u.phase_names) if p.lower().startswith("load")
-        )
+        # the recipe's load phase (master data's phase kind), whatever the plant calls it
+        load_order = 1 + u.phase_names.index(u.load_phase)
         load_bins = np.array([k[0] == load_order for k in g.keys])
         for bs in range(cfg.history, cfg.history + cfg.evaluation, cfg.block):
             ref = list(range(bs - cfg.history, bs))

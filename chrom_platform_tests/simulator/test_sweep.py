@@ -48,12 +48,15 @@ def test_the_load_uv_rule_cannot_see_a_pump_fault_but_sees_breakthrough(tiny) ->
     assert "| pump_fault | mspc |" in text
 
 
-def test_a_sweep_that_cannot_be_judged_is_refused(tmp_path, capsys) -> None:
+def test_a_sweep_that_cannot_be_judged_is_refused_and_any_process_runs(tmp_path, capsys) -> None:
     assert main(["evaluate", "--sweep", "--history", "5"]) == 2
     assert "--history must be >= 12" in capsys.readouterr().err
     assert main(["evaluate", "--sweep", "--severities", "0.1"]) == 2
     assert "severity must be" in capsys.readouterr().err
+    # another plant's process: its load phase is found from master data, not by its name
     out = tmp_path / "s.json"
-    args = ["evaluate", "--sweep", "--units", "1", "--history", "12", "--evaluation", "2"]
-    assert main([*args, "--severities", "10", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["config"]["history"] == 12
+    args = ["evaluate", "--sweep", "--process", "fc-capture", "--units", "1", "--history", "12"]
+    assert main([*args, "--evaluation", "2", "--severities", "10", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["process"] == "fc-capture"
+    assert result["config"]["history"] == 12
