@@ -67,21 +67,9 @@ def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
     assert drift.drift is not None
     assert drift.drift.source.get() is not None
 
-    def compute(b: LiveBridge) -> tuple[float, list[bytes], int]:
-        b.state = {}
-        t0 = time.perf_counter()
-        readings, _ = b.decoder.decode(payloads)
-        a = b._apply(readings)
-        lines, n_drift = a.lines, 0
-        if b.drift is not None:
-            d = b.drift.lines(a.readings, a.phase_cv, a.batch_cv)
-            lines, n_drift = [*lines, *d.chunks], d.points
-        return time.perf_counter() - t0, lines, n_drift
-
-    t_base = statistics.median(compute(base)[0] for _ in range(repeats))
-    t_drift = statistics.median(compute(drift)[0] for _ in range(repeats))
-    _, base_lines, _ = compute(base)
-    _, drift_lines, n_drift = compute(drift)
+    t_base, t_drift, base_lines, drift_lines, n_drift = _with_and_without(
+        base, drift, payloads, repeats
+    )
     n = len(payloads)
     out: dict[str, Any] = {
         "readings": n,
@@ -91,6 +79,36 @@ def live_drift(h: History, repeats: int = 5) -> dict[str, Any]:
     }
     out.update(_write_us({"base": base_lines, "drift": drift_lines}, n, repeats))
     return out
+
+
+def _bridge_work(b: LiveBridge, payloads: list[bytes]) -> tuple[float, list[bytes], int]:
+    """The bridge's compute path on one batch of messages (decode, CV, line protocol, and
+    the live drift or multivariate points it is set up for), from a fresh state: seconds,
+    lines, and the points the scoring added."""
+    b.state = {}
+    if b.mspc is not None:
+        b.mspc.running = {}
+    t0 = time.perf_counter()
+    readings, _ = b.decoder.decode(payloads)
+    a = b._apply(readings)
+    lines, points = a.lines, 0
+    for scorer in (b.drift, b.mspc):
+        if scorer is not None:
+            extra = scorer.lines(a.readings, a.phase_cv, a.batch_cv)
+            lines, points = [*lines, *extra.chunks], points + extra.points
+    return time.perf_counter() - t0, lines, points
+
+
+def _with_and_without(
+    base: LiveBridge, other: LiveBridge, payloads: list[bytes], repeats: int
+) -> tuple[float, float, list[bytes], list[bytes], int]:
+    """Median seconds of each bridge's work, then the lines each writes and the points
+    `other` adds."""
+    t_base = statistics.median(_bridge_work(base, payloads)[0] for _ in range(repeats))
+    t_other = statistics.median(_bridge_work(other, payloads)[0] for _ in range(repeats))
+    _, base_lines, _ = _bridge_work(base, payloads)
+    _, other_lines, points = _bridge_work(other, payloads)
+    return t_base, t_other, base_lines, other_lines, points
 
 
 def _write_us(lines: dict[str, list[bytes]], n: int, repeats: int) -> dict[str, float]:
@@ -154,23 +172,9 @@ def live_mspc(h: History, repeats: int = 5) -> dict[str, Any]:
     )
     assert scored.mspc is not None
 
-    def compute(b: LiveBridge) -> tuple[float, list[bytes], int]:
-        b.state = {}
-        if b.mspc is not None:
-            b.mspc.running = {}
-        t0 = time.perf_counter()
-        readings, _ = b.decoder.decode(payloads)
-        a = b._apply(readings)
-        lines, points = a.lines, 0
-        if b.mspc is not None:
-            m = b.mspc.lines(a.readings, a.phase_cv, a.batch_cv)
-            lines, points = [*lines, *m.chunks], m.points
-        return time.perf_counter() - t0, lines, points
-
-    t_base = statistics.median(compute(base)[0] for _ in range(repeats))
-    t_mspc = statistics.median(compute(scored)[0] for _ in range(repeats))
-    _, base_lines, _ = compute(base)
-    _, mspc_lines, points = compute(scored)
+    t_base, t_mspc, base_lines, mspc_lines, points = _with_and_without(
+        base, scored, payloads, repeats
+    )
     n = len(payloads)
     out: dict[str, Any] = {
         "readings": n,
