@@ -318,17 +318,15 @@ def run_sweep(cfg: SweepConfig, *, plots: Path | None = None) -> dict[str, Any]:
             lim = env.limits(g.values[ref], eparams)
             model = mspc.fit(g, ref, mparams)
             assert model is not None
-            aligned = model.align(g)
             level = RULE_LEVEL * float(np.nanmedian(g.values[ref][:, load_bins, uv]))
             for gi, s in members:
                 cvs = g.batch_cv[gi]
                 z = env.zscores(g.values[gi], lim, near)
                 ez = _judged(np.abs(z), eparams.persistence, cvs)
-                tr = model.score(aligned[gi])
+                values, model_cv = model.batch(g, gi)
+                tr = model.score(values)
                 rt, rs = mspc.ratios(model, tr)
-                mj = _judged(
-                    np.fmax(rt, rs)[:, None], mparams.persistence, _aligned_cv(g, model, gi)
-                )
+                mj = _judged(np.fmax(rt, rs)[:, None], mparams.persistence, model_cv)
                 area = np.where(load_bins, np.fmax(g.values[gi][:, uv] - level, 0.0), 0.0)
                 area = np.cumsum(np.nan_to_num(area) * eparams.bin_width_cv)
                 aj = _judged(np.where(load_bins, area, np.nan)[:, None], 1, cvs)
@@ -347,12 +345,6 @@ def run_sweep(cfg: SweepConfig, *, plots: Path | None = None) -> dict[str, Any]:
     t_judge = time.perf_counter() - t0 - t_sim
     _log(f"judged {len(rows)} batches in {t_judge:.0f} s")
     return _summarise(cfg, rows, kinds, t_sim, t_judge, plots)
-
-
-def _aligned_cv(g: Any, model: Any, gi: int) -> npt.NDArray[np.float64]:
-    from chrom_platform.lib.analytics.mspc import align
-
-    return align(g.keys, g.batch_cv[gi][None, :, None], model.keys)[0, :, 0]
 
 
 def _summarise(

@@ -91,29 +91,24 @@ def test_limits_are_widened_so_that_forward_scored_batches_rarely_alarm(fitted) 
 
 
 def _sim_batches(n: int):
+    """A unit's first n fault-free batches, as a backfill lands them."""
     from chrom_platform.lib.core.master_data import load_master_data
     from simulator import DEFAULT_PROCESS, process_files
-    from simulator.batch import plan_batch, simulate
-    from simulator.landing import recipe_for_unit
+    from simulator.landing import unit_batches, unit_jobs
 
     files = process_files(DEFAULT_PROCESS)
     md = load_master_data(files.equipment, files.recipes)
-    unit = md.units[next(iter(md.units))]
-    recipe = md.recipes[recipe_for_unit(md, 0)]
-    sims = []
-    for i in range(n):
-        plan = plan_batch(
-            unit=unit,
-            resin=md.resins[unit.resin],
-            recipe=recipe,
-            unit_index=0,
-            batch_index=i,
-            earliest_start_ns=1_700_000_000 * 10**9 + i * 86_400 * 10**9,
-            seed=23,
-            fault_rate=0.0,
-        )
-        sims.append(simulate(plan))
-    return md, unit, recipe, sims
+    job = unit_jobs(
+        md,
+        landing="",
+        units=1,
+        batches_per_unit=n,
+        seed=23,
+        fault_rate=0.0,
+        equipment_path=files.equipment,
+        recipes_path=files.recipes,
+    )[0]
+    return md, md.units[job.unit_id], md.recipes[job.recipe], list(unit_batches(job, md))
 
 
 def test_the_live_bridge_scores_each_bin_as_the_batch_scoring_does() -> None:
@@ -128,7 +123,8 @@ def test_the_live_bridge_scores_each_bin_as_the_batch_scoring_does() -> None:
     )
     model = mspc.fit(g, list(range(len(sims) - 1)))
     assert model is not None
-    expected = model.score(model.align(g)[-1])
+    values, bcv = model.batch(g, len(sims) - 1)
+    expected = model.score(values)
     rt, rs = mspc.ratios(model, expected)
 
     import io
@@ -184,7 +180,6 @@ def test_the_live_bridge_scores_each_bin_as_the_batch_scoring_does() -> None:
                 cand = [
                     i for i, key in enumerate(model.keys) if key[1] == ph and expected.observed[i]
                 ]
-                bcv = mspc.align(g.keys, g.batch_cv[-1:, :, None], model.keys)[0, :, 0]
                 i = min(cand, key=lambda c: abs(bcv[c] - cvb))
                 assert abs(bcv[i] - cvb) < 1e-9
                 assert float(f["t2_ratio"]) == pytest.approx(rt[i], rel=1e-6)

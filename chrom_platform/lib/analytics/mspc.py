@@ -116,9 +116,12 @@ class MspcModel:
     def components(self) -> int:
         return int(self.loadings.shape[2])
 
-    def align(self, group: BinnedBatches) -> Array:
-        """group.values re-indexed to the model's bins: (batches, K, J), NaN where absent."""
-        return align(group.keys, group.values, self.keys)
+    def batch(self, group: BinnedBatches, i: int) -> tuple[Array, Array]:
+        """Batch i of the group on the model's bins: its values (K, J) and each bin's mean
+        batch CV (K,), NaN where the batch has no such bin."""
+        values = align(group.keys, group.values[i : i + 1], self.keys)[0]
+        cv = align(group.keys, group.batch_cv[i : i + 1, :, None], self.keys)[0, :, 0]
+        return values, cv
 
     def score(self, values: Array) -> MspcTrace:
         """T2, SPE and estimated scores after each bin of one batch (values (K, J))."""

@@ -140,8 +140,6 @@ class _Walk:
         self.g, self.params, self.res = g, params, res
         self.model: mspc.MspcModel | None = None
         self.ref: list[int] = []
-        self.aligned: np.ndarray | None = None
-        self.cvs: np.ndarray | None = None
 
     def model_for(self, ref: list[int]) -> mspc.MspcModel | None:
         if len(ref) < self.params.model.min_batches:
@@ -151,11 +149,6 @@ class _Walk:
             self.model = mspc.fit(self.g, ref, self.params.model)
             self.ref = list(ref)
             self.res.models_fitted += 1
-            assert self.model is not None
-            self.aligned = self.model.align(self.g)
-            self.cvs = mspc.align(self.g.keys, self.g.batch_cv[:, :, None], self.model.keys)[
-                :, :, 0
-            ]
         return self.model
 
 
@@ -164,7 +157,7 @@ def _judge(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     bid = g.batch_ids[i]
     base = {"batch_id": bid, "unit_id": g.unit_id, "recipe": g.recipe}
-    if model is None or walk.aligned is None or walk.cvs is None:
+    if model is None:
         return {
             **base,
             "verdict": "no_model",
@@ -173,8 +166,8 @@ def _judge(
             "bins_judged": 0,
             "detail": f"fewer than {walk.params.model.min_batches} eligible batches before it",
         }, []
-    trace = model.score(walk.aligned[i])
-    cvs = walk.cvs[i]
+    values, cvs = model.batch(g, i)
+    trace = model.score(values)
     j = mspc.judge(model, trace, cvs)
     rt, rs = mspc.ratios(model, trace)
     contrib = mspc.t2_contributions(model, trace)
