@@ -1,6 +1,7 @@
 """`chrom`: the platform's own commands (the simulator is `chrom-sim`, the bridge `chrom-bridge`).
 
 chrom import --mapping mapping.yaml --equipment E --recipes R --landing L FILES...
+chrom build --landing L [--data-dir D]
 chrom evaluate --seed 7 --units 4 --batches-per-unit 60 --fault-rate 0.25
 chrom check-config --profile gcp
 chrom dashboards [--check]
@@ -68,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--recipes", type=Path, required=True, help="recipe master data")
     im.add_argument("--landing", required=True, help="landing zone URI (folder or gs://)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
+    bd = sub.add_parser(
+        "build",
+        help="build everything from a landing zone headless through Dagster (landing -> "
+        "bronze -> silver -> gold -> analytics, with the checks), on the local profile; the "
+        "runs are kept in the data folder's Dagster home, where `dagster dev` shows them",
+    )
+    bd.add_argument(
+        "--landing", help="landing zone URI (default: CHROM_LANDING_URI, else DATA_DIR/lake)"
+    )
+    bd.add_argument(
+        "--data-dir", type=Path, help="warehouse, Dagster home and logs (default: CHROM_DATA_DIR)"
+    )
     cc = sub.add_parser(
         "check-config",
         help="validate the settings in the environment for a profile; names every missing "
@@ -99,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr if problems else sys.stdout,
         )
         return 1 if problems else 0
+    if args.cmd == "build":
+        return _build(args)
     if args.cmd == "import":
         from chrom_platform.importing_cli import run_import
 
@@ -128,6 +143,60 @@ def main(argv: list[str] | None = None) -> int:
         if args.strict and not result["score"]["all_passed"]:
             return 1
     return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    import dagster as dg
+
+    from chrom_platform.build import build_everything, failed_steps
+    from chrom_platform.local.instance import write_instance_config
+    from chrom_platform.settings import Settings, SettingsError
+
+    env = dict(os.environ)
+    if args.data_dir is not None:
+        env["CHROM_DATA_DIR"] = str(args.data_dir)
+    if args.landing is not None:
+        # dbt runs in its project folder: a local landing zone is given to it absolute
+        local = "://" not in args.landing
+        env["CHROM_LANDING_URI"] = str(Path(args.landing).resolve()) if local else args.landing
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as e:
+        print(f"chrom build: {e}", file=sys.stderr)
+        return 2
+    home = settings.data_dir / "dagster"
+    write_instance_config(home)
+    log_file = settings.data_dir / "logs" / "build.log"
+    print(
+        f"chrom build: {settings.landing_uri} -> "
+        + (settings.warehouse.duckdb_path if settings.warehouse.target == "local" else "Snowflake")
+        + " "
+        f"(Dagster home {home}; log {log_file}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.monotonic()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = build_everything(settings, instance, log_file=log_file)
+    checks: dict[str, list[str]] = {"passed": [], "failed": []}
+    for ev in result.get_asset_check_evaluations():
+        checks["passed" if ev.passed else "failed"].append(
+            f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+        )
+    summary = {
+        "success": result.success,
+        "seconds": round(time.monotonic() - t0, 1),
+        "materializations": len(result.get_asset_materialization_events()),
+        "checks_passed": len(checks["passed"]),
+        "checks_failed": sorted(checks["failed"]),
+        "failed_steps": failed_steps(result),
+        "dagster_home": str(home),
+    }
+    print(json.dumps(summary, indent=1))
+    return 0 if result.success else 1
 
 
 def _sweep(args: argparse.Namespace) -> int:

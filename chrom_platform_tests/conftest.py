@@ -33,6 +33,7 @@ LONG_FIRST = (
     "test_grafana_queries.py",
     "test_systematic_findings.py",
     "test_import_round_trip.py",
+    "test_readme_import.py",
 )
 
 

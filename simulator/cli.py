@@ -40,6 +40,8 @@ from simulator.landing import (
     write_truth,
 )
 from simulator.publishers import make_publisher
+from simulator.realism import REALISMS
+from simulator.realism import draw as draw_realism
 from simulator.samples import sample_results
 
 
@@ -184,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of: {','.join(FAULT_KINDS)}",
     )
     x.add_argument("--start", type=_parse_start, default=DEFAULT_START_NS)
+    x.add_argument(
+        "--realism",
+        choices=REALISMS,
+        default="none",
+        help="plant: the files as a plant's systems write them (flow-meter noise at zero "
+        "flow, labels at the operator's command, unlabelled gaps, jittered, extra and missing "
+        "scans, historian compression, the plant's own column names and vocabularies, local "
+        "time across daylight saving); parameters drawn per --plant-seed (simulator/realism.py)",
+    )
+    x.add_argument("--plant-seed", type=int, help="seed of the plant's habits (default: --seed)")
     return ap
 
 
@@ -206,7 +218,10 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
         simulation_path=args.simulation,
     )
     sims = [sim for job in jobs for sim in unit_batches(job, md)]
-    files = export_csv(args.out, sims, args.shape)
+    realism = None
+    if args.realism == "plant":
+        realism = draw_realism(args.seed if args.plant_seed is None else args.plant_seed)
+    files = export_csv(args.out, sims, args.shape, realism)
     if args.truth is not None:
         write_truth(
             args.truth, [s.truth for s in sims], manifest={"mode": "export-csv", "seed": args.seed}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import yaml
 from chrom_platform.lib.core.contracts import SIGNALS, iso_to_ns
 from chrom_platform.lib.core.units import UNIT_FACTORS
 from simulator.batch import SimBatch
+from simulator.realism import NO_DATA, PlantRealism, compress, meter_range_lpm, plant_scans
 from simulator.samples import sample_results
 
 SHAPES = ("wide", "long")
@@ -234,10 +236,221 @@ def export_long(out: Path, sims: list[SimBatch]) -> list[Path]:
     return [path]
 
 
-def export_csv(out: Path, sims: Iterable[SimBatch], shape: str) -> list[Path]:
-    """Write the history in `shape`; returns the readings files (what `chrom import` takes)."""
+def export_csv(
+    out: Path, sims: Iterable[SimBatch], shape: str, realism: PlantRealism | None = None
+) -> list[Path]:
+    """Write the history in `shape`; returns the readings files (what `chrom import` takes).
+    With `realism`, as a plant's systems would (simulator/realism.py): its own file layouts,
+    names, vocabularies and time zones, and its instruments' and historian's habits."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; known: {list(SHAPES)}")
     sims = list(sims)
     out.mkdir(parents=True, exist_ok=True)
+    if realism is not None:
+        (out / "realism.json").write_text(json.dumps(realism.record(), indent=1) + "\n")
+        if shape == "wide":
+            return export_plant_wide(out, sims, realism)
+        return export_plant_long(out, sims, realism)
     return export_wide(out, sims) if shape == "wide" else export_long(out, sims)
+
+
+# --- a plant's exports (--realism plant) -------------------------------------------------
+
+#: The plant's MES batch list, LIMS results and batch-record phases: its own column names.
+PLANT_BATCH_COLUMNS = {
+    "batch_id": "Batch No.",
+    "unit_id": "Equipment",
+    "recipe": "Master Recipe",
+    "column_cycle": "Column Use #",
+    "planned_load_cv": "Planned Load (CV)",
+}
+PLANT_LAB_COLUMNS = {
+    "batch_id": "Batch No.",
+    "sample_point": "Sample Type",
+    "analyte": "Test",
+    "method": "Test Method",
+    "result": "Result",
+    "unit": "UoM",
+    "sampled_at": "Sampled",
+    "analyzed_at": "Result Approved",
+}
+PLANT_EVENT_COLUMNS = {
+    "batch_id": "Batch",
+    "phase": "Operation",
+    "start": "Start Time",
+    "end": "End Time",
+}
+#: the LIMS's sample types: what the platform's roles are called there, and one it ignores
+PLANT_SAMPLE_TYPES = {"feed": "Pre-capture", "pool": "Eluate"}
+PLANT_UNUSED_SAMPLE_TYPE = "Bioburden"
+#: a plant with daylight saving that writes local times without an offset (wide)
+PLANT_WIDE_ZONE = "Europe/Berlin"
+PLANT_WIDE_FORMAT = "%d.%m.%Y %H:%M:%S.%f"
+PLANT_WIDE_COLUMNS: dict[str, tuple[str, str]] = {
+    "flow_lpm": ("FIC-110 Flow [L/h]", "L/h"),
+    "pressure_bar": ("PIC-120 Pre-column [kPa]", "kPa"),
+    "uv_mau": ("AIT-130 UV280 [AU]", "AU"),
+    "cond_ms_cm": ("AIT-140 Cond [mS/cm]", "mS/cm"),
+    "ph": ("AIT-150 pH", "pH"),
+}
+#: how the historian's compressed values are meant between two stored ones, and its maximum
+#: interval (the importer must not fill further than that)
+PLANT_INTERPOLATION = "step"
+
+
+def _plant_common(
+    out: Path, sims: list[SimBatch], zone: ZoneInfo, fmt: str | None
+) -> dict[str, Any]:
+    """The MES batch list and LIMS results in the plant's names; their part of the mapping."""
+    rng = np.random.default_rng(len(sims))
+    with open(out / "batches.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PLANT_BATCH_COLUMNS.values())
+        for s in sims:
+            p = s.plan
+            w.writerow([p.batch_id, p.unit.unit_id, p.recipe.recipe, p.cycle, round(p.load_cv, 4)])
+    with open(out / "lims_results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PLANT_LAB_COLUMNS.values())
+        for s in sims:
+            docs = _reportable(s)
+            for d in docs:
+                times = _times(
+                    np.array([iso_to_ns(d["sampled_at"]), iso_to_ns(d["analyzed_at"])]), zone, fmt
+                )
+                w.writerow(
+                    [
+                        d["batch_id"],
+                        PLANT_SAMPLE_TYPES[d["sample_point"]],
+                        d["analyte"],
+                        d["method"],
+                        d["scan"]["result"],
+                        LAB_UNIT,
+                        *times,
+                    ]
+                )
+            if docs:  # a test the platform has no use for, as LIMS files carry
+                times = _times(np.array([iso_to_ns(docs[0]["sampled_at"])] * 2), zone, fmt)
+                w.writerow(
+                    [
+                        s.plan.batch_id,
+                        PLANT_UNUSED_SAMPLE_TYPE,
+                        "TAMC",
+                        "USP 61",
+                        int(rng.integers(0, 5)),
+                        "CFU/mL",
+                        *times,
+                    ]
+                )
+    return {
+        "batches": {"file": "batches.csv", "columns": PLANT_BATCH_COLUMNS},
+        "lab_results": {
+            "file": "lims_results.csv",
+            "columns": PLANT_LAB_COLUMNS,
+            "sample_types": {
+                **{v: k for k, v in PLANT_SAMPLE_TYPES.items()},
+                PLANT_UNUSED_SAMPLE_TYPE: None,
+            },
+        },
+    }
+
+
+def export_plant_wide(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[Path]:
+    """One file per batch of raw scans (jitter, extra and missing scans, labels at the
+    operator's command, unlabelled gaps), local times without an offset across daylight-
+    saving changes, plant units and column names."""
+    zone = ZoneInfo(PLANT_WIDE_ZONE)
+    (out / "readings").mkdir(parents=True, exist_ok=True)
+    files = []
+    for s in sims:
+        p = s.plan
+        sc = plant_scans(s, r)
+        path = out / "readings" / f"{p.batch_id}.csv"
+        cols = [
+            [
+                f"{v:.12g}"
+                for v in (sc.signals[sig] / UNIT_FACTORS[sig][PLANT_WIDE_COLUMNS[sig][1]]).tolist()
+            ]
+            for sig in SIGNALS
+        ]
+        times = _times(sc.ts, zone, PLANT_WIDE_FORMAT)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["Time", "Batch ID", "Phase", *(PLANT_WIDE_COLUMNS[g][0] for g in SIGNALS)])
+            w.writerows(
+                [t, p.batch_id, lab, *vals]
+                for t, lab, *vals in zip(times, sc.labels, *cols, strict=True)
+            )
+        files.append(path)
+    mapping = {
+        "shape": "wide",
+        "time": {"column": "Time", "format": PLANT_WIDE_FORMAT, "timezone": PLANT_WIDE_ZONE},
+        "batch": {"column": "Batch ID"},
+        "phase": {"column": "Phase"},
+        "signals": {sig: {"column": c, "unit": u} for sig, (c, u) in PLANT_WIDE_COLUMNS.items()},
+        "sampling": {"interpolation": "linear", "max_gap_s": 5},
+        **_plant_common(out, sims, zone, PLANT_WIDE_FORMAT),
+    }
+    (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
+    return files
+
+
+def export_plant_long(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[Path]:
+    """A compressed historian export (values stored by exception, "No Data" at a dropout)
+    with offsets, and the batch record's phases in the plant's names."""
+    zone = ZoneInfo(LONG_ZONE)
+    rows: list[tuple[int, str, str]] = []
+    units: dict[str, None] = {}
+    phase_rows: list[list[Any]] = []
+    for s in sims:
+        unit = s.plan.unit.unit_id
+        units[unit] = None
+        sc = plant_scans(s, r)
+        for sig in SIGNALS:
+            tag, u = LONG_TAGS[sig]
+            db = r.compression[sig] * (meter_range_lpm(s) if sig == "flow_lpm" else 1.0)
+            values = sc.signals[sig] / UNIT_FACTORS[sig][u]
+            at = compress(sc.ts, sc.signals[sig], db, r.compression_max_s, sc.dropouts)
+            rows.extend(
+                (t, f"{unit}/{tag}", f"{v:.12g}")
+                for t, v in zip(sc.ts[at].tolist(), values[at].tolist(), strict=True)
+            )
+            rows.extend((t, f"{unit}/{tag}", NO_DATA) for t in sc.dropouts)
+        # the batch record: one row per labelled run of scans, first to last scan
+        start = 0
+        for i in range(1, len(sc.labels) + 1):
+            if i == len(sc.labels) or sc.labels[i] != sc.labels[start]:
+                if sc.labels[start]:
+                    phase_rows.append(
+                        [s.plan.batch_id, sc.labels[start], sc.ts[start], sc.ts[i - 1]]
+                    )
+                start = i
+    rows.sort(key=lambda row: (row[0], row[1]))
+    times = _times(np.array([row[0] for row in rows], dtype=np.int64), zone, None)
+    path = out / "historian.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "tag", "value"])
+        w.writerows((t, row[1], row[2]) for t, row in zip(times, rows, strict=True))
+    with open(out / "batch_record.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PLANT_EVENT_COLUMNS.values())
+        for b, ph, a, z in phase_rows:
+            w.writerow([b, ph, *_times(np.array([a, z], dtype=np.int64), zone, None)])
+    mapping = {
+        "shape": "long",
+        "time": {"column": "timestamp", "format": "iso"},
+        "tag_column": "tag",
+        "value_column": "value",
+        "no_data": [NO_DATA],
+        "tags": {
+            f"{unit}/{tag}": {"unit_id": unit, "signal": sig, "unit": u}
+            for unit in units
+            for sig, (tag, u) in LONG_TAGS.items()
+        },
+        "sampling": {"interpolation": PLANT_INTERPOLATION, "max_gap_s": r.compression_max_s + 5},
+        "events": {"file": "batch_record.csv", "columns": PLANT_EVENT_COLUMNS},
+        **_plant_common(out, sims, zone, None),
+    }
+    (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
+    return [path]

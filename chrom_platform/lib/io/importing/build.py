@@ -28,7 +28,7 @@ from chrom_platform.lib.core.contracts import (
 from chrom_platform.lib.core.events import PhaseSpan, batch_events
 from chrom_platform.lib.core.master_data import MasterData, Recipe, Unit
 from chrom_platform.lib.core.units import concentration_factor
-from chrom_platform.lib.io.importing.mapping import Mapping
+from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping
 from chrom_platform.lib.io.importing.readers import (
     NS,
     BatchData,
@@ -42,6 +42,7 @@ from chrom_platform.lib.io.importing.readers import (
     rows,
     split_long,
 )
+from chrom_platform.lib.io.importing.sampling import Notes
 from chrom_platform.lib.io.landing import (
     json_bytes,
     land_master_data,
@@ -74,6 +75,8 @@ class ImportReport:
     #: long shape: historian scans outside every batch's phases (idle time), not landed
     scans_outside_batches: int = 0
     objects: list[str] = field(default_factory=list)
+    #: what the import inferred, or read and did not use, counted with examples
+    notes: Notes = field(default_factory=Notes)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,18 +88,34 @@ class ImportReport:
             "lab_results": self.lab_results,
             "scans_outside_batches": self.scans_outside_batches,
             "objects_written": len(self.objects),
+            "inferred": self.notes.record(),
         }
 
 
-def _batches(path: Path, md: MasterData, m: Mapping, problems: Problems) -> dict[str, BatchRecord]:
-    req = [("batch_id", "batches"), ("unit_id", "batches"), ("recipe", "batches")]
-    with_optional = list(req)
-    names = _header_names(path)
-    with_optional += [(c, "batches") for c in ("column_cycle", "planned_load_cv") if c in names]
-    got2 = header(path, problems, with_optional, m.ignore_columns)
-    if got2 is None:
+def _columns(
+    spec: FileSpec, what: str, required: tuple[str, ...], optional: tuple[str, ...]
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The file's header names to look for (required, plus the optional ones it has), and
+    the platform's name -> the file's."""
+    names = _header_names(spec.path)
+    cols = {c: spec.col(c) for c in required + optional}
+    want = [(cols[c], f"{what}.columns.{c}") for c in required]
+    want += [(cols[c], f"{what}.columns.{c}") for c in optional if cols[c] in names]
+    return want, cols
+
+
+def _batches(
+    spec: FileSpec, md: MasterData, m: Mapping, problems: Problems
+) -> dict[str, BatchRecord]:
+    path = spec.path
+    want, cols = _columns(
+        spec, "batches", ("batch_id", "unit_id", "recipe"), ("column_cycle", "planned_load_cv")
+    )
+    got = header(path, problems, want, m.ignore_columns)
+    if got is None:
         return {}
-    it, ix = got2
+    it, by_name = got
+    ix = {c: by_name[f] for c, f in cols.items() if f in by_name}
     out: dict[str, BatchRecord] = {}
     for line, cells in it:
         b, u, r = (cells[ix[c]].strip() for c in ("batch_id", "unit_id", "recipe"))
@@ -163,51 +182,91 @@ def _header_names(path: Path) -> set[str]:
 
 
 def _lab_results(
-    path: Path, m: Mapping, records: dict[str, BatchRecord], problems: Problems
+    spec: FileSpec,
+    m: Mapping,
+    records: dict[str, BatchRecord],
+    problems: Problems,
+    notes: Notes,
 ) -> list[dict[str, Any]]:
-    """Reportable lab results as chrom.sample.v1 documents (one successful analysis each)."""
-    req = [
-        (c, "lab_results")
-        for c in ("batch_id", "sample_point", "result", "unit", "sampled_at", "analyzed_at")
-    ]
-    names = _header_names(path)
-    req += [(c, "lab_results") for c in ("analyte", "method") if c in names]
-    got = header(path, problems, req, m.ignore_columns)
+    """Reportable lab results as chrom.sample.v1 documents (one successful analysis each),
+    their sample types mapped to the roles the warehouse reads; types the platform does not
+    use are counted in the report, never landed as if they were."""
+    path = spec.path
+    want, cols = _columns(
+        spec,
+        "lab_results",
+        ("batch_id", "sample_point", "result", "unit", "sampled_at", "analyzed_at"),
+        ("analyte", "method"),
+    )
+    got = header(path, problems, want, m.ignore_columns)
     if got is None:
         return []
-    it, ix = got
+    it, by_name = got
+    ix = {c: by_name[f] for c, f in cols.items() if f in by_name}
     parse_time = TimeParser(m.time)
     docs: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for line, cells in it:
-        batch, point = cells[ix["batch_id"]].strip(), cells[ix["sample_point"]].strip()
+        batch, kind = cells[ix["batch_id"]].strip(), cells[ix["sample_point"]].strip()
+        if spec.sample_types is not None:
+            if kind not in spec.sample_types:
+                problems.add(
+                    path,
+                    line,
+                    cols["sample_point"],
+                    f"sample type {kind!r} is not in lab_results.sample_types "
+                    f"{sorted(spec.sample_types)}: give it a role (feed, pool) or null",
+                )
+                continue
+            role = spec.sample_types[kind]
+            if role is None:
+                notes.add(
+                    "lab_results_unused",
+                    "lab results of sample types the platform does not use (sample_types: null)",
+                    example=f"{path}:{line} {kind}",
+                )
+                continue
+            point = role
+        else:
+            point = kind
         rec = records.get(batch)
         if rec is None:
-            problems.add(path, line, "batch_id", f"batch {batch!r} is not in the batches file")
+            problems.add(
+                path, line, cols["batch_id"], f"batch {batch!r} is not in the batches file"
+            )
             continue
         if not identity_ok(point):
-            problems.add(path, line, "sample_point", f"{point!r} is not a valid sample point")
+            problems.add(path, line, cols["sample_point"], f"{point!r} is not a valid sample point")
             continue
+        if point not in ("feed", "pool"):
+            notes.add(
+                "lab_results_other_points",
+                "lab results at sample points the warehouse does not read (only feed, pool)",
+                example=f"{path}:{line} {point}",
+            )
         if (batch, point) in seen:
             problems.add(
                 path,
                 line,
-                "sample_point",
+                cols["sample_point"],
                 f"a second {point} result for {batch} (line {seen[(batch, point)]})",
             )
             continue
         try:
             f = concentration_factor(cells[ix["unit"]])
         except ValueError as e:
-            problems.add(path, line, "unit", str(e))
+            problems.add(path, line, cols["unit"], str(e))
             continue
         try:
-            value = number(cells[ix["result"]]) * f
-            if value < 0:
+            result = number(cells[ix["result"]]) * f
+            if result < 0:
                 raise ValueError
         except ValueError:
             problems.add(
-                path, line, "result", f"expected a concentration >= 0, got {cells[ix['result']]!r}"
+                path,
+                line,
+                cols["result"],
+                f"expected a concentration >= 0, got {cells[ix['result']]!r}",
             )
             continue
         try:
@@ -215,7 +274,7 @@ def _lab_results(
                 parse_time, cells, ix, ("sampled_at", "analyzed_at"), line
             )
         except ValueError as e:
-            problems.add(path, line, "sampled_at/analyzed_at", str(e))
+            problems.add(path, line, f"{cols['sampled_at']}/{cols['analyzed_at']}", str(e))
             continue
         seen[(batch, point)] = line
         sample_id = f"{batch}-{point.upper()}"
@@ -235,24 +294,148 @@ def _lab_results(
                 "analyzed_at": ts_to_iso(analyzed),
                 "status": "ok",
                 "failure_reason": None,
-                "scan": {"result": value, "unit": "g/L"},
+                "scan": {"result": result, "unit": "g/L"},
             }
         )
     return docs
 
 
-def _hold(
-    flow: np.ndarray, ts: np.ndarray, deadband: float, min_s: float
-) -> tuple[int, int] | None:
-    """The hold at the end of a phase: its trailing scans with flow below the unit's dead
-    band, when they last at least `min_s` and the phase pumped before them."""
-    pumping = np.nonzero(flow >= deadband)[0]
-    if pumping.size == 0 or pumping[-1] == flow.size - 1:
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) of each run of True."""
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(
+        zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True)
+    )
+
+
+@dataclass(frozen=True)
+class Hold:
+    first: int
+    last: int
+    #: isolated scans above the dead band inside it, taken for meter noise
+    noise_scans: int
+
+
+def find_hold(
+    flow: np.ndarray, ts: np.ndarray, deadband: float, min_s: float, spike_s: float
+) -> Hold | None:
+    """The last hold of a phase: flow below the unit's dead band for at least `min_s`, after
+    the phase pumped. A flow meter at zero reads noise, and a single scan can cross any dead
+    band: runs above it lasting at most `spike_s`, with flow below it on both sides, are
+    noise inside the hold, not pumping (a time hysteresis)."""
+    below = flow < deadband
+    noise = 0
+    for a, z in _runs_of(~below):
+        if a > 0 and z < flow.size - 1 and (int(ts[z]) - int(ts[a])) / NS + 1 <= spike_s:
+            below[a : z + 1] = True
+            noise += z - a + 1
+    found = None
+    for a, z in _runs_of(below):
+        if a > 0 and (int(ts[z]) - int(ts[a])) / NS + 1 >= min_s:
+            found = (a, z)
+    if found is None:
         return None
-    first = int(pumping[-1]) + 1
-    if (int(ts[-1]) - int(ts[first])) / NS + 1 < min_s:
-        return None
-    return first, flow.size - 1
+    a, z = found
+    spikes = int(np.count_nonzero(flow[a : z + 1] >= deadband))
+    return Hold(a, z, spikes if noise else 0)
+
+
+def _place_unlabelled(
+    b: BatchData, m: Mapping, problems: Problems, notes: Notes
+) -> list[tuple[str, int, int, int]]:
+    """The phase runs with scans that carry no label given to a phase: between two labels
+    (at most `unlabelled_max_s`) to the phase before them, before the first label to the
+    first phase; the same phase either side of them is one run."""
+    runs = list(b.phase_runs)
+    out: list[tuple[str, int, int, int]] = []
+    for k, (name, a, z, line) in enumerate(runs):
+        if name:
+            if out and out[-1][0] == name:
+                out[-1] = (name, out[-1][1], z, out[-1][3])
+            else:
+                out.append((name, a, z, line))
+            continue
+        secs = (int(b.ts[z]) - int(b.ts[a])) / NS + 1
+        if not out:
+            nxt = next((r for r in runs[k + 1 :] if r[0]), None)
+            if nxt is None:
+                problems.add(b.file, line, b.phase_column, f"batch {b.batch_id}: no phase label")
+                return []
+            notes.add(
+                "unlabelled_before_first",
+                "scans before a batch's first phase label, given to its first phase",
+                z - a + 1,
+                f"{b.file}:{line} batch {b.batch_id}",
+            )
+            runs[k + 1] = (runs[k + 1][0], a, runs[k + 1][2], runs[k + 1][3])
+            continue
+        if secs > m.unlabelled_max_s:
+            problems.add(
+                b.file,
+                line,
+                b.phase_column,
+                f"batch {b.batch_id}: {secs:.0f} s of scans without a phase after "
+                f"{out[-1][0]!r} (more than unlabelled_max_s {m.unlabelled_max_s:g})",
+            )
+            continue
+        notes.add(
+            "unlabelled_scans",
+            f"scans between two phases (at most {m.unlabelled_max_s:g} s), given to the phase "
+            "before them",
+            z - a + 1,
+            f"{b.file}:{line} batch {b.batch_id}, after {out[-1][0]}",
+        )
+        out[-1] = (out[-1][0], out[-1][1], z, out[-1][3])
+    return out
+
+
+def _holds(
+    b: BatchData, runs: list[tuple[str, int, int, int]], unit: Unit, m: Mapping, notes: Notes
+) -> tuple[list[tuple[str, int, int, int]], list[Hold | None]]:
+    """Each phase's hold, in order; pumping after a phase's hold under its label (at most
+    `label_lag_max_s`) is the next phase's start, labelled at the operator's command: moved
+    to it, so the hold ends its phase and the next phase's pump ramp is its own."""
+    runs = list(runs)
+    flow = b.signals["flow_lpm"]
+    holds: list[Hold | None] = []
+    for k in range(len(runs)):
+        name, a, z, line = runs[k]
+        h = find_hold(
+            flow[a : z + 1], b.ts[a : z + 1], unit.flow_deadband_lpm, m.hold_min_s, m.hold_spike_s
+        )
+        if h is not None:
+            notes.add(
+                "holds",
+                f"holds: flow below the unit's dead band for at least {m.hold_min_s:g} s",
+                example=f"batch {b.batch_id} {name}",
+            )
+            notes.add(
+                "hold_noise_scans",
+                f"scans above the dead band inside a hold (at most {m.hold_spike_s:g} s in a row), "
+                "taken for flow-meter noise",
+                h.noise_scans,
+                f"batch {b.batch_id} {name}",
+            )
+            last = a + h.last
+            after = (int(b.ts[z]) - int(b.ts[last + 1])) / NS + 1 if last < z else 0.0
+            if last < z and k + 1 < len(runs) and after <= m.label_lag_max_s:
+                notes.add(
+                    "scans_to_next_phase",
+                    f"pumping after a hold under the same label (at most {m.label_lag_max_s:g} s), "
+                    "given to the next phase (labels set at the operator's command)",
+                    z - last,
+                    f"batch {b.batch_id}: {z - last} s of {name} to {runs[k + 1][0]}",
+                )
+                runs[k] = (name, a, last, line)
+                runs[k + 1] = (runs[k + 1][0], last + 1, runs[k + 1][2], runs[k + 1][3])
+            elif last < z:
+                notes.add(
+                    "holds_inside_phase",
+                    "holds inside a phase (pumping resumed under its label)",
+                    example=f"batch {b.batch_id} {name}",
+                )
+        holds.append(h)
+    return runs, holds
 
 
 @dataclass
@@ -272,6 +455,7 @@ def _check_batch(
     m: Mapping,
     feed: dict[str, float],
     problems: Problems,
+    notes: Notes,
 ) -> _Checked | None:
     if rec is None:
         problems.add(
@@ -291,11 +475,10 @@ def _check_batch(
         return None
     recipe, unit = md.recipes[rec.recipe], md.units[rec.unit_id]
     names = list(recipe.phase_names())
-    idx = np.empty(b.ts.size, dtype=np.int32)
-    spans: list[PhaseSpan] = []
+    runs = _place_unlabelled(b, m, problems, notes)
+    ok = bool(runs)
     last = -1
-    ok = True
-    for name, a, z, line in b.phase_runs:
+    for name, _a, _z, line in runs:
         if name not in names:
             problems.add(
                 b.file,
@@ -321,27 +504,32 @@ def _check_batch(
             ok = False
             continue
         last = k
-        idx[a : z + 1] = k
-        ph = recipe.phases[k]
-        planned = (
-            ph.cv if ph.cv is not None else _planned_load_cv(rec, recipe, feed.get(b.batch_id))
-        )
-        hold = _hold(
-            b.signals["flow_lpm"][a : z + 1], b.ts[a : z + 1], unit.flow_deadband_lpm, m.hold_min_s
-        )
-        spans.append(
-            PhaseSpan(
-                name=name,
-                start_ns=int(b.ts[a]),
-                end_ns=int(b.ts[z]),
-                hold=None if hold is None else (int(b.ts[a + hold[0]]), int(b.ts[a + hold[1]])),
-                details={
-                    **({"planned_cv": round(planned, 4)} if planned is not None else {}),
-                    "velocity_cm_h": ph.velocity_cm_h,
-                    "buffer": ph.buffer,
-                },
+    idx = np.empty(b.ts.size, dtype=np.int32)
+    spans: list[PhaseSpan] = []
+    if ok:
+        runs, holds = _holds(b, runs, unit, m, notes)
+        for (name, a, z, _line), hold in zip(runs, holds, strict=True):
+            k = names.index(name)
+            idx[a : z + 1] = k
+            ph = recipe.phases[k]
+            planned = (
+                ph.cv if ph.cv is not None else _planned_load_cv(rec, recipe, feed.get(b.batch_id))
             )
-        )
+            spans.append(
+                PhaseSpan(
+                    name=name,
+                    start_ns=int(b.ts[a]),
+                    end_ns=int(b.ts[z]),
+                    hold=None
+                    if hold is None
+                    else (int(b.ts[a + hold.first]), int(b.ts[a + hold.last])),
+                    details={
+                        **({"planned_cv": round(planned, 4)} if planned is not None else {}),
+                        "velocity_cm_h": ph.velocity_cm_h,
+                        "buffer": ph.buffer,
+                    },
+                )
+            )
     if not identity_ok(b.batch_id):
         problems.add(b.file, b.line, m.batch_column, f"{b.batch_id!r} is not a valid batch id")
         ok = False
@@ -411,16 +599,19 @@ def import_files(
     if not files:
         problems.add("(command line)", None, None, "no data files given")
         problems.raise_if_any()
+    notes = report.notes
     records = _batches(mapping.batches, md, mapping, problems)
     labs = (
-        _lab_results(mapping.lab_results, mapping, records, problems) if mapping.lab_results else []
+        _lab_results(mapping.lab_results, mapping, records, problems, notes)
+        if mapping.lab_results
+        else []
     )
     feed = {d["batch_id"]: d["scan"]["result"] for d in labs if d["sample_point"] == "feed"}
     data: list[BatchData] = []
     if mapping.shape == "wide":
         seen: dict[str, str] = {}
         for i, f in enumerate(files, start=1):
-            for b in read_wide(f, mapping, problems):
+            for b in read_wide(f, mapping, problems, notes):
                 if b.batch_id in seen:
                     problems.add(
                         f,
@@ -434,18 +625,18 @@ def import_files(
             if on_file:
                 on_file(i, len(files), f)
     else:
-        scans = read_long(list(files), mapping, problems)
+        scans = read_long(list(files), mapping, problems, notes)
         if on_file:
             on_file(len(files), len(files), files[-1])
         assert mapping.events is not None
         unit_of = {b: r.unit_id for b, r in records.items()}
         data, report.scans_outside_batches = split_long(
-            scans, mapping.events, mapping, unit_of, problems
+            scans, mapping.events, mapping, unit_of, problems, notes
         )
     checked = [
         c
         for b in data
-        if (c := _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems))
+        if (c := _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems, notes))
     ]
     _overlaps(checked, store, problems)
     if not checked and not problems:

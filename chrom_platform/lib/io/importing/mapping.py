@@ -24,6 +24,28 @@ key path and the problem, before any data file is read.
     tags:
       "SKID01.FIT101.PV": {unit_id: SKID-01, signal: flow_lpm, unit: L/h}
     events: phases.csv               # batch_id, phase, start, end
+
+A plant's own files keep their own names: `batches`, `lab_results` and `events` also take
+{file: F, columns: {batch_id: "Batch No.", ...}} (the platform's name -> the file's), and
+lab results a vocabulary of sample types, each the role it plays (feed: the titer before the
+column, pool: the eluate after it) or null for a test the platform does not use:
+
+    lab_results:
+      file: lims.csv
+      columns: {batch_id: "Batch No.", sample_point: "Sample Type", result: Result, ...}
+      sample_types: {Pre-capture: feed, Eluate: pool, Bioburden: null}
+
+Exports that are not one scan a second (a historian's values stored by exception, jittered,
+extra or missing scans) are resampled onto whole seconds as the historian means them:
+
+    sampling: {interpolation: step, max_gap_s: 125}   # step: held until the next value
+    no_data: ["No Data", "Bad"]                       # (long) the tag had no value from here
+
+Holds: flow below the unit's dead band for at least `hold_min_s`, where isolated scans above
+it lasting at most `hold_spike_s` are meter noise, not pumping; pumping after a phase's hold
+under the same label for at most `label_lag_max_s` is the next phase's start (labels set at
+the operator's command). Scans between two phase labels for at most `unlabelled_max_s` belong
+to the phase before them.
 """
 
 from __future__ import annotations
@@ -41,6 +63,59 @@ from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import ConfigError
 
 SHAPES = ("wide", "long")
+INTERPOLATIONS = ("step", "linear")
+#: the sample-point roles the warehouse reads (silver_batch_lab_results)
+SAMPLE_ROLES = ("feed", "pool")
+#: every key a mapping may have: a misspelled one is an error, never silently ignored
+_KEYS = {
+    "common": {
+        "shape",
+        "time",
+        "batches",
+        "lab_results",
+        "hold_min_s",
+        "hold_spike_s",
+        "label_lag_max_s",
+        "unlabelled_max_s",
+        "ignore_columns",
+        "sampling",
+        "no_data",
+    },
+    "wide": {"batch", "phase", "signals"},
+    "long": {"tag_column", "value_column", "tags", "events"},
+}
+#: the columns of the plant's other files, as the platform names them (required, optional)
+FILE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "batches": (("batch_id", "unit_id", "recipe"), ("column_cycle", "planned_load_cv")),
+    "lab_results": (
+        ("batch_id", "sample_point", "result", "unit", "sampled_at", "analyzed_at"),
+        ("analyte", "method"),
+    ),
+    "events": (("batch_id", "phase", "start", "end"), ()),
+}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One of the plant's other files and what its columns are called there."""
+
+    path: Path
+    #: the platform's name -> the file's (every known column; the file's own name if unmapped)
+    columns: dict[str, str]
+    #: lab results: sample type -> role ("feed", "pool") or None (not used); None: the types
+    #: are the roles themselves
+    sample_types: dict[str, str | None] | None = None
+
+    def col(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How values between two exported ones are meant, and how far one may be carried."""
+
+    interpolation: str
+    max_gap_s: float
 
 
 @dataclass(frozen=True)
@@ -69,10 +144,15 @@ class Mapping:
     source: str
     shape: str
     time: TimeSpec
-    batches: Path
-    lab_results: Path | None
+    batches: FileSpec
+    lab_results: FileSpec | None
     hold_min_s: float
     ignore_columns: frozenset[str]
+    hold_spike_s: float = 3.0
+    label_lag_max_s: float = 120.0
+    unlabelled_max_s: float = 60.0
+    sampling: Sampling | None = None
+    no_data: frozenset[str] = frozenset()
     # wide
     batch_column: str | None = None
     batch_from_filename: re.Pattern[str] | None = None
@@ -82,7 +162,7 @@ class Mapping:
     tag_column: str | None = None
     value_column: str | None = None
     tags: dict[str, SignalSource] | None = None
-    events: Path | None = None
+    events: FileSpec | None = None
 
     def units_with_tags(self) -> dict[str, dict[str, SignalSource]]:
         """Long shape: unit id -> signal -> its tag."""
@@ -121,6 +201,75 @@ class _Reader:
         return p
 
 
+def _file(
+    rd: _Reader, root: dict[str, Any], name: str, base: Path, *, required: bool
+) -> FileSpec | None:
+    """`name: path` or `name: {file: path, columns: {...}[, sample_types: {...}]}`."""
+    doc = root.get(name)
+    if doc is None and not required:
+        return None
+    if not isinstance(doc, dict):
+        path = rd.path(root, name, base, required=True)
+        assert path is not None
+        return FileSpec(path, {})
+    unknown = (
+        set(doc) - {"file", "columns"} - ({"sample_types"} if name == "lab_results" else set())
+    )
+    if unknown:
+        raise rd.fail(name, f"unknown keys {sorted(unknown)}")
+    path = rd.path(doc, "file", base, required=True)
+    assert path is not None
+    required_cols, optional_cols = FILE_COLUMNS[name]
+    cols = rd.mapping(doc.get("columns", {}), f"{name}.columns")
+    for k, v in cols.items():
+        if k not in required_cols + optional_cols:
+            raise rd.fail(
+                f"{name}.columns.{k}",
+                f"not a column the platform reads; known: {list(required_cols + optional_cols)}",
+            )
+        if not isinstance(v, str) or not v.strip():
+            raise rd.fail(f"{name}.columns.{k}", "expected the file's column name")
+    types = None
+    if "sample_types" in doc:
+        t = rd.mapping(doc["sample_types"], f"{name}.sample_types")
+        types = {}
+        for k, v in t.items():
+            if v is not None and v not in SAMPLE_ROLES:
+                raise rd.fail(
+                    f"{name}.sample_types.{k}",
+                    f"expected a role {list(SAMPLE_ROLES)} or null (not used), got {v!r}",
+                )
+            types[str(k)] = v
+        for role in SAMPLE_ROLES:
+            if list(types.values()).count(role) > 1:
+                raise rd.fail(f"{name}.sample_types", f"two sample types play the role {role!r}")
+    return FileSpec(path, {str(k): str(v).strip() for k, v in cols.items()}, types)
+
+
+def _seconds(rd: _Reader, root: dict[str, Any], name: str, default: float, low: float) -> float:
+    v = root.get(name, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v < 1e7:
+        raise rd.fail(name, f"expected seconds >= {low:g}, got {v!r}")
+    return float(v)
+
+
+def _sampling(rd: _Reader, root: dict[str, Any]) -> Sampling | None:
+    if "sampling" not in root:
+        return None
+    doc = rd.mapping(root["sampling"], "sampling")
+    unknown = set(doc) - {"interpolation", "max_gap_s"}
+    if unknown:
+        raise rd.fail("sampling", f"unknown keys {sorted(unknown)}")
+    how = doc.get("interpolation")
+    if how not in INTERPOLATIONS:
+        raise rd.fail(
+            "sampling.interpolation",
+            f"expected one of {list(INTERPOLATIONS)} (how the export means values between "
+            f"two of its rows), got {how!r}",
+        )
+    return Sampling(str(how), _seconds(rd, doc, "max_gap_s", 5, 1))
+
+
 def _time(rd: _Reader, doc: dict[str, Any]) -> TimeSpec:
     t = rd.mapping(doc.get("time"), "time")
     tz_name = t.get("timezone")
@@ -154,19 +303,31 @@ def parse_mapping(doc: Any, source: str, base: Path) -> Mapping:
     ignore = root.get("ignore_columns", [])
     if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
         raise rd.fail("ignore_columns", "expected a list of column names")
-    hold_min_s = root.get("hold_min_s", 10)
-    if not isinstance(hold_min_s, int | float) or hold_min_s < 1:
-        raise rd.fail("hold_min_s", f"expected seconds >= 1, got {hold_min_s!r}")
-    batches = rd.path(root, "batches", base, required=True)
+    unknown = set(root) - _KEYS["common"] - _KEYS[shape]
+    if unknown:
+        raise rd.fail(
+            "(top level)",
+            f"unknown keys {sorted(unknown)}; a {shape} mapping has "
+            f"{sorted(_KEYS['common'] | _KEYS[shape])}",
+        )
+    no_data = root.get("no_data", [])
+    if not isinstance(no_data, list) or not all(isinstance(c, str) for c in no_data):
+        raise rd.fail("no_data", "expected a list of the texts the export writes for no value")
+    batches = _file(rd, root, "batches", base, required=True)
     assert batches is not None
     common: dict[str, Any] = {
         "source": source,
         "shape": shape,
         "time": _time(rd, root),
         "batches": batches,
-        "lab_results": rd.path(root, "lab_results", base, required=False),
-        "hold_min_s": float(hold_min_s),
+        "lab_results": _file(rd, root, "lab_results", base, required=False),
+        "hold_min_s": _seconds(rd, root, "hold_min_s", 10, 1),
+        "hold_spike_s": _seconds(rd, root, "hold_spike_s", 3, 0),
+        "label_lag_max_s": _seconds(rd, root, "label_lag_max_s", 120, 0),
+        "unlabelled_max_s": _seconds(rd, root, "unlabelled_max_s", 60, 0),
         "ignore_columns": frozenset(ignore),
+        "sampling": _sampling(rd, root),
+        "no_data": frozenset(s.strip() for s in no_data),
     }
     if shape == "wide":
         return _wide(rd, root, common)
@@ -230,7 +391,7 @@ def _long(rd: _Reader, root: dict[str, Any], base: Path, common: dict[str, Any])
         tag_column=rd.string(root, "tag_column", "", default="tag"),
         value_column=rd.string(root, "value_column", "", default="value"),
         tags=tags,
-        events=rd.path(root, "events", base, required=True),
+        events=_file(rd, root, "events", base, required=True),
     )
     for unit_id, by_signal in m.units_with_tags().items():
         missing = [s for s in SIGNALS if s not in by_signal]

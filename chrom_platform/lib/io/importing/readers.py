@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from chrom_platform.lib.core.contracts import SIGNALS, seq_of
-from chrom_platform.lib.io.importing.mapping import Mapping, TimeSpec
+from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping, TimeSpec
+from chrom_platform.lib.io.importing.sampling import Notes, grid, labels_at, resample
 
 NS = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -82,6 +83,12 @@ class TimeParser:
         self.latest = time.time_ns() + 86_400 * NS
         # a historian export repeats each time once per tag, one after the other
         self._last: tuple[str, int] = ("", 0)
+        #: local times without an offset that fell in the hour a daylight-saving change
+        #: repeats: read as the second pass when the first would go back in time
+        self.ambiguous: list[tuple[int, str]] = []
+        #: line -> how much later the second pass would be, for those read as the first
+        self.first_pass: dict[int, int] = {}
+        self._prev_ns = 0
 
     def __call__(self, text: str, line: int) -> int:
         if text == self._last[0]:
@@ -115,12 +122,30 @@ class TimeParser:
                     f"{text!r} has no UTC offset and the mapping sets no time.timezone"
                 )
             d = d.replace(tzinfo=self.spec.timezone)
+            later = d.replace(fold=1)
+            if later.utcoffset() != d.utcoffset():
+                first_ns = (d - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+                shift = (later - _EPOCH) // dt.timedelta(microseconds=1) * 1000 - first_ns
+                if first_ns < self._prev_ns:
+                    d, shift = later, 0
+                self.ambiguous.append((line, text))
+                if shift:
+                    self.first_pass[line] = shift
         if d < PLAUSIBLE_FROM:
             raise ValueError(f"implausible time {text!r}: before {PLAUSIBLE_FROM.date()}")
         ns = (d - _EPOCH) // dt.timedelta(microseconds=1) * 1000
         if ns > self.latest:
             raise ValueError(f"implausible time {text!r}: in the future")
+        self._prev_ns = ns
         return ns
+
+    def note(self, notes: Notes, path: Path | str) -> None:
+        for line, text in self.ambiguous:
+            notes.add(
+                "time_ambiguous_dst",
+                "local times in the hour a daylight-saving change repeats, placed by their order",
+                example=f"{path}:{line} {text!r}",
+            )
 
 
 @dataclass
@@ -203,6 +228,13 @@ def number(text: str) -> float:
     return v
 
 
+def value(text: str, no_data: frozenset[str]) -> float:
+    """A cell's number; NaN for the export's own "no value" texts (mapping `no_data`)."""
+    if no_data and text.strip() in no_data:
+        return math.nan
+    return number(text)
+
+
 def converted(values: np.ndarray, factor: float) -> np.ndarray:
     """Values times a unit factor, to 1e-9 in the canonical unit: far below any instrument's
     resolution, and it undoes the last-bit error of the conversion (0.29 L/min written as
@@ -239,7 +271,7 @@ def _same_second(b: BatchData, lines: list[int] | None, problems: Problems) -> N
         )
 
 
-def read_wide(path: Path, m: Mapping, problems: Problems) -> list[BatchData]:
+def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[BatchData]:
     assert m.phase_column is not None
     required = [(m.time.column, "time.column"), (m.phase_column, "phase.column")]
     if m.batch_column:
@@ -279,14 +311,11 @@ def read_wide(path: Path, m: Mapping, problems: Problems) -> list[BatchData]:
         except ValueError as e:
             problems.add(path, line, m.time.column, str(e))
             continue
-        phase = cells[pi].strip()
-        if not phase:
-            problems.add(path, line, m.phase_column, "empty phase")
-            continue
+        phase = cells[pi].strip()  # '' between two labels: placed by the batch check
         values = []
         for signal, ci, col in sig_cols:
             try:
-                values.append(number(cells[ci]))
+                values.append(value(cells[ci], m.no_data))
             except ValueError:
                 problems.add(path, line, col, f"{signal}: not a finite number: {cells[ci]!r}")
                 break
@@ -306,31 +335,130 @@ def read_wide(path: Path, m: Mapping, problems: Problems) -> list[BatchData]:
             a["v"].append(values)
     if n == 0:
         problems.add(path, None, None, "empty file: a header and no rows")
+    parse_time.note(notes, path)
     out = []
     for batch, a in acc.items():
+        _second_pass(a, parse_time.first_pass)
         v = np.asarray(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS))
         order = [s.signal for s in m.signals]
+        times = np.asarray(a["ts"], dtype=np.int64)
+        signals = {s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals}
+        phases, lines = a["phase"], a["line"]
+        if m.sampling is not None:
+            at = grid(int(times[0]), int(times[-1]))
+            sampled = {
+                s: resample(
+                    times,
+                    x,
+                    at,
+                    interpolation=m.sampling.interpolation,
+                    max_gap_s=m.sampling.max_gap_s,
+                )
+                for s, x in signals.items()
+            }
+            phases = labels_at(times, phases, at, m.sampling.max_gap_s)
+            has = np.all([np.isfinite(x) for x in sampled.values()], axis=0)
+            _note_resampled(notes, path, batch, times, at, has, m)
+            times, signals = at[has], {s: x[has] for s, x in sampled.items()}
+            phases = [p for p, h in zip(phases, has.tolist(), strict=True) if h]
+            # the grid's lines: the file line of the scan each second is read from
+            src = np.clip(np.searchsorted(np.asarray(a["ts"]), times, side="right") - 1, 0, None)
+            lines = [a["line"][i] for i in src.tolist()]
+        else:
+            bad = ~np.all([np.isfinite(x) for x in signals.values()], axis=0)
+            for i in np.flatnonzero(bad)[:3].tolist():
+                problems.add(
+                    path,
+                    a["line"][i],
+                    None,
+                    "no value (a no_data text) in a file that is not resampled: set sampling",
+                )
         b = BatchData(
             batch_id=batch,
             file=str(path),
             line=first_line[batch],
-            ts=np.asarray(a["ts"], dtype=np.int64),
-            phase_runs=_runs(a["phase"], a["line"]),
-            signals={s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals},
+            ts=times,
+            phase_runs=_runs(phases, lines),
+            signals=signals,
             phase_column=m.phase_column,
         )
-        _same_second(b, a["line"], problems)
+        if m.sampling is None:
+            _same_second(b, a["line"], problems)
         out.append(b)
     return out
 
 
+def _second_pass(a: dict[str, list], first_pass: dict[int, int]) -> None:
+    """Scans read in the first pass of a repeated local hour (no earlier scan said which)
+    that are followed by a jump of that hour to the next scan belong to the second pass: a
+    scan series is continuous, an hour missing exactly at the clock change is not."""
+    if not first_pass:
+        return
+    ts, lines = a["ts"], a["line"]
+    i = 0
+    while i < len(ts):
+        shift = first_pass.get(lines[i])
+        if not shift:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(ts) and first_pass.get(lines[j + 1]) == shift:
+            j += 1
+        if j + 1 < len(ts) and ts[j + 1] - ts[j] > shift // 2 and ts[j] + shift < ts[j + 1]:
+            for k in range(i, j + 1):
+                ts[k] += shift
+        i = j + 1
+
+
+def _note_resampled(
+    notes: Notes,
+    path: Path | str,
+    batch: str,
+    ts: np.ndarray,
+    at: np.ndarray,
+    has: np.ndarray,
+    m: Mapping,
+) -> None:
+    """What resampling a batch's scans onto whole seconds found: scans that were not one a
+    second (extra, jittered or compressed) and seconds left without a value (gaps)."""
+    assert m.sampling is not None
+    sec = ts // NS
+    extra = int(sec.size - np.unique(sec).size)
+    notes.add(
+        "scans_same_second",
+        "scans in a second that already had one (resampled onto whole seconds)",
+        extra,
+        f"{path}: batch {batch}",
+    )
+    filled = int(at.size - np.isin(at // NS, sec).sum())
+    notes.add(
+        "seconds_interpolated",
+        f"whole seconds without a scan of their own, given a value ({m.sampling.interpolation}, "
+        f"at most {m.sampling.max_gap_s:g} s from one)",
+        filled,
+        f"{path}: batch {batch}",
+    )
+    missing = np.flatnonzero(~has)
+    if missing.size:
+        runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1)
+        notes.add(
+            "gaps",
+            f"gaps: seconds with no value within {m.sampling.max_gap_s:g} s (or after a no_data "
+            f"marker), left without a scan",
+            len(runs),
+            f"{path}: batch {batch}, {runs[0].size} s from second {int(at[runs[0][0]]) // NS}",
+        )
+
+
 @dataclass
 class UnitScans:
-    """A unit's historian scans, aligned: every signal at every time."""
+    """A unit's historian scans, aligned: every signal at every time; or, for an export
+    that is resampled (mapping `sampling`), each signal's own irregular series."""
 
     ts: np.ndarray
     signals: dict[str, np.ndarray]
     file: str
+    series: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -340,7 +468,9 @@ class _TagSeries:
     line: list[int] = field(default_factory=list)
 
 
-def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, UnitScans]:
+def read_long(
+    paths: list[Path], m: Mapping, problems: Problems, notes: Notes
+) -> dict[str, UnitScans]:
     """A historian export's scans per unit, each tag converted to its signal's unit."""
     assert m.tags is not None
     assert m.tag_column
@@ -375,7 +505,7 @@ def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, Un
                 problems.add(path, line, m.time.column, str(e))
                 continue
             try:
-                v = number(cells[vi])
+                v = value(cells[vi], m.no_data)
             except ValueError:
                 problems.add(
                     path, line, m.value_column, f"{tag}: not a finite number: {cells[vi]!r}"
@@ -392,10 +522,40 @@ def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, Un
             files[tag] = str(path)
         if n == 0:
             problems.add(path, None, None, "empty file: a header and no rows")
+        parse_time.note(notes, path)
     out: dict[str, UnitScans] = {}
     for unit_id, by_signal in m.units_with_tags().items():
         tags = {s: series[src.tag or ""] for s, src in by_signal.items()}
         if not any(t.ts for t in tags.values()):
+            continue
+        if m.sampling is not None:
+            out[unit_id] = UnitScans(
+                ts=np.zeros(0, dtype=np.int64),
+                signals={},
+                file=files.get(by_signal["flow_lpm"].tag or "", str(paths[0])),
+                series={
+                    s: (
+                        np.asarray(t.ts, dtype=np.int64),
+                        converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor),
+                    )
+                    for s, t in tags.items()
+                },
+            )
+            stored = sum(len(t.ts) for t in tags.values())
+            notes.add(
+                "historian_values",
+                "historian values read (resampled onto whole seconds)",
+                stored,
+            )
+            continue
+        nan = [s for s, t in tags.items() if np.isnan(np.asarray(t.v, dtype=np.float64)).any()]
+        if nan:
+            problems.add(
+                files.get(by_signal[nan[0]].tag or "", str(paths[0])),
+                None,
+                m.value_column,
+                f"unit {unit_id}: no-data values in an export that is not resampled: set sampling",
+            )
             continue
         union = np.unique(np.concatenate([np.asarray(t.ts, dtype=np.int64) for t in tags.values()]))
         aligned = True
@@ -425,93 +585,167 @@ def read_long(paths: list[Path], m: Mapping, problems: Problems) -> dict[str, Un
     return out
 
 
-def split_long(
-    scans: dict[str, UnitScans],
-    events_path: Path,
-    m: Mapping,
-    unit_of_batch: dict[str, str],
-    problems: Problems,
-) -> tuple[list[BatchData], int]:
-    """Cut each unit's scans into batches and phases by the events file (batch_id, phase,
-    start, end: inclusive). Returns the batches and how many scans fell in no batch."""
-    required = [("batch_id", "events"), ("phase", "events"), ("start", "events"), ("end", "events")]
-    got = header(events_path, problems, required, m.ignore_columns)
+def read_events(
+    spec: FileSpec, m: Mapping, problems: Problems
+) -> dict[str, list[tuple[str, int, int, int]]]:
+    """The batch record's phases: batch -> (phase, start, end, line), in the file's order."""
+    cols = {c: spec.col(c) for c in ("batch_id", "phase", "start", "end")}
+    required = [(col, f"events.columns.{c}") for c, col in cols.items()]
+    got = header(spec.path, problems, required, m.ignore_columns)
     if got is None:
-        return [], 0
+        return {}
     it, index = got
     parse_time = TimeParser(m.time)
     phases: dict[str, list[tuple[str, int, int, int]]] = {}
     for line, cells in it:
-        batch, phase = cells[index["batch_id"]].strip(), cells[index["phase"]].strip()
+        batch, phase = cells[index[cols["batch_id"]]].strip(), cells[index[cols["phase"]]].strip()
         try:
-            start, end = parse_times(parse_time, cells, index, ("start", "end"), line)
+            start, end = parse_times(parse_time, cells, index, (cols["start"], cols["end"]), line)
         except ValueError as e:
-            problems.add(events_path, line, "start/end", str(e))
+            problems.add(spec.path, line, f"{cols['start']}/{cols['end']}", str(e))
             continue
         if end < start:
-            problems.add(events_path, line, "end", "phase ends before it starts")
+            problems.add(spec.path, line, cols["end"], "phase ends before it starts")
             continue
         phases.setdefault(batch, []).append((phase, start, end, line))
     if not phases and not problems:
-        problems.add(events_path, None, None, "empty file: a header and no rows")
+        problems.add(spec.path, None, None, "empty file: a header and no rows")
+    return phases
+
+
+def split_long(
+    scans: dict[str, UnitScans],
+    events: FileSpec,
+    m: Mapping,
+    unit_of_batch: dict[str, str],
+    problems: Problems,
+    notes: Notes,
+) -> tuple[list[BatchData], int]:
+    """Cut each unit's scans into batches and phases by the events file (batch_id, phase,
+    start, end: inclusive). Scans between two phases of a batch for at most
+    `unlabelled_max_s` belong to the phase before them (reported). Returns the batches and
+    how many scans fell in no batch."""
+    phases = read_events(events, m, problems)
+    path = events.path
     used = {u: np.zeros(d.ts.size, dtype=np.bool_) for u, d in scans.items()}
     out = []
     for batch, spans in phases.items():
         unit_id = unit_of_batch.get(batch)
         if unit_id is None:
             problems.add(
-                events_path, spans[0][3], "batch_id", f"batch {batch!r} is not in the batches file"
+                path,
+                spans[0][3],
+                events.col("batch_id"),
+                f"batch {batch!r} is not in the batches file",
             )
             continue
         d = scans.get(unit_id)
         if d is None:
             problems.add(
-                events_path, spans[0][3], "batch_id", f"no scans of unit {unit_id} (batch {batch})"
+                path,
+                spans[0][3],
+                events.col("batch_id"),
+                f"no scans of unit {unit_id} (batch {batch})",
             )
             continue
-        ts = d.ts
+        ts, signals = d.ts, d.signals
+        if d.series is not None:
+            assert m.sampling is not None
+            at = grid(min(sp[1] for sp in spans), max(sp[2] for sp in spans))
+            sampled = {
+                s: resample(
+                    t,
+                    v,
+                    at,
+                    interpolation=m.sampling.interpolation,
+                    max_gap_s=m.sampling.max_gap_s,
+                )
+                for s, (t, v) in d.series.items()
+            }
+            has = np.all([np.isfinite(x) for x in sampled.values()], axis=0)
+            note_gaps(notes, path, batch, at, has, m)
+            ts, signals = at[has], {s: x[has] for s, x in sampled.items()}
         runs: list[tuple[str, int, int, int]] = []
         for phase, start, end, line in spans:
+            if d.series is not None:  # on the whole-second grid: the second it starts in
+                start -= start % NS
             a = int(np.searchsorted(ts, start, "left"))
             b = int(np.searchsorted(ts, end, "right")) - 1
             if b < a:
                 problems.add(
-                    events_path,
+                    path,
                     line,
-                    "start/end",
+                    f"{events.col('start')}/{events.col('end')}",
                     f"no scans of {unit_id} in phase {phase} of {batch}",
                 )
                 continue
             if runs and a <= runs[-1][2]:
                 problems.add(
-                    events_path,
+                    path,
                     line,
-                    "start",
+                    events.col("start"),
                     f"phase {phase} starts before the previous phase of {batch} ends",
                 )
                 continue
             runs.append((phase, a, b, line))
         if not runs:
             continue
-        # scans between one phase's end and the next one's start belong to no phase: skipped
-        idx = np.concatenate([np.arange(a, b + 1) for _, a, b, _ in runs])
-        used[unit_id][idx] = True
+        # scans between one phase's end and the next one's start: the phase before them, when
+        # the gap is short (labels set at the command); otherwise not part of the batch
+        joined: list[tuple[str, int, int, int]] = []
+        for k, (p, a, b, line) in enumerate(runs):
+            if k + 1 < len(runs):
+                nxt = runs[k + 1][1]
+                between = nxt - b - 1
+                if (
+                    between > 0
+                    and (int(ts[nxt - 1]) - int(ts[b + 1])) / NS + 1 <= m.unlabelled_max_s
+                ):
+                    notes.add(
+                        "unlabelled_scans",
+                        f"scans between two phases (at most {m.unlabelled_max_s:g} s), given "
+                        "to the phase before them",
+                        between,
+                        f"{path}:{line} batch {batch}, {between} after {p}",
+                    )
+                    b = nxt - 1
+            joined.append((p, a, b, line))
+        idx = np.concatenate([np.arange(a, b + 1) for _, a, b, _ in joined])
+        if d.series is None:
+            used[unit_id][idx] = True
         rebased, pos = [], 0
-        for p, a, b, line in runs:
+        for p, a, b, line in joined:
             rebased.append((p, pos, pos + b - a, line))
             pos += b - a + 1
         out.append(
             BatchData(
                 batch_id=batch,
-                file=str(events_path),
+                file=str(path),
                 line=spans[0][3],
                 ts=ts[idx],
                 phase_runs=rebased,
-                signals={s: d.signals[s][idx] for s in SIGNALS},
-                phase_column="phase",
+                signals={s: signals[s][idx] for s in SIGNALS},
+                phase_column=events.col("phase"),
                 unit_id=unit_id,
             )
         )
         _same_second(out[-1], None, problems)
     skipped = sum(int(u.size - np.count_nonzero(u)) for u in used.values())
     return out, skipped
+
+
+def note_gaps(
+    notes: Notes, path: Path | str, batch: str, at: np.ndarray, has: np.ndarray, m: Mapping
+) -> None:
+    """Seconds of the grid left without a value, as runs (a gap each)."""
+    assert m.sampling is not None
+    missing = np.flatnonzero(~has)
+    if missing.size:
+        runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1)
+        notes.add(
+            "gaps",
+            f"gaps: seconds with no value within {m.sampling.max_gap_s:g} s (or after a no_data "
+            f"marker), left without a scan",
+            len(runs),
+            f"{path}: batch {batch}, {runs[0].size} s from second {int(at[runs[0][0]]) // NS}",
+        )
