@@ -438,16 +438,7 @@ def _note_resampled(
         filled,
         f"{path}: batch {batch}",
     )
-    missing = np.flatnonzero(~has)
-    if missing.size:
-        runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1)
-        notes.add(
-            "gaps",
-            f"gaps: seconds with no value within {m.sampling.max_gap_s:g} s (or after a no_data "
-            f"marker), left without a scan",
-            len(runs),
-            f"{path}: batch {batch}, {runs[0].size} s from second {int(at[runs[0][0]]) // NS}",
-        )
+    note_gaps(notes, path, batch, at, has, m)
 
 
 @dataclass
