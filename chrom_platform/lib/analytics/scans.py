@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from chrom_platform.lib.core.runs import true_runs
+
 MAX_GAP_S = 10
 FLATLINE_SCANS = 30
 NS = 1_000_000_000
@@ -57,12 +59,10 @@ def flatlines(
     same = values[1:] == values[:-1]
     if exempt_at_or_above is not None:
         same &= values[1:] < exempt_at_or_above
-    # run starts/ends of `same`
-    d = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    starts, lasts = true_runs(same)
     out = []
-    for a, b in zip(starts, ends, strict=True):
-        length = b - a + 1  # readings in the run
+    for a, b in zip(starts, lasts + 1, strict=True):
+        length = b - a + 1  # readings in the run (`same` pairs reading i with i + 1)
         if length >= scans:
             i = int(a + scans - 1)
             out.append(

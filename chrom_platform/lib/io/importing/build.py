@@ -27,6 +27,7 @@ from chrom_platform.lib.core.contracts import (
 )
 from chrom_platform.lib.core.events import PhaseSpan, batch_events
 from chrom_platform.lib.core.master_data import MasterData, Recipe, Unit
+from chrom_platform.lib.core.runs import true_runs
 from chrom_platform.lib.core.units import concentration_factor
 from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping
 from chrom_platform.lib.io.importing.readers import (
@@ -34,12 +35,11 @@ from chrom_platform.lib.io.importing.readers import (
     BatchData,
     Problems,
     TimeParser,
-    header,
+    mapped_header,
     number,
     parse_times,
     read_long,
     read_wide,
-    rows,
     split_long,
 )
 from chrom_platform.lib.io.importing.sampling import Notes
@@ -92,30 +92,14 @@ class ImportReport:
         }
 
 
-def _columns(
-    spec: FileSpec, what: str, required: tuple[str, ...], optional: tuple[str, ...]
-) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """The file's header names to look for (required, plus the optional ones it has), and
-    the platform's name -> the file's."""
-    names = _header_names(spec.path)
-    cols = {c: spec.col(c) for c in required + optional}
-    want = [(cols[c], f"{what}.columns.{c}") for c in required]
-    want += [(cols[c], f"{what}.columns.{c}") for c in optional if cols[c] in names]
-    return want, cols
-
-
 def _batches(
     spec: FileSpec, md: MasterData, m: Mapping, problems: Problems
 ) -> dict[str, BatchRecord]:
     path = spec.path
-    want, cols = _columns(
-        spec, "batches", ("batch_id", "unit_id", "recipe"), ("column_cycle", "planned_load_cv")
-    )
-    got = header(path, problems, want, m.ignore_columns)
+    got = mapped_header(spec, "batches", m.ignore_columns, problems)
     if got is None:
         return {}
-    it, by_name = got
-    ix = {c: by_name[f] for c, f in cols.items() if f in by_name}
+    it, ix, _cols = got
     out: dict[str, BatchRecord] = {}
     for line, cells in it:
         b, u, r = (cells[ix[c]].strip() for c in ("batch_id", "unit_id", "recipe"))
@@ -175,12 +159,6 @@ def _batches(
     return out
 
 
-def _header_names(path: Path) -> set[str]:
-    """The header's names (to see which optional columns a file has)."""
-    first = next(rows(path), None)
-    return {c.strip() for c in first[1]} if first else set()
-
-
 def _lab_results(
     spec: FileSpec,
     m: Mapping,
@@ -192,17 +170,10 @@ def _lab_results(
     their sample types mapped to the roles the warehouse reads; types the platform does not
     use are counted in the report, never landed as if they were."""
     path = spec.path
-    want, cols = _columns(
-        spec,
-        "lab_results",
-        ("batch_id", "sample_point", "result", "unit", "sampled_at", "analyzed_at"),
-        ("analyte", "method"),
-    )
-    got = header(path, problems, want, m.ignore_columns)
+    got = mapped_header(spec, "lab_results", m.ignore_columns, problems)
     if got is None:
         return []
-    it, by_name = got
-    ix = {c: by_name[f] for c, f in cols.items() if f in by_name}
+    it, ix, cols = got
     parse_time = TimeParser(m.time)
     docs: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -300,14 +271,6 @@ def _lab_results(
     return docs
 
 
-def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) of each run of True."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(
-        zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True)
-    )
-
-
 @dataclass(frozen=True)
 class Hold:
     first: int
@@ -324,20 +287,18 @@ def find_hold(
     band: runs above it lasting at most `spike_s`, with flow below it on both sides, are
     noise inside the hold, not pumping (a time hysteresis)."""
     below = flow < deadband
-    noise = 0
-    for a, z in _runs_of(~below):
+    for a, z in zip(*true_runs(~below), strict=True):
         if a > 0 and z < flow.size - 1 and (int(ts[z]) - int(ts[a])) / NS + 1 <= spike_s:
             below[a : z + 1] = True
-            noise += z - a + 1
     found = None
-    for a, z in _runs_of(below):
+    for a, z in zip(*true_runs(below), strict=True):
         if a > 0 and (int(ts[z]) - int(ts[a])) / NS + 1 >= min_s:
-            found = (a, z)
+            found = (int(a), int(z))
     if found is None:
         return None
     a, z = found
-    spikes = int(np.count_nonzero(flow[a : z + 1] >= deadband))
-    return Hold(a, z, spikes if noise else 0)
+    # every scan at or above the band inside the hold is one the hysteresis let in
+    return Hold(a, z, int(np.count_nonzero(flow[a : z + 1] >= deadband)))
 
 
 def _place_unlabelled(

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from chrom_platform.lib.core.contracts import SIGNALS, seq_of
-from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping, TimeSpec
+from chrom_platform.lib.core.runs import true_runs
+from chrom_platform.lib.io.importing.mapping import FILE_COLUMNS, FileSpec, Mapping, TimeSpec
 from chrom_platform.lib.io.importing.sampling import Notes, grid, labels_at, resample
 
 NS = 1_000_000_000
@@ -201,6 +202,26 @@ def header(
         problems.add(path, line, n, "column appears twice in the header")
         ok = False
     return (_well_formed(it, path, len(names), problems), index) if ok else None
+
+
+def mapped_header(
+    spec: FileSpec, what: str, ignore: frozenset[str], problems: Problems
+) -> tuple[Iterator[tuple[int, list[str]]], dict[str, int], dict[str, str]] | None:
+    """`header` for one of the plant's other files (mapping `what`: batches, lab_results,
+    events): its rows, the index of each column the platform reads under the platform's
+    name (its required ones, and the optional ones the file has), and the platform's name
+    -> the file's, for naming a column in a problem."""
+    required, optional = FILE_COLUMNS[what]
+    cols = {c: spec.col(c) for c in required + optional}
+    first = next(rows(spec.path), None)
+    names = {c.strip() for c in first[1]} if first else set()
+    want = [(cols[c], f"{what}.columns.{c}") for c in required]
+    want += [(cols[c], f"{what}.columns.{c}") for c in optional if cols[c] in names]
+    got = header(spec.path, problems, want, ignore)
+    if got is None:
+        return None
+    it, by_name = got
+    return it, {c: by_name[f] for c, f in cols.items() if f in by_name}, cols
 
 
 def _well_formed(
@@ -580,18 +601,16 @@ def read_events(
     spec: FileSpec, m: Mapping, problems: Problems
 ) -> dict[str, list[tuple[str, int, int, int]]]:
     """The batch record's phases: batch -> (phase, start, end, line), in the file's order."""
-    cols = {c: spec.col(c) for c in ("batch_id", "phase", "start", "end")}
-    required = [(col, f"events.columns.{c}") for c, col in cols.items()]
-    got = header(spec.path, problems, required, m.ignore_columns)
+    got = mapped_header(spec, "events", m.ignore_columns, problems)
     if got is None:
         return {}
-    it, index = got
+    it, ix, cols = got
     parse_time = TimeParser(m.time)
     phases: dict[str, list[tuple[str, int, int, int]]] = {}
     for line, cells in it:
-        batch, phase = cells[index[cols["batch_id"]]].strip(), cells[index[cols["phase"]]].strip()
+        batch, phase = cells[ix["batch_id"]].strip(), cells[ix["phase"]].strip()
         try:
-            start, end = parse_times(parse_time, cells, index, (cols["start"], cols["end"]), line)
+            start, end = parse_times(parse_time, cells, ix, ("start", "end"), line)
         except ValueError as e:
             problems.add(spec.path, line, f"{cols['start']}/{cols['end']}", str(e))
             continue
@@ -681,26 +700,15 @@ def split_long(
             runs.append((phase, a, b, line))
         if not runs:
             continue
-        # scans between one phase's end and the next one's start: the phase before them, when
-        # the gap is short (labels set at the command); otherwise not part of the batch
+        # scans between one phase's end and the next one's start, when the gap is short
+        # (labels set at the command), are the batch's unlabelled scans (the batch check
+        # gives them to the phase before); a longer gap is not part of the batch
         joined: list[tuple[str, int, int, int]] = []
         for k, (p, a, b, line) in enumerate(runs):
-            if k + 1 < len(runs):
-                nxt = runs[k + 1][1]
-                between = nxt - b - 1
-                if (
-                    between > 0
-                    and (int(ts[nxt - 1]) - int(ts[b + 1])) / NS + 1 <= m.unlabelled_max_s
-                ):
-                    notes.add(
-                        "unlabelled_scans",
-                        f"scans between two phases (at most {m.unlabelled_max_s:g} s), given "
-                        "to the phase before them",
-                        between,
-                        f"{path}:{line} batch {batch}, {between} after {p}",
-                    )
-                    b = nxt - 1
             joined.append((p, a, b, line))
+            nxt = runs[k + 1][1] if k + 1 < len(runs) else b + 1
+            if nxt > b + 1 and (int(ts[nxt - 1]) - int(ts[b + 1])) / NS + 1 <= m.unlabelled_max_s:
+                joined.append(("", b + 1, nxt - 1, line))
         idx = np.concatenate([np.arange(a, b + 1) for _, a, b, _ in joined])
         if d.series is None:
             used[unit_id][idx] = True
@@ -730,13 +738,13 @@ def note_gaps(
 ) -> None:
     """Seconds of the grid left without a value, as runs (a gap each)."""
     assert m.sampling is not None
-    missing = np.flatnonzero(~has)
-    if missing.size:
-        runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1)
+    firsts, lasts = true_runs(~has)
+    if firsts.size:
         notes.add(
             "gaps",
             f"gaps: seconds with no value within {m.sampling.max_gap_s:g} s (or after a no_data "
             f"marker), left without a scan",
-            len(runs),
-            f"{path}: batch {batch}, {runs[0].size} s from second {int(at[runs[0][0]]) // NS}",
+            int(firsts.size),
+            f"{path}: batch {batch}, {lasts[0] - firsts[0] + 1} s from second "
+            f"{int(at[firsts[0]]) // NS}",
         )

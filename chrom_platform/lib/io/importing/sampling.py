@@ -85,9 +85,6 @@ class Notes:
         if example is not None and len(inf.examples) < self.MAX_EXAMPLES:
             inf.examples.append(example)
 
-    def count(self, key: str) -> int:
-        return self.found[key].count if key in self.found else 0
-
     def record(self) -> dict[str, dict[str, Any]]:
         return {
             k: {"what": i.what, "count": i.count, "examples": i.examples}
