@@ -98,45 +98,6 @@ def _reportable(sim: SimBatch) -> list[dict[str, Any]]:
     return list(best.values())
 
 
-def _common_files(out: Path, sims: list[SimBatch], zone: ZoneInfo, fmt: str | None) -> None:
-    with open(out / "batches.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["batch_id", "unit_id", "recipe", "column_cycle", "planned_load_cv"])
-        for s in sims:
-            p = s.plan
-            w.writerow([p.batch_id, p.unit.unit_id, p.recipe.recipe, p.cycle, round(p.load_cv, 4)])
-    with open(out / "lab_results.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "batch_id",
-                "sample_point",
-                "analyte",
-                "method",
-                "result",
-                "unit",
-                "sampled_at",
-                "analyzed_at",
-            ]
-        )
-        for s in sims:
-            for d in _reportable(s):
-                times = _times(
-                    np.array([iso_to_ns(d["sampled_at"]), iso_to_ns(d["analyzed_at"])]), zone, fmt
-                )
-                w.writerow(
-                    [
-                        d["batch_id"],
-                        d["sample_point"],
-                        d["analyte"],
-                        d["method"],
-                        d["scan"]["result"],
-                        LAB_UNIT,
-                        *times,
-                    ]
-                )
-
-
 def export_wide(out: Path, sims: list[SimBatch]) -> list[Path]:
     """One file per batch; the mapping takes the batch from its column."""
     zone = ZoneInfo(WIDE_ZONE)
@@ -165,7 +126,6 @@ def export_wide(out: Path, sims: list[SimBatch]) -> list[Path]:
                 for t, st, *vals in zip(times, steps, *cols, strict=True)
             )
         files.append(path)
-    _common_files(out, sims, zone, WIDE_TIME_FORMAT)
     mapping = {
         "shape": "wide",
         "time": {"column": "Timestamp", "format": WIDE_TIME_FORMAT, "timezone": WIDE_ZONE},
@@ -173,8 +133,7 @@ def export_wide(out: Path, sims: list[SimBatch]) -> list[Path]:
         "phase": {"column": "Step"},
         "signals": {sig: {"column": c, "unit": u} for sig, (c, u) in WIDE_COLUMNS.items()},
         "ignore_columns": ["Comment"],
-        "batches": "batches.csv",
-        "lab_results": "lab_results.csv",
+        **_mes_lims_files(out, sims, zone, WIDE_TIME_FORMAT, plant=False),
     }
     (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
     return files
@@ -217,7 +176,6 @@ def export_long(out: Path, sims: list[SimBatch]) -> list[Path]:
             for name in s.plan.recipe.phase_names():
                 se = _times(np.array([iso_to_ns(starts[name]), iso_to_ns(ends[name])]), zone, None)
                 w.writerow([s.plan.batch_id, name, *se])
-    _common_files(out, sims, zone, None)
     mapping = {
         "shape": "long",
         "time": {"column": "timestamp", "format": "iso"},
@@ -229,8 +187,7 @@ def export_long(out: Path, sims: list[SimBatch]) -> list[Path]:
             for sig, (tag, u) in LONG_TAGS.items()
         },
         "events": "phases.csv",
-        "batches": "batches.csv",
-        "lab_results": "lab_results.csv",
+        **_mes_lims_files(out, sims, zone, None, plant=False),
     }
     (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
     return [path]
@@ -298,30 +255,36 @@ PLANT_WIDE_COLUMNS: dict[str, tuple[str, str]] = {
 PLANT_INTERPOLATION = "step"
 
 
-def _plant_common(
-    out: Path, sims: list[SimBatch], zone: ZoneInfo, fmt: str | None
+def _mes_lims_files(
+    out: Path, sims: list[SimBatch], zone: ZoneInfo, fmt: str | None, *, plant: bool
 ) -> dict[str, Any]:
-    """The MES batch list and LIMS results in the plant's names; their part of the mapping."""
+    """The MES batch list and the LIMS results, and their part of the mapping: in the
+    platform's own column names and sample points, or (`plant`) in the plant's, with its
+    sample types and a test the platform has no use for, as LIMS files carry."""
+    batch_cols = PLANT_BATCH_COLUMNS if plant else {c: c for c in PLANT_BATCH_COLUMNS}
+    lab_cols = PLANT_LAB_COLUMNS if plant else {c: c for c in PLANT_LAB_COLUMNS}
+    lab_file = "lims_results.csv" if plant else "lab_results.csv"
     rng = np.random.default_rng(len(sims))
     with open(out / "batches.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(PLANT_BATCH_COLUMNS.values())
+        w.writerow(batch_cols.values())
         for s in sims:
             p = s.plan
             w.writerow([p.batch_id, p.unit.unit_id, p.recipe.recipe, p.cycle, round(p.load_cv, 4)])
-    with open(out / "lims_results.csv", "w", newline="") as f:
+    with open(out / lab_file, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(PLANT_LAB_COLUMNS.values())
+        w.writerow(lab_cols.values())
         for s in sims:
             docs = _reportable(s)
             for d in docs:
                 times = _times(
                     np.array([iso_to_ns(d["sampled_at"]), iso_to_ns(d["analyzed_at"])]), zone, fmt
                 )
+                point = d["sample_point"]
                 w.writerow(
                     [
                         d["batch_id"],
-                        PLANT_SAMPLE_TYPES[d["sample_point"]],
+                        PLANT_SAMPLE_TYPES[point] if plant else point,
                         d["analyte"],
                         d["method"],
                         d["scan"]["result"],
@@ -329,7 +292,7 @@ def _plant_common(
                         *times,
                     ]
                 )
-            if docs:  # a test the platform has no use for, as LIMS files carry
+            if plant and docs:
                 times = _times(np.array([iso_to_ns(docs[0]["sampled_at"])] * 2), zone, fmt)
                 w.writerow(
                     [
@@ -342,10 +305,12 @@ def _plant_common(
                         *times,
                     ]
                 )
+    if not plant:
+        return {"batches": "batches.csv", "lab_results": lab_file}
     return {
         "batches": {"file": "batches.csv", "columns": PLANT_BATCH_COLUMNS},
         "lab_results": {
-            "file": "lims_results.csv",
+            "file": lab_file,
             "columns": PLANT_LAB_COLUMNS,
             "sample_types": {
                 **{v: k for k, v in PLANT_SAMPLE_TYPES.items()},
@@ -389,7 +354,7 @@ def export_plant_wide(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[
         "phase": {"column": "Phase"},
         "signals": {sig: {"column": c, "unit": u} for sig, (c, u) in PLANT_WIDE_COLUMNS.items()},
         "sampling": {"interpolation": "linear", "max_gap_s": 5},
-        **_plant_common(out, sims, zone, PLANT_WIDE_FORMAT),
+        **_mes_lims_files(out, sims, zone, PLANT_WIDE_FORMAT, plant=True),
     }
     (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
     return files
@@ -450,7 +415,7 @@ def export_plant_long(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[
         },
         "sampling": {"interpolation": PLANT_INTERPOLATION, "max_gap_s": r.compression_max_s + 5},
         "events": {"file": "batch_record.csv", "columns": PLANT_EVENT_COLUMNS},
-        **_plant_common(out, sims, zone, None),
+        **_mes_lims_files(out, sims, zone, None, plant=True),
     }
     (out / "mapping.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
     return [path]
