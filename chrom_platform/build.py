@@ -76,3 +76,16 @@ def _file_logger(path: Path) -> dg.LoggerDefinition:
 
 def failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
     return [e.step_key or "?" for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+
+
+def build_log(settings: Settings) -> Path:
+    """Where Dagster's and dbt's log of a headless build goes (the terminal shows progress)."""
+    return settings.data_dir / "logs" / "build.log"
+
+
+def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, list[str]]:
+    """The names of the checks a build ran, passed and failed."""
+    out: dict[str, list[str]] = {"passed": [], "failed": []}
+    for e in result.get_asset_check_evaluations():
+        out["passed" if e.passed else "failed"].append(e.check_name)
+    return {k: sorted(v) for k, v in out.items()}

@@ -151,7 +151,7 @@ def _build(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from chrom_platform.build import build_everything, failed_steps
+    from chrom_platform.build import build_everything, build_log, check_outcomes, failed_steps
     from chrom_platform.local.instance import write_instance_config
     from chrom_platform.settings import Settings, SettingsError
 
@@ -169,7 +169,7 @@ def _build(args: argparse.Namespace) -> int:
         return 2
     home = settings.data_dir / "dagster"
     write_instance_config(home)
-    log_file = settings.data_dir / "logs" / "build.log"
+    log_file = build_log(settings)
     print(
         f"chrom build: {settings.landing_uri} -> "
         + (settings.warehouse.duckdb_path if settings.warehouse.target == "local" else "Snowflake")
@@ -181,17 +181,13 @@ def _build(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = build_everything(settings, instance, log_file=log_file)
-    checks: dict[str, list[str]] = {"passed": [], "failed": []}
-    for ev in result.get_asset_check_evaluations():
-        checks["passed" if ev.passed else "failed"].append(
-            f"{ev.asset_key.to_user_string()}:{ev.check_name}"
-        )
+    checks = check_outcomes(result)
     summary = {
         "success": result.success,
         "seconds": round(time.monotonic() - t0, 1),
         "materializations": len(result.get_asset_materialization_events()),
         "checks_passed": len(checks["passed"]),
-        "checks_failed": sorted(checks["failed"]),
+        "checks_failed": checks["failed"],
         "failed_steps": failed_steps(result),
         "dagster_home": str(home),
     }

@@ -196,7 +196,7 @@ LIVE_FAULT = "wrong_buffer"
 
 def first_build(settings: Settings, instance: Any) -> dict[str, Any]:
     """landing -> bronze -> silver -> gold -> analytics through Dagster, with progress."""
-    from chrom_platform.build import build_everything, failed_steps
+    from chrom_platform.build import build_everything, build_log, check_outcomes, failed_steps
 
     log(
         "building landing -> bronze -> silver -> gold -> analytics through Dagster "
@@ -206,24 +206,12 @@ def first_build(settings: Settings, instance: Any) -> dict[str, Any]:
     result = build_everything(settings, instance, log_file=build_log(settings))
     if not result.success:
         raise RuntimeError(f"the build failed in steps {failed_steps(result)}")
-    checks = _checks(result)
+    checks = check_outcomes(result)
     log(
         f"built in {time.monotonic() - t0:.0f} s: {len(result.get_asset_materialization_events())} "
         f"materializations, {len(checks['passed'])} checks passed, {len(checks['failed'])} failed"
     )
     return {"seconds": round(time.monotonic() - t0, 1), "checks": checks}
-
-
-def build_log(settings: Settings) -> Path:
-    """Where Dagster's and dbt's log of the demo's builds go (the terminal shows progress)."""
-    return settings.data_dir / "logs" / "build.log"
-
-
-def _checks(result: Any) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"passed": [], "failed": []}
-    for e in result.get_asset_check_evaluations():
-        out["passed" if e.passed else "failed"].append(e.check_name)
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def stream_live_batch(
@@ -276,7 +264,7 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     drifts, live drift in InfluxDB, gold catching up and the drift check failing on it."""
     import dagster as dg
 
-    from chrom_platform.build import build_everything
+    from chrom_platform.build import build_everything, build_log, check_outcomes
     from chrom_platform.definitions import defs as lazy_defs
 
     summary: dict[str, Any] = ensure_history(settings, args.units, args.batches_per_unit, args.seed)
@@ -314,7 +302,7 @@ def headless(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             assets=sorted(k.to_user_string() for k in defs.resolve_all_asset_keys()),
             batches_in_gold=_batches_in_gold(settings),
             live=live,
-            second_build={"success": second.success, "checks": _checks(second)},
+            second_build={"success": second.success, "checks": check_outcomes(second)},
             drift_check={"passed": drift.passed, "batches": flagged},
         )
         log(
