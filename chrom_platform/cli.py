@@ -32,6 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="mab-capture",
         help="process family the simulator plays (simulator.PROCESSES: mab-capture, fc-capture)",
     )
+    ev.add_argument(
+        "--realism",
+        choices=["none", "plant"],
+        default="none",
+        help="plant: export the history as a plant's files (chrom-sim export-csv --realism "
+        "plant) and bring it in with chrom import, as a new user would, before building",
+    )
+    ev.add_argument(
+        "--shape", choices=["wide", "long"], default="wide", help="--realism plant: the export"
+    )
     ev.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temp dir)")
     ev.add_argument("--json", type=Path, help="also write the full result as JSON to this file")
     ev.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (for CI)")
@@ -131,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         from chrom_platform.evaluation.run import evaluate, render_table
 
         try:
-            result = evaluate(**history_size(args), workdir=args.workdir, process=args.process)
+            result = evaluate(
+                **history_size(args),
+                workdir=args.workdir,
+                process=args.process,
+                realism=args.realism,
+                shape=args.shape,
+            )
         except ValueError as e:
             print(f"chrom evaluate: {e}", file=sys.stderr)
             return 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from chrom_platform.evaluation.scoring import TARGETS, score
+from chrom_platform.evaluation.scoring import TARGETS, score, user_view
 
 
 def _log(msg: str) -> None:
@@ -32,8 +32,13 @@ def evaluate(
     fault_rate: float,
     workdir: Path | None = None,
     process: str | None = None,
+    realism: str = "none",
+    shape: str = "wide",
 ) -> dict[str, Any]:
-    from chrom_platform.build import build_everything, failed_steps
+    """`realism` "plant": the history is exported as a plant's files (simulator/realism.py,
+    in `shape`) and brought in by `chrom import` with the mapping the export wrote, as a
+    new user would, instead of being landed directly; the truth is the same."""
+    from chrom_platform.build import build_everything, check_outcomes, failed_steps
     from chrom_platform.lib.analytics.envelope import EnvelopeParams
     from chrom_platform.settings import Settings
     from simulator import DEFAULT_PROCESS, process_files
@@ -55,20 +60,26 @@ def evaluate(
             f"backfilling {units} units x {batches_per_unit} batches of process {process} "
             f"(seed {seed}) in {root}"
         )
-        bf = backfill(
-            landing=str(lake),
-            truth_dir=truth_dir,
-            units=units,
-            batches_per_unit=batches_per_unit,
-            seed=seed,
-            fault_rate=fault_rate,
-            workers=2,
-            durable=False,  # a throwaway workspace: no fsync per object
-            progress=False,
-            equipment_path=files.equipment,
-            recipes_path=files.recipes,
-            simulation_path=files.simulation,
-        )
+        if realism == "plant":
+            readings, imported = _land_as_plant(
+                root, lake, truth_dir, files, units, batches_per_unit, seed, fault_rate, shape
+            )
+        else:
+            bf = backfill(
+                landing=str(lake),
+                truth_dir=truth_dir,
+                units=units,
+                batches_per_unit=batches_per_unit,
+                seed=seed,
+                fault_rate=fault_rate,
+                workers=2,
+                durable=False,  # a throwaway workspace: no fsync per object
+                progress=False,
+                equipment_path=files.equipment,
+                recipes_path=files.recipes,
+                simulation_path=files.simulation,
+            )
+            readings, imported = bf.readings, None
         timings["backfill_s"] = time.perf_counter() - t0
         settings = Settings.from_env(
             {
@@ -77,7 +88,7 @@ def evaluate(
                 "CHROM_DUCKDB_PATH": str(root / "data" / "warehouse.duckdb"),
             }
         )
-        _log(f"{bf.batches} batches, {bf.readings:,} readings; building through Dagster")
+        _log(f"{readings:,} readings landed; building through Dagster")
         t1 = time.perf_counter()
         (root / "dagster").mkdir(exist_ok=True)
         with dg.DagsterInstance.local_temp(str(root / "dagster")) as instance:
@@ -101,14 +112,100 @@ def evaluate(
             "units": units,
             "batches_per_unit": batches_per_unit,
             "fault_rate": fault_rate,
-            "readings": bf.readings,
+            "realism": realism,
+            "shape": shape if realism == "plant" else None,
+            "readings": readings,
+            "imported": imported,
+            "checks": check_outcomes(result),
             "timings": {k: round(v, 1) for k, v in timings.items()},
             "targets": TARGETS,
             "score": s.record(),
+            "user_view": user_view(
+                truth, tables["verdicts"], tables["alarms"], _failed_checks(result, truth)
+            ),
         }
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
+
+
+#: check metadata that lists what was looked at, not what failed
+_NOT_OFFENDING = frozenset({"batches_checked", "cannot_judge", "watch"})
+
+
+def _failed_checks(result: Any, truth: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every check that failed in the build as the Dagster UI shows it (severity and
+    description), with the batches it names in its description or offending metadata."""
+    ids = {t["batch_id"] for t in truth}
+    out = []
+    for e in result.get_asset_check_evaluations():
+        if e.passed:
+            continue
+        text = (e.description or "") + json.dumps(
+            {
+                k: getattr(v, "value", None)
+                for k, v in e.metadata.items()
+                if k not in _NOT_OFFENDING
+            },
+            default=str,
+        )
+        out.append(
+            {
+                "check": e.check_name,
+                "severity": e.severity.value,
+                "description": e.description,
+                "batches": sorted(b for b in ids if b in text),
+            }
+        )
+    return out
+
+
+def _land_as_plant(
+    root: Path,
+    lake: Path,
+    truth_dir: Path,
+    files: Any,
+    units: int,
+    batches_per_unit: int,
+    seed: int,
+    fault_rate: float,
+    shape: str,
+) -> tuple[int, dict[str, Any]]:
+    """The history simulated, exported as the plant (habits drawn from `seed`) would, and
+    imported by `chrom import`'s own code with the mapping the export wrote."""
+    from chrom_platform.importing_cli import data_files
+    from chrom_platform.lib.core.master_data import load_master_data
+    from chrom_platform.lib.io.importing.build import import_files
+    from chrom_platform.lib.io.importing.mapping import load_mapping
+    from chrom_platform.lib.io.objectstore import open_store
+    from simulator.export import export_csv
+    from simulator.landing import unit_batches, unit_jobs, write_truth
+    from simulator.realism import draw
+
+    md = load_master_data(files.equipment, files.recipes)
+    jobs = unit_jobs(
+        md,
+        landing="",
+        units=units,
+        batches_per_unit=batches_per_unit,
+        seed=seed,
+        fault_rate=fault_rate,
+        equipment_path=files.equipment,
+        recipes_path=files.recipes,
+        simulation_path=files.simulation,
+    )
+    sims = [sim for job in jobs for sim in unit_batches(job, md)]
+    out = root / "export"
+    exported = export_csv(out, sims, shape, draw(seed))
+    write_truth(truth_dir, [s.truth for s in sims], manifest={"mode": "evaluate-plant"})
+    del sims
+    report = import_files(
+        data_files(exported),
+        mapping=load_mapping(out / "mapping.yaml"),
+        md=md,
+        store=open_store(str(lake)),
+    )
+    return report.readings, report.summary()
 
 
 def _fmt(x: Any, pct: bool = False) -> str:
@@ -159,5 +256,28 @@ def render_table(result: dict[str, Any]) -> str:
         ),
         "own envelope from batch: "
         + ", ".join(f"{k} {v if v else 'never'}" for k, v in s["envelope_from_batch"].items()),
+        "fault-free batches, warm-up included: "
+        f"{_fmt(result['user_view']['any_error_rate'], True)} with any ERROR (fail verdict or "
+        f"failing check), {_fmt(result['user_view']['fail_verdict_rate'], True)} fail verdicts, "
+        f"{_fmt(result['user_view']['released_rate'], True)} released; alarms on them: "
+        + (
+            ", ".join(
+                f"{k} {c}" for k, c in result["user_view"]["alarm_sources_on_fault_free"].items()
+            )
+            or "none"
+        ),
+        "checks failed in the build (as the Dagster UI shows them): "
+        + (", ".join(result["checks"]["failed"]) or "none"),
+        "  naming fault-free batches: "
+        + (
+            "; ".join(
+                f"{sev} {name} {len(bs)}"
+                for sev, by in result["user_view"]["checks_naming_fault_free"].items()
+                for name, bs in by.items()
+            )
+            or "none"
+        ),
     ]
+    if result.get("realism") == "plant":
+        lines.insert(1, f"from a plant's files ({result['shape']}) through chrom import")
     return "\n".join(lines)

@@ -306,3 +306,41 @@ def score(
         s.step_yield_error_pp_p95 = float(np.percentile(ye, 95))
         s.step_yield_batches = len(ye)
     return s
+
+
+def user_view(
+    truth: list[dict[str, Any]],
+    verdicts: list[dict[str, Any]],
+    alarms: list[dict[str, Any]],
+    failed_checks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What a user sees on the fault-free batches, warm-up included: how many got a fail
+    verdict or were not released, which alarm sources fired on them, and which failed checks
+    name them (ERROR or WARN; the scored rates above leave out batches judged before their
+    unit had an envelope, and checks altogether)."""
+    verdict = {v["batch_id"]: v for v in verdicts}
+    sources: dict[str, set[str]] = defaultdict(set)
+    for a in alarms:
+        sources[f"{a['source']}:{a['signal']}"].add(a["batch_id"])
+    clean = [t["batch_id"] for t in truth if t["fault"] is None]
+    n = len(clean)
+    failed = [b for b in clean if verdict.get(b, {}).get("verdict") == "fail"]
+    released = [b for b in clean if verdict.get(b, {}).get("released")]
+    on_clean = {k: len(v & set(clean)) for k, v in sources.items()}
+    checks: dict[str, dict[str, list[str]]] = {"ERROR": {}, "WARN": {}}
+    for c in failed_checks:
+        named = sorted(set(c["batches"]) & set(clean))
+        if named:
+            checks[c["severity"]].setdefault(c["check"], []).extend(named)
+    error_batches = set(failed) | {b for v in checks["ERROR"].values() for b in v}
+    return {
+        "fault_free_batches": n,
+        "fail_verdict_rate": _r(len(failed) / n) if n else None,
+        "released_rate": _r(len(released) / n) if n else None,
+        "alarm_sources_on_fault_free": dict(
+            sorted(((k, c) for k, c in on_clean.items() if c), key=lambda kc: -kc[1])
+        ),
+        "failed_examples": failed[:5],
+        "checks_naming_fault_free": checks,
+        "any_error_rate": _r(len(error_batches) / n) if n else None,
+    }

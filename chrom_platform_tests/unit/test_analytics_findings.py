@@ -5,11 +5,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from chrom_platform.evaluation.scoring import score
+from chrom_platform.evaluation.scoring import score, user_view
 from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
 from chrom_platform.lib.analytics.scans import flatlines, gaps
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.runs import true_runs
 
 NS = 1_000_000_000
 
@@ -126,3 +127,52 @@ def test_score_counts_only_matching_alarms_after_onset_and_any_alarm_as_false():
     assert s.asymmetry_error_max == pytest.approx(0.10)
     assert s.step_yield_error_pp_max == pytest.approx(0.5)
     assert [m["batch_id"] for m in s.missed] == ["B"]
+
+
+def test_a_signal_coarser_than_its_noise_repeats_without_being_stuck():
+    """A pH transmitter reporting 0.01 in a steady buffer (noise 0.003) repeats a value for
+    tens of scans by itself: not a flatline; a sensor stuck for 900 scans still is."""
+    rng = np.random.default_rng(3)
+    x = np.round(7 + 0.003 * rng.standard_normal(6000), 2)
+    cv = np.arange(6000) * 0.001
+    same = x[1:] == x[:-1]
+    starts, lasts = true_runs(same)
+    assert (lasts - starts + 2).max() >= 30  # runs the fixed 30-scan rule called stuck
+    assert flatlines(x, cv, "ph", scans=30) == []
+    x[3000:3900] = x[2999]
+    (f,) = flatlines(x, cv, "ph", scans=30)
+    assert 2999 + 30 < f.index < 3899  # later than 30 scans, within the stuck stretch
+    assert "its other runs reach" in f.detail
+
+
+def test_user_view_counts_every_error_a_fault_free_batch_shows():
+    truth = [
+        {"batch_id": "B1", "fault": None},
+        {"batch_id": "B2", "fault": None},
+        {"batch_id": "B3", "fault": None},
+        {"batch_id": "B4", "fault": {"kind": "pump_fault"}},
+    ]
+    verdicts = [
+        {"batch_id": "B1", "verdict": "fail", "released": False},
+        {"batch_id": "B2", "verdict": "pass", "released": True},
+        {"batch_id": "B3", "verdict": "pass", "released": True},
+        {"batch_id": "B4", "verdict": "fail", "released": False},
+    ]
+    alarms = [
+        {"batch_id": "B1", "source": "flatline", "signal": "ph"},
+        {"batch_id": "B4", "source": "drift", "signal": "flow_lpm"},
+    ]
+    checks = [  # an ERROR check naming a good batch counts; one naming the faulty one does not
+        {"check": "latest_batches_in_mspc_limits", "severity": "ERROR", "batches": ["B2", "B4"]},
+        {"check": "flatlined_signals", "severity": "WARN", "batches": ["B3"]},
+    ]
+    v = user_view(truth, verdicts, alarms, checks)
+    assert v["fault_free_batches"] == 3
+    assert v["fail_verdict_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert v["any_error_rate"] == pytest.approx(2 / 3, abs=1e-4)  # B1's verdict, B2's check
+    assert v["released_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert v["alarm_sources_on_fault_free"] == {"flatline:ph": 1}
+    assert v["checks_naming_fault_free"] == {
+        "ERROR": {"latest_batches_in_mspc_limits": ["B2"]},
+        "WARN": {"flatlined_signals": ["B3"]},
+    }

@@ -3,8 +3,12 @@
 A gap is where the unit sent nothing for longer than MAX_GAP_S: the alarm is placed where a
 live staleness monitor raises it, MAX_GAP_S seconds into the gap, at the CV the column had
 reached by then at the last flow seen. A flatline is a signal repeating the exact same value
-for FLATLINE_SCANS readings: with the instruments' noise and resolution (docs/simulator.md)
-the chance of that is below 1e-15; readings at the detector's saturation limit are exempt.
+for longer than its own habits explain: at least FLATLINE_SCANS readings, and at least
+FLATLINE_FACTOR times the longest other run of one value the same signal makes in the batch.
+An instrument whose noise is below its resolution (a pH transmitter reporting 0.01 in a
+steady buffer) repeats a value for tens of scans without being stuck, and a plant's
+instruments are not our simulator's: the signal's own runs say what is usual for it. Readings
+at the detector's saturation limit are exempt.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from chrom_platform.lib.core.runs import true_runs
 
 MAX_GAP_S = 10
 FLATLINE_SCANS = 30
+FLATLINE_FACTOR = 3.0
 NS = 1_000_000_000
 
 
@@ -60,18 +65,30 @@ def flatlines(
     if exempt_at_or_above is not None:
         same &= values[1:] < exempt_at_or_above
     starts, lasts = true_runs(same)
+    lengths = lasts - starts + 2  # readings in each run (`same` pairs reading i with i + 1)
+    order = np.sort(lengths)
     out = []
-    for a, b in zip(starts, lasts + 1, strict=True):
-        length = b - a + 1  # readings in the run (`same` pairs reading i with i + 1)
-        if length >= scans:
-            i = int(a + scans - 1)
+    for a, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        if length < scans:
+            continue
+        # the longest run of the signal besides this one
+        others = order[:-1] if order[-1] == length else order
+        other = int(others[-1]) if others.size else 0
+        needed = max(scans, int(np.ceil(FLATLINE_FACTOR * other)))
+        if length >= needed:
+            i = a + needed - 1
             out.append(
                 Finding(
                     "flatline",
                     signal,
                     i,
                     float(batch_cv[i]),
-                    f"{signal} stuck at {values[a]:g} for {length} readings",
+                    f"{signal} stuck at {values[a]:g} for {length} readings"
+                    + (
+                        f" (its other runs reach {other}: {needed} needed)"
+                        if needed > scans
+                        else ""
+                    ),
                 )
             )
     return out
