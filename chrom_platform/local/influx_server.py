@@ -5,6 +5,12 @@ bound to 127.0.0.1 on free ports, no usage reporting, authentication on. Waits f
 stops by PID (SIGTERM, then SIGKILL). The server runs in its own process group so that an
 interrupt aimed at the caller's group does not kill it mid-write.
 
+Exposure: HTTP (authenticated) and InfluxDB 1.x's backup/restore RPC port, both on
+127.0.0.1 only. The RPC port has no authentication and no switch to turn it off in 1.x
+(influxdata/influxdb#7639, #9974: wontfix): any local user can back up the data and the
+user store through it. README "Security notes" says so; `listening()` shows what is open.
+The data folder is 0700 and influxd runs with umask 077, so its files are private.
+
 Authentication: loopback is no boundary (any process of any user on the machine reaches
 it), and an unauthenticated InfluxDB executes whatever InfluxQL it is sent, DROP included.
 On its first start the server gets two users with passwords generated here, kept in
@@ -58,6 +64,14 @@ bind-address = "127.0.0.1:{rpc_port}"
 [continuous_queries]
   enabled = false
 """
+
+
+def _private(path: Path) -> Path:
+    """`path`, created if need be, readable and writable by its owner only (before anything
+    is written to it)."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    return path
 
 
 class InfluxNotInstalled(RuntimeError):
@@ -127,6 +141,12 @@ class LocalInfluxServer:
         """The read-only user (Grafana); see `grant_read`."""
         return self._credentials()["reader"]
 
+    def listening(self) -> set[tuple[str, int]]:
+        """(address, port) the running server listens on (from /proc)."""
+        if self.pid is None:
+            return set()
+        return procfs.listening(self.pid)
+
     def client(self, database: str) -> InfluxV1Client:
         return InfluxV1Client(self.url, database, credentials=self.admin)
 
@@ -161,24 +181,28 @@ class LocalInfluxServer:
         binary = find_influxd()
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private to its owner: InfluxDB writes meta.db (users and password hashes) and the
+        # shards 0644; in a 0700 folder no other local user can read or copy them.
+        self.data_dir.chmod(0o700)
         self.http_port = self.http_port or free_port()
         self.rpc_port = self.rpc_port or free_port()
         for label, port in (("HTTP", self.http_port), ("RPC", self.rpc_port)):
             if not port_is_free(port):
                 raise RuntimeError(f"InfluxDB {label} port {port} on 127.0.0.1 is already taken")
         conf = self.data_dir / "influxdb.conf"
-        conf.write_text(
+        _private(conf).write_text(
             CONFIG_TEMPLATE.format(
                 data=self.data_dir, http_port=self.http_port, rpc_port=self.rpc_port
             )
         )
-        log = open(self.data_dir / "influxd.log", "ab")  # noqa: SIM115 - owned by the child
+        log = _private(self.data_dir / "influxd.log").open("ab")  # closed once the child has it
         proc = subprocess.Popen(
             [binary, "-config", str(conf)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,  # what influxd creates is its owner's only
         )
         log.close()
         self.pid = proc.pid
@@ -189,7 +213,7 @@ class LocalInfluxServer:
                 raise RuntimeError(f"influxd exited with {proc.returncode}:\n{tail}")
             if ping(self.url):
                 self._ensure_users()
-                self.state_file.write_text(
+                _private(self.state_file).write_text(
                     json.dumps(
                         {"pid": self.pid, "http_port": self.http_port, "rpc_port": self.rpc_port}
                     )

@@ -85,3 +85,41 @@ def cpu_seconds(pid: int) -> float:
 
 def pids() -> Iterator[int]:
     return (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The TCP sockets a process listens on, as (address, port): its socket inodes matched
+    against /proc/net/tcp and tcp6 (state 0A = LISTEN). What reaches a local server is what
+    it listens on; a test asserts it instead of trusting the config file."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    out = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] != "0A" or f[9] not in inodes:
+                continue
+            addr_hex, port_hex = f[1].split(":")
+            out.add((_address(addr_hex, width), int(port_hex, 16)))
+    return out
+
+
+def _address(hex_addr: str, width: int) -> str:
+    """/proc/net/tcp's little-endian hex address as text (IPv4, or IPv6 in 4-byte words)."""
+    import ipaddress
+
+    raw = bytes.fromhex(hex_addr)
+    if width == 8:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return str(ipaddress.IPv6Address(words))

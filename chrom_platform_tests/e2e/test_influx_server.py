@@ -81,3 +81,26 @@ def test_authentication_admits_its_users_and_nothing_else(influx_server):
     assert admin.query('SELECT count("ph") FROM "chromatography"')[0]["values"][0][1] == 1
     # the passwords were generated here and are readable by their owner only
     assert oct(influx_server.credentials_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_server_listens_on_loopback_only_and_its_files_are_private(tmp_path):
+    """What reaches the local InfluxDB: HTTP (authenticated) and the 1.x backup/restore RPC
+    port (no authentication, cannot be turned off: README "Security notes"), both on
+    127.0.0.1 and nothing else. Its files, the user store (meta.db) included, are its
+    owner's only: another local user cannot copy the password hashes or the shards."""
+    srv = LocalInfluxServer(data_dir=tmp_path / "influx").start()
+    try:
+        c = srv.client("t_private")
+        c.create_database()
+        c.write_lines(b"chromatography,unit_id=U1 ph=7.0 1700000000000000000")
+        assert srv.listening() == {("127.0.0.1", srv.http_port), ("127.0.0.1", srv.rpc_port)}
+        assert oct(srv.data_dir.stat().st_mode & 0o777) == "0o700"
+        leaky = [
+            (str(p), oct(p.stat().st_mode & 0o777))
+            for p in srv.data_dir.rglob("*")
+            if p.stat().st_mode & 0o077
+        ]
+        assert not leaky, leaky
+        assert (srv.data_dir / "meta" / "meta.db").exists()
+    finally:
+        srv.stop()

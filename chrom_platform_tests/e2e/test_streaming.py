@@ -214,3 +214,74 @@ def test_lines_influx_refuses_are_isolated_and_dead_lettered(md, influx_server, 
     (dead,) = q.pull(DEAD_LETTER_SUBSCRIPTION, 10)
     assert dead.attributes["reason"].startswith("sink_rejected: InfluxDB answered 400")
     assert q.backlog(LIVE_BRIDGE_SUBSCRIPTION) == 0
+
+
+def test_credential_changes_hold_the_stream_and_lose_nothing(md, influx_server, tmp_path, caplog):
+    """A password rotated and a grant revoked mid-stream are outages, not bad data: the
+    bridge dead-letters nothing, acknowledges nothing InfluxDB did not take, keeps running
+    (a restart with the old password does not crash) and says why; once the credentials
+    are right again, every reading is written exactly once."""
+    import logging
+    import threading
+
+    from chrom_platform.lib.io.influx import Credentials, InfluxV1Sink
+
+    streamed = stream_batches(md, tmp_path, units=2, batches=1, seed=43, start=START)
+    admin = fresh_database(influx_server)
+    db = admin.database
+    user = f"w_{db}"
+    admin.query(f"CREATE USER \"{user}\" WITH PASSWORD 'first'")
+    admin.query(f'GRANT ALL ON "{db}" TO "{user}"')
+    q = SqliteQueue(streamed.queue)
+
+    def bridge(password: str) -> LiveBridge:
+        sink = InfluxV1Sink(influx_server.url, db, credentials=Credentials(user, password))
+        return LiveBridge(q, sink, md, batch_size=500)
+
+    live = bridge("first")
+    part = live.drain(max_messages=streamed.n_readings // 3, max_seconds=60)
+    assert part.written > 0
+    assert not part.dead_lettered
+
+    def held(b: LiveBridge, why: str) -> None:
+        before = q.backlog(LIVE_BRIDGE_SUBSCRIPTION)
+        rep = b.drain(10**7, max_seconds=3)
+        assert rep.sink_down
+        assert rep.written == 0
+        assert not rep.dead_lettered, rep.dead_lettered
+        assert rep.outage is not None
+        assert why in rep.outage, rep.outage
+        assert q.backlog(LIVE_BRIDGE_SUBSCRIPTION) == before, "nothing acknowledged"
+
+    admin.query(f"SET PASSWORD FOR \"{user}\" = 'second'")  # rotated mid-stream
+    held(live, "refused the bridge's credentials (401")
+    held(bridge("first"), "CHROM_INFLUX_PASSWORD")  # a restart with the old one: no crash
+
+    fixed = bridge("second")
+    admin.query(f'REVOKE ALL ON "{db}" FROM "{user}"')
+    admin.query(f'GRANT READ ON "{db}" TO "{user}"')  # can rebuild its state, cannot write
+    held(fixed, "WRITE grant")
+
+    # the long-running loop stays up through it and logs the reason
+    stop = threading.Event()
+    with caplog.at_level(logging.WARNING):
+        t = threading.Thread(target=lambda: fixed.serve(stop.is_set), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 20
+        while "refused the bridge's credentials" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.1)
+        assert t.is_alive()
+        assert q.pull(DEAD_LETTER_SUBSCRIPTION, 10) == []
+        admin.query(f'GRANT ALL ON "{db}" TO "{user}"')  # fixed: the loop goes on by itself
+        deadline = time.monotonic() + 120
+        while q.backlog(LIVE_BRIDGE_SUBSCRIPTION) > 0:
+            assert time.monotonic() < deadline, "the backlog did not drain"
+            time.sleep(0.1)
+        stop.set()
+        t.join(timeout=30)
+    points = influx_points(admin)
+    truth = truth_cv(streamed.sims, md)
+    assert set(points) == set(truth)
+    assert_cv_matches_truth(points, truth)
+    assert q.pull(DEAD_LETTER_SUBSCRIPTION, 10) == []

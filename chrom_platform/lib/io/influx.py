@@ -177,8 +177,24 @@ class SinkUnavailable(RuntimeError):
     """The sink cannot be reached or answered 5xx: retry later, nothing was accepted."""
 
 
+class SinkUnauthorized(SinkUnavailable):
+    """The sink refused our credentials or grant (401, 403): a password rotated, a token
+    revoked, a grant taken away. Not the data's fault, so never dead-lettered: held and
+    retried like any outage, with the reason logged, until someone fixes the settings."""
+
+
 class SinkRejected(RuntimeError):
-    """The sink refused the data itself (4xx): retrying the same lines will not help."""
+    """The sink refused the data itself (other 4xx): retrying the same lines will not help."""
+
+
+#: Statuses that refuse who we are, not what we sent.
+AUTH_STATUSES = (401, 403)
+
+
+def _auth_problem(status: int, body: str, what: str) -> SinkUnauthorized:
+    return SinkUnauthorized(
+        f"InfluxDB refused the bridge's credentials ({status}: {body[:200].strip()}): check {what}"
+    )
 
 
 class InfluxSink(Protocol):
@@ -200,20 +216,54 @@ class InfluxV1Sink(InfluxV1Client):
     name = "influxdb-v1"
 
     def ensure_database(self) -> None:
-        self.create_database()
+        try:
+            self.create_database()
+        except InfluxError as e:
+            if e.status in AUTH_STATUSES or _denied(e.body):
+                raise _auth_problem(e.status, e.body, self._check) from e
+            raise
 
     def ping(self) -> bool:
         return ping(self.url, timeout=2.0)
+
+    @property
+    def _check(self) -> str:
+        return (
+            "CHROM_INFLUX_USER / CHROM_INFLUX_PASSWORD and the user's WRITE grant on "
+            f"database {self.database!r}"
+        )
 
     def write(self, lines: bytes) -> None:
         try:
             self.write_lines(lines)
         except InfluxError as e:
+            if e.status in AUTH_STATUSES:
+                raise _auth_problem(e.status, e.body, self._check) from e
             if e.status >= 500:
                 raise SinkUnavailable(str(e)) from e
             raise SinkRejected(str(e)) from e
         except OSError as e:  # refused, reset, timeout
             raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        """InfluxQL with the sink's error contract: an outage or refused credentials are
+        SinkUnavailable (the bridge holds and retries), never a crash."""
+        try:
+            return super().query(influxql)
+        except InfluxError as e:
+            if e.status in AUTH_STATUSES or _denied(e.body):
+                raise _auth_problem(e.status, e.body, self._check) from e
+            if e.status >= 500:
+                raise SinkUnavailable(str(e)) from e
+            raise
+        except OSError as e:
+            raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
+
+
+def _denied(body: str) -> bool:
+    """InfluxDB 1.x answers a query the user may not run with 200 and an error in the
+    result ("... not authorized to execute statement ..."), which the client raises as 400."""
+    return "not authorized" in body
 
 
 class InfluxV2Sink:
@@ -228,6 +278,7 @@ class InfluxV2Sink:
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.url, self.org, self.bucket = url.rstrip("/"), org, bucket
+        self._check = f"CHROM_INFLUX_TOKEN and its write permission on bucket {bucket!r}"
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self._v1 = InfluxV1Client(url, bucket, timeout_s)
@@ -252,6 +303,8 @@ class InfluxV2Sink:
                 write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except ApiException as e:
+            if e.status in AUTH_STATUSES:
+                raise _auth_problem(e.status, str(e.body), self._check) from e
             if e.status is None or e.status >= 500 or e.status == 429:
                 raise SinkUnavailable(f"InfluxDB answered {e.status}: {e.body}") from e
             raise SinkRejected(f"InfluxDB answered {e.status}: {e.body}") from e
@@ -259,7 +312,16 @@ class InfluxV2Sink:
             raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
-        return self._v1.query(influxql)
+        try:
+            return self._v1.query(influxql)
+        except InfluxError as e:
+            if e.status in AUTH_STATUSES or _denied(e.body):
+                raise _auth_problem(e.status, e.body, self._check) from e
+            if e.status >= 500:
+                raise SinkUnavailable(str(e)) from e
+            raise
+        except OSError as e:
+            raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
 
     def close(self) -> None:
         self._client.close()
@@ -346,7 +408,7 @@ def _retrying(
                     backoff,
                 )
             if deadline is not None and time.monotonic() + backoff > deadline:
-                raise SinkStillDown from None
+                raise SinkStillDown(str(e)[:300]) from None
             if waiting is not None:
                 waiting(backoff)
             sleep(backoff)

@@ -124,6 +124,8 @@ class BridgeReport(ConsumerReport):
     lag_s: list[float] = field(default_factory=list)
     units: set[str] = field(default_factory=set)
     sink_down: bool = False
+    #: why the sink is down, as the last failure said it (unreachable, 5xx, credentials)
+    outage: str | None = None
     #: InfluxDB refused some lines: the in-memory state no longer follows what was written
     resync: bool = False
 
@@ -137,6 +139,7 @@ class BridgeReport(ConsumerReport):
         self.lag_s.extend(other.lag_s)
         self.units |= other.units
         self.sink_down = self.sink_down or other.sink_down
+        self.outage = other.outage or self.outage
 
     def summary(self) -> dict[str, Any]:
         lag = np.asarray(self.lag_s) if self.lag_s else None
@@ -150,6 +153,7 @@ class BridgeReport(ConsumerReport):
             "lag_p50_s": None if lag is None else round(float(np.percentile(lag, 50)), 3),
             "lag_max_s": None if lag is None else round(float(lag.max()), 3),
             "sink_down": self.sink_down,
+            "outage": self.outage,
             "units": sorted(self.units),
         }
 
@@ -540,22 +544,30 @@ class LiveBridge(SubscriptionConsumer):
         t_end = time.monotonic() + max_seconds
         if not self._sink_ready():
             total.sink_down = True
+            total.outage = f"InfluxDB at {getattr(self.sink, 'url', '?')} does not answer"
             return total
+        outage: str | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write") as pool:
             inflight: tuple[_Prepared, Future[BridgeReport]] | None = None
             pulled = 0
             while True:
                 prep = None
-                if pulled < max_messages and time.monotonic() < t_end:
-                    prep = self._prepare()
+                if pulled < max_messages and time.monotonic() < t_end and outage is None:
+                    try:
+                        prep = self._prepare()
+                    except SinkUnavailable as e:
+                        # rebuilding the state from InfluxDB failed (down, or credentials
+                        # refused) before anything was pulled: nothing to hand back
+                        outage = str(e)
                     pulled += len(prep.msgs) if prep else 0
                 if inflight is not None:
                     done_prep, fut = inflight
                     inflight = None
                     try:
                         settled = fut.result()
-                    except SinkStillDown:
+                    except SinkStillDown as e:
                         total.merge(self._release([done_prep, *([prep] if prep else [])]))
+                        outage = str(e) or outage
                         break
                     total.merge(settled)
                     if settled.resync:
@@ -570,6 +582,10 @@ class LiveBridge(SubscriptionConsumer):
                     break
                 write_deadline = None if retry_writes else t_end
                 inflight = (prep, pool.submit(self._write_and_settle, prep, write_deadline))
+        if outage is not None:
+            self._sink_ok = False
+            total.sink_down = True
+            total.outage = outage
         if health:
             self.report_health(total)
         return total
@@ -621,16 +637,22 @@ class LiveBridge(SubscriptionConsumer):
         next_health = time.monotonic()
         backoff = 0.5
         down_since: float | None = None
+        outage: str | None = None
         while not stop():
             rep = self.drain(10**9, SERVE_ROUND_S, health=False, retry_writes=True)
             total.merge(rep)
             since_health.merge(rep)
-            if rep.sink_down and down_since is None:
-                down_since = time.monotonic()
-                log.warning("InfluxDB is down: not pulling until it answers a ping")
+            if rep.sink_down and (down_since is None or rep.outage != outage):
+                down_since = down_since or time.monotonic()
+                outage = rep.outage
+                log.warning(
+                    "InfluxDB is down (%s): holding the queue, nothing acknowledged or "
+                    "dead-lettered; retrying",
+                    outage or "no answer",
+                )
             elif not rep.sink_down and down_since is not None:
                 log.info("InfluxDB is back after %.1f s down", time.monotonic() - down_since)
-                down_since = None
+                down_since = outage = None
             if rep.pulled:
                 log.debug("live bridge: %s", rep.summary())
             if rep.dead_lettered:

@@ -4,7 +4,7 @@ a transport, an InfluxDB sink and the master data, used by the Dagster resources
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,13 @@ from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import EnvelopeSource, LiveEnvelope, LiveSource
 from chrom_platform.lib.analytics.live_mspc import LiveModels, model_source
 from chrom_platform.lib.core.master_data import MasterData, load_master_data
-from chrom_platform.lib.io.influx import Credentials, InfluxSink, InfluxV1Sink, InfluxV2Sink
+from chrom_platform.lib.io.influx import (
+    Credentials,
+    InfluxSink,
+    InfluxV1Sink,
+    InfluxV2Sink,
+    SinkUnavailable,
+)
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from chrom_platform.lib.io.transport import (
     Transport,
@@ -21,6 +27,8 @@ from chrom_platform.lib.io.transport import (
     owns_topology,
 )
 from chrom_platform.lib.streaming.readings import MAX_AHEAD_S
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from chrom_platform.lib.streaming.bridge import LiveBridge
@@ -69,8 +77,12 @@ class StreamingConfig:
             else None
         )
         sink = InfluxV1Sink(self.influx_url, self.influx_database, credentials=creds)
-        with contextlib.suppress(OSError):  # down now: the bridge pings before it pulls
+        try:
             sink.ensure_database()
+        except (OSError, SinkUnavailable) as e:
+            # down, or our credentials refused: the bridge holds its queue and retries, and
+            # says why, rather than failing at start until someone fixes InfluxDB
+            log.warning("InfluxDB not ready at start (%s): the bridge will retry", e)
         return sink
 
     def master_data(self) -> MasterData:
