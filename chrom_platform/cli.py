@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--recipes", type=Path, required=True, help="recipe master data")
     im.add_argument("--landing", required=True, help="landing zone URI (folder or gs://)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
+    im.add_argument(
+        "--replace",
+        action="store_true",
+        help="the files correct batches already landed: land them as the batches' next "
+        "revision (the landed one is superseded, kept for lineage)",
+    )
     bd = sub.add_parser(
         "build",
         help="build everything from a landing zone headless through Dagster (landing -> "

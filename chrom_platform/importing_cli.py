@@ -11,6 +11,7 @@ from pathlib import Path
 from chrom_platform.lib.core.master_data import ConfigError, load_master_data
 from chrom_platform.lib.io.importing import ImportRejected, import_files, load_mapping
 from chrom_platform.lib.io.objectstore import open_store
+from chrom_platform.settings import Settings, SettingsError
 
 #: Imports of more bytes than this show a progress bar (smaller ones finish at once).
 PROGRESS_BYTES = 20_000_000
@@ -39,7 +40,9 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         mapping = load_mapping(args.mapping)
         md = load_master_data(args.equipment, args.recipes)
-    except ConfigError as e:
+        # the live consumers' clock tolerance, so an import never gets ahead of a stream
+        max_ahead_s = Settings.from_env().streaming.max_ahead_s
+    except (ConfigError, SettingsError) as e:
         print(f"chrom import: {e}", file=sys.stderr)
         return 2
     files = data_files(args.files)
@@ -56,6 +59,8 @@ def run_import(args: argparse.Namespace) -> int:
             md=md,
             store=open_store(args.landing),
             on_file=_bar if show else None,
+            replace=args.replace,
+            max_ahead_s=max_ahead_s,
         )
     except ImportRejected as e:
         print(

@@ -24,6 +24,7 @@ TIER_MARKERS = {"e2e": pytest.mark.e2e}
 #: other. Started first, the short files fill in around them. Order only: nothing is skipped.
 LONG_FIRST = (
     "test_demo_headless.py",
+    "test_warehouse_convergence.py",
     "test_warehouse_concurrency.py",
     "test_demo.py",
     "test_chaos.py",

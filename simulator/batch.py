@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import yaml
 
 from chrom_platform.lib.core import cv
+from chrom_platform.lib.core.config_files import ConfigFileError, load_yaml_file
 from chrom_platform.lib.core.contracts import (
     READING_SCHEMA,
     SIGNALS,
@@ -93,7 +93,10 @@ def load_behaviour(path: str | Path | None) -> Behaviour:
     `noise_scale` (a factor per signal on the default sensor noise)."""
     if path is None:
         return BEHAVIOUR
-    doc = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        doc = load_yaml_file(Path(path)) or {}
+    except ConfigFileError as e:
+        raise ValueError(f"{path}: {e}") from e
     known = {f.name for f in fields(Variability)}
     over = doc.get("variability", {}) or {}
     unknown = set(over) - known

@@ -405,7 +405,13 @@ def test_engineers_exclude_and_pin_batches_and_the_envelope_says_which(built, tm
             [unit],
         ).fetchone()[0]
     with cfg.connect(read_only=False) as wh:
-        pipeline.run(wh, exclude=[out_one], pin=[failed])
+        res = pipeline.run(wh, exclude=[out_one, "B-TYPO"], pin=[failed])
+        # a say on a batch gold does not hold is named, not swallowed; a blank one refused
+        assert res.unknown_decisions == {"B-TYPO": "exclude"}
+        assert res.summary()["unknown_pinned_or_excluded"] == 1
+        for bad in ([""], ["  "], [f" {failed}"]):
+            with pytest.raises(ValueError, match="pin: "):
+                pipeline.run(wh, pin=bad)
     after = state()[unit]
     assert out_one not in after["envelope_batch_ids"].split(",")
     assert failed in after["envelope_batch_ids"].split(",")

@@ -1,6 +1,8 @@
 {#-
   What each bronze model selects, per warehouse. Columns are the same on both: the landed
-  fields, `_source_file` (the landing object) and `_loaded_at` (when the warehouse loaded it).
+  fields, `_source_file` (the landing object) and `_loaded_at` (when the warehouse loaded it);
+  JSON objects also `_landed_at` (when the object landed: what orders master data snapshots
+  in a full rebuild, where every object is loaded at once).
 -#}
 
 {#- ---- readings: typed columns (Parquet is typed) -------------------------------------- -#}
@@ -80,7 +82,8 @@ where false
 select
     cast(line.value as json) as raw,
     {{ chrom.landing_key('filename') }} as _source_file,
-    timezone('UTC', get_current_timestamp()) as _loaded_at
+    timezone('UTC', get_current_timestamp()) as _loaded_at,
+    cast(timezone('UTC', last_modified) as timestamp) as _landed_at
 from read_text({{ chrom.file_list(files) }}),
     unnest(string_split(trim(content, chr(10)), chr(10))) as line (value)
 where trim(line.value) <> ''
@@ -88,14 +91,16 @@ where trim(line.value) <> ''
 select
     cast(content as json) as raw,
     {{ chrom.landing_key('filename') }} as _source_file,
-    timezone('UTC', get_current_timestamp()) as _loaded_at
+    timezone('UTC', get_current_timestamp()) as _loaded_at,
+    cast(timezone('UTC', last_modified) as timestamp) as _landed_at
 from read_text({{ chrom.file_list(files) }})
     {%- endif %}
     {%- else %}
 select
     cast(null as json) as raw,
     cast(null as varchar) as _source_file,
-    cast(null as timestamp) as _loaded_at
+    cast(null as timestamp) as _loaded_at,
+    cast(null as timestamp) as _landed_at
 where false
     {%- endif %}
 {%- endmacro %}
@@ -104,7 +109,9 @@ where false
 select
     raw,
     source_file as _source_file,
-    loaded_at as _loaded_at
+    loaded_at as _loaded_at,
+    -- Snowpipe loads objects as they land, so its load time orders them
+    loaded_at as _landed_at
 from {{ source_relation }}
 {%- if is_incremental() %}
 where loaded_at > (select coalesce(max(_loaded_at), '1970-01-01'::timestamp_ntz) from {{ this }})

@@ -14,3 +14,19 @@
 {% macro rebuilt_since_last_run() -%}
     _source_loaded_at > {{ chrom.last_run_watermark('_source_loaded_at') }}
 {%- endmacro %}
+
+{#- True when a master data snapshot landed since `relation` (a model stamped with
+    `_source_loaded_at`) last ran: silver reads the newest snapshot for every batch, so such a
+    run rebuilds them all. Asked at run time, so the model's SQL keeps its incremental filter
+    (and its pruning) on every other run. -#}
+{% macro master_data_loaded_since(relation) -%}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set sql -%}
+        select coalesce(
+            (select max(_loaded_at) from {{ ref('bronze_master_data') }})
+            > (select max(_source_loaded_at) from {{ relation }}),
+            false
+        )
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values()[0]) }}
+{%- endmacro %}

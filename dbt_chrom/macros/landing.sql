@@ -20,8 +20,11 @@
     {%- set pattern = landing_root() ~ '/landing/' ~ kind ~ depth ~ extension -%}
     {%- set sql -%}
         select file from glob('{{ pattern }}')
+        -- a hidden name is never an object: a writer's temporary file (the local store
+        -- writes `.tmp-*`, then renames), or one left by a writer killed mid-write
+        where not regexp_matches(file, '(^|/)\.[^/]*$')
         {%- if is_incremental() %}
-        where {{ chrom.landing_key('file') }} not in (select distinct _source_file from {{ relation }})
+        and {{ chrom.landing_key('file') }} not in (select distinct _source_file from {{ relation }})
         {%- endif %}
         order by file
     {%- endset -%}
@@ -38,4 +41,19 @@
     names it relative to the stage: the same in both warehouses, whatever the root. -#}
 {% macro landing_key(file_expr) -%}
     substr({{ file_expr }}, {{ chrom.landing_root() | length + 2 }})
+{%- endmacro %}
+
+{#- The batch revision a landed object belongs to, from its key: `...-r<n>.<ext>` for a
+    corrected re-import (`chrom import --replace`), 1 without a suffix. Each batch's latest
+    revision is what silver keeps; the earlier objects stay loaded, marked superseded. -#}
+{% macro landing_revision(key_expr) -%}
+    {{ return(adapter.dispatch('landing_revision', 'chrom')(key_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__landing_revision(key_expr) -%}
+    coalesce(try_cast(nullif(regexp_extract({{ key_expr }}, '-r([0-9]+)\.(parquet|json)$', 1), '') as integer), 1)
+{%- endmacro %}
+
+{% macro snowflake__landing_revision(key_expr) -%}
+    coalesce(try_to_number(regexp_substr({{ key_expr }}, '-r([0-9]+)\\.(parquet|json)$', 1, 1, 'e', 1)), 1)
 {%- endmacro %}

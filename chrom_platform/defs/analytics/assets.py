@@ -366,12 +366,18 @@ def process_analytics(
     landing.store().put(ENVELOPE_KEY, envelope_bytes(env))
     summary = res.summary()
     context.log.info(f"analytics: {summary}")
+    if res.unknown_decisions:
+        context.log.warning(
+            "pin/exclude name batches gold does not hold (a typo, or not landed yet; the say "
+            f"waits for them): {res.unknown_decisions}"
+        )
     for t in pipeline.TABLES:
         yield dg.MaterializeResult(
             asset_key=gold(t),
             metadata={
                 **{k: v for k, v in summary.items() if isinstance(v, int | float)},
                 "drifting_batches_list": dg.MetadataValue.json(res.drifting[-20:]),
+                "unknown_pinned_or_excluded": dg.MetadataValue.json(res.unknown_decisions),
                 "monitoring_state": dg.MetadataValue.md(_state_table(res.monitoring)),
             },
         )

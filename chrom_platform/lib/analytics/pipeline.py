@@ -76,10 +76,14 @@ class AnalyticsResult:
     verdicts: dict[str, str] = field(default_factory=dict)
     envelope_rows: int = 0
     monitoring: list[dict[str, Any]] = field(default_factory=list)
+    #: batch ids a pin or exclude names (run config or recipe master data) that gold does
+    #: not hold: a typo, or a batch not landed yet; the say is kept and waits for it
+    unknown_decisions: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
             "batches": self.batches,
+            "unknown_pinned_or_excluded": len(self.unknown_decisions),
             "batches_analysed": self.analysed,
             "batches_judged": self.judged,
             "released": self.released,
@@ -231,6 +235,8 @@ def run(
         "from gold.gold_batch_results order by started_at nulls last, batch_id"
     )
     res.batches = len(batches)
+    known = {b["batch_id"] for b in batches}
+    res.unknown_decisions = {b: say for b, say in sorted(decisions.items()) if b not in known}
     analyses, res.analysed = _analyse_changed(wh, batches, units, phases, full=full)
     res.seconds["readings"] = time.perf_counter() - t0
     meta = {b["batch_id"]: b for b in batches}
@@ -448,6 +454,13 @@ def decisions_of(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> d
         for column, say in (("envelope_pin", "pin"), ("envelope_exclude", "exclude")):
             if r.get(column):
                 out.update(dict.fromkeys(json.loads(r[column]), say))
+    for name, ids in (("pin", pin), ("exclude", exclude)):
+        blank = [i for i, b in enumerate(ids) if not isinstance(b, str) or not b.strip()]
+        if blank:
+            raise ValueError(f"{name}: item(s) {blank} are not batch ids (empty or blank)")
+        padded = [b for b in ids if b != b.strip()]
+        if padded:
+            raise ValueError(f"{name}: batch ids with surrounding spaces: {padded}")
     both = set(pin) & set(exclude)
     if both:
         raise ValueError(f"batches both pinned and excluded: {sorted(both)}")

@@ -94,6 +94,13 @@ def seq_of(ts_ns: np.ndarray) -> np.ndarray:
     return (np.asarray(ts_ns, dtype=np.int64) - SEQ_EPOCH_NS) // 1_000_000_000
 
 
+#: One clock rule for everything that lands readings: a reading stamped further ahead of
+#: the receiving clock than this is a clock fault, not a reading. Accepted, it would put a
+#: unit's live state (or the landing's high-water mark, for an import) in the future, and
+#: every later live reading of the unit would look stale or duplicate. The live consumers
+#: and `chrom import` both apply it; configurable per deployment (CHROM_MAX_CLOCK_AHEAD_S).
+MAX_CLOCK_AHEAD_S = 300.0
+
 # InfluxDB layout (live store).
 INFLUX_MEASUREMENT = "chromatography"
 INFLUX_DRIFT_MEASUREMENT = "drift"
@@ -114,7 +121,28 @@ def _date(ts_ns: int) -> str:
     return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
-def readings_key(unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int) -> str:
+#: A batch's objects carry its revision: the first has none in its name, a corrected
+#: re-import (`chrom import --replace`) lands revision 2, 3, ... as new objects named
+#: `...-r<n>.<ext>`. The warehouse keeps each batch's latest revision and marks the earlier
+#: objects superseded; nothing is overwritten or deleted, so lineage stays in the landing.
+_REVISION = re.compile(r"-r(?P<rev>[0-9]+)\.(?:parquet|json)$")
+
+
+def _rev(revision: int) -> str:
+    if revision < 1:
+        raise ValueError(f"revision {revision}: revisions count from 1")
+    return f"-r{revision}" if revision > 1 else ""
+
+
+def revision_of(key: str) -> int:
+    """The batch revision an object belongs to, from its name (1 without a suffix)."""
+    m = _REVISION.search(key)
+    return int(m["rev"]) if m else 1
+
+
+def readings_key(
+    unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int, revision: int = 1
+) -> str:
     """Key of a Parquet object holding one unit's readings with seq in [first_seq, last_seq].
 
     The name is a function of the readings it holds, so landing the same readings again
@@ -122,18 +150,23 @@ def readings_key(unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int) 
     """
     return (
         f"{READINGS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/"
-        f"{unit_id}-{first_seq:012d}-{last_seq:012d}.parquet"
+        f"{unit_id}-{first_seq:012d}-{last_seq:012d}{_rev(revision)}.parquet"
     )
 
 
-def events_key(unit_id: str, batch_id: str, first_ts_ns: int, name: str) -> str:
-    return f"{EVENTS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/{batch_id}-{name}.json"
+def events_key(unit_id: str, batch_id: str, first_ts_ns: int, name: str, revision: int = 1) -> str:
+    return (
+        f"{EVENTS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/"
+        f"{batch_id}-{name}{_rev(revision)}.json"
+    )
 
 
-def samples_key(unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int) -> str:
+def samples_key(
+    unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int, revision: int = 1
+) -> str:
     return (
         f"{SAMPLES_PREFIX}/unit_id={unit_id}/date={_date(analyzed_ts_ns)}/"
-        f"{sample_id}-a{attempt}.json"
+        f"{sample_id}-a{attempt}{_rev(revision)}.json"
     )
 
 

@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from chrom_platform.lib.core.config_files import ConfigFileError, load_yaml, read_text
 from chrom_platform.lib.core.contracts import IDENTITY_CHARS, IDENTITY_MAX_CHARS, identity_ok
 
 #: What a recipe phase does, whatever the plant calls it: the analytics key on the kind, never
@@ -32,6 +31,11 @@ PHASE_KINDS: tuple[str, ...] = (
     "storage",
     "other",
 )
+
+
+#: Phases per recipe. Real chromatography recipes have 5-20; the bound keeps a broken or
+#: hostile file (100k phases) from costing minutes in every consumer that plans a batch.
+MAX_PHASES = 200
 
 
 class ConfigError(ValueError):
@@ -427,11 +431,17 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
         r = rd.mapping(r, key)
         name = rd.identity(r, "recipe", key)
         phases: list[Phase] = []
-        for j, p in enumerate(rd.seq(r, "phases", key)):
+        raw_phases = rd.seq(r, "phases", key)
+        if len(raw_phases) > MAX_PHASES:
+            raise rd.fail(
+                f"{key}.phases",
+                f"{len(raw_phases)} phases; a recipe has at most {MAX_PHASES}",
+            )
+        for j, p in enumerate(raw_phases):
             pkey = f"{key}.phases[{j}]"
             p = rd.mapping(p, pkey)
             pname = rd.identity(p, "name", pkey)
-            if pname in (q.name for q in phases):
+            if any(q.name == pname for q in phases):
                 raise rd.fail(f"{pkey}.name", f"phase {pname!r} appears twice")
             kind = rd.string(p, "kind", pkey)
             if kind not in PHASE_KINDS:
@@ -606,13 +616,14 @@ def parse_master_data(
 
 def _load_doc(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = read_text(path)
+        return load_yaml(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except OSError as e:
         raise ConfigError(str(path), "(file)", f"cannot read: {e.strerror}") from e
-    try:
-        return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        raise ConfigError(str(path), "(file)", f"not valid {path.suffix[1:].upper()}: {e}") from e
+    except ConfigFileError as e:
+        raise ConfigError(str(path), "(file)", str(e)) from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), f"line {e.lineno}", f"not valid JSON: {e.msg}") from e
 
 
 def load_master_data(equipment_path: Path | str, recipes_path: Path | str) -> MasterData:

@@ -34,7 +34,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 DAY_NS = 86_400 * 1_000_000_000
 #: seqs are written with at least 12 digits; a longer one (seq 10^15, say) is still a name
-_NAME = re.compile(r"^(?P<unit>.+)-(?P<first>\d{12,})-(?P<last>\d{12,})\.parquet$")
+_NAME = re.compile(r"^(?P<unit>.+)-(?P<first>\d{12,})-(?P<last>\d{12,})(?:-r\d+)?\.parquet$")
 
 
 def readings_table(
@@ -78,9 +78,9 @@ def json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) -> list[str]:
-    """One unit's readings (sorted by seq) as one Parquet object per UTC day, each named by
-    the seq range it holds."""
+def readings_objects(table: pa.Table, revision: int = 1) -> list[tuple[str, pa.Table]]:
+    """One unit's readings (sorted by seq) as (key, slice): one Parquet object per UTC day,
+    each named by the seq range it holds (and the batch revision, for a corrected batch)."""
     if table.num_rows == 0:
         return []
     ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
@@ -88,10 +88,22 @@ def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) 
     unit_id = table.column("unit_id")[0].as_py()
     day = ts // DAY_NS
     cuts = [0, *(np.nonzero(np.diff(day))[0] + 1).tolist(), len(ts)]
+    return [
+        (
+            readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1]), revision),
+            table.slice(a, b - a),
+        )
+        for a, b in itertools.pairwise(cuts)
+    ]
+
+
+def land_readings(
+    store: ObjectStore, table: pa.Table, *, durable: bool = True, revision: int = 1
+) -> list[str]:
+    """Land `readings_objects`; the keys written."""
     keys = []
-    for a, b in itertools.pairwise(cuts):
-        key = readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1]))
-        store.put(key, parquet_bytes(table.slice(a, b - a)), durable=durable)
+    for key, part in readings_objects(table, revision):
+        store.put(key, parquet_bytes(part), durable=durable)
         keys.append(key)
     return keys
 

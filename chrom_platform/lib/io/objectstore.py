@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+#: Name prefix of an object being written (a local folder writes, then renames).
+PARTIAL_PREFIX = ".tmp-"
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -57,7 +60,9 @@ class LocalObjectStore:
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        # a hidden name with no object suffix: a writer killed before the rename leaves a
+        # file no reader's pattern (`*.parquet`, `*.json`) or listing ever takes for an object
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX, suffix=".partial")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -87,7 +92,7 @@ class LocalObjectStore:
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in sorted(files):
-                if name.startswith(".tmp-"):
+                if name.startswith(PARTIAL_PREFIX):
                     continue
                 p = Path(dirpath) / name
                 st = p.stat()
@@ -97,7 +102,9 @@ class LocalObjectStore:
         base = self.root / prefix
         if not base.is_dir():
             return ()
-        return tuple(sorted(e.name for e in os.scandir(base) if not e.name.startswith(".tmp-")))
+        return tuple(
+            sorted(e.name for e in os.scandir(base) if not e.name.startswith(PARTIAL_PREFIX))
+        )
 
 
 class GcsObjectStore:

@@ -34,6 +34,7 @@ import pyarrow.json as pj
 from chrom_platform.lib.core.contracts import (
     IDENTITY_CHARS,
     IDENTITY_MAX_CHARS,
+    MAX_CLOCK_AHEAD_S,
     READING_ARROW_SCHEMA,
     READING_KEYS,
     READING_SCHEMA,
@@ -52,10 +53,8 @@ MAX_MESSAGE_BYTES = 16 * 1024
 #: parsing: a recursive parser (the stdlib's, json.dumps of the extra fields) would blow
 #: the stack on `[` repeated a few thousand times.
 MAX_JSON_DEPTH = 16
-#: A reading stamped further ahead of the receiving clock than this is a clock fault, not a
-#: reading: accepted, it would put the unit's live state in the future and every later
-#: reading would look stale. Configurable per deployment (CHROM_MAX_CLOCK_AHEAD_S).
-MAX_AHEAD_S = 300.0
+#: The platform's clock rule (contracts.MAX_CLOCK_AHEAD_S), as the live consumers apply it.
+MAX_AHEAD_S = MAX_CLOCK_AHEAD_S
 #: How fast seq may advance against ts: the scan counter ticks at 1 Hz, so a jump the clock
 #: cannot explain (beyond this rate plus the slack) is a corrupt counter, not a reading.
 MAX_SEQ_RATE_HZ = 1.5

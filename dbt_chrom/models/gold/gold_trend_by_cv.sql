@@ -10,10 +10,15 @@
 -- between consecutive readings of a batch, flow below the unit's dead band counts as zero
 -- (holds do not advance CV), column volume from equipment master data.
 --
--- Incremental per batch: a run rebuilds only the batches with readings or events loaded
--- since the last run (a running batch is rebuilt whole, ~15k rows), so a new batch costs
--- that batch's work, not the history's.
+-- Incremental per batch: a run rebuilds only the batches with anything of theirs loaded
+-- since the last run (readings, events, lab results: a running batch is rebuilt whole, ~15k
+-- rows), so a new batch costs that batch's work, not the history's. This is the root of the
+-- per-batch chain: the gold models and the analytics downstream rebuild what this one
+-- stamps anew, so a lab result that lands days after its batch re-judges it (its yield,
+-- alerts and verdict), and a new master data snapshot, which silver reads for every batch,
+-- rebuilds them all: incremental runs converge to what a full rebuild of the landing gives.
 {%- set signals = chrom.signals() %}
+{%- set rebuild_all = is_incremental() and chrom.master_data_loaded_since(this) %}
 
 with
 
@@ -30,7 +35,20 @@ silver_units as (
     select * from {{ ref('silver_units') }}
 ),
 
-{%- if is_incremental() %}
+-- per batch, when its lab results last landed (a few rows a batch)
+labs_loaded as (
+    select
+        batch_id,
+        max(_loaded_at) as loaded_at
+    from {{ ref('silver_sample_results') }}
+    group by batch_id
+),
+
+master_data_loaded as (
+    select max(_loaded_at) as loaded_at from {{ ref('bronze_master_data') }}
+),
+
+{%- if is_incremental() and not rebuild_all %}
 
 -- The readings' load times read on their own: DuckDB materializes a CTE that two others
 -- read, and `silver_readings` read twice would copy the whole history (15M rows at 1,000
@@ -49,20 +67,23 @@ changed_batches as (
     union
     select distinct batch_id from silver_batch_events
     where _loaded_at > (select loaded_at from watermark)
+    union
+    select batch_id from labs_loaded
+    where loaded_at > (select loaded_at from watermark)
 ),
 
 {%- endif %}
 
 readings as (
     select * from silver_readings
-    {%- if is_incremental() %}
+    {%- if is_incremental() and not rebuild_all %}
     where batch_id in (select batch_id from changed_batches)
     {%- endif %}
 ),
 
 events as (
     select * from silver_batch_events
-    {%- if is_incremental() %}
+    {%- if is_incremental() and not rebuild_all %}
     where batch_id in (select batch_id from changed_batches)
     {%- endif %}
 ),
@@ -178,10 +199,15 @@ select
             rows between unbounded preceding and current row
         )
     ) / totalized.column_volume_l as phase_cv,
-    -- what this batch's rows were built from: the newest reading or event load
+    -- what this batch's rows were built from: the newest load of its readings, events, lab
+    -- results, or of the master data
     greatest(
         max(totalized._loaded_at) over (partition by totalized.batch_id),
-        coalesce(events_loaded.loaded_at, cast('1970-01-01' as timestamp))
+        coalesce(events_loaded.loaded_at, cast('1970-01-01' as timestamp)),
+        coalesce(labs_loaded.loaded_at, cast('1970-01-01' as timestamp)),
+        coalesce(master_data_loaded.loaded_at, cast('1970-01-01' as timestamp))
     ) as _source_loaded_at
 from totalized
 left join events_loaded on totalized.batch_id = events_loaded.batch_id
+left join labs_loaded on totalized.batch_id = labs_loaded.batch_id
+cross join master_data_loaded

@@ -1,10 +1,17 @@
 -- Batch, phase and hold events, typed, one row per event id (a re-landed event counts
--- once). Events missing what the batch record needs, or of an unknown type, are kept out
--- and counted in silver_rejects.
+-- once). Events missing what the batch record needs, or of an unknown type, or of a batch
+-- revision a corrected re-import superseded, are kept out and counted in silver_rejects.
 with
 
 bronze_batch_events as (
     select * from {{ ref('bronze_batch_events') }}
+),
+
+silver_batch_revisions as (
+    select
+        batch_id as revised_batch_id,
+        revision as batch_revision
+    from {{ ref('silver_batch_revisions') }}
 ),
 
 parsed as (
@@ -22,8 +29,18 @@ parsed as (
         {{ chrom.json_number('raw', 'details.planned_cv') }} as planned_cv,
         {{ chrom.json_number('raw', 'details.velocity_cm_h') }} as velocity_cm_h,
         _source_file,
-        _loaded_at
+        _loaded_at,
+        {{ chrom.landing_revision('_source_file') }} as _revision
     from bronze_batch_events
+),
+
+revisioned as (
+    select
+        parsed.*,
+        silver_batch_revisions.batch_revision
+    from parsed
+    left join silver_batch_revisions
+        on parsed.batch_id = silver_batch_revisions.revised_batch_id
 ),
 
 checked as (
@@ -37,11 +54,13 @@ checked as (
                     'batch_start', 'batch_end', 'phase_start', 'phase_end', 'hold_start', 'hold_end'
                 ) then 'unknown_event_type'
             when event_type like 'phase_%' and phase is null then 'missing_field'
+            when _revision < batch_revision then 'superseded'
             when row_number() over (
-                    partition by event_id order by _loaded_at, _source_file
+                    partition by event_id
+                    order by _revision desc, _loaded_at asc, _source_file asc
                 ) > 1 then 'duplicate'
         end as reject_reason
-    from parsed
+    from revisioned
 )
 
 select * from checked

@@ -35,7 +35,7 @@ limits as (
 {%- if is_incremental() %}
 
 accepted_before as (
-    select unit_id, ts from {{ this }}
+    select unit_id, ts, coalesce(_revision, 1) as _revision from {{ this }}
     where
         reject_reason is null
         and ts >= (select min(ts) from bronze_readings)
@@ -43,13 +43,24 @@ accepted_before as (
 ),
 {%- endif %}
 
+revisioned as (
+    select
+        *,
+        {{ chrom.landing_revision('_source_file') }} as _revision
+    from bronze_readings
+),
+
+-- A copy is a reading of the same unit and time in the same batch revision: a corrected
+-- re-import (a later revision) is not a duplicate of what it corrects. Which revision
+-- counts is silver_readings' choice, made at read time, so it does not depend on whether
+-- the correction's events or its readings are loaded first.
 ranked as (
     select
-        bronze_readings.*,
+        revisioned.*,
         row_number() over (
-            partition by unit_id, ts order by _source_file, seq
+            partition by unit_id, ts, _revision order by _source_file, seq
         ) as copy_number
-    from bronze_readings
+    from revisioned
 ),
 
 checked as (
@@ -66,6 +77,7 @@ checked as (
         ranked.extra,
         ranked._source_file,
         ranked._loaded_at,
+        ranked._revision,
         case
             when
                 ranked.unit_id is null or ranked.batch_id is null or ranked.recipe is null
@@ -92,7 +104,10 @@ checked as (
     left join silver_units on ranked.unit_id = silver_units.unit_id
     {%- if is_incremental() %}
     left join accepted_before
-        on ranked.unit_id = accepted_before.unit_id and ranked.ts = accepted_before.ts
+        on
+            ranked.unit_id = accepted_before.unit_id
+            and ranked.ts = accepted_before.ts
+            and ranked._revision = accepted_before._revision
     {%- endif %}
 )
 

@@ -6,6 +6,13 @@ bronze_sample_results as (
     select * from {{ ref('bronze_sample_results') }}
 ),
 
+silver_batch_revisions as (
+    select
+        batch_id as revised_batch_id,
+        revision as batch_revision
+    from {{ ref('silver_batch_revisions') }}
+),
+
 parsed as (
     select
         {{ chrom.json_text('raw', 'sample_id') }} as sample_id,
@@ -30,8 +37,18 @@ parsed as (
         {{ chrom.json_number('raw', 'calibration.regression.intercept') }} as calibration_intercept,
         {{ chrom.json_number('raw', 'calibration.regression.r2') }} as calibration_r2,
         _source_file,
-        _loaded_at
+        _loaded_at,
+        {{ chrom.landing_revision('_source_file') }} as _revision
     from bronze_sample_results
+),
+
+revisioned as (
+    select
+        parsed.*,
+        silver_batch_revisions.batch_revision
+    from parsed
+    left join silver_batch_revisions
+        on parsed.batch_id = silver_batch_revisions.revised_batch_id
 ),
 
 checked as (
@@ -42,11 +59,13 @@ checked as (
                 then 'missing_field'
             when status not in ('ok', 'failed') then 'unknown_status'
             when status = 'ok' and (result is null or result_unit <> 'g/L') then 'bad_result'
+            when _revision < batch_revision then 'superseded'
             when row_number() over (
-                    partition by sample_id, attempt order by _loaded_at, _source_file
+                    partition by sample_id, attempt
+                    order by _revision desc, _loaded_at asc, _source_file asc
                 ) > 1 then 'duplicate'
         end as reject_reason
-    from parsed
+    from revisioned
 )
 
 select

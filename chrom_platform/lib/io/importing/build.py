@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from chrom_platform.lib.core.contracts import (
     EVENTS_PREFIX,
+    MAX_CLOCK_AHEAD_S,
     SAMPLE_SCHEMA,
     events_key,
     identity_ok,
     iso_to_ns,
+    revision_of,
     samples_key,
     ts_to_iso,
 )
@@ -33,6 +38,7 @@ from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping
 from chrom_platform.lib.io.importing.readers import (
     NS,
     BatchData,
+    Clock,
     Problems,
     TimeParser,
     mapped_header,
@@ -46,7 +52,8 @@ from chrom_platform.lib.io.importing.sampling import Notes
 from chrom_platform.lib.io.landing import (
     json_bytes,
     land_master_data,
-    land_readings,
+    parquet_bytes,
+    readings_objects,
     readings_table,
 )
 from chrom_platform.lib.io.objectstore import ObjectStore
@@ -75,6 +82,8 @@ class ImportReport:
     #: long shape: historian scans outside every batch's phases (idle time), not landed
     scans_outside_batches: int = 0
     objects: list[str] = field(default_factory=list)
+    #: batches that superseded a landed revision (`--replace`)
+    replaced: list[str] = field(default_factory=list)
     #: what the import inferred, or read and did not use, counted with examples
     notes: Notes = field(default_factory=Notes)
 
@@ -88,6 +97,7 @@ class ImportReport:
             "lab_results": self.lab_results,
             "scans_outside_batches": self.scans_outside_batches,
             "objects_written": len(self.objects),
+            "replaced": self.replaced,
             "inferred": self.notes.record(),
         }
 
@@ -165,6 +175,7 @@ def _lab_results(
     records: dict[str, BatchRecord],
     problems: Problems,
     notes: Notes,
+    clock: Clock,
 ) -> list[dict[str, Any]]:
     """Reportable lab results as chrom.sample.v1 documents (one successful analysis each),
     their sample types mapped to the roles the warehouse reads; types the platform does not
@@ -174,7 +185,7 @@ def _lab_results(
     if got is None:
         return []
     it, ix, cols = got
-    parse_time = TimeParser(m.time)
+    parse_time = TimeParser(m.time, clock)
     docs: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for line, cells in it:
@@ -505,11 +516,16 @@ def _planned_load_cv(rec: BatchRecord, recipe: Recipe, feed_titer: float | None)
     return recipe.target_loading_g_l / feed_titer if feed_titer else None
 
 
-def _landed_batches(store: ObjectStore, unit_id: str) -> dict[str, tuple[int, int]]:
-    """Batches already in the landing zone on a unit: id -> (first, last) event time."""
+def _landed_batches(
+    store: ObjectStore, unit_id: str, landed: dict[str, _Landed]
+) -> dict[str, tuple[int, int]]:
+    """Batches already in the landing zone on a unit, at their latest revision: id ->
+    (first, last) event time."""
     out: dict[str, tuple[int, int]] = {}
-    for info in store.list(f"{EVENTS_PREFIX}/unit_id={unit_id}/"):
-        for raw in store.get(info.key).splitlines():
+    for was in landed.values():
+        if was.unit_id != unit_id:
+            continue
+        for raw in store.get(was.key).splitlines():
             try:
                 e = json.loads(raw)
                 t = iso_to_ns(e["ts"])
@@ -521,7 +537,9 @@ def _landed_batches(store: ObjectStore, unit_id: str) -> dict[str, tuple[int, in
     return out
 
 
-def _overlaps(checked: list[_Checked], store: ObjectStore, problems: Problems) -> None:
+def _overlaps(
+    checked: list[_Checked], store: ObjectStore, landed: dict[str, _Landed], problems: Problems
+) -> None:
     by_unit: dict[str, list[tuple[int, int, str, str, int | None]]] = {}
     for c in checked:
         by_unit.setdefault(c.record.unit_id, []).append(
@@ -529,7 +547,7 @@ def _overlaps(checked: list[_Checked], store: ObjectStore, problems: Problems) -
         )
     for unit_id, spans in by_unit.items():
         ours = {s[2] for s in spans}
-        for b, (lo, hi) in _landed_batches(store, unit_id).items():
+        for b, (lo, hi) in _landed_batches(store, unit_id, landed).items():
             if b not in ours:  # the same batch again is a re-import, not an overlap
                 spans.append((lo, hi, b, "the landing zone", None))
         spans.sort()
@@ -545,6 +563,129 @@ def _overlaps(checked: list[_Checked], store: ObjectStore, problems: Problems) -
                 )
 
 
+def _batch_objects(
+    c: _Checked, feed: dict[str, float], revision: int
+) -> tuple[list[tuple[str, pa.Table]], tuple[str, bytes]]:
+    """What a batch lands as: its readings objects and its events object."""
+    b, rec = c.data, c.record
+    table = readings_table(
+        unit_id=rec.unit_id,
+        batch_id=b.batch_id,
+        recipe=rec.recipe,
+        phase_names=list(c.recipe.phase_names()),
+        phase_idx=c.phase_idx,
+        ts_ns=b.ts,
+        signals=b.signals,
+    )
+    feed_titer = feed.get(b.batch_id)
+    load_cv = _planned_load_cv(rec, c.recipe, feed_titer)
+    events = batch_events(
+        unit_id=rec.unit_id,
+        batch_id=b.batch_id,
+        recipe=rec.recipe,
+        phases=c.spans,
+        start_details={
+            "column_id": c.unit.column_id,
+            **({"column_cycle": rec.column_cycle} if rec.column_cycle is not None else {}),
+            **({"feed_titer_g_l": round(feed_titer, 4)} if feed_titer is not None else {}),
+            **({"planned_load_cv": round(load_cv, 4)} if load_cv is not None else {}),
+        },
+    )
+    key = events_key(rec.unit_id, b.batch_id, int(b.ts[0]), "events", revision)
+    return readings_objects(table, revision), (key, b"".join(json_bytes(e) for e in events))
+
+
+def _sample_object(doc: dict[str, Any], revision: int) -> tuple[str, bytes]:
+    key = samples_key(
+        doc["unit_id"], doc["sample_id"], doc["attempt"], iso_to_ns(doc["analyzed_at"]), revision
+    )
+    return key, json_bytes(doc)
+
+
+_EVENTS_OBJECT = re.compile(
+    rf"^{re.escape(EVENTS_PREFIX)}/unit_id=(?P<unit>[^/]+)/date=[^/]+/"
+    r"(?P<batch>.+)-events(?:-r[0-9]+)?\.json$"
+)
+
+
+@dataclass(frozen=True)
+class _Landed:
+    unit_id: str
+    key: str
+    revision: int
+
+
+def _landed_revisions(store: ObjectStore) -> dict[str, _Landed]:
+    """Batches in the landing zone by id, at their latest revision (from object names:
+    listing, no reads, so the cost does not grow with what the objects hold)."""
+    out: dict[str, _Landed] = {}
+    for info in store.list(f"{EVENTS_PREFIX}/"):
+        m = _EVENTS_OBJECT.match(info.key)
+        if m is None:
+            continue
+        got = _Landed(m["unit"], info.key, revision_of(info.key))
+        if m["batch"] not in out or got.revision > out[m["batch"]].revision:
+            out[m["batch"]] = got
+    return out
+
+
+def _same_as_landed(
+    c: _Checked, labs: list[dict[str, Any]], feed: dict[str, float], store: ObjectStore, rev: int
+) -> str | None:
+    """None if landing this batch at revision `rev` would write what is there already (a
+    retried import; objects a killed import did not write yet are not a difference), else
+    the first object that differs."""
+    readings, (key, events) = _batch_objects(c, feed, rev)
+    if not store.exists(key) or store.get(key) != events:
+        return key
+    for key, part in readings:
+        if store.exists(key) and not pq.read_table(pa.BufferReader(store.get(key))).equals(part):
+            return key
+    for doc in labs:
+        if doc["batch_id"] == c.data.batch_id:
+            key, data = _sample_object(doc, rev)
+            if store.exists(key) and store.get(key) != data:
+                return key
+    return None
+
+
+def _revisions(
+    checked: list[_Checked],
+    labs: list[dict[str, Any]],
+    feed: dict[str, float],
+    store: ObjectStore,
+    landed: dict[str, _Landed],
+    replace: bool,
+    problems: Problems,
+) -> dict[str, int]:
+    """The revision each batch lands at: 1 if new, the landed one if the content is the
+    same, the next one if it differs and `replace` is given; otherwise a problem naming the
+    landed object, so a different batch reusing an id never mixes with the landed one."""
+    out: dict[str, int] = {}
+    for c in checked:
+        was = landed.get(c.data.batch_id)
+        if was is None:
+            continue
+        same_unit = was.unit_id == c.record.unit_id
+        differs = _same_as_landed(c, labs, feed, store, was.revision) if same_unit else was.key
+        if differs is None:
+            out[c.data.batch_id] = was.revision
+        elif replace:
+            out[c.data.batch_id] = was.revision + 1
+        else:
+            where = "" if same_unit else f" on unit {was.unit_id}, not {c.record.unit_id}"
+            problems.add(
+                c.data.file,
+                c.data.line,
+                None,
+                f"batch {c.data.batch_id} is already landed{where} with other content "
+                f"({differs}): if these files correct it, import them with --replace (the "
+                "landed batch is superseded, not deleted); if it is another batch, it needs "
+                "its own id",
+            )
+    return out
+
+
 def import_files(
     files: Sequence[Path],
     *,
@@ -552,18 +693,22 @@ def import_files(
     md: MasterData,
     store: ObjectStore,
     on_file: Callable[[int, int, Path], None] | None = None,
+    replace: bool = False,
+    max_ahead_s: float = MAX_CLOCK_AHEAD_S,
 ) -> ImportReport:
     """Read and validate every file, then land everything, or raise `ImportRejected`
-    listing every problem (file, line, column) with nothing landed."""
+    listing every problem (file, line, column) with nothing landed. `replace`: batches
+    already landed with other content are corrections, landed as their next revision."""
     problems = Problems()
     report = ImportReport(files=len(files))
     if not files:
         problems.add("(command line)", None, None, "no data files given")
         problems.raise_if_any()
     notes = report.notes
+    clock = Clock.now(max_ahead_s)  # one reading of the clock for the whole import
     records = _batches(mapping.batches, md, mapping, problems)
     labs = (
-        _lab_results(mapping.lab_results, mapping, records, problems, notes)
+        _lab_results(mapping.lab_results, mapping, records, problems, notes, clock)
         if mapping.lab_results
         else []
     )
@@ -572,7 +717,7 @@ def import_files(
     if mapping.shape == "wide":
         seen: dict[str, str] = {}
         for i, f in enumerate(files, start=1):
-            for b in read_wide(f, mapping, problems, notes):
+            for b in read_wide(f, mapping, problems, notes, clock):
                 if b.batch_id in seen:
                     problems.add(
                         f,
@@ -586,62 +731,47 @@ def import_files(
             if on_file:
                 on_file(i, len(files), f)
     else:
-        scans = read_long(list(files), mapping, problems, notes)
+        scans = read_long(list(files), mapping, problems, notes, clock)
         if on_file:
             on_file(len(files), len(files), files[-1])
         assert mapping.events is not None
         unit_of = {b: r.unit_id for b, r in records.items()}
         data, report.scans_outside_batches = split_long(
-            scans, mapping.events, mapping, unit_of, problems, notes
+            scans, mapping.events, mapping, unit_of, problems, notes, clock
         )
     checked = [
         c
         for b in data
         if (c := _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems, notes))
     ]
-    _overlaps(checked, store, problems)
+    landed = _landed_revisions(store)
+    _overlaps(checked, store, landed, problems)
     if not checked and not problems:
         problems.add(str(files[0]), None, None, "no scans in the files")
+    problems.raise_if_any()
+
+    # Batches already landed: the same content again is a no-op (a retried import); other
+    # content is a correction that needs --replace, and lands as the batch's next revision.
+    revision = _revisions(checked, labs, feed, store, landed, replace, problems)
     problems.raise_if_any()
 
     # Everything is valid: land it. Master data first, so the warehouse can parse the rest.
     report.objects += land_master_data(store, md)
     for c in sorted(checked, key=lambda c: (c.record.unit_id, int(c.data.ts[0]))):
-        b, rec = c.data, c.record
-        table = readings_table(
-            unit_id=rec.unit_id,
-            batch_id=b.batch_id,
-            recipe=rec.recipe,
-            phase_names=list(c.recipe.phase_names()),
-            phase_idx=c.phase_idx,
-            ts_ns=b.ts,
-            signals=b.signals,
-        )
-        report.objects += land_readings(store, table)
-        feed_titer = feed.get(b.batch_id)
-        load_cv = _planned_load_cv(rec, c.recipe, feed_titer)
-        events = batch_events(
-            unit_id=rec.unit_id,
-            batch_id=b.batch_id,
-            recipe=rec.recipe,
-            phases=c.spans,
-            start_details={
-                "column_id": c.unit.column_id,
-                **({"column_cycle": rec.column_cycle} if rec.column_cycle is not None else {}),
-                **({"feed_titer_g_l": round(feed_titer, 4)} if feed_titer is not None else {}),
-                **({"planned_load_cv": round(load_cv, 4)} if load_cv is not None else {}),
-            },
-        )
-        key = events_key(rec.unit_id, b.batch_id, int(b.ts[0]), "events")
-        store.put(key, b"".join(json_bytes(e) for e in events))
-        report.objects.append(key)
-        report.readings += int(b.ts.size)
+        rev = revision.get(c.data.batch_id, 1)
+        readings, (events_key_, events) = _batch_objects(c, feed, rev)
+        for key, part in readings:
+            store.put(key, parquet_bytes(part))
+            report.objects.append(key)
+        store.put(events_key_, events)
+        report.objects.append(events_key_)
+        report.readings += int(c.data.ts.size)
         report.holds += sum(1 for s in c.spans if s.hold is not None)
+        if rev > 1:
+            report.replaced.append(f"{c.data.batch_id} (revision {rev})")
     for doc in labs:
-        key = samples_key(
-            doc["unit_id"], doc["sample_id"], doc["attempt"], iso_to_ns(doc["analyzed_at"])
-        )
-        store.put(key, json_bytes(doc))
+        key, body = _sample_object(doc, revision.get(doc["batch_id"], 1))
+        store.put(key, body)
         report.objects.append(key)
     report.batches = len(checked)
     report.units = len({c.record.unit_id for c in checked})

@@ -56,9 +56,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from chrom_platform.lib.core import units
+from chrom_platform.lib.core.config_files import ConfigFileError, load_yaml_file
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import ConfigError
 
@@ -196,6 +195,16 @@ class _Reader:
             return None
         p = Path(self.string(doc, name, ""))
         p = p if p.is_absolute() else base / p
+        # A mapping names files in its own folder only: one written by someone else must
+        # not make `chrom import` read (and quote in its problems) a file elsewhere, as a
+        # path like /etc/shadow or a symlink out of the folder would.
+        folder = base.resolve()
+        if not p.resolve().is_relative_to(folder):
+            raise self.fail(
+                name,
+                f"{p} is outside the mapping's folder {folder} (or a link out of it): "
+                "put the file beside the mapping",
+            )
         if not p.is_file():
             raise self.fail(name, f"file not found: {p}")
         return p
@@ -403,9 +412,11 @@ def _long(rd: _Reader, root: dict[str, Any], base: Path, common: dict[str, Any])
 def load_mapping(path: Path | str) -> Mapping:
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = load_yaml_file(p)
     except FileNotFoundError as e:
         raise ConfigError(str(p), "(file)", "not found") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(str(p), "(file)", f"not valid YAML: {e}") from e
+    except OSError as e:
+        raise ConfigError(str(p), "(file)", f"cannot read: {e.strerror}") from e
+    except ConfigFileError as e:
+        raise ConfigError(str(p), "(file)", str(e)) from e
     return parse_mapping(doc, str(p), p.parent)

@@ -11,13 +11,17 @@ import csv
 import datetime as dt
 import math
 import time
+from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from chrom_platform.lib.core.contracts import SIGNALS, seq_of
+from chrom_platform.lib.core import config_files
+from chrom_platform.lib.core.contracts import MAX_CLOCK_AHEAD_S, SIGNALS, seq_of
 from chrom_platform.lib.core.runs import true_runs
 from chrom_platform.lib.io.importing.mapping import FILE_COLUMNS, FileSpec, Mapping, TimeSpec
 from chrom_platform.lib.io.importing.sampling import Notes, grid, labels_at, resample
@@ -69,19 +73,41 @@ class Problems:
     def __bool__(self) -> bool:
         return bool(self.found)
 
+    def about(self, file: str | Path) -> bool:
+        """Whether a problem was found in this file."""
+        return any(p.file == str(file) for p in self.found)
+
     def raise_if_any(self) -> None:
         if self.found:
             raise ImportRejected(self.found, self.more)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The receiving clock of one import, read once, and the platform's clock rule: no scan
+    or analysis further ahead of it than `max_ahead_s` (the live consumers' rule too)."""
+
+    now_ns: int
+    max_ahead_s: float = MAX_CLOCK_AHEAD_S
+
+    @classmethod
+    def now(cls, max_ahead_s: float = MAX_CLOCK_AHEAD_S) -> Clock:
+        return cls(time.time_ns(), max_ahead_s)
+
+    @property
+    def latest_ns(self) -> int:
+        return self.now_ns + int(self.max_ahead_s * NS)
 
 
 class TimeParser:
     """Parses one file's timestamps to epoch ns. A file is either all with offsets or all
     without (then in the mapping's time zone): a mix is an error, never a guess."""
 
-    def __init__(self, spec: TimeSpec) -> None:
+    def __init__(self, spec: TimeSpec, clock: Clock | None = None) -> None:
         self.spec = spec
         self.first: tuple[bool, int] | None = None  # (has offset, line)
-        self.latest = time.time_ns() + 86_400 * NS
+        self.clock = clock or Clock.now()
+        self.latest = self.clock.latest_ns
         # a historian export repeats each time once per tag, one after the other
         self._last: tuple[str, int] = ("", 0)
         #: local times without an offset that fell in the hour a daylight-saving change
@@ -136,7 +162,12 @@ class TimeParser:
             raise ValueError(f"implausible time {text!r}: before {PLAUSIBLE_FROM.date()}")
         ns = (d - _EPOCH) // dt.timedelta(microseconds=1) * 1000
         if ns > self.latest:
-            raise ValueError(f"implausible time {text!r}: in the future")
+            raise ValueError(
+                f"implausible time {text!r}: {(ns - self.clock.now_ns) / NS:.0f} s ahead of "
+                f"this machine's clock, at most {self.clock.max_ahead_s:g} s "
+                "(CHROM_MAX_CLOCK_AHEAD_S, the rule live readings follow: an import never "
+                "gets ahead of a unit's live stream); check the mapping's time zone"
+            )
         self._prev_ns = ns
         return ns
 
@@ -165,13 +196,58 @@ class BatchData:
     unit_id: str | None = None
 
 
-def rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of a CSV file; BOM and Windows line ends accepted."""
+def rows(path: Path, problems: Problems) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of a CSV file; BOM and Windows line ends accepted. A file that
+    is not UTF-8 text, or has a cell beyond the csv module's limit (128 KiB), is a problem
+    naming its line, and its reading stops there (the import is rejected)."""
+    with open(path, "rb") as raw:
+        head = raw.read(_SNIFF_BYTES)
+    try:
+        config_files.decode_utf8(
+            head[: head.rfind(b"\n") + 1] if len(head) == _SNIFF_BYTES else head
+        )
+    except config_files.ConfigFileError as e:
+        problems.add(path, e.line, None, e.problem)
+        return
+    if b"\0" in head:
+        problems.add(path, head.count(b"\n", 0, head.index(b"\0")) + 1, None, _BINARY)
+        return
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        for cells in reader:
-            if cells and any(c.strip() for c in cells):
-                yield reader.line_num, cells
+        try:
+            for cells in reader:
+                if cells and any(c.strip() for c in cells):
+                    yield reader.line_num, cells
+        except UnicodeDecodeError:
+            problems.add(path, _first_bad_line(path), None, "not UTF-8: save the file as UTF-8")
+        except csv.Error as e:
+            problems.add(path, reader.line_num, None, f"not readable as CSV: {e}")
+
+
+#: Bytes read up front to tell a text file from a binary or UTF-16 one.
+_SNIFF_BYTES = 65_536
+_BINARY = "binary content (NUL byte): not a CSV export"
+#: Columns in a header. Wide exports carry a batch's tags (tens, a few hundred with unused
+#: ones ignored); the bound keeps a broken file from costing minutes of problem listing.
+MAX_COLUMNS = 10_000
+#: Header names shown in a problem; the rest are counted.
+_SHOWN_NAMES = 20
+
+
+def _first_bad_line(path: Path) -> int:
+    """The 1-based line of the first bytes that are not UTF-8 (error path only: a rescan)."""
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return n
+    return 1
+
+
+def _shown(names: list[str]) -> str:
+    more = len(names) - _SHOWN_NAMES
+    return str(names[:_SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
 
 
 def header(
@@ -179,28 +255,34 @@ def header(
 ) -> tuple[Iterator[tuple[int, list[str]]], dict[str, int]] | None:
     """The file's rows after its header, and the index of each required column. Missing
     and unknown columns are problems (`required`: (column, what the mapping calls it))."""
-    it = rows(path)
+    it = rows(path, problems)
     first = next(it, None)
     if first is None:
-        problems.add(path, None, None, "empty file: no header and no rows")
+        if not problems.about(path):
+            problems.add(path, None, None, "empty file: no header and no rows")
         return None
     line, cells = first
+    if len(cells) > MAX_COLUMNS:
+        problems.add(path, line, None, f"{len(cells):,} columns; at most {MAX_COLUMNS:,}")
+        return None
     names = [c.strip() for c in cells]
     index = {n: i for i, n in enumerate(names)}
     ok = True
     for col, what in required:
         if col not in index:
-            problems.add(path, line, col, f"missing column ({what}); the header has {names}")
+            problems.add(
+                path, line, col, f"missing column ({what}); the header has {_shown(names)}"
+            )
             ok = False
+    counts = Counter(names)
+    for n in sorted(n for n, k in counts.items() if k > 1):
+        problems.add(path, line, n, "column appears twice in the header")
+        ok = False
     wanted = {c for c, _ in required}
-    for n in names:
+    for n in dict.fromkeys(names):
         if n not in wanted and n not in ignore:
             problems.add(path, line, n, "unknown column: map it or list it in ignore_columns")
             ok = False
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    for n in dupes:
-        problems.add(path, line, n, "column appears twice in the header")
-        ok = False
     return (_well_formed(it, path, len(names), problems), index) if ok else None
 
 
@@ -213,7 +295,8 @@ def mapped_header(
     -> the file's, for naming a column in a problem."""
     required, optional = FILE_COLUMNS[what]
     cols = {c: spec.col(c) for c in required + optional}
-    first = next(rows(spec.path), None)
+    # a first look at the header only: `header` below reads it again and reports problems
+    first = next(rows(spec.path, Problems()), None)
     names = {c.strip() for c in first[1]} if first else set()
     want = [(cols[c], f"{what}.columns.{c}") for c in required]
     want += [(cols[c], f"{what}.columns.{c}") for c in optional if cols[c] in names]
@@ -292,7 +375,9 @@ def _same_second(b: BatchData, lines: list[int] | None, problems: Problems) -> N
         )
 
 
-def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[BatchData]:
+def read_wide(
+    path: Path, m: Mapping, problems: Problems, notes: Notes, clock: Clock | None = None
+) -> list[BatchData]:
     assert m.phase_column is not None
     required = [(m.time.column, "time.column"), (m.phase_column, "phase.column")]
     if m.batch_column:
@@ -314,11 +399,14 @@ def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[
             )
             return []
         file_batch = match["batch_id"]
-    parse_time = TimeParser(m.time)
+    parse_time = TimeParser(m.time, clock)
     ti, pi = index[m.time.column], index[m.phase_column]
     bi = index[m.batch_column] if m.batch_column else None
     sig_cols = [(s.signal, index[s.column or ""], s.column) for s in m.signals]
-    acc: dict[str, dict[str, list]] = {}
+    # Typed arrays, not lists of Python objects: a row costs 8 bytes a number instead of
+    # ~30, and each phase label is one shared string (a 10M-row export fits in memory).
+    acc: dict[str, dict[str, Any]] = {}
+    labels: dict[str, str] = {}
     first_line: dict[str, int] = {}
     n = 0
     for line, cells in it:
@@ -333,6 +421,7 @@ def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[
             problems.add(path, line, m.time.column, str(e))
             continue
         phase = cells[pi].strip()  # '' between two labels: placed by the batch check
+        phase = labels.setdefault(phase, phase)
         values = []
         for signal, ci, col in sig_cols:
             try:
@@ -343,7 +432,12 @@ def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[
         else:
             a = acc.get(batch)
             if a is None:
-                a = acc[batch] = {"ts": [], "phase": [], "line": [], "v": []}
+                a = acc[batch] = {
+                    "ts": array("q"),
+                    "phase": [],
+                    "line": array("q"),
+                    "v": array("d"),
+                }
                 first_line[batch] = line
             elif ts <= a["ts"][-1]:
                 prev = a["line"][-1]
@@ -353,16 +447,16 @@ def read_wide(path: Path, m: Mapping, problems: Problems, notes: Notes) -> list[
             a["ts"].append(ts)
             a["phase"].append(phase)
             a["line"].append(line)
-            a["v"].append(values)
+            a["v"].extend(values)
     if n == 0:
         problems.add(path, None, None, "empty file: a header and no rows")
     parse_time.note(notes, path)
     out = []
     for batch, a in acc.items():
         _second_pass(a, parse_time.first_pass)
-        v = np.asarray(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS))
+        v = np.frombuffer(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS)).copy()
         order = [s.signal for s in m.signals]
-        times = np.asarray(a["ts"], dtype=np.int64)
+        times = np.frombuffer(a["ts"], dtype=np.int64).copy()
         signals = {s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals}
         phases, lines = a["phase"], a["line"]
         if m.sampling is not None:
@@ -481,7 +575,7 @@ class _TagSeries:
 
 
 def read_long(
-    paths: list[Path], m: Mapping, problems: Problems, notes: Notes
+    paths: list[Path], m: Mapping, problems: Problems, notes: Notes, clock: Clock | None = None
 ) -> dict[str, UnitScans]:
     """A historian export's scans per unit, each tag converted to its signal's unit."""
     assert m.tags is not None
@@ -499,7 +593,7 @@ def read_long(
         if got is None:
             continue
         it, index = got
-        parse_time = TimeParser(m.time)
+        parse_time = TimeParser(m.time, clock)
         ti, gi, vi = index[m.time.column], index[m.tag_column], index[m.value_column]
         n = 0
         for line, cells in it:
@@ -598,14 +692,14 @@ def read_long(
 
 
 def read_events(
-    spec: FileSpec, m: Mapping, problems: Problems
+    spec: FileSpec, m: Mapping, problems: Problems, clock: Clock | None = None
 ) -> dict[str, list[tuple[str, int, int, int]]]:
     """The batch record's phases: batch -> (phase, start, end, line), in the file's order."""
     got = mapped_header(spec, "events", m.ignore_columns, problems)
     if got is None:
         return {}
     it, ix, cols = got
-    parse_time = TimeParser(m.time)
+    parse_time = TimeParser(m.time, clock)
     phases: dict[str, list[tuple[str, int, int, int]]] = {}
     for line, cells in it:
         batch, phase = cells[ix["batch_id"]].strip(), cells[ix["phase"]].strip()
@@ -630,12 +724,13 @@ def split_long(
     unit_of_batch: dict[str, str],
     problems: Problems,
     notes: Notes,
+    clock: Clock | None = None,
 ) -> tuple[list[BatchData], int]:
     """Cut each unit's scans into batches and phases by the events file (batch_id, phase,
     start, end: inclusive). Scans between two phases of a batch for at most
     `unlabelled_max_s` belong to the phase before them (reported). Returns the batches and
     how many scans fell in no batch."""
-    phases = read_events(events, m, problems)
+    phases = read_events(events, m, problems, clock)
     path = events.path
     used = {u: np.zeros(d.ts.size, dtype=np.bool_) for u, d in scans.items()}
     out = []
