@@ -237,27 +237,9 @@ def _export(md, out: Path) -> None:
 
 
 def _import_cli(folder: Path, lake: Path, capsys, *extra: str) -> tuple[int, str, str]:
-    from chrom_platform import cli as chrom_cli
-    from chrom_platform_tests.conftest import EQUIPMENT, RECIPES
+    from chrom_platform_tests.import_helpers import chrom_import
 
-    rc = chrom_cli.main(
-        [
-            "import",
-            str(folder / "readings"),
-            "--mapping",
-            str(folder / "mapping.yaml"),
-            "--equipment",
-            str(EQUIPMENT),
-            "--recipes",
-            str(RECIPES),
-            "--landing",
-            str(lake),
-            "--quiet",
-            *extra,
-        ]
-    )
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+    return chrom_import(folder / "readings", folder / "mapping.yaml", lake, capsys, *extra)
 
 
 def _set_mapping(folder: Path, edit) -> None:

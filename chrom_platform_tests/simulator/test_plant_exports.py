@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chrom_platform import cli as chrom_cli
 from chrom_platform.lib.core import cv
 from chrom_platform.lib.core.master_data import load_master_data
 from chrom_platform.lib.io.importing.build import find_hold
+from chrom_platform_tests.import_helpers import chrom_import
 from simulator import cli as sim_cli
 from simulator import process_files
 from simulator.realism import compress
@@ -54,26 +54,17 @@ def _export_and_import(
         *extra,
     ]
     assert sim_cli.main(args) == 0
-    capsys.readouterr()
     data = out / "readings" if shape == "wide" else out / "historian.csv"
-    rc = chrom_cli.main(
-        [
-            "import",
-            str(data),
-            "--mapping",
-            str(out / "mapping.yaml"),
-            "--equipment",
-            files.equipment,
-            "--recipes",
-            files.recipes,
-            "--landing",
-            str(lake),
-            "--quiet",
-        ]
+    rc, printed, err = chrom_import(
+        data,
+        out / "mapping.yaml",
+        lake,
+        capsys,
+        equipment=files.equipment,
+        recipes=files.recipes,
     )
-    printed = capsys.readouterr()
-    assert rc == 0, printed.err
-    return json.loads(printed.out)["imported"], lake, truth
+    assert rc == 0, err
+    return json.loads(printed)["imported"], lake, truth
 
 
 def _cv_errors(lake: Path, truth: Path, process: str) -> dict[str, float]:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chrom_platform import cli as chrom_cli
 from chrom_platform.lib.core.config_files import MAX_DEPTH, ConfigFileError, load_yaml
 from chrom_platform.lib.core.master_data import MAX_PHASES, ConfigError, MasterData
 from chrom_platform.lib.io.importing import ImportRejected, import_files, load_mapping
 from chrom_platform.lib.io.importing.readers import MAX_COLUMNS
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform_tests.conftest import EQUIPMENT, RECIPES
+from chrom_platform_tests.import_helpers import chrom_import
 from simulator.export import export_csv
 from simulator.landing import unit_batches, unit_jobs
 
@@ -63,22 +63,8 @@ def _problems(folder: Path, md: MasterData, lake: Path) -> list:
 
 
 def _cli_import(folder: Path, lake: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    rc = chrom_cli.main(
-        [
-            "import",
-            str(folder / "readings"),
-            "--mapping",
-            str(folder / "mapping.yaml"),
-            "--equipment",
-            str(EQUIPMENT),
-            "--recipes",
-            str(RECIPES),
-            "--landing",
-            str(lake),
-            "--quiet",
-        ]
-    )
-    return rc, capsys.readouterr().err
+    rc, _, err = chrom_import(folder / "readings", folder / "mapping.yaml", lake, capsys)
+    return rc, err
 
 
 # --- YAML -----------------------------------------------------------------------------

@@ -57,3 +57,15 @@
 {% macro snowflake__landing_revision(key_expr) -%}
     coalesce(try_to_number(regexp_substr({{ key_expr }}, '-r([0-9]+)\\.(parquet|json)$', 1, 1, 'e', 1)), 1)
 {%- endmacro %}
+
+{#- The rows of `relation` (landed objects' rows, with batch_id) and their batch's latest
+    revision as `batch_revision`, from the calling model's `silver_batch_revisions` CTE:
+    a row whose `_revision` is below it was superseded by a corrected re-import. -#}
+{% macro with_batch_revision(relation) -%}
+    select
+        {{ relation }}.*,
+        silver_batch_revisions.revision as batch_revision
+    from {{ relation }}
+    left join silver_batch_revisions
+        on {{ relation }}.batch_id = silver_batch_revisions.batch_id
+{%- endmacro %}

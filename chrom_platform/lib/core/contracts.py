@@ -134,6 +134,14 @@ def _rev(revision: int) -> str:
     return f"-r{revision}" if revision > 1 else ""
 
 
+def revised(key: str, revision: int) -> str:
+    """A first revision's key (no suffix) as revision `revision` names it."""
+    stem, dot, ext = key.rpartition(".")
+    if not dot or _REVISION.search(key):
+        raise ValueError(f"{key}: not a first revision's object name")
+    return f"{stem}{_rev(revision)}.{ext}"
+
+
 def revision_of(key: str) -> int:
     """The batch revision an object belongs to, from its name (1 without a suffix)."""
     m = _REVISION.search(key)

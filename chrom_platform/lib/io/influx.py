@@ -246,18 +246,25 @@ class InfluxV1Sink(InfluxV1Client):
             raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
-        """InfluxQL with the sink's error contract: an outage or refused credentials are
-        SinkUnavailable (the bridge holds and retries), never a crash."""
-        try:
-            return super().query(influxql)
-        except InfluxError as e:
-            if e.status in AUTH_STATUSES or _denied(e.body):
-                raise _auth_problem(e.status, e.body, self._check) from e
-            if e.status >= 500:
-                raise SinkUnavailable(str(e)) from e
-            raise
-        except OSError as e:
-            raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
+        return _sink_query(super().query, influxql, self.url, self._check)
+
+
+def _sink_query(
+    run: Callable[[str], list[dict[str, Any]]], influxql: str, url: str, check: str
+) -> list[dict[str, Any]]:
+    """InfluxQL with the sink's error contract: an outage or refused credentials are
+    SinkUnavailable (the bridge holds and retries), never a crash; `check` says what to fix
+    when the credentials are refused."""
+    try:
+        return run(influxql)
+    except InfluxError as e:
+        if e.status in AUTH_STATUSES or _denied(e.body):
+            raise _auth_problem(e.status, e.body, check) from e
+        if e.status >= 500:
+            raise SinkUnavailable(str(e)) from e
+        raise
+    except OSError as e:
+        raise SinkUnavailable(f"InfluxDB at {url} unreachable: {e}") from e
 
 
 def _denied(body: str) -> bool:
@@ -312,16 +319,7 @@ class InfluxV2Sink:
             raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
-        try:
-            return self._v1.query(influxql)
-        except InfluxError as e:
-            if e.status in AUTH_STATUSES or _denied(e.body):
-                raise _auth_problem(e.status, e.body, self._check) from e
-            if e.status >= 500:
-                raise SinkUnavailable(str(e)) from e
-            raise
-        except OSError as e:
-            raise SinkUnavailable(f"InfluxDB at {self.url} unreachable: {e}") from e
+        return _sink_query(self._v1.query, influxql, self.url, self._check)
 
     def close(self) -> None:
         self._client.close()

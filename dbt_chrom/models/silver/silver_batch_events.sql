@@ -8,10 +8,7 @@ bronze_batch_events as (
 ),
 
 silver_batch_revisions as (
-    select
-        batch_id as revised_batch_id,
-        revision as batch_revision
-    from {{ ref('silver_batch_revisions') }}
+    select * from {{ ref('silver_batch_revisions') }}
 ),
 
 parsed as (
@@ -35,12 +32,7 @@ parsed as (
 ),
 
 revisioned as (
-    select
-        parsed.*,
-        silver_batch_revisions.batch_revision
-    from parsed
-    left join silver_batch_revisions
-        on parsed.batch_id = silver_batch_revisions.revised_batch_id
+    {{ chrom.with_batch_revision('parsed') }}
 ),
 
 checked as (

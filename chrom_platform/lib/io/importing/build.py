@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from chrom_platform.lib.core.contracts import (
     events_key,
     identity_ok,
     iso_to_ns,
+    revised,
     revision_of,
     samples_key,
     ts_to_iso,
@@ -538,12 +539,12 @@ def _landed_batches(
 
 
 def _overlaps(
-    checked: list[_Checked], store: ObjectStore, landed: dict[str, _Landed], problems: Problems
+    ready: list[_Ready], store: ObjectStore, landed: dict[str, _Landed], problems: Problems
 ) -> None:
     by_unit: dict[str, list[tuple[int, int, str, str, int | None]]] = {}
-    for c in checked:
-        by_unit.setdefault(c.record.unit_id, []).append(
-            (int(c.data.ts[0]), int(c.data.ts[-1]), c.data.batch_id, c.data.file, c.data.line)
+    for r in ready:
+        by_unit.setdefault(r.unit_id, []).append(
+            (r.first_ns, r.last_ns, r.batch_id, r.file, r.line)
         )
     for unit_id, spans in by_unit.items():
         ours = {s[2] for s in spans}
@@ -563,10 +564,31 @@ def _overlaps(
                 )
 
 
-def _batch_objects(
-    c: _Checked, feed: dict[str, float], revision: int
-) -> tuple[list[tuple[str, pa.Table]], tuple[str, bytes]]:
-    """What a batch lands as: its readings objects and its events object."""
+@dataclass
+class _Ready:
+    """A checked batch in the form it lands in (Parquet and JSON bytes, first revision's
+    names), and what the checks across batches need. Its arrays are dropped once this is
+    built: bytes are a tenth of their memory, so an import holds a whole plant export."""
+
+    batch_id: str
+    unit_id: str
+    first_ns: int
+    last_ns: int
+    file: str
+    line: int | None
+    readings: list[tuple[str, bytes]]
+    events: tuple[str, bytes]
+    n_readings: int
+    holds: int
+
+    def objects(self, revision: int) -> list[tuple[str, bytes]]:
+        """(key, bytes) of every object, named for `revision`."""
+        objs = [*self.readings, self.events]
+        return objs if revision == 1 else [(revised(k, revision), b) for k, b in objs]
+
+
+def _ready(c: _Checked, feed: dict[str, float]) -> _Ready:
+    """What a checked batch lands as: its readings objects and its events object."""
     b, rec = c.data, c.record
     table = readings_table(
         unit_id=rec.unit_id,
@@ -591,8 +613,21 @@ def _batch_objects(
             **({"planned_load_cv": round(load_cv, 4)} if load_cv is not None else {}),
         },
     )
-    key = events_key(rec.unit_id, b.batch_id, int(b.ts[0]), "events", revision)
-    return readings_objects(table, revision), (key, b"".join(json_bytes(e) for e in events))
+    return _Ready(
+        batch_id=b.batch_id,
+        unit_id=rec.unit_id,
+        first_ns=int(b.ts[0]),
+        last_ns=int(b.ts[-1]),
+        file=b.file,
+        line=b.line,
+        readings=[(k, parquet_bytes(part)) for k, part in readings_objects(table)],
+        events=(
+            events_key(rec.unit_id, b.batch_id, int(b.ts[0]), "events"),
+            b"".join(json_bytes(e) for e in events),
+        ),
+        n_readings=int(b.ts.size),
+        holds=sum(1 for s in c.spans if s.hold is not None),
+    )
 
 
 def _sample_object(doc: dict[str, Any], revision: int) -> tuple[str, bytes]:
@@ -630,29 +665,34 @@ def _landed_revisions(store: ObjectStore) -> dict[str, _Landed]:
 
 
 def _same_as_landed(
-    c: _Checked, labs: list[dict[str, Any]], feed: dict[str, float], store: ObjectStore, rev: int
+    r: _Ready, labs: list[dict[str, Any]], store: ObjectStore, rev: int
 ) -> str | None:
     """None if landing this batch at revision `rev` would write what is there already (a
     retried import; objects a killed import did not write yet are not a difference), else
-    the first object that differs."""
-    readings, (key, events) = _batch_objects(c, feed, rev)
+    the first object that differs. Readings compare as tables, not bytes (a newer Parquet
+    writer may encode the same values differently)."""
+    objs = r.objects(rev)
+    key, events = objs[-1]
     if not store.exists(key) or store.get(key) != events:
         return key
-    for key, part in readings:
-        if store.exists(key) and not pq.read_table(pa.BufferReader(store.get(key))).equals(part):
+    for key, data in objs[:-1]:
+        if store.exists(key) and not _table(store.get(key)).equals(_table(data)):
             return key
     for doc in labs:
-        if doc["batch_id"] == c.data.batch_id:
-            key, data = _sample_object(doc, rev)
-            if store.exists(key) and store.get(key) != data:
+        if doc["batch_id"] == r.batch_id:
+            key, body = _sample_object(doc, rev)
+            if store.exists(key) and store.get(key) != body:
                 return key
     return None
 
 
+def _table(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))
+
+
 def _revisions(
-    checked: list[_Checked],
+    ready: list[_Ready],
     labs: list[dict[str, Any]],
-    feed: dict[str, float],
     store: ObjectStore,
     landed: dict[str, _Landed],
     replace: bool,
@@ -662,23 +702,23 @@ def _revisions(
     same, the next one if it differs and `replace` is given; otherwise a problem naming the
     landed object, so a different batch reusing an id never mixes with the landed one."""
     out: dict[str, int] = {}
-    for c in checked:
-        was = landed.get(c.data.batch_id)
+    for r in ready:
+        was = landed.get(r.batch_id)
         if was is None:
             continue
-        same_unit = was.unit_id == c.record.unit_id
-        differs = _same_as_landed(c, labs, feed, store, was.revision) if same_unit else was.key
+        same_unit = was.unit_id == r.unit_id
+        differs = _same_as_landed(r, labs, store, was.revision) if same_unit else was.key
         if differs is None:
-            out[c.data.batch_id] = was.revision
+            out[r.batch_id] = was.revision
         elif replace:
-            out[c.data.batch_id] = was.revision + 1
+            out[r.batch_id] = was.revision + 1
         else:
-            where = "" if same_unit else f" on unit {was.unit_id}, not {c.record.unit_id}"
+            where = "" if same_unit else f" on unit {was.unit_id}, not {r.unit_id}"
             problems.add(
-                c.data.file,
-                c.data.line,
+                r.file,
+                r.line,
                 None,
-                f"batch {c.data.batch_id} is already landed{where} with other content "
+                f"batch {r.batch_id} is already landed{where} with other content "
                 f"({differs}): if these files correct it, import them with --replace (the "
                 "landed batch is superseded, not deleted); if it is another batch, it needs "
                 "its own id",
@@ -713,10 +753,20 @@ def import_files(
         else []
     )
     feed = {d["batch_id"]: d["scan"]["result"] for d in labs if d["sample_point"] == "feed"}
-    data: list[BatchData] = []
+
+    def check(data: list[BatchData]) -> Iterator[_Ready]:
+        for b in data:
+            c = _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems, notes)
+            if c is not None:
+                yield _ready(c, feed)
+
+    ready: list[_Ready] = []
     if mapping.shape == "wide":
+        # file by file: a file's arrays are checked and turned into bytes before the next
+        # file is read, so memory follows the landed size of the export, not its arrays
         seen: dict[str, str] = {}
         for i, f in enumerate(files, start=1):
+            batches = []
             for b in read_wide(f, mapping, problems, notes, clock):
                 if b.batch_id in seen:
                     problems.add(
@@ -727,7 +777,8 @@ def import_files(
                     )
                     continue
                 seen[b.batch_id] = str(f)
-                data.append(b)
+                batches.append(b)
+            ready.extend(check(batches))
             if on_file:
                 on_file(i, len(files), f)
     else:
@@ -739,41 +790,36 @@ def import_files(
         data, report.scans_outside_batches = split_long(
             scans, mapping.events, mapping, unit_of, problems, notes, clock
         )
-    checked = [
-        c
-        for b in data
-        if (c := _check_batch(b, records.get(b.batch_id), md, mapping, feed, problems, notes))
-    ]
+        del scans
+        ready.extend(check(data))
+        del data
     landed = _landed_revisions(store)
-    _overlaps(checked, store, landed, problems)
-    if not checked and not problems:
+    _overlaps(ready, store, landed, problems)
+    if not ready and not problems:
         problems.add(str(files[0]), None, None, "no scans in the files")
     problems.raise_if_any()
 
     # Batches already landed: the same content again is a no-op (a retried import); other
     # content is a correction that needs --replace, and lands as the batch's next revision.
-    revision = _revisions(checked, labs, feed, store, landed, replace, problems)
+    revision = _revisions(ready, labs, store, landed, replace, problems)
     problems.raise_if_any()
 
     # Everything is valid: land it. Master data first, so the warehouse can parse the rest.
     report.objects += land_master_data(store, md)
-    for c in sorted(checked, key=lambda c: (c.record.unit_id, int(c.data.ts[0]))):
-        rev = revision.get(c.data.batch_id, 1)
-        readings, (events_key_, events) = _batch_objects(c, feed, rev)
-        for key, part in readings:
-            store.put(key, parquet_bytes(part))
+    for r in sorted(ready, key=lambda r: (r.unit_id, r.first_ns)):
+        rev = revision.get(r.batch_id, 1)
+        for key, body in r.objects(rev):
+            store.put(key, body)
             report.objects.append(key)
-        store.put(events_key_, events)
-        report.objects.append(events_key_)
-        report.readings += int(c.data.ts.size)
-        report.holds += sum(1 for s in c.spans if s.hold is not None)
+        report.readings += r.n_readings
+        report.holds += r.holds
         if rev > 1:
-            report.replaced.append(f"{c.data.batch_id} (revision {rev})")
+            report.replaced.append(f"{r.batch_id} (revision {rev})")
     for doc in labs:
         key, body = _sample_object(doc, revision.get(doc["batch_id"], 1))
         store.put(key, body)
         report.objects.append(key)
-    report.batches = len(checked)
-    report.units = len({c.record.unit_id for c in checked})
+    report.batches = len(ready)
+    report.units = len({r.unit_id for r in ready})
     report.lab_results = len(labs)
     return report
