@@ -68,7 +68,7 @@ def _revise_a_batch(lake: Path) -> list[str]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from chrom_platform.lib.core.contracts import EVENTS_PREFIX, READINGS_PREFIX
+    from chrom_platform.lib.core.contracts import EVENTS_PREFIX, READINGS_PREFIX, revised
     from chrom_platform.lib.io.landing import parquet_bytes, readings_objects
 
     events = sorted((lake / EVENTS_PREFIX).rglob("*-events.json"))
@@ -82,9 +82,9 @@ def _revise_a_batch(lake: Path) -> list[str]:
     readings = readings.set_column(
         readings.schema.get_field_index("uv_mau"), "uv_mau", pc.multiply(readings["uv_mau"], 1.02)
     )
-    for key, part in readings_objects(readings, revision=2):
-        (lake / key).write_bytes(parquet_bytes(part))
-        keys.append(key)
+    for key, part in readings_objects(readings):
+        (lake / revised(key, 2)).write_bytes(parquet_bytes(part))
+        keys.append(revised(key, 2))
     r2 = events[0].with_name(events[0].name.replace("-events.json", "-events-r2.json"))
     r2.write_bytes(events[0].read_bytes())
     keys.append(r2.relative_to(lake).as_posix())

@@ -128,18 +128,15 @@ def _date(ts_ns: int) -> str:
 _REVISION = re.compile(r"-r(?P<rev>[0-9]+)\.(?:parquet|json)$")
 
 
-def _rev(revision: int) -> str:
+def revised(key: str, revision: int) -> str:
+    """A first revision's key (no suffix, as the key functions below name objects) as
+    revision `revision` names it."""
+    stem, dot, ext = key.rpartition(".")
     if revision < 1:
         raise ValueError(f"revision {revision}: revisions count from 1")
-    return f"-r{revision}" if revision > 1 else ""
-
-
-def revised(key: str, revision: int) -> str:
-    """A first revision's key (no suffix) as revision `revision` names it."""
-    stem, dot, ext = key.rpartition(".")
     if not dot or _REVISION.search(key):
         raise ValueError(f"{key}: not a first revision's object name")
-    return f"{stem}{_rev(revision)}.{ext}"
+    return key if revision == 1 else f"{stem}-r{revision}.{ext}"
 
 
 def revision_of(key: str) -> int:
@@ -148,9 +145,7 @@ def revision_of(key: str) -> int:
     return int(m["rev"]) if m else 1
 
 
-def readings_key(
-    unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int, revision: int = 1
-) -> str:
+def readings_key(unit_id: str, first_ts_ns: int, first_seq: int, last_seq: int) -> str:
     """Key of a Parquet object holding one unit's readings with seq in [first_seq, last_seq].
 
     The name is a function of the readings it holds, so landing the same readings again
@@ -158,23 +153,18 @@ def readings_key(
     """
     return (
         f"{READINGS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/"
-        f"{unit_id}-{first_seq:012d}-{last_seq:012d}{_rev(revision)}.parquet"
+        f"{unit_id}-{first_seq:012d}-{last_seq:012d}.parquet"
     )
 
 
-def events_key(unit_id: str, batch_id: str, first_ts_ns: int, name: str, revision: int = 1) -> str:
-    return (
-        f"{EVENTS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/"
-        f"{batch_id}-{name}{_rev(revision)}.json"
-    )
+def events_key(unit_id: str, batch_id: str, first_ts_ns: int, name: str) -> str:
+    return f"{EVENTS_PREFIX}/unit_id={unit_id}/date={_date(first_ts_ns)}/{batch_id}-{name}.json"
 
 
-def samples_key(
-    unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int, revision: int = 1
-) -> str:
+def samples_key(unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int) -> str:
     return (
         f"{SAMPLES_PREFIX}/unit_id={unit_id}/date={_date(analyzed_ts_ns)}/"
-        f"{sample_id}-a{attempt}{_rev(revision)}.json"
+        f"{sample_id}-a{attempt}.json"
     )
 
 

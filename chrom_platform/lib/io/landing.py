@@ -78,9 +78,9 @@ def json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def readings_objects(table: pa.Table, revision: int = 1) -> list[tuple[str, pa.Table]]:
+def readings_objects(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """One unit's readings (sorted by seq) as (key, slice): one Parquet object per UTC day,
-    each named by the seq range it holds (and the batch revision, for a corrected batch)."""
+    each named by the seq range it holds."""
     if table.num_rows == 0:
         return []
     ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
@@ -90,19 +90,17 @@ def readings_objects(table: pa.Table, revision: int = 1) -> list[tuple[str, pa.T
     cuts = [0, *(np.nonzero(np.diff(day))[0] + 1).tolist(), len(ts)]
     return [
         (
-            readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1]), revision),
+            readings_key(unit_id, int(ts[a]), int(seq[a]), int(seq[b - 1])),
             table.slice(a, b - a),
         )
         for a, b in itertools.pairwise(cuts)
     ]
 
 
-def land_readings(
-    store: ObjectStore, table: pa.Table, *, durable: bool = True, revision: int = 1
-) -> list[str]:
+def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) -> list[str]:
     """Land `readings_objects`; the keys written."""
     keys = []
-    for key, part in readings_objects(table, revision):
+    for key, part in readings_objects(table):
         store.put(key, parquet_bytes(part), durable=durable)
         keys.append(key)
     return keys

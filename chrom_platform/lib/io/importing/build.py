@@ -583,8 +583,7 @@ class _Ready:
 
     def objects(self, revision: int) -> list[tuple[str, bytes]]:
         """(key, bytes) of every object, named for `revision`."""
-        objs = [*self.readings, self.events]
-        return objs if revision == 1 else [(revised(k, revision), b) for k, b in objs]
+        return [(revised(k, revision), b) for k, b in [*self.readings, self.events]]
 
 
 def _ready(c: _Checked, feed: dict[str, float]) -> _Ready:
@@ -632,9 +631,9 @@ def _ready(c: _Checked, feed: dict[str, float]) -> _Ready:
 
 def _sample_object(doc: dict[str, Any], revision: int) -> tuple[str, bytes]:
     key = samples_key(
-        doc["unit_id"], doc["sample_id"], doc["attempt"], iso_to_ns(doc["analyzed_at"]), revision
+        doc["unit_id"], doc["sample_id"], doc["attempt"], iso_to_ns(doc["analyzed_at"])
     )
-    return key, json_bytes(doc)
+    return revised(key, revision), json_bytes(doc)
 
 
 _EVENTS_OBJECT = re.compile(
