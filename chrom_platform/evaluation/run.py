@@ -17,7 +17,35 @@ from typing import Any
 
 import dagster as dg
 
-from chrom_platform.evaluation.scoring import TARGETS, score, user_view
+from chrom_platform.evaluation.scoring import (
+    PRODUCT_TARGETS,
+    TARGETS,
+    product_view,
+    score,
+    user_view,
+)
+
+#: every alarm the product shows (gold's and the multivariate verdict's), with its unit and
+#: when it fired: the first reading at or past its batch CV (the batch's end when it names
+#: no CV)
+SHOWN_ALARMS = """
+with shown as (
+    select a.batch_id, r.unit_id, a.source, a.signal, a.severity, a.alarm_cv
+    from gold.gold_batch_alarms as a
+    inner join gold.gold_batch_results as r on a.batch_id = r.batch_id
+    union all
+    select batch_id, unit_id, 'mspc', alarm_statistic, severity, alarm_cv
+    from gold.gold_mspc_verdict where verdict = 'alarm'
+)
+select
+    s.*,
+    epoch_ns(coalesce(
+        (select min(t.ts) from gold.gold_trend_by_cv as t
+         where t.batch_id = s.batch_id and t.batch_cv >= s.alarm_cv),
+        (select max(t.ts) from gold.gold_trend_by_cv as t where t.batch_id = s.batch_id)
+    )) as ts
+from shown as s
+"""
 
 
 def _log(msg: str) -> None:
@@ -103,8 +131,17 @@ def evaluate(
                 "performance": wh.query("select * from gold.gold_column_performance"),
                 "results": wh.query("select * from gold.gold_batch_results"),
             }
+            mspc = wh.query("select * from gold.gold_mspc_verdict")
+            shown = wh.query(SHOWN_ALARMS)
         truth = [json.loads(line) for line in (truth_dir / "batches.jsonl").open()]
         s = score(truth, **tables, min_batches=EnvelopeParams().min_batches)
+        product = product_view(
+            truth,
+            tables["verdicts"],
+            shown,
+            mspc,
+            min_batches=EnvelopeParams().min_batches,
+        )
         _log(f"scored in {sum(timings.values()):.0f} s")
         return {
             "process": process,
@@ -120,6 +157,7 @@ def evaluate(
             "timings": {k: round(v, 1) for k, v in timings.items()},
             "targets": TARGETS,
             "score": s.record(),
+            "product": product,
             "user_view": user_view(
                 truth, tables["verdicts"], tables["alarms"], _failed_checks(result, truth)
             ),
@@ -249,9 +287,13 @@ def render_table(result: dict[str, Any]) -> str:
         f"{'  of which the platform, worst':<34}{_fmt(s['step_yield_error_pp_platform_max']):>10}",
         f"{'  lab results alone, worst':<34}{_fmt(s['step_yield_error_pp_lab_max']):>10}",
         "",
-        "cold start (faulty batches judged before their unit had an envelope): "
+        "cold start (faulty batches judged before their unit had its own envelope; how many "
+        "the recipe's envelope across units judged): "
         + (
-            ", ".join(f"{k} {c['detected']}/{c['batches']}" for k, c in s["cold_start"].items())
+            ", ".join(
+                f"{k} {c['detected']}/{c['batches']} ({c.get('cross_unit', 0)} cross-unit)"
+                for k, c in s["cold_start"].items()
+            )
             or "none"
         ),
         "own envelope from batch: "
@@ -275,6 +317,37 @@ def render_table(result: dict[str, Any]) -> str:
                 for sev, by in result["user_view"]["checks_naming_fault_free"].items()
                 for name, bs in by.items()
             )
+            or "none"
+        ),
+    ]
+    p = result["product"]
+    load, clean_load = p["alarm_load"]["all_batches"], p["alarm_load"]["fault_free_batches"]
+    pt = PRODUCT_TARGETS
+    lines += [
+        "",
+        "as the user sees it (every alarm and check, the multivariate verdict included; "
+        "warm-up included):",
+        f"{'fault-free batches with an ERROR':<34}{_fmt(p['false_error_rate'], True):>10}"
+        f"{'<= ' + format(pt['false_error_rate'], '.0%'):>10}  "
+        f"{mark[(p['false_error_rate'] or 0) <= pt['false_error_rate']]}",
+        f"{'  worst unit':<34}{_fmt(p['worst_unit_error_rate'], True):>10}"
+        f"{'<= ' + format(pt['false_error_rate_per_unit'], '.0%'):>10}  "
+        f"{mark[(p['worst_unit_error_rate'] or 0) <= pt['false_error_rate_per_unit']]}",
+        f"{'  most in a row on a unit':<34}{p['longest_error_run']:>10}"
+        f"{'< ' + str(pt['false_error_run']):>10}  "
+        f"{mark[p['longest_error_run'] < pt['false_error_run']]}",
+        f"{'fault-free batches with a WARN':<34}{_fmt(p['false_warn_rate'], True):>10}",
+        f"{'batches unjudged (no history)':<34}{_fmt(p['unjudged_rate'], True):>10}"
+        f"{'<= ' + format(pt['unjudged_rate'], '.0%'):>10}  "
+        f"{mark[(p['unjudged_rate'] or 0) <= pt['unjudged_rate']]}",
+        f"{'recall, warm-up included':<34}{_fmt(p['recall_all_batches'], True):>10}",
+        f"alarm load (ISA-18.2): {load['per_unit_per_day']} per unit per day, at most "
+        f"{load['max_in_10_min']} in 10 min, {load['chattering']} chattering; on fault-free "
+        f"batches {clean_load['per_unit_per_day']} per unit per day, at most "
+        f"{clean_load['max_in_10_min']} in 10 min",
+        "  false ERRORs: "
+        + (
+            "; ".join(f"{e['batch_id']} {', '.join(e['shown'])}" for e in p["false_errors"])
             or "none"
         ),
     ]

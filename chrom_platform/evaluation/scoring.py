@@ -15,8 +15,9 @@ detected when the platform raised an alarm that points at the fault, at or after
 | sensor_dropout | gap in the readings |
 
 Detection delay is the batch CV of the first such alarm minus the onset's batch CV. A false
-alarm is any alarm on a batch without a fault. Batches judged before their unit had
-`min_batches` released batches (no envelope yet: the warm-up) are reported but not scored.
+alarm is any alarm on a batch without a fault. Batches judged with no envelope at all (their
+unit has fewer than `min_batches` released batches and the recipe too few across units: the
+warm-up) are reported but not scored; `product_view` scores every batch as the user sees it.
 """
 
 from __future__ import annotations
@@ -108,8 +109,10 @@ class Score:
     fail_verdict_rate: float = float("nan")
     #: unit and recipe -> the batch index (1-based) first judged against an own envelope
     envelope_from: dict[str, int | None] = field(default_factory=dict)
-    #: faulty batches judged before their unit had an envelope (cold start: specifications
-    #: and the reading-level checks alone), per fault kind: batches, detected, recall
+    #: faulty batches judged before their unit had its own envelope (cold start: the
+    #: specifications, the reading-level checks and, where the recipe runs on other units,
+    #: the envelope across units), per fault kind: batches, detected, recall, and how many
+    #: of them the cross-unit envelope judged
     cold_start: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def passed(self) -> dict[str, bool]:
@@ -154,6 +157,16 @@ class Score:
         }
 
 
+def envelope_of(verdict: dict[str, Any] | None, min_batches: int) -> str:
+    """What judged a batch's drift: "own", "cross_unit" or "none" (gold_batch_verdict's
+    `envelope`; for tables from before it, own when its reference reached `min_batches`)."""
+    if verdict is None:
+        return "none"
+    if verdict.get("envelope"):
+        return str(verdict["envelope"])
+    return "own" if (verdict["reference_batches"] or 0) >= min_batches else "none"
+
+
 def _r(x: float) -> float | None:
     return round(float(x), 4) if np.isfinite(x) else None
 
@@ -183,22 +196,25 @@ def score(
         key = f"{t.get('unit_id')} / {t.get('recipe')}"
         order[key] += 1
         s.envelope_from.setdefault(key, None)
-        v0 = verdict.get(t["batch_id"])
-        if s.envelope_from[key] is None and v0 and v0["reference_batches"] >= min_batches:
-            s.envelope_from[key] = order[key]
         bid = t["batch_id"]
         v = verdict.get(bid)
-        if v is None or v["reference_batches"] < min_batches:
+        kind = envelope_of(v, min_batches)
+        if s.envelope_from[key] is None and kind == "own":
+            s.envelope_from[key] = order[key]
+        if kind != "own" and t["fault"] is not None:
+            c = s.cold_start.setdefault(
+                t["fault"]["kind"], {"batches": 0, "detected": 0, "cross_unit": 0}
+            )
+            c["batches"] += 1
+            c["cross_unit"] += kind == "cross_unit"
+            onset = float(t["fault"]["onset_batch_cv"])
+            c["detected"] += any(
+                _matches(t["fault"]["kind"], t["fault"], a)
+                and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
+                for a in by_batch.get(bid, [])
+            )
+        if v is None or kind == "none":
             s.warm_up += 1
-            if t["fault"] is not None:
-                c = s.cold_start.setdefault(t["fault"]["kind"], {"batches": 0, "detected": 0})
-                c["batches"] += 1
-                onset = float(t["fault"]["onset_batch_cv"])
-                c["detected"] += any(
-                    _matches(t["fault"]["kind"], t["fault"], a)
-                    and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
-                    for a in by_batch.get(bid, [])
-                )
             continue
         fault = t["fault"]
         found = by_batch.get(bid, [])
@@ -343,4 +359,160 @@ def user_view(
         "failed_examples": failed[:5],
         "checks_naming_fault_free": checks,
         "any_error_rate": _r(len(error_batches) / n) if n else None,
+    }
+
+
+#: what the user sees as one batch's outcome, worst first
+_RANK = {"ERROR": 2, "WARN": 1}
+#: ISA-18.2 / EEMUA 191 figures an alarm system is usually held to, per operator position
+ALARM_LOAD_REFERENCE = {
+    "alarms_per_day_manageable": 150,
+    "alarms_per_10_min_max": 10,
+    "chattering_window_s": 60,
+    "chattering_activations": 3,
+}
+PRODUCT_TARGETS = {
+    "false_error_rate": 0.01,
+    "false_error_rate_per_unit": 0.05,
+    "false_error_run": 3,
+    "unjudged_rate": 0.10,
+}
+
+
+def product_view(
+    truth: list[dict[str, Any]],
+    verdicts: list[dict[str, Any]],
+    alarms: list[dict[str, Any]],
+    mspc: list[dict[str, Any]],
+    *,
+    min_batches: int,
+) -> dict[str, Any]:
+    """Every batch as the product shows it: the worst of its alarms in gold (each with its
+    severity), its multivariate verdict (a mature model's alarm is an ERROR, a young
+    model's alarm or no model a WARN) and the envelope's "cannot judge" (a WARN) - what the
+    checks show while the batch is its unit's latest. Warm-up included: a user sees it.
+
+    `alarms`: gold_batch_alarms rows with `unit_id` and `ts` (when the alarm fired), the
+    multivariate alarms among them (source `mspc`)."""
+    verdict = {v["batch_id"]: v for v in verdicts}
+    model = {m["batch_id"]: m for m in mspc}
+    worst: dict[str, int] = defaultdict(int)
+    named: dict[str, list[str]] = defaultdict(list)
+    for a in alarms:
+        r = _RANK.get(str(a["severity"]), 0)
+        worst[a["batch_id"]] = max(worst[a["batch_id"]], r)
+        if r:
+            named[a["batch_id"]].append(f"{a['severity']} {a['source']}:{a['signal']}")
+    no_envelope = {b for b, v in verdict.items() if envelope_of(v, min_batches) == "none"}
+    no_model = {b for b, m in model.items() if m["verdict"] == "no_model"}
+    for b in no_envelope | no_model | {t["batch_id"] for t in truth} - set(model):
+        worst[b] = max(worst[b], _RANK["WARN"])
+    ids = [t["batch_id"] for t in truth]
+    unjudged = [b for b in ids if b in no_envelope and (b in no_model or b not in model)]
+    clean = sorted((t for t in truth if t["fault"] is None), key=lambda t: t["batch_id"])
+    units: dict[str, list[int]] = defaultdict(list)  # fault-free outcomes in batch order
+    for t in clean:
+        units[str(t.get("unit_id"))].append(worst[t["batch_id"]])
+    n = len(clean)
+    errors = [t["batch_id"] for t in clean if worst[t["batch_id"]] >= _RANK["ERROR"]]
+    warns = [t["batch_id"] for t in clean if worst[t["batch_id"]] == _RANK["WARN"]]
+    per_unit: dict[str, dict[str, Any]] = {
+        u: {
+            "fault_free": len(o),
+            "error_rate": _r(sum(x >= 2 for x in o) / len(o)),
+            "longest_error_run": _longest_run([x >= 2 for x in o]),
+        }
+        for u, o in sorted(units.items())
+    }
+    clean_ids = {t["batch_id"] for t in clean}
+    # a faulty batch is found when a matching alarm or a multivariate one (it names no
+    # fault kind: any) fired at or after the onset, warm-up batches included
+    by_batch: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in alarms:
+        by_batch[a["batch_id"]].append(a)
+    faulty = [t for t in truth if t["fault"] is not None]
+    found = [
+        t
+        for t in faulty
+        if any(
+            (a["source"] == "mspc" or _matches(t["fault"]["kind"], t["fault"], a))
+            and (
+                a["alarm_cv"] is None
+                or a["alarm_cv"] >= float(t["fault"]["onset_batch_cv"]) - ONSET_TOLERANCE_CV
+            )
+            for a in by_batch.get(t["batch_id"], [])
+        )
+    ]
+    # one denominator for both loads: every unit of the history, over the span its alarms
+    # cover (at least a day)
+    n_units = len({str(t.get("unit_id")) for t in truth})
+    stamps = [int(a["ts"]) for a in alarms if a.get("ts") is not None]
+    days = max((max(stamps) - min(stamps)) / 86_400e9, 1.0) if stamps else 1.0
+    return {
+        "recall_all_batches": _r(len(found) / len(faulty)) if faulty else None,
+        "batches": len(ids),
+        "fault_free_batches": n,
+        "false_error_rate": _r(len(errors) / n) if n else None,
+        "false_warn_rate": _r(len(warns) / n) if n else None,
+        "false_errors": [{"batch_id": b, "shown": named[b]} for b in errors],
+        "per_unit": per_unit,
+        "worst_unit_error_rate": (
+            max(float(u["error_rate"] or 0.0) for u in per_unit.values()) if per_unit else None
+        ),
+        "longest_error_run": max((u["longest_error_run"] for u in per_unit.values()), default=0),
+        "unjudged_rate": _r(len(unjudged) / len(ids)) if ids else None,
+        "no_envelope_rate": _r(len(no_envelope & set(ids)) / len(ids)) if ids else None,
+        "no_model_rate": _r(len(no_model & set(ids)) / len(ids)) if ids else None,
+        "alarm_load": {
+            "all_batches": alarm_load(alarms, units=n_units, days=days),
+            "fault_free_batches": alarm_load(
+                [a for a in alarms if a["batch_id"] in clean_ids], units=n_units, days=days
+            ),
+            "reference": ALARM_LOAD_REFERENCE,
+        },
+    }
+
+
+def _longest_run(flags: list[bool]) -> int:
+    best = run = 0
+    for f in flags:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def alarm_load(
+    alarms: list[dict[str, Any]], *, units: int | None = None, days: float | None = None
+) -> dict[str, Any]:
+    """ISA-18.2 alarm-load figures of annunciated alarms (ERROR or WARN, each with `ts` in
+    ns and `unit_id`): per unit per day (over `units` and `days`; by default the units
+    that alarmed and the span their alarms cover, at least a day), the most in any 10
+    minutes (all units: one operator's console), and the chattering ones (the same alarm of
+    a unit activated 3 or more times within 60 s)."""
+    shown = sorted(
+        (a for a in alarms if a["severity"] in _RANK and a.get("ts") is not None),
+        key=lambda a: a["ts"],
+    )
+    if not shown:
+        return {"alarms": 0, "per_unit_per_day": 0.0, "max_in_10_min": 0, "chattering": 0}
+    ts = np.array([int(a["ts"]) for a in shown], dtype=np.int64)
+    days = days or max((ts[-1] - ts[0]) / 86_400e9, 1.0)
+    units = units or len({a["unit_id"] for a in shown})
+    ten = 600 * 10**9
+    peak = int(np.max(np.searchsorted(ts, ts + ten, side="left") - np.arange(ts.size)))
+    by: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for a in shown:
+        by[(a["unit_id"], a["source"], str(a["signal"]))].append(int(a["ts"]))
+    w = ALARM_LOAD_REFERENCE["chattering_window_s"] * 10**9
+    k = ALARM_LOAD_REFERENCE["chattering_activations"]
+    chattering = sum(
+        1
+        for t in by.values()
+        if len(t) >= k and np.any(np.array(t[k - 1 :]) - np.array(t[: len(t) - k + 1]) <= w)
+    )
+    return {
+        "alarms": len(shown),
+        "per_unit_per_day": round(len(shown) / units / days, 2),
+        "max_in_10_min": peak,
+        "chattering": chattering,
     }

@@ -46,6 +46,9 @@ METHODS: tuple[str, ...] = ("uv_area_rule", "envelope", "mspc", "envelope+mspc")
 #: the methods judged on their own; "envelope+mspc" is both, as the platform runs them (a
 #: batch alarms when either does), calibrated together
 SINGLE: tuple[str, ...] = METHODS[:3]
+#: the platform's methods at the thresholds it ships (the envelope's z limit, the model's
+#: own limits), beside the calibrated ones: what a user gets without a sweep of their own
+SHIPPED: tuple[str, ...] = tuple(f"{m} as shipped" for m in METHODS[1:])
 FALSE_ALARM_TARGET = 0.01
 #: the original rule's level: this multiple of the flow-through UV the reference shows
 RULE_LEVEL = 1.2
@@ -356,6 +359,7 @@ def _summarise(
     plots: Path | None,
 ) -> dict[str, Any]:
     from chrom_platform.lib.analytics import mspc
+    from chrom_platform.lib.analytics.envelope import EnvelopeParams
     from chrom_platform.lib.core.contracts import SIGNALS
 
     # thresholds from every fault-free evaluation batch (the test batches' clean twins
@@ -389,15 +393,24 @@ def _summarise(
         for m in METHODS
     }
     # the platform as it ships: the envelope's z limit and the model's own limits
+    z_limit = EnvelopeParams().z_limit
+    as_shipped = {"envelope": z_limit, "mspc": 1.0, "envelope+mspc": 1.0}
+    for r in rows:
+        r["judged"]["envelope as shipped"] = r["judged"]["envelope"]
+        r["judged"]["mspc as shipped"] = r["judged"]["mspc"]
+        r["judged"]["envelope+mspc as shipped"] = _Both(
+            r["judged"]["envelope"], r["judged"]["mspc"], z_limit, 1.0
+        )
+    thresholds.update({f"{m} as shipped": t for m, t in as_shipped.items()})
     shipped = {
-        "envelope": _rate([r["judged"]["envelope"].stat > 6.0 for r in test_clean + cal]),
-        "mspc": _rate([r["judged"]["mspc"].stat > 1.0 for r in test_clean + cal]),
+        m: _rate([r["judged"][f"{m} as shipped"].stat > t for r in clean])
+        for m, t in as_shipped.items()
     }
     results = []
     for kind in kinds:
         for sev in cfg.severities:
             cell = [r for r in rows if r["kind"] == kind and r["severity"] == sev]
-            for m in METHODS:
+            for m in METHODS + SHIPPED:
                 detected, delays, named = 0, [], []
                 for r in cell:
                     j = r["judged"][m]
@@ -407,7 +420,8 @@ def _summarise(
                             continue
                         detected += 1
                         delays.append(at - r["onset_cv"])
-                        named.append(_named(first, r, thresholds, SIGNALS, mspc))
+                        t = as_shipped if m in SHIPPED else thresholds
+                        named.append(_named(first, r, t, SIGNALS, mspc))
                         continue
                     b, which = _first_over(j, thresholds[m])
                     if b < 0:
@@ -417,12 +431,12 @@ def _summarise(
                         continue
                     detected += 1
                     delays.append(at - r["onset_cv"])
-                    if m == "mspc":
+                    if m.startswith("mspc"):
                         model, tr = r["mspc"]
                         verdict = mspc.judge(model, tr, j.batch_cv, threshold=thresholds[m])
                         top = verdict.alarm.top(3) if verdict.alarm else []
                         named.append(bool(set(top) & set(r["signals"])))
-                    elif m == "envelope":
+                    elif m.startswith("envelope"):
                         named.append(SIGNALS[which] in r["signals"])
                 results.append(
                     {
@@ -441,7 +455,7 @@ def _summarise(
             k: _min_severity([x for x in results if x["method"] == m and x["kind"] == k])
             for k in kinds
         }
-        for m in METHODS
+        for m in METHODS + SHIPPED
     }
     out = {
         "config": {**asdict(cfg), "kinds": list(kinds)},
@@ -449,6 +463,7 @@ def _summarise(
         "thresholds": thresholds,
         "false_alarms": fa,
         "shipped_false_alarms": shipped,
+        "shipped_thresholds": as_shipped,
         "results": results,
         "min_severity_detected_90": min_sev,
         "seconds": {"simulate": t_sim, "judge": t_judge},
@@ -537,7 +552,7 @@ def render_sweep(result: dict[str, Any]) -> str:
             f"(of {result['false_alarms'][m]['batches']})"
             for m in METHODS
         )
-        + "; as shipped: "
+        + "; as shipped (the envelope's z limit, the model's own limits, no calibration): "
         + ", ".join(f"{m} {100 * v:.0f}%" for m, v in result["shipped_false_alarms"].items()),
         "",
         "| fault | method | " + " | ".join(f"{s:g} sd" for s in sev) + " | 90% from | "
@@ -545,12 +560,14 @@ def render_sweep(result: dict[str, Any]) -> str:
         "|---|---|" + "---:|" * len(sev) + "---:|---:|---:|",
     ]
     for kind in result["config"]["kinds"]:
-        for m in METHODS:
+        for m in (*METHODS, *SHIPPED):
             cells = {
                 c["severity"]: c
                 for c in result["results"]
                 if c["kind"] == kind and c["method"] == m
             }
+            if not cells:  # a result from before the shipped rows
+                continue
             at5 = cells.get(5.0, {})
             delay = at5.get("median_delay_cv")
             named = [c["signal_named"] for c in cells.values() if c["signal_named"] is not None]

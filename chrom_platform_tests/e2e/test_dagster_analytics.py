@@ -278,6 +278,14 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
         "asymmetry_error",
         "step_yield_error_pp",
     }
+    # as the user sees it: 12 batches a unit never reach a multivariate model (12 eligible
+    # before a batch), so every batch is at least a warning, never a silent pass
+    p = result["product"]
+    assert p["batches"] == 24
+    assert p["no_model_rate"] == 1.0
+    assert p["false_error_rate"] + p["false_warn_rate"] == pytest.approx(1.0, abs=1e-3)
+    assert p["alarm_load"]["all_batches"]["alarms"] >= s["scored_faulty"]
+    assert 0.0 <= p["recall_all_batches"] <= 1.0
     # the yield error splits into the platform's part and the lab's (per batch, the
     # triangle inequality through the yield with exact volumes and the lab's results)
     assert s["step_yield_batches"] > 0
@@ -298,18 +306,34 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
             "select unit_id, state, released_batches, envelope_batches, spec_phases, phases, "
             "detail from gold.gold_monitoring_state order by unit_id"
         ).fetchall()
+        envelopes = c.execute(
+            "select v.unit_id, string_agg(v.envelope, ',' order by r.started_at) "
+            "from gold.gold_batch_verdict as v inner join gold.gold_batch_results as r "
+            "on v.batch_id = r.batch_id group by 1 order by 1"
+        ).fetchall()
+    # both units run one recipe: before either has 8 released batches of its own, their
+    # batches are judged against the recipe's on both (made unit-free), not left unjudged;
+    # per unit: no envelope, then the recipe's across units, then its own
+    rank = {"none": 0, "cross_unit": 1, "own": 2}
+    for unit, kinds in envelopes:
+        seq = [rank[k] for k in kinds.split(",")]
+        assert seq == sorted(seq), (unit, kinds)
+    assert sum(k.count("cross_unit") for _, k in envelopes) >= 4, envelopes
     # the gradient elution and the ramped washes are said not to be steps, with the reason
     assert {"pH gradient elution", "High-salt wash", "Re-buffer"} <= set(set_aside)
     assert "ramp or gradient" in set_aside["pH gradient elution"]
     assert verdicts.get("pass", 0) >= 12, verdicts  # good batches are released
     # every unit says what it is watched with: its own envelope once 8 batches are released,
-    # the recipe's specifications before (every phase's buffer has ranges in master data)
+    # before that the recipe's across units or its specifications alone (every phase's
+    # buffer has ranges in master data)
     assert [row[0] for row in states] == ["CLIN-A", "CLIN-B"]
     for _unit, state, released, n, spec_phases, phases, detail in states:
         assert spec_phases == phases == 9
         if released > 8:
             assert state == "own_envelope", detail
             assert n >= 8
+        elif state == "cross_unit":
+            assert detail.startswith("the recipe's envelope across units"), detail
         else:
             assert state == "specs_only", detail
             assert detail.startswith(f"specs only: {released} of 8 released")

@@ -9,7 +9,13 @@ import json
 import pytest
 
 from chrom_platform.cli import main
-from chrom_platform.evaluation.sweep import METHODS, SweepConfig, render_sweep, run_sweep
+from chrom_platform.evaluation.sweep import (
+    METHODS,
+    SHIPPED,
+    SweepConfig,
+    render_sweep,
+    run_sweep,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,9 @@ def tiny() -> dict:
 
 def test_every_method_is_judged_on_every_cell(tiny) -> None:
     cells = {(c["method"], c["kind"], c["severity"]) for c in tiny["results"]}
-    assert cells == {(m, k, 10.0) for m in METHODS for k in ("early_breakthrough", "pump_fault")}
+    assert cells == {
+        (m, k, 10.0) for m in (*METHODS, *SHIPPED) for k in ("early_breakthrough", "pump_fault")
+    }
     # two test batches per cell, each the twin of a clean test batch
     assert all(c["batches"] == 2 for c in tiny["results"])
     assert tiny["false_alarms"]["mspc"]["batches"] == 4
@@ -46,6 +54,16 @@ def test_the_load_uv_rule_cannot_see_a_pump_fault_but_sees_breakthrough(tiny) ->
     assert by[("uv_area_rule", "early_breakthrough")]["detected"] == 2
     text = render_sweep(tiny)
     assert "| pump_fault | mspc |" in text
+    # beside each calibrated row, the same method at the thresholds the product ships
+    assert "| pump_fault | mspc as shipped |" in text
+    assert tiny["shipped_thresholds"] == {"envelope": 6.0, "mspc": 1.0, "envelope+mspc": 1.0}
+    shipped = {c["kind"]: c for c in tiny["results"] if c["method"] == "mspc as shipped"}
+    calibrated = {c["kind"]: c for c in tiny["results"] if c["method"] == "mspc"}
+    for kind, c in shipped.items():  # the same batches, another threshold
+        assert c["batches"] == calibrated[kind]["batches"]
+    # both together alarm whenever either does, at their shipped thresholds
+    rates = tiny["shipped_false_alarms"]
+    assert rates["envelope+mspc"] >= max(rates["envelope"], rates["mspc"])
 
 
 def test_a_sweep_that_cannot_be_judged_is_refused_and_any_process_runs(tmp_path, capsys) -> None:

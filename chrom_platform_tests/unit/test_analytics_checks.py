@@ -12,8 +12,11 @@ from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 
-def _warehouse(tmp_path: Path, drift_verdicts: list[tuple[str, str]]) -> WarehouseConfig:
-    """Two units, each with its latest batch (by start time) and drift verdicts per batch."""
+def _warehouse(
+    tmp_path: Path, drift_verdicts: list[tuple[str, str]], c1_envelope: str = "none"
+) -> WarehouseConfig:
+    """Two units, each with its latest batch (by start time) and drift verdicts per batch;
+    C1's unit has 3 released batches of its own (judged with `c1_envelope`)."""
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("create schema gold")
@@ -26,7 +29,9 @@ def _warehouse(tmp_path: Path, drift_verdicts: list[tuple[str, str]]) -> Warehou
         )
         con.execute(
             "create table gold.gold_batch_verdict as select * from (values "
-            "('B9', 9), ('B48', 12), ('C1', 3)) as t(batch_id, reference_batches)"
+            "('B9', 9, 'own'), ('B48', 12, 'own'), ('C1', 3, ?)) "
+            "as t(batch_id, reference_batches, envelope)",
+            [c1_envelope],
         )
         con.execute(
             "create table gold.gold_batch_drift (batch_id varchar, unit_id varchar, "
@@ -62,3 +67,14 @@ def test_every_latest_batch_judged_and_inside_passes(tmp_path) -> None:
         result = drift_check(wh)
     assert result.passed
     assert result.description == "latest batch of each of 2 units inside its envelope"
+
+
+def test_a_new_unit_judged_across_units_passes_and_says_against_what(tmp_path) -> None:
+    """C1's unit has 3 batches of its own, but the recipe's envelope across units judged it:
+    it is judged (the check can pass), and the description says it was not its own."""
+    cfg = _warehouse(tmp_path, [("B48", "pass"), ("C1", "pass")], c1_envelope="cross_unit")
+    with cfg.connect(read_only=True) as wh:
+        result = drift_check(wh)
+    assert result.passed
+    assert "across units" in (result.description or "")
+    assert result.metadata["cross_unit"].value == ["C1"]

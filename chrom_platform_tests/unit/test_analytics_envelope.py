@@ -5,14 +5,17 @@ import pytest
 
 from chrom_platform.lib.analytics.envelope import (
     BinnedBatches,
+    ColumnScale,
     EnvelopeParams,
     causal_drift,
+    cross_unit_drift,
     envelope_rows,
     judge,
     limits,
     neighbours,
     persistent_run,
     small_sample_factor,
+    unit_free,
     zscores,
 )
 
@@ -176,3 +179,64 @@ def test_engineers_pin_and_exclude_batches_whatever_the_platform_found():
     assert said.reference_size["B9"] == plain.reference_size["B9"]  # one in, one out
     assert 4 not in said.current_reference
     assert 3 in said.current_reference
+
+
+def test_a_new_unit_is_judged_against_the_recipe_on_other_columns_made_unit_free():
+    """A 100 cm column beside a 120 cm one, the same recipe at the same velocity: in L/min,
+    mAU and bar their signals differ by the columns alone; made unit-free (flow per cm2,
+    UV per cm of path, the column's pressure drop over its own start) the big column's
+    batches are an envelope the small one's first batch passes, while a wrong buffer or a
+    rising bed pressure drifts."""
+    signals = ("flow_lpm", "pressure_bar", "uv_mau", "cond_ms_cm", "ph")
+    p = EnvelopeParams(min_batches=5, z_limit=6.0, signals=signals)
+    rng = np.random.default_rng(4)
+    big = ColumnScale(area_cm2=np.pi * 60**2, bed_height_cm=20, uv_path_length_cm=0.2,
+                      system_bar_per_lpm=0.004)  # fmt: skip
+    small = ColumnScale(area_cm2=np.pi * 50**2, bed_height_cm=15, uv_path_length_cm=0.5,
+                        system_bar_per_lpm=0.005)  # fmt: skip
+    keys = [(0, "Load", b) for b in range(6)]
+
+    def unit(col: ColumnScale, n: int) -> np.ndarray:
+        u = 0.0047 * (1 + 0.002 * rng.standard_normal((n, 6)))  # L/min per cm2
+        flow = u * col.area_cm2
+        dp = 0.09 * col.bed_height_cm * (1 + 0.01 * rng.standard_normal((n, 6)))
+        return np.stack(
+            [
+                flow,
+                dp + col.system_bar_per_lpm * flow,
+                900.0 * col.uv_path_length_cm * (1 + 0.01 * rng.standard_normal((n, 6))),
+                20.0 + 0.1 * rng.standard_normal((n, 6)),
+                7.4 + 0.01 * rng.standard_normal((n, 6)),
+            ],
+            axis=2,
+        )
+
+    cvs = np.tile(np.arange(6) * 0.1 + 0.05, (8, 1))
+    a = BinnedBatches("R", "A", [f"A{i}" for i in range(8)], keys, unit(big, 8), cvs)
+    new = unit(small, 3)
+    new[1, 2:, signals.index("cond_ms_cm")] *= 1.4  # its second batch: a wrong buffer
+    j = signals.index("pressure_bar")  # its third: the bed's drop up 40% from bin 3
+    skid = small.system_bar_per_lpm * new[2, :, 0]
+    new[2, 3:, j] = skid[3:] + (new[2, 3:, j] - skid[3:]) * 1.4
+    b = BinnedBatches("R", "B", ["B0", "B1", "B2"], keys, new, cvs[:3])
+    # in plant units the small column's flow is 30% below the big one's: far outside
+    assert np.nanmin(np.abs(new[0, :, 0] - a.values[:, :, 0].mean(axis=0))) > 10
+    pool = [(a, i, big) for i in range(8)]
+    ok, n = cross_unit_drift(b, 0, pool, small, p)
+    assert n == 8
+    assert [d.verdict for d in ok] == ["pass"] * 5, [(d.signal, d.max_abs_z) for d in ok]
+    bad, _ = cross_unit_drift(b, 1, pool, small, p)
+    assert {d.signal for d in bad if d.verdict == "drift"} == {"cond_ms_cm"}
+    # another column's drop is another level (packing, fouling): its course is compared
+    rise, _ = cross_unit_drift(b, 2, pool, small, p)
+    assert {d.signal for d in rise if d.verdict == "drift"} == {"pressure_bar"}
+    few, n = cross_unit_drift(b, 0, pool[:4], small, p)
+    assert n == 4
+    assert all(d.verdict == "no_envelope" for d in few), "too few batches: no limit at all"
+    # unit-free is the column's own physics: flow per area, UV per path, the drop over
+    # its own start
+    free = unit_free(new[:1], small, signals)
+    assert np.allclose(free[..., 0], new[:1, :, 0] / small.area_cm2)
+    assert np.allclose(free[..., 2], new[:1, :, 2] / 0.5)
+    assert np.allclose(free[..., 4], new[:1, :, 4])
+    assert np.nanmedian(free[0, :, j]) == pytest.approx(1.0, abs=0.02)

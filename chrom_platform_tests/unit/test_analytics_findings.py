@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from chrom_platform.evaluation.scoring import score, user_view
+from chrom_platform.evaluation.scoring import alarm_load, product_view, score, user_view
 from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
 from chrom_platform.lib.analytics.scans import flatlines, gaps
@@ -176,3 +176,82 @@ def test_user_view_counts_every_error_a_fault_free_batch_shows():
         "ERROR": {"latest_batches_in_mspc_limits": ["B2"]},
         "WARN": {"flatlined_signals": ["B3"]},
     }
+
+
+def test_product_view_scores_each_batch_as_its_checks_show_it():
+    """Per batch the worst of what the product shows: gold's alarms by severity, the
+    multivariate verdict (a young model's alarm a WARN), and "cannot judge" (no envelope,
+    no model) a WARN, never a pass; errors in a row per unit; faults found by any source."""
+    clean = {"fault": None}
+    truth = [
+        {"batch_id": "U1-B1", "unit_id": "U1", **clean},
+        {"batch_id": "U1-B2", "unit_id": "U1", **clean},
+        {"batch_id": "U1-B3", "unit_id": "U1", **clean},
+        {"batch_id": "U1-B4", "unit_id": "U1", **clean},
+        {
+            "batch_id": "U1-B5",
+            "unit_id": "U1",
+            "fault": {"kind": "ph_drift", "onset_batch_cv": 10.0},
+        },
+        {"batch_id": "U2-B1", "unit_id": "U2", **clean},
+    ]
+    verdicts = [  # U2-B1 has no envelope yet (1 reference batch)
+        {"batch_id": t["batch_id"], "reference_batches": 1 if t["unit_id"] == "U2" else 9}
+        for t in truth
+    ]
+    mspc = [
+        {"batch_id": "U1-B1", "verdict": "pass"},
+        {"batch_id": "U1-B2", "verdict": "alarm"},  # its ERROR comes in `alarms`
+        {"batch_id": "U1-B3", "verdict": "alarm"},
+        {"batch_id": "U1-B4", "verdict": "pass"},
+        {"batch_id": "U1-B5", "verdict": "alarm"},
+        {"batch_id": "U2-B1", "verdict": "no_model"},
+    ]
+    h = 3_600 * NS
+    alarms = [
+        {"batch_id": "U1-B2", "unit_id": "U1", "source": "mspc", "signal": "spe",
+         "severity": "ERROR", "alarm_cv": 5.0, "ts": 1 * h},
+        {"batch_id": "U1-B3", "unit_id": "U1", "source": "spec", "signal": "ph",
+         "severity": "ERROR", "alarm_cv": 3.0, "ts": 25 * h},
+        {"batch_id": "U1-B4", "unit_id": "U1", "source": "column", "signal": "hetp",
+         "severity": "WARN", "alarm_cv": None, "ts": 49 * h},
+        {"batch_id": "U1-B5", "unit_id": "U1", "source": "mspc", "signal": "t2",
+         "severity": "WARN", "alarm_cv": 12.0, "ts": 73 * h},
+    ]  # fmt: skip
+    v = product_view(truth, verdicts, alarms, mspc, min_batches=8)
+    assert v["fault_free_batches"] == 5
+    assert v["false_error_rate"] == pytest.approx(2 / 5, abs=1e-4)  # U1-B2, U1-B3
+    assert v["false_warn_rate"] == pytest.approx(2 / 5, abs=1e-4)  # U1-B4; U2-B1 unjudged
+    assert [e["batch_id"] for e in v["false_errors"]] == ["U1-B2", "U1-B3"]
+    assert v["per_unit"]["U1"]["longest_error_run"] == 2
+    assert v["per_unit"]["U1"]["error_rate"] == pytest.approx(0.5)
+    assert v["worst_unit_error_rate"] == pytest.approx(0.5)
+    assert v["unjudged_rate"] == pytest.approx(1 / 6, abs=1e-4)
+    assert v["recall_all_batches"] == 1.0, "a young model's alarm after the onset finds it"
+    load = v["alarm_load"]["all_batches"]
+    assert load["alarms"] == 4
+    assert load["per_unit_per_day"] == pytest.approx(4 / 2 / 3.0, abs=0.01)  # 2 units, 72 h
+    assert load["max_in_10_min"] == 1
+    assert load["chattering"] == 0
+    assert v["alarm_load"]["fault_free_batches"]["alarms"] == 3
+
+
+def test_alarm_load_finds_a_flood_and_a_chattering_alarm():
+    s = NS
+    alarms = [  # the same alarm three times in 50 s, and 12 alarms within 10 minutes
+        {"batch_id": "B", "unit_id": "U", "source": "spec", "signal": "ph", "severity": "WARN",
+         "ts": t * s}
+        for t in (0, 20, 50)
+    ] + [
+        {"batch_id": "B", "unit_id": "U", "source": "drift", "signal": f"s{i}",
+         "severity": "ERROR", "ts": (100 + 40 * i) * s}
+        for i in range(12)
+    ] + [{"batch_id": "B", "unit_id": "U", "source": "x", "signal": "y", "severity": None,
+          "ts": 0}]  # fmt: skip
+    load = alarm_load(alarms)
+    assert load["alarms"] == 15, "only annunciated alarms (ERROR, WARN) count"
+    assert load["chattering"] == 1
+    assert load["max_in_10_min"] == 15
+    spread = [dict(a, ts=a["ts"] * 100) for a in alarms]  # 40 s -> 67 min apart
+    assert alarm_load(spread)["chattering"] == 0
+    assert alarm_load(spread)["max_in_10_min"] < 15

@@ -15,7 +15,13 @@ from chrom_platform.lib.analytics import mspc
 from chrom_platform.lib.analytics.bins import binned_batches
 from chrom_platform.lib.analytics.envelope import BinnedBatches
 from chrom_platform.lib.analytics.live_mspc import LiveModels, LiveMspc
-from chrom_platform.lib.analytics.mspc_run import models_bytes
+from chrom_platform.lib.analytics.mspc_run import (
+    MspcRunParams,
+    MspcRunResult,
+    judge_group,
+    models_bytes,
+    verdict_severity,
+)
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.streaming.readings import Readings
 
@@ -88,6 +94,69 @@ def test_limits_are_widened_so_that_forward_scored_batches_rarely_alarm(fitted) 
     assert m.limit_factor >= 1.0
     assert np.all(m.t2_limit[np.isfinite(m.t2_limit)] > 0)
     assert np.all(m.spe_limit > 0)
+
+
+def test_limits_rest_on_an_upper_bound_of_the_quantile_not_its_estimate() -> None:
+    """A 1% quantile estimated from a dozen forward-scored batches falls below the true one
+    about half the time (so fault-free batches alarm above the design rate); its upper 90%
+    bound covers it about 80-90% of the time, and the margin shrinks as batches accrue."""
+    rng = np.random.default_rng(5)
+    bound, point = mspc.MspcParams(), mspc.MspcParams(limit_confidence=None)
+    true_q = 1.0 - 0.1 * np.log(-np.log(0.99))  # of a Gumbel(1, 0.1)
+    draws = [rng.gumbel(1.0, 0.1, 12) for _ in range(2000)]
+    covered = np.mean([mspc.gumbel_quantile(x, bound) >= true_q for x in draws])
+    covered_point = np.mean([mspc.gumbel_quantile(x, point) >= true_q for x in draws])
+    assert covered > 0.75, covered
+    assert covered_point < 0.6, covered_point
+    many = rng.gumbel(1.0, 0.1, 5000)
+    margin_few = mspc.gumbel_quantile(draws[0], bound) - mspc.gumbel_quantile(draws[0], point)
+    margin_many = mspc.gumbel_quantile(many, bound) - mspc.gumbel_quantile(many, point)
+    assert 0 < margin_many < 0.1 * margin_few
+    assert mspc.gumbel_quantile(many, point) == pytest.approx(true_q, abs=0.02)
+
+
+def test_a_young_models_alarm_warns_and_a_mature_ones_fails(fitted) -> None:
+    g, m = fitted  # 40 reference batches
+    young = mspc.fit(g, list(range(12)), mspc.MspcParams(components=3))
+    assert young is not None
+    assert len(m.batch_ids) >= m.params.mature_batches > len(young.batch_ids)
+    assert verdict_severity(m, "alarm") == "ERROR"
+    assert verdict_severity(young, "alarm") == "WARN"
+    assert verdict_severity(None, "no_model") == "WARN", "no model is said, never passed"
+    assert verdict_severity(m, "pass") is None
+
+
+def test_the_model_follows_a_process_that_moved_and_never_stays_stuck() -> None:
+    """From batch 20 on, every batch runs 8 bar-units higher in pressure (a new normal the
+    platform releases: a new resin lot). Without following, the model alarms on all 20
+    batches after it; with it, on `follow_after` batches, then they enter its reference."""
+    rng = np.random.default_rng(7)
+    values = _batches(rng, 40)
+    values[20:, :, SIGNALS.index("pressure_bar")] += 8.0
+    g = _group(values)
+    ids = g.batch_ids
+
+    def walk(follow_after: int) -> list[dict]:
+        params = MspcRunParams(model=mspc.MspcParams(components=3), follow_after=follow_after)
+        rows, _ = judge_group(
+            g,
+            params,
+            MspcRunResult(),
+            status=dict.fromkeys(ids, "complete"),
+            released=dict.fromkeys(ids, True),
+            pinned=set(),
+            prev={},
+        )
+        by = {r["batch_id"]: r for r in rows}
+        return [by[b] for b in ids]
+
+    stuck = walk(10**6)
+    assert all(r["verdict"] == "alarm" for r in stuck[20:])
+    followed = walk(2)
+    assert [r["verdict"] for r in followed[20:22]] == ["alarm", "alarm"]
+    assert all(r["eligible"] and "admitted to the model" in r["detail"] for r in followed[20:22])
+    assert all(r["verdict"] == "pass" for r in followed[22:]), [r["verdict"] for r in followed]
+    assert all(r["verdict"] == "pass" for r in followed[12:20])
 
 
 def _sim_batches(n: int):

@@ -72,9 +72,10 @@ DESCRIPTIONS = {
     ),
     "gold_monitoring_state": (
         "Per unit and recipe: what its newest batch was judged against: specs_only (the "
-        "recipe's specifications, before enough released batches for an envelope) or "
-        "own_envelope (from n released batches), and how much of the recipe the "
-        "specifications cover."
+        "recipe's specifications, before enough released batches anywhere for an envelope), "
+        "cross_unit (the recipe's released batches on every unit, made unit-free by column "
+        "size, while the unit has too few of its own) or own_envelope (from n released "
+        "batches), and how much of the recipe the specifications cover."
     ),
 }
 
@@ -187,6 +188,20 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
         desc = f"latest batch of each of {len(latest)} units inside its envelope"
     if unjudged and (drifting or watch):
         desc += "; cannot judge: " + "; ".join(unjudged)
+    # a unit without its own envelope yet is judged against the recipe's across units
+    across = [
+        r["batch_id"]
+        for r in wh.query(
+            f"select batch_id from gold.gold_batch_verdict where batch_id in ({marks}) "
+            "and envelope = 'cross_unit' order by batch_id",
+            ids,
+        )
+    ]
+    if across:
+        desc += (
+            "; judged against the recipe's envelope across units (no envelope of their own "
+            "yet): " + ", ".join(across)
+        )
     return dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
         asset_key=gold("gold_batch_drift"),
@@ -198,6 +213,7 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
             "drifting": dg.MetadataValue.json(json.loads(json.dumps(drifting, default=str))),
             "watch": dg.MetadataValue.json(json.loads(json.dumps(watch, default=str))),
             "cannot_judge": dg.MetadataValue.json(unjudged),
+            "cross_unit": dg.MetadataValue.json(across),
         },
     )
 

@@ -41,8 +41,10 @@ DESCRIPTIONS = {
     "gold_mspc_verdict": (
         "Per batch: alarm (T2 or an SPE over its limit for "
         f"{PARAMS.model.persistence} bins running), pass, or no_model (fewer than "
-        f"{PARAMS.model.min_batches} eligible batches before it); where the alarm fired, "
-        "which statistic, and the top-3 signals by contribution."
+        f"{PARAMS.model.min_batches} eligible batches before it); its severity (ERROR: an "
+        f"alarm of a model of {PARAMS.model.mature_batches} or more reference batches; WARN: "
+        "a younger model's alarm, or no model); where the alarm fired, which statistic, and "
+        "the top-3 signals by contribution."
     ),
 }
 
@@ -52,7 +54,7 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
     to judge it is said, never passed."""
     latest, ids, marks = latest_ids(wh)
     rows = wh.query(
-        "select batch_id, unit_id, recipe, verdict, model_version, reference_batches, "
+        "select batch_id, unit_id, recipe, verdict, severity, model_version, reference_batches, "
         "alarm_phase, alarm_cv, alarm_statistic, alarm_ratio, top_signals, detail "
         f"from gold.gold_mspc_verdict where batch_id in ({marks}) order by unit_id",
         ids,
@@ -75,7 +77,11 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
         check_name=CHECK,
         asset_key=gold("gold_mspc_verdict"),
         passed=bool(latest) and not alarms and not unjudged,
-        severity=dg.AssetCheckSeverity.ERROR if alarms else dg.AssetCheckSeverity.WARN,
+        # a young model's alarm warns (its limits rest on few batches): only a mature
+        # model's fails the check (mspc_run.verdict_severity)
+        severity=dg.AssetCheckSeverity.ERROR
+        if any(r["severity"] == "ERROR" for r in alarms)
+        else dg.AssetCheckSeverity.WARN,
         description="; ".join(parts)
         or f"latest batch of each of {len(latest)} units inside its multivariate limits",
         metadata={
@@ -109,7 +115,9 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
             asset=gold("gold_mspc_verdict"),
             description="The latest batch of every unit is inside its multivariate (T2 / "
             "SPE) limits: ERROR with where the alarm fired and the top-3 signals; WARN when "
-            "a unit has no model yet to judge it by.",
+            "the model is young (fewer than "
+            f"{PARAMS.model.mature_batches} reference batches) or a unit has no model yet to "
+            "judge it by.",
         )
     ],
     pool=WAREHOUSE_POOL,

@@ -311,6 +311,92 @@ def causal_drift(
     return hist
 
 
+def align(
+    keys: Sequence[tuple[int, str, int]],
+    values: npt.NDArray[np.float64],
+    to: Sequence[tuple[int, str, int]],
+) -> npt.NDArray[np.float64]:
+    """values[b, k, s] over `keys` re-indexed to the bins `to` (NaN where absent)."""
+    pos = {k: i for i, k in enumerate(keys)}
+    out = np.full((values.shape[0], len(to), values.shape[2]), np.nan)
+    src = [pos.get(k, -1) for k in to]
+    have = np.array([s >= 0 for s in src], dtype=bool)
+    if have.any():
+        out[:, have] = values[:, [s for s in src if s >= 0]]
+    return out
+
+
+#: bins at a batch's start whose median column pressure drop the cross-unit envelope
+#: divides by (`unit_free`)
+PRESSURE_START_BINS = 10
+
+
+@dataclass(frozen=True)
+class ColumnScale:
+    """What makes one recipe's signals comparable between columns (equipment master data)."""
+
+    area_cm2: float
+    bed_height_cm: float
+    uv_path_length_cm: float
+    system_bar_per_lpm: float
+
+
+def unit_free(
+    values: npt.NDArray[np.float64], column: ColumnScale, signals: Sequence[str] = SIGNALS
+) -> npt.NDArray[np.float64]:
+    """values[b, k, s] of one unit made comparable with other units' of the same recipe
+    (bins k in batch order): flow as linear velocity (a recipe sets velocity; flow scales
+    with the column's area), UV per cm of flow-cell path (Beer-Lambert), pressure as the
+    column's own drop (the skid's pressure at that flow removed) over its median in the
+    batch's first `PRESSURE_START_BINS` bins (at one velocity and buffer the drop scales
+    with bed height and the packing's permeability, which differ column to column: a
+    pressure rise shows as the course through the batch, not the level); pH and
+    conductivity as they are (the recipe's buffers)."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    idx = {s: j for j, s in enumerate(signals)}
+    flow = values[..., idx["flow_lpm"]] if "flow_lpm" in idx else None
+    if "pressure_bar" in idx:
+        j = idx["pressure_bar"]
+        skid = column.system_bar_per_lpm * flow if flow is not None else 0.0
+        drop = values[..., j] - skid
+        # columns of one resin differ in packing and fouling (cycles run), so the level of
+        # the drop does not carry from one to another; its course through the batch does
+        with np.errstate(all="ignore"), _quiet():
+            start = np.nanmedian(drop[..., :PRESSURE_START_BINS], axis=-1, keepdims=True)
+        out[..., j] = drop / np.where(start > 0, start, np.nan)
+    if flow is not None:
+        out[..., idx["flow_lpm"]] = flow / column.area_cm2
+    if "uv_mau" in idx:
+        out[..., idx["uv_mau"]] = values[..., idx["uv_mau"]] / column.uv_path_length_cm
+    return out
+
+
+def cross_unit_drift(
+    group: BinnedBatches,
+    i: int,
+    pool: Sequence[tuple[BinnedBatches, int, ColumnScale]],
+    column: ColumnScale,
+    params: EnvelopeParams,
+) -> tuple[list[SignalDrift], int]:
+    """Batch i of a unit without an envelope of its own, judged against the same recipe's
+    released batches on every unit (its own among them): `pool` lists them (group, batch
+    index, column), the caller keeping the newest `window`; all made unit-free. Returns
+    the drift per signal and how many batches the limits rest on (below `min_batches`
+    there is no limit: every signal is `no_envelope`)."""
+    if len(pool) < params.min_batches:
+        z = np.full(group.values.shape[1:], np.nan)
+        return judge(z, group.batch_cv[i], group.keys, params), len(pool)
+    ref = np.concatenate(
+        [
+            align(g.keys, unit_free(g.values[j : j + 1], col, params.signals), group.keys)
+            for g, j, col in pool
+        ]
+    )
+    lim = limits(ref, params)
+    z = zscores(unit_free(group.values[i], column, params.signals), lim, neighbours(group.keys))
+    return judge(z, group.batch_cv[i], group.keys, params), len(pool)
+
+
 def envelope_rows(
     group: BinnedBatches, hist: DriftHistory, params: EnvelopeParams
 ) -> list[dict[str, object]]:

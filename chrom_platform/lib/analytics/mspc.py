@@ -48,7 +48,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from chrom_platform.lib.analytics.envelope import SCALE_FLOOR, BinnedBatches, _quiet, persistent_run
+from chrom_platform.lib.analytics.envelope import (
+    SCALE_FLOOR,
+    BinnedBatches,
+    _quiet,
+    align,
+    persistent_run,
+)
 from chrom_platform.lib.core.contracts import SIGNALS
 
 Array = npt.NDArray[np.float64]
@@ -68,6 +74,15 @@ class MspcParams:
     #: how many of the newest reference batches are scored forward for that widening (at
     #: most the newer half: each needs batches before it to be scored by)
     forward_batches: int = 12
+    #: the limits sit at this one-sided confidence bound of that quantile, not at its
+    #: estimate: a 1% quantile estimated from the dozen batches a young model can score
+    #: forward is itself uncertain (its standard error is about the maxima's own spread),
+    #: and a limit at the point estimate let 6.5% of fault-free batches through on held-out
+    #: seeds. None: the point estimate.
+    limit_confidence: float | None = 0.9
+    #: a model of fewer reference batches than this is young: its alarms are warnings
+    #: (its limits rest on few batches), a model this old or older fails a batch
+    mature_batches: int = 20
     persistence: int = 2
     max_components: int = 6
     #: a fixed number of components (None: chosen by the broken stick, see `_components`)
@@ -159,17 +174,6 @@ class MspcJudgement:
     bins_judged: int
     max_ratio: float
     alarm: MspcAlarm | None = None
-
-
-def align(keys: Sequence[Key], values: Array, model_keys: Sequence[Key]) -> Array:
-    """values[b, k, j] over `keys` re-indexed to `model_keys` (NaN where absent)."""
-    pos = {k: i for i, k in enumerate(keys)}
-    out = np.full((values.shape[0], len(model_keys), values.shape[2]), np.nan)
-    src = [pos.get(k, -1) for k in model_keys]
-    have = np.array([s >= 0 for s in src], dtype=bool)
-    if have.any():
-        out[:, have] = values[:, [s for s in src if s >= 0]]
-    return out
 
 
 def _scale_floor(mean: Array, signals: Sequence[str]) -> Array:
@@ -393,13 +397,19 @@ def persistent_max(ratio: Array, persistence: int) -> Array:
 
 def gumbel_quantile(maxima: Array, params: MspcParams) -> float:
     """The 1 - batch_false_alarm quantile of a Gumbel fitted by moments to per-batch
-    maxima (a batch's largest ratio over its bins; Fisher-Tippett)."""
+    maxima (a batch's largest ratio over its bins; Fisher-Tippett), at its upper
+    `limit_confidence` bound: the quantile x_T = mean + K sd of m maxima has the standard
+    error sd / sqrt(m) * sqrt(1 + 1.1396 K + 1.1 K^2) (Kite, 1977: moments estimator)."""
     x = maxima[np.isfinite(maxima)]
     if x.size < 3:
         return 1.0
-    beta = float(np.std(x, ddof=1)) * np.sqrt(6.0) / np.pi
-    mu = float(np.mean(x)) - 0.5772156649 * beta
-    return mu - beta * float(np.log(-np.log(1.0 - params.batch_false_alarm)))
+    sd = float(np.std(x, ddof=1))
+    k = -np.sqrt(6.0) / np.pi * (0.5772156649 + np.log(-np.log(1.0 - params.batch_false_alarm)))
+    q = float(np.mean(x)) + k * sd
+    if params.limit_confidence is None:
+        return q
+    se = sd / np.sqrt(x.size) * np.sqrt(1.0 + 1.1396 * k + 1.1 * k * k)
+    return q + float(stats.norm.ppf(params.limit_confidence)) * se
 
 
 def model_version(model: MspcModel) -> str:

@@ -47,6 +47,12 @@ class MspcRunParams:
     model: mspc.MspcParams = field(default_factory=mspc.MspcParams)
     window: int = 40
     refit_every: int = 5
+    #: this many batches in a row that the platform released (no finding of the envelope,
+    #: specifications or results) but the model alarmed on: the process has moved where
+    #: the model has not (resin ageing, a new buffer lot), so they enter its reference and
+    #: it is refitted. Without it a unit's model stays stuck red: 21 of 24 batches alarmed
+    #: on one held-out unit, good and faulty alike, its reference never growing again.
+    follow_after: int = 2
 
 
 @dataclass
@@ -90,39 +96,11 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
     verdict_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     for g in binned_groups(wh, batches, recipe_phases(wh)):
-        start = next(
-            (
-                i
-                for i, b in enumerate(g.batch_ids)
-                if b not in prev
-                or prev[b]["status"] != status[b]
-                or bool(prev[b]["released"]) != released.get(b, False)
-            ),
-            len(g.batch_ids),
+        rows, bins = judge_group(
+            g, params, res, status=status, released=released, pinned=pinned, prev=prev
         )
-        eligible = [i for i in range(start) if prev[g.batch_ids[i]]["eligible"]]
-        walk = _Walk(g, params, res)
-        for i in range(start, len(g.batch_ids)):
-            bid = g.batch_ids[i]
-            model = walk.model_for(eligible[-params.window :])
-            row, bins = _judge(g, i, model, walk)
-            ok = row["verdict"] != "alarm" or bid in pinned
-            row.update(
-                status=status[bid],
-                released=released.get(bid, False),
-                eligible=bool(released.get(bid, False) and ok and status[bid] == "complete")
-                or bid in pinned,
-            )
-            if row["eligible"]:
-                eligible.append(i)
-            if row["verdict"] == "alarm":
-                res.alarms.append(bid)
-            verdict_rows.append(row)
-            score_rows.extend(bins)
-            res.judged += 1
-        current = walk.model_for(eligible[-params.window :])
-        if current is not None:
-            res.current[(g.unit_id, g.recipe)] = current
+        verdict_rows += rows
+        score_rows += bins
     replace = None if full else "batch_id"
     _write(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, replace)
     _write(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, replace)
@@ -133,6 +111,77 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
     return res
 
 
+def judge_group(
+    g: BinnedBatches,
+    params: MspcRunParams,
+    res: MspcRunResult,
+    *,
+    status: dict[str, str],
+    released: dict[str, bool],
+    pinned: set[str],
+    prev: dict[str, dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One unit and recipe's batches walked in start order from the first not judged
+    before (or whose status or release changed): each judged by the model of the eligible
+    batches before it. Returns verdict rows (earlier rows whose eligibility changed among
+    them) and score rows; the current model goes to `res.current`."""
+    verdict_rows: list[dict[str, Any]] = []
+    score_rows: list[dict[str, Any]] = []
+    start = next(
+        (
+            i
+            for i, b in enumerate(g.batch_ids)
+            if b not in prev
+            or prev[b]["status"] != status[b]
+            or bool(prev[b]["released"]) != released.get(b, False)
+        ),
+        len(g.batch_ids),
+    )
+    eligible = [i for i in range(start) if prev[g.batch_ids[i]]["eligible"]]
+    # the run of released batches the model alarmed on that ends where this run starts
+    streak: list[dict[str, Any]] = []
+    for i in range(start - 1, -1, -1):
+        if not _outvoted(prev[g.batch_ids[i]]):
+            break
+        streak.insert(0, prev[g.batch_ids[i]])
+    walk = _Walk(g, params, res)
+    for i in range(start, len(g.batch_ids)):
+        bid = g.batch_ids[i]
+        model = walk.model_for(eligible[-params.window :])
+        row, bins = _judge(g, i, model, walk)
+        ok = row["verdict"] != "alarm" or bid in pinned
+        row.update(
+            status=status[bid],
+            released=released.get(bid, False),
+            eligible=bool(released.get(bid, False) and ok and status[bid] == "complete")
+            or bid in pinned,
+        )
+        streak = [*streak, row] if _outvoted(row) else []
+        if len(streak) >= params.follow_after:
+            for r in streak:  # earlier ones may be rows of an earlier run: rewritten
+                r["eligible"] = True
+                r["detail"] += (
+                    f"; admitted to the model: {len(streak)} released batches in a row "
+                    "alarmed, the process has moved"
+                )
+                if r["batch_id"] in prev and r is prev[r["batch_id"]]:
+                    verdict_rows.append(r)
+            eligible = sorted({*eligible, *(g.batch_ids.index(r["batch_id"]) for r in streak)})
+            walk.refit = True
+            streak = []
+        elif row["eligible"]:
+            eligible.append(i)
+        if row["verdict"] == "alarm":
+            res.alarms.append(bid)
+        verdict_rows.append(row)
+        score_rows.extend(bins)
+        res.judged += 1
+    current = walk.model_for(eligible[-params.window :])
+    if current is not None:
+        res.current[(g.unit_id, g.recipe)] = current
+    return verdict_rows, score_rows
+
+
 class _Walk:
     """The model a group's batches are judged by, refitted as eligible batches come in."""
 
@@ -140,16 +189,39 @@ class _Walk:
         self.g, self.params, self.res = g, params, res
         self.model: mspc.MspcModel | None = None
         self.ref: list[int] = []
+        #: refit at the next batch whatever the cadence (the model follows the process)
+        self.refit = False
 
     def model_for(self, ref: list[int]) -> mspc.MspcModel | None:
         if len(ref) < self.params.model.min_batches:
             return None
         new = len(set(ref) - set(self.ref))
-        if self.model is None or new >= self.params.refit_every:
+        if self.model is None or new >= self.params.refit_every or (self.refit and new):
+            self.refit = False
             self.model = mspc.fit(self.g, ref, self.params.model)
             self.ref = list(ref)
             self.res.models_fitted += 1
         return self.model
+
+
+def _outvoted(row: dict[str, Any]) -> bool:
+    """A batch the platform released but the model alarmed on and kept out."""
+    return (
+        row["verdict"] == "alarm"
+        and bool(row["released"])
+        and row["status"] == "complete"
+        and not row["eligible"]
+    )
+
+
+def verdict_severity(model: mspc.MspcModel | None, verdict: str) -> str | None:
+    """What the check shows for a batch: a mature model's alarm fails it; a young model's
+    alarm, or no model at all, is a warning (said, never passed)."""
+    if verdict == "pass":
+        return None
+    if verdict == "alarm" and model is not None:
+        return "ERROR" if len(model.batch_ids) >= model.params.mature_batches else "WARN"
+    return "WARN"
 
 
 def _judge(
@@ -161,6 +233,7 @@ def _judge(
         return {
             **base,
             "verdict": "no_model",
+            "severity": verdict_severity(None, "no_model"),
             "model_version": None,
             "reference_batches": len(walk.ref) if walk.model else 0,
             "bins_judged": 0,
@@ -198,6 +271,7 @@ def _judge(
     row: dict[str, Any] = {
         **base,
         "verdict": j.verdict,
+        "severity": verdict_severity(model, j.verdict),
         "model_version": model.version,
         "reference_batches": len(model.batch_ids),
         "bins_judged": j.bins_judged,
@@ -218,6 +292,13 @@ def _judge(
                 f"{a.statistic.upper()} {a.ratio:.1f}x its limit from {a.key[1]} "
                 f"(batch CV {a.batch_cv:.2f}); top: "
                 + ", ".join(f"{s} {100 * a.contributions[s]:.0f}%" for s in top)
+                + (
+                    f"; a young model ({len(model.batch_ids)} of the "
+                    f"{model.params.mature_batches} reference batches a mature one has): a "
+                    "warning"
+                    if row["severity"] == "WARN"
+                    else ""
+                )
             ),
         )
     else:
@@ -331,6 +412,7 @@ VERDICT_SCHEMA = pa.schema(
         ("recipe", _S),
         ("status", _S),
         ("verdict", _S),
+        ("severity", _S),
         ("model_version", _S),
         ("reference_batches", _I),
         ("bins_judged", _I),

@@ -41,10 +41,12 @@ from chrom_platform.lib.analytics.batch_metrics import (
 from chrom_platform.lib.analytics.column import BREAKTHROUGH_NOISE_K
 from chrom_platform.lib.analytics.envelope import (
     BinnedBatches,
+    ColumnScale,
     DriftHistory,
     EnvelopeParams,
     SignalDrift,
     causal_drift,
+    cross_unit_drift,
     envelope_rows,
 )
 from chrom_platform.lib.core.contracts import SIGNALS
@@ -60,9 +62,13 @@ TABLES = (
     "gold_batch_verdict",
     "gold_monitoring_state",
 )
-#: what a unit and recipe's newest batch was judged against: the recipe's specifications only
-#: (fewer than min_batches released batches: no envelope yet) or also its own envelope
-MONITORING_STATES = ("specs_only", "own_envelope")
+#: what a unit and recipe's newest batch was judged against, beside the recipe's
+#: specifications: nothing more (too few released batches anywhere), the recipe's envelope
+#: across units (too few of its own), or its own envelope
+MONITORING_STATES = ("specs_only", "cross_unit", "own_envelope")
+#: what judged a batch's drift: its unit's own envelope, the recipe's across units (the
+#: unit has too few released batches of its own), or none (too few anywhere)
+ENVELOPE_KINDS = ("own", "cross_unit", "none")
 
 
 @dataclass
@@ -245,7 +251,15 @@ def run(
     t1 = time.perf_counter()
     batch_alarms = _reading_and_result_alarms(wh, batches, analyses, units, full=full)
     drift = _envelope_and_drift(
-        wh, batches, analyses, phases, batch_alarms, params, full=drift_full, decisions=decisions
+        wh,
+        batches,
+        analyses,
+        phases,
+        batch_alarms,
+        params,
+        full=drift_full,
+        decisions=decisions,
+        units=units,
     )
     res.judged = drift.judged
     res.seconds["drift"] = time.perf_counter() - t1
@@ -377,6 +391,8 @@ class _DriftStage:
     envelope_rows: list[dict[str, Any]] = field(default_factory=list)
     #: batches in the envelope each batch was judged against
     reference_size: dict[str, int] = field(default_factory=dict)
+    #: which envelope judged each batch: ENVELOPE_KINDS
+    envelope_kind: dict[str, str] = field(default_factory=dict)
     released: set[str] = field(default_factory=set)
     judged: int = 0
     #: unit and recipe -> the batches its current envelope is built from (provenance)
@@ -393,10 +409,12 @@ def _envelope_and_drift(
     *,
     full: bool,
     decisions: Mapping[str, str] | None = None,
+    units: Mapping[str, UnitInfo] | None = None,
 ) -> _DriftStage:
     """The envelope and each batch's drift against the batches before it, in order, per
-    unit and recipe; adds drift alarms to `batch_alarms`. Batches before the first changed
-    one keep what earlier runs judged (see causal_drift)."""
+    unit and recipe; a batch of a unit without its own envelope yet is judged against the
+    same recipe on every unit (`_cross_unit`). Adds drift alarms to `batch_alarms`. Batches
+    before the first changed one keep what earlier runs judged (see causal_drift)."""
     meta = {b["batch_id"]: b for b in batches}
     groups = binned_groups(wh, batches, phases)
     # released only without a process or data finding: a column or yield finding shared by
@@ -415,36 +433,106 @@ def _envelope_and_drift(
             prev_drift[r["batch_id"]].append(r)
         for r in wh.query("select * from gold.gold_batch_alarms where source = 'drift'"):
             prev_alarms[r["batch_id"]].append(r)
+    starts: dict[tuple[str, str], int] = {}
     for g in groups:
         changed = [
             i
             for i, b in enumerate(g.batch_ids)
             if b in analyses or b not in prev or b not in prev_drift
         ]
-        start = min(changed) if changed else len(g.batch_ids)
-        for kept in g.batch_ids[:start]:
-            out.reference_size[kept] = int(prev[kept]["reference_batches"])
-            out.drift_rows.extend(prev_drift[kept])
-            batch_alarms[kept].extend(_stored_alarm(a) for a in prev_alarms[kept])
-        hist: DriftHistory = causal_drift(
+        starts[(g.unit_id, g.recipe)] = min(changed) if changed else len(g.batch_ids)
+
+    def walk(g: BinnedBatches, say: Mapping[str, str] | None) -> DriftHistory:
+        start = starts[(g.unit_id, g.recipe)]
+        return causal_drift(
             g,
             others,
             params,
             start_at=start,
             released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
-            decisions=decisions,
+            decisions=say,
         )
+
+    hists = {(g.unit_id, g.recipe): walk(g, decisions) for g in groups}
+    order = {b["batch_id"]: n for n, b in enumerate(batches)}
+    cross, drifting = _cross_unit(groups, hists, order, units or {}, params, decisions or {})
+    for g in groups:  # a unit's first envelope is built without what drifted cross-unit
+        if drifting & set(g.batch_ids):
+            hists[(g.unit_id, g.recipe)] = walk(
+                g, {**(decisions or {}), **dict.fromkeys(drifting, "exclude")}
+            )
+    for g in groups:
+        start = starts[(g.unit_id, g.recipe)]
+        for kept in g.batch_ids[:start]:
+            out.reference_size[kept] = int(prev[kept]["reference_batches"])
+            out.envelope_kind[kept] = prev[kept].get("envelope") or (
+                "own" if out.reference_size[kept] >= params.min_batches else "none"
+            )
+            out.drift_rows.extend(prev_drift[kept])
+            batch_alarms[kept].extend(_stored_alarm(a) for a in prev_alarms[kept])
+        hist = hists[(g.unit_id, g.recipe)]
         out.envelope_ids[(g.unit_id, g.recipe)] = [g.batch_ids[i] for i in hist.current_reference]
         out.judged += len(hist.drift)
         out.released.update(hist.released)
         out.envelope_rows.extend(envelope_rows(g, hist, params))
         for bid, ds in hist.drift.items():
-            out.reference_size[bid] = hist.reference_size[bid]
+            n, kind = hist.reference_size[bid], "own"
+            if bid in cross:
+                ds, n = cross[bid]
+                kind = "cross_unit"
+            elif n < params.min_batches:
+                kind = "none"
+            out.reference_size[bid] = n
+            out.envelope_kind[bid] = kind
             for d in ds:
-                out.drift_rows.append(_drift_row(bid, g, d, hist.reference_size[bid], params))
+                out.drift_rows.append(_drift_row(bid, g, d, n, params, kind))
                 if d.verdict == "drift":
-                    batch_alarms[bid].append(_drift_alarm(d, params))
+                    batch_alarms[bid].append(_drift_alarm(d, params, kind))
     return out
+
+
+def _cross_unit(
+    groups: list[BinnedBatches],
+    hists: Mapping[tuple[str, str], DriftHistory],
+    order: Mapping[str, int],
+    units: Mapping[str, UnitInfo],
+    params: EnvelopeParams,
+    decisions: Mapping[str, str],
+) -> tuple[dict[str, tuple[list[SignalDrift], int]], set[str]]:
+    """Batches judged this run whose unit has no envelope of its own yet, judged against
+    the same recipe's batches released before them on every unit, made unit-free by the
+    units' columns (envelope.unit_free): a new unit or a new plant is watched from its
+    first batches, not after `min_batches` of its own. Walked in start order across the
+    recipe's units, so a batch that drifted this way is in no later batch's reference and
+    (unless pinned) is kept out of its own unit's first envelope. Returns the judgements
+    (drift per signal, reference batches) and the batches that drifted."""
+    column = {
+        u: ColumnScale(i.area_cm2, i.bed_height_cm, i.uv_path_length_cm, i.system_bar_per_lpm)
+        for u, i in units.items()
+    }
+    by_recipe: dict[str, list[BinnedBatches]] = defaultdict(list)
+    for g in groups:
+        if g.unit_id in column:
+            by_recipe[g.recipe].append(g)
+    cross: dict[str, tuple[list[SignalDrift], int]] = {}
+    drifting: set[str] = set()
+    for gs in by_recipe.values():
+        walk = sorted(
+            ((order.get(b, 0), g, i) for g in gs for i, b in enumerate(g.batch_ids)),
+            key=lambda x: x[0],
+        )
+        pool: list[tuple[BinnedBatches, int, ColumnScale]] = []
+        for _, g, i in walk:
+            bid, h = g.batch_ids[i], hists[(g.unit_id, g.recipe)]
+            if bid in h.drift and h.reference_size[bid] < params.min_batches:
+                ds, n = cross_unit_drift(g, i, pool[-params.window :], column[g.unit_id], params)
+                if n >= params.min_batches:
+                    cross[bid] = (ds, n)
+                    if any(d.verdict == "drift" for d in ds) and decisions.get(bid) != "pin":
+                        drifting.add(bid)
+            if bid in h.released and bid not in drifting:
+                pool.append((g, i, column[g.unit_id]))
+    return cross, drifting
 
 
 def decisions_of(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
@@ -506,16 +594,18 @@ def _monitoring_state(
         info = phases.get(recipe, {})
         ranged = [p for p, i in info.items() if i.cond_range or i.ph_range]
         flowed = [p for p, i in info.items() if i.flow_tolerance]
-        own = n >= params.min_batches
+        kind = drift.envelope_kind.get(latest, "none")
+        own = kind == "own"
         specs = (
             f"specifications: buffer ranges on {len(ranged)} of {len(info)} phases, flow on "
             f"{len(flowed)}"
         )
+        state = {"own": "own_envelope", "cross_unit": "cross_unit"}.get(kind, "specs_only")
         rows.append(
             {
                 "unit_id": unit_id,
                 "recipe": recipe,
-                "state": MONITORING_STATES[1] if own else MONITORING_STATES[0],
+                "state": state,
                 "batches": len(ids),
                 "released_batches": released,
                 "envelope_batches": n,
@@ -530,6 +620,11 @@ def _monitoring_state(
                 "detail": (
                     f"own envelope from {n} released batches, and the recipe's {specs}"
                     if own
+                    else f"the recipe's envelope across units ({n} released batches of the "
+                    f"recipe on every unit, made unit-free by column size): {released} of "
+                    f"{params.min_batches} released batches of its own so far; and the "
+                    f"recipe's {specs}"
+                    if kind == "cross_unit"
                     else f"specs only: {released} of {params.min_batches} released batches "
                     f"needed for an envelope; judged against the recipe's {specs}"
                 ),
@@ -539,7 +634,12 @@ def _monitoring_state(
 
 
 def _drift_row(
-    bid: str, g: BinnedBatches, d: SignalDrift, reference_batches: int, params: EnvelopeParams
+    bid: str,
+    g: BinnedBatches,
+    d: SignalDrift,
+    reference_batches: int,
+    params: EnvelopeParams,
+    envelope: str,
 ) -> dict[str, Any]:
     return {
         "batch_id": bid,
@@ -548,6 +648,7 @@ def _drift_row(
         "signal": d.signal,
         "verdict": d.verdict,
         "reference_batches": reference_batches,
+        "envelope": envelope,
         "bins_judged": d.bins_judged,
         "bins_outside": d.bins_outside,
         "fraction_outside": _f(d.fraction_outside),
@@ -563,16 +664,17 @@ def _drift_row(
     }
 
 
-def _drift_alarm(d: SignalDrift, params: EnvelopeParams) -> Alarm:
+def _drift_alarm(d: SignalDrift, params: EnvelopeParams, envelope: str = "own") -> Alarm:
     where = d.first_out_key[1] if d.first_out_key else "?"
     at = d.first_out_key[2] * params.bin_width_cv if d.first_out_key else float("nan")
+    whose = "the envelope" if envelope == "own" else "the recipe's envelope across units"
     return Alarm(
         "drift",
         d.signal,
         d.alarm_key[1] if d.alarm_key else None,
         d.alarm_cv,
         "ERROR",
-        f"{d.signal} outside the envelope from {where} phase CV {at:.1f} "
+        f"{d.signal} outside {whose} from {where} phase CV {at:.1f} "
         f"(batch CV {d.first_out_cv:.2f}), max |z| {d.max_abs_z:.1f}",
     )
 
@@ -610,6 +712,7 @@ def _verdicts(
                 "verdict": verdict,
                 "released": bid in drift.released,
                 "reference_batches": drift.reference_size.get(bid, 0),
+                "envelope": drift.envelope_kind.get(bid, "none"),
                 "alarm_count": len(al),
                 "first_alarm_cv": _f(al[0].alarm_cv) if al else None,
                 "first_alarm": f"{al[0].source}:{al[0].signal}" if al else None,
@@ -744,6 +847,7 @@ DRIFT_SCHEMA = pa.schema(
         ("signal", _S),
         ("verdict", _S),
         ("reference_batches", _I),
+        ("envelope", _S),
         ("bins_judged", _I),
         ("bins_outside", _I),
         ("fraction_outside", _F),
@@ -776,6 +880,7 @@ VERDICT_SCHEMA = pa.schema(
         ("verdict", _S),
         ("released", _B),
         ("reference_batches", _I),
+        ("envelope", _S),
         ("alarm_count", _I),
         ("first_alarm_cv", _F),
         ("first_alarm", _S),
