@@ -62,13 +62,11 @@ TABLES = (
     "gold_batch_verdict",
     "gold_monitoring_state",
 )
-#: what a unit and recipe's newest batch was judged against, beside the recipe's
-#: specifications: nothing more (too few released batches anywhere), the recipe's envelope
-#: across units (too few of its own), or its own envelope
-MONITORING_STATES = ("specs_only", "cross_unit", "own_envelope")
-#: what judged a batch's drift: its unit's own envelope, the recipe's across units (the
-#: unit has too few released batches of its own), or none (too few anywhere)
-ENVELOPE_KINDS = ("own", "cross_unit", "none")
+#: what judged a batch's drift (gold_batch_verdict.envelope) -> the monitoring state of a
+#: unit and recipe whose newest batch it was (gold_monitoring_state.state): its unit's own
+#: envelope; the recipe's across units (too few released batches of its own); or nothing
+#: beside the recipe's specifications (too few anywhere)
+MONITORING_STATE = {"own": "own_envelope", "cross_unit": "cross_unit", "none": "specs_only"}
 
 
 @dataclass
@@ -600,7 +598,7 @@ def _monitoring_state(
             f"specifications: buffer ranges on {len(ranged)} of {len(info)} phases, flow on "
             f"{len(flowed)}"
         )
-        state = {"own": "own_envelope", "cross_unit": "cross_unit"}.get(kind, "specs_only")
+        state = MONITORING_STATE[kind]
         rows.append(
             {
                 "unit_id": unit_id,
