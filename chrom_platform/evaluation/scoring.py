@@ -77,6 +77,15 @@ def _matches(kind: str, fault: dict[str, Any], alarm: dict[str, Any]) -> bool:
     return False
 
 
+def _finds(fault: dict[str, Any], alarm: dict[str, Any], *, any_mspc: bool = False) -> bool:
+    """The alarm points at the fault (or, with `any_mspc`, is a multivariate one: it names
+    no fault kind) and fired at or after the onset."""
+    if not (any_mspc and alarm["source"] == "mspc") and not _matches(fault["kind"], fault, alarm):
+        return False
+    onset = float(fault["onset_batch_cv"])
+    return alarm["alarm_cv"] is None or alarm["alarm_cv"] >= onset - ONSET_TOLERANCE_CV
+
+
 @dataclass
 class Score:
     batches: int = 0
@@ -207,12 +216,7 @@ def score(
             )
             c["batches"] += 1
             c["cross_unit"] += kind == "cross_unit"
-            onset = float(t["fault"]["onset_batch_cv"])
-            c["detected"] += any(
-                _matches(t["fault"]["kind"], t["fault"], a)
-                and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
-                for a in by_batch.get(bid, [])
-            )
+            c["detected"] += any(_finds(t["fault"], a) for a in by_batch.get(bid, []))
         if v is None or kind == "none":
             s.warm_up += 1
             continue
@@ -231,12 +235,7 @@ def score(
         k = kinds[fault["kind"]]
         k["batches"] += 1
         onset = float(fault["onset_batch_cv"])
-        hits = [
-            a
-            for a in found
-            if _matches(fault["kind"], fault, a)
-            and (a["alarm_cv"] is None or a["alarm_cv"] >= onset - ONSET_TOLERANCE_CV)
-        ]
+        hits = [a for a in found if _finds(fault, a)]
         if hits:
             k["detected"] += 1
             cvs = [a["alarm_cv"] for a in hits if a["alarm_cv"] is not None]
@@ -434,14 +433,7 @@ def product_view(
     found = [
         t
         for t in faulty
-        if any(
-            (a["source"] == "mspc" or _matches(t["fault"]["kind"], t["fault"], a))
-            and (
-                a["alarm_cv"] is None
-                or a["alarm_cv"] >= float(t["fault"]["onset_batch_cv"]) - ONSET_TOLERANCE_CV
-            )
-            for a in by_batch.get(t["batch_id"], [])
-        )
+        if any(_finds(t["fault"], a, any_mspc=True) for a in by_batch.get(t["batch_id"], []))
     ]
     # one denominator for both loads: every unit of the history, over the span its alarms
     # cover (at least a day)
