@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,19 +24,45 @@ TIER_MARKERS = {"e2e": pytest.mark.e2e}
 #: workers by file, and a worker that draws one of these last finishes minutes after the
 #: other. Started first, the short files fill in around them. Order only: nothing is skipped.
 LONG_FIRST = (
-    "test_demo_headless.py",
+    "test_dagster_analytics.py",  # with the other two of SHARED_WORKER: one unit
+    "test_grafana_queries.py",
+    "test_dagster_mspc.py",
     "test_warehouse_convergence.py",
     "test_warehouse_concurrency.py",
-    "test_demo.py",
     "test_chaos.py",
-    "test_warehouse_dbt.py",
-    "test_dagster_analytics.py",
+    "test_demo_headless.py",
+    "test_demo.py",
     "test_dagster_warehouse.py",
-    "test_grafana_queries.py",
-    "test_systematic_findings.py",
-    "test_import_round_trip.py",
+    "test_streaming.py",
+    "test_warehouse_dbt.py",
     "test_readme_import.py",
+    "test_warehouse_snowflake.py",
+    "test_import_round_trip.py",
+    "test_systematic_findings.py",
 )
+
+
+#: Files that share a session fixture too costly to build twice (the analytics history, two
+#: Dagster materializations: about a minute): one work unit, so one worker builds it once.
+#: Under `--dist loadfile` each file is otherwise its own unit and may land on either worker.
+SHARED_WORKER = dict.fromkeys(
+    ("test_dagster_analytics.py", "test_grafana_queries.py", "test_dagster_mspc.py"),
+    "the analytics history (e2e/conftest.py: built)",
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the files of `SHARED_WORKER` as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return SHARED_WORKER.get(file.rsplit("/", 1)[-1], file)
+
+    return SharedFixtureScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

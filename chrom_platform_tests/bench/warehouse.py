@@ -73,7 +73,7 @@ def _land_next_batch(h: History, batch_index: int) -> None:
 
 def _timed(h: History, *args: str) -> float:
     t0 = time.perf_counter()
-    h.dbt(*args)
+    h.dbt(*args, subprocess_=True)
     return time.perf_counter() - t0
 
 
@@ -100,7 +100,9 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         for n in (batches_small, batches_large):
             h = History(tmp / f"h{n}", md)
             h.land(units=UNITS, batches_per_unit=n // UNITS, seed=1, fault_rate=0.15)
-            h.dbt("seed")  # parse warmed and the seed loaded: the figures are the models
+            h.dbt(
+                "seed", subprocess_=True
+            )  # parse warmed and the seed loaded: the figures are the models
             out[f"full_run_{n}_s"] = _timed(h, "run")
             out[f"readings_{n}"] = sum(s.n_readings for s in h.sims)
             print(f"  {n} batches: dbt run {out[f'full_run_{n}_s']:.1f} s", flush=True)
@@ -131,9 +133,12 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
             "name",
             "--select",
             *NEW_BATCH_SELECTION,
+            subprocess_=True,
         )
         out["incremental_models"] = len(listed.stdout.split())
-        out["models"] = len(h.dbt("--quiet", "ls", "--resource-type", "model").stdout.split())
+        out["models"] = len(
+            h.dbt("--quiet", "ls", "--resource-type", "model", subprocess_=True).stdout.split()
+        )
         print(f"  one new batch: dbt run {out['incremental_run_s']:.1f} s", flush=True)
         con = h.connect()
         batch = h.sims[-1].plan.batch_id
@@ -167,7 +172,7 @@ def bench_live_mspc(batches_per_unit: int = 45) -> dict[str, Any]:
     try:
         h = History(tmp / "h", md)
         h.land(units=1, batches_per_unit=batches_per_unit, seed=1, fault_rate=0.0)
-        h.dbt("build")
+        h.dbt("build", subprocess_=True)
         return live_mspc(h)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

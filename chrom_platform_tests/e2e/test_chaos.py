@@ -464,7 +464,8 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         stderr_texts.append(err)
         kills += 1
         mid_work += 0 < backlog() < before
-        time.sleep(2.1)  # the killed leases expire
+        # no wait for the killed leases (2 s) to expire: the next consumer takes longer than
+        # that to start, and what is still leased when it pulls is delivered again later
     assert kills == 20, f"the stream drained after {kills} kills: make it longer"
     assert mid_work >= 15, "most kills must interrupt work in progress"
     drain_all(env)

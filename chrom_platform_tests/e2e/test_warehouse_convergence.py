@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,13 @@ from chrom_platform.lib.core.contracts import MASTER_DATA_PREFIX, SAMPLES_PREFIX
 from chrom_platform.lib.io.landing import json_bytes
 from chrom_platform.lib.io.objectstore import PARTIAL_PREFIX
 from chrom_platform.lib.io.warehouse import WarehouseConfig
-from chrom_platform_tests.warehouse_helpers import History, run_dbt, table
+from chrom_platform_tests.warehouse_helpers import (
+    History,
+    assert_same_tables,
+    gold_tables,
+    run_dbt,
+    table,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +72,6 @@ def _revise_a_batch(lake: Path) -> list[str]:
     """A corrected re-import of the first batch, as `chrom import --replace` lands it:
     revision 2 of its readings (UV recalibrated, +2 %), events and lab results, as new
     objects beside the first revision. Returns their keys."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from chrom_platform.lib.core.contracts import EVENTS_PREFIX, READINGS_PREFIX, revised
@@ -75,8 +81,6 @@ def _revise_a_batch(lake: Path) -> list[str]:
     batch = json.loads(events[0].read_text().splitlines()[0])["batch_id"]
     keys = []
     parts = [pq.read_table(p) for p in sorted((lake / READINGS_PREFIX).rglob("*.parquet"))]
-    import pyarrow as pa
-
     readings = pa.concat_tables(parts)
     readings = readings.filter(pc.equal(readings["batch_id"], batch)).sort_by("seq")
     readings = readings.set_column(
@@ -127,33 +131,11 @@ def _full(lake: Path, db: Path, work: Path) -> None:
         pipeline.run(wh, full=True)
 
 
-def _dump(db: Path) -> dict[str, list[dict[str, Any]]]:
+def _dump(db: Path) -> dict[str, pa.Table]:
     import duckdb
 
-    out = {}
     with duckdb.connect(str(db), read_only=True) as con:
-        for name, key in {**GOLD, **ANALYTICS}.items():
-            rows = table(con, f"select * from gold.{name} order by {key}")
-            # load times differ between the two builds by nature; everything else must not
-            out[name] = [{c: v for c, v in r.items() if c != "_source_loaded_at"} for r in rows]
-    return out
-
-
-def _same(a: dict[str, list[dict[str, Any]]], b: dict[str, list[dict[str, Any]]]) -> None:
-    for name in a:
-        assert len(a[name]) == len(b[name]), (name, len(a[name]), len(b[name]))
-        for ra, rb in zip(a[name], b[name], strict=True):
-            for col, va in ra.items():
-                vb = rb[col]
-                if isinstance(va, float) and isinstance(vb, float):
-                    assert np.isclose(va, vb, rtol=1e-9, atol=1e-9, equal_nan=True), (
-                        name,
-                        col,
-                        ra,
-                        rb,
-                    )
-                elif col not in ("judged_at", "computed_at"):
-                    assert va == vb, (name, col, ra, rb)
+        return gold_tables(con, {**GOLD, **ANALYTICS})
 
 
 def test_a_late_lab_result_rejudges_its_batch(source: dict[str, Any], tmp_path: Path) -> None:
@@ -198,7 +180,7 @@ def test_a_late_lab_result_rejudges_its_batch(source: dict[str, Any], tmp_path: 
 
     full = tmp_path / "full.duckdb"
     _full(lake, full, tmp_path / "dbt_full")
-    _same(_dump(db), _dump(full))
+    assert_same_tables(_dump(db), _dump(full))
 
 
 def test_a_writers_temporary_file_is_never_loaded(source: dict[str, Any], tmp_path: Path) -> None:
@@ -324,7 +306,7 @@ def test_a_corrected_reimport_supersedes_the_landed_batch(md, tmp_path: Path, ca
         pipeline.run(wh)
     full = tmp_path / "full.duckdb"
     _full(lake, full, tmp_path / "dbt_full")
-    _same(_dump(db), _dump(full))
+    assert_same_tables(_dump(db), _dump(full))
 
     # another unit reusing the ids: refused, naming the unit the batch is landed on
     batches = files / "batches.csv"
@@ -393,7 +375,7 @@ def test_any_arrival_order_converges_to_a_full_rebuild(
     _full(lake, full, root / "dbt_full")
     got, want = _dump(db), _dump(full)
     assert len(want["gold_batch_results"]) == 4
-    _same(got, want)
+    assert_same_tables(got, want)
     # the corrected snapshot is the one both judged with
     import duckdb
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
-from chrom_platform_tests.warehouse_helpers import DAY_NS, History, table
+from chrom_platform_tests.warehouse_helpers import (
+    DAY_NS,
+    History,
+    assert_same_tables,
+    gold_tables,
+    table,
+)
 
 #: Faults that change what gold computes a batch's pool and yield from (the elution UV
 #: trace or the flow it integrates): there the platform is right to differ from the truth,
@@ -126,20 +131,13 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
     full = tmp_path / "full.duckdb"
     shutil.copy(history.duckdb_path, full)
     history.dbt("run", "--full-refresh", duckdb_path=full)
+    keys = {
+        "gold_trend_by_cv": "unit_id, ts",
+        "gold_phase_summary": "batch_id, phase",
+        "gold_batch_results": "batch_id",
+        "gold_trend_binned": "batch_id, phase, cv_bin",
+    }
     with history.connect() as inc, history.connect(full) as ref:
-        for name, key in (
-            ("gold_trend_by_cv", "unit_id, ts"),
-            ("gold_phase_summary", "batch_id, phase"),
-            ("gold_batch_results", "batch_id"),
-            ("gold_trend_binned", "batch_id, phase, cv_bin"),
-        ):
-            sql = f"select * exclude (_source_loaded_at) from gold.{name} order by {key}"
-            a, b = table(inc, sql), table(ref, sql)
-            assert len(a) == len(b) > 0, name
-            for ra, rb in zip(a, b, strict=True):
-                for col, va in ra.items():
-                    vb = rb[col]
-                    if isinstance(va, float) and isinstance(vb, float):
-                        assert np.isclose(va, vb, rtol=1e-9, atol=1e-9), (name, col, ra, rb)
-                    else:
-                        assert va == vb, (name, col, ra, rb)
+        got, want = gold_tables(inc, keys), gold_tables(ref, keys)
+    assert all(t.num_rows > 0 for t in want.values())
+    assert_same_tables(got, want)
