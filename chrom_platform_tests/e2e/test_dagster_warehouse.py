@@ -120,6 +120,10 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
 
     result = _materialize(h, instance)
     assert result.success
+    # the second dbt run on this warehouse reused the first one's parse (parse_reused)
+    first_run, second_run = sorted((h.duckdb_path.parent / ".dbt" / "runs").iterdir())[-2:]
+    assert "Unable to do partial parsing" in (first_run / "dbt.log").read_text()
+    assert "skipping partial parsing" in (second_run / "dbt.log").read_text()
     checks = _checks(result)
     failed = {name for name, c in checks.items() if not c.passed}
     assert failed == {
