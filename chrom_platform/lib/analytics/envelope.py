@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from chrom_platform.lib.core.contracts import SIGNALS
 
@@ -118,6 +117,11 @@ def small_sample_factor(n: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     itself is estimated (Student's t over the normal quantile at the 0.1% tail): together
     1.64 at n = 8, 1.19 at 20, 1.09 at 40. Without it, a young envelope raised most false alarms:
     from 8 batches the standard deviation is below 0.6 of the true spread one time in 20."""
+    # imported here: scipy.stats costs ~1 s to import, and every process that reads the
+    # settings (the bridge, each of its restarts, the CLI) imports this module, most never
+    # fitting an envelope
+    from scipy import stats
+
     m = np.maximum(np.asarray(n, dtype=np.float64), 2.0)
     return np.asarray(
         np.sqrt(1.0 + 1.0 / m) * stats.t.ppf(1 - TAIL, m - 1) / stats.norm.ppf(1 - TAIL)
