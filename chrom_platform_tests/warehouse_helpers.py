@@ -167,9 +167,7 @@ def run_dbt(
     ]
     if subprocess_:
         cmd = [dbt_executable(), *args, *common]
-        proc = subprocess.run(
-            cmd, cwd=DBT_PROJECT_DIR, env=dict(os.environ), capture_output=True, text=True
-        )
+        proc = subprocess.run(cmd, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     else:
         proc = _in_process(list(args), common, duckdb_path)
     if check and proc.returncode != 0:
@@ -268,7 +266,10 @@ def assert_same_tables(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
             if pa.types.is_floating(va.type):
                 xa = va.to_numpy(zero_copy_only=False)
                 xb = vb.to_numpy(zero_copy_only=False)
-                close = np.isclose(xa, xb, rtol=1e-9, atol=1e-9, equal_nan=True)
+                # a null never equals a NaN: to_numpy turns both into NaN
+                close = np.isclose(xa, xb, rtol=1e-9, atol=1e-9, equal_nan=True) & (
+                    np.asarray(va.is_null()) == np.asarray(vb.is_null())
+                )
                 assert close.all(), (name, col, _rows(ta, tb, np.flatnonzero(~close)[:3]))
             elif not va.equals(vb):
                 differ = np.flatnonzero(
