@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal, stats
 
 from chrom_platform.lib.core.peaks import Array, asymmetry, moments
 
@@ -24,6 +23,10 @@ from chrom_platform.lib.core.peaks import Array, asymmetry, moments
 @lru_cache(maxsize=1)
 def _emg_asymmetry_table() -> tuple[Array, Array]:
     """Asymmetry at 10% of an exponentially modified Gaussian vs tau/sigma."""
+    # scipy is imported where it is used: the `chrom` and `chrom-sim` commands import this
+    # module at start, and scipy.signal and .stats cost ~2 s to import there
+    from scipy import stats
+
     ratios = np.linspace(0.0, 4.0, 401)
     x = np.linspace(-8, 40, 24001)
     values = np.array([asymmetry(x, stats.exponnorm.pdf(x, max(r, 1e-3))) for r in ratios])
@@ -51,6 +54,8 @@ class ColumnResponse:
     def build(
         cls, mean_cv: float, hetp_cm: float, asym: float, bed_height_cm: float
     ) -> ColumnResponse:
+        from scipy import signal, stats
+
         n_eff = bed_height_cm / hetp_cm
         r = tail_ratio_for_asymmetry(asym)
         sigma_g = mean_cv / np.sqrt(n_eff * (1.0 + r * r))
@@ -108,6 +113,8 @@ def peak_pdf(dv: Array, mean_cv: float, sd_cv: float, tail_ratio: float) -> Arra
     The total mean and standard deviation are `mean_cv` and `sd_cv`; `tail_ratio` (tau/sigma
     of the core) sets the tailing, shared with the column's own response.
     """
+    from scipy import signal, stats
+
     sigma_g = sd_cv / np.sqrt(1.0 + tail_ratio**2)
     tau = tail_ratio * sigma_g
     mu_g = mean_cv - tau

@@ -11,7 +11,7 @@ import yaml
 
 from chrom_platform.defs.warehouse.freshness import lag_behind_landing
 from chrom_platform.lib.core.contracts import SIGNAL_SPECS, SIGNALS
-from chrom_platform.resources import DBT_PROJECT_DIR
+from chrom_platform.resources import DBT_PROJECT_DIR, build_resources
 from chrom_platform.settings import Settings, SettingsError
 
 
@@ -46,6 +46,31 @@ def test_dbt_and_settings_default_to_the_same_warehouse_file() -> None:
         "duckdb_path": s.warehouse.duckdb_path,
         "landing_root": s.landing_uri,
     }
+
+
+def test_the_dbt_resource_knows_its_dbt_without_running_it(monkeypatch, tmp_path) -> None:
+    """dagster-dbt asks `dbt --version` (3 s) and opens an adapter (1.5 s) before every dbt
+    step; ours reads the version of the dbt-core installed beside it and opens none."""
+    from importlib.metadata import version
+
+    import dagster_dbt.core.resource as dbt_resource
+    from packaging.version import Version
+
+    def refuse(*_a: object, **_k: object) -> bytes:
+        raise AssertionError("the dbt resource ran a command to learn dbt's version")
+
+    monkeypatch.setattr(dbt_resource, "check_output", refuse)
+    dbt = build_resources(Settings.from_env({}))["dbt"]
+    assert dbt._cli_version == Version(version("dbt-core"))
+    assert dbt._cli_version.major < 2  # dbt Core: dagster-dbt parses its events as such
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
+    # a dbt installed elsewhere is still asked
+    elsewhere = tmp_path / "dbt"
+    elsewhere.write_text("#!/bin/sh\n")
+    elsewhere.chmod(0o755)
+    other = type(dbt)(project_dir=dbt.project_dir, dbt_executable=str(elsewhere))
+    with pytest.raises(AssertionError, match="ran a command"):
+        _ = other._cli_version
 
 
 def test_an_unknown_dbt_target_is_named() -> None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import savgol_filter
 
 from chrom_platform.lib.core.peaks import Array, asymmetry, moments
 
@@ -214,6 +213,10 @@ def _derivative(v: Array, f: Array) -> tuple[Array, Array] | None:
     if grid.size < 2 * SAVGOL_POINTS:
         return None
     fg = np.interp(grid, v, f)
+    # imported here, as every scipy module in lib: scipy.signal costs 1.7 s to import, paid
+    # by every process that loads the code location (code server, each run, each CLI)
+    from scipy.signal import savgol_filter
+
     return grid, np.asarray(savgol_filter(fg, SAVGOL_POINTS, 3, deriv=1, delta=GRID_CV))
 
 

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from chrom_platform.lib.analytics.envelope import (
     SCALE_FLOOR,
@@ -283,6 +282,8 @@ def _moment_limit(samples: Array, alpha: float) -> float:
     if m <= 0 or v <= 0:
         return float(np.max(s)) if s.size else float("nan")
     g, h = v / (2 * m), 2 * m * m / v
+    from scipy import stats  # imported when a model is fitted (see column.py's savgol)
+
     return float(g * stats.chi2.ppf(1 - alpha, h))
 
 
@@ -409,6 +410,8 @@ def gumbel_quantile(maxima: Array, params: MspcParams) -> float:
     if params.limit_confidence is None:
         return q
     se = sd / np.sqrt(x.size) * np.sqrt(1.0 + 1.1396 * k + 1.1 * k * k)
+    from scipy import stats
+
     return q + float(stats.norm.ppf(params.limit_confidence)) * se
 
 
