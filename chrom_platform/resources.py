@@ -33,10 +33,15 @@ class AnalyticsResource(dg.ConfigurableResource):
     reports_dir: str
 
 
+def dbt_beside_interpreter() -> Path:
+    """Where the project's venv installs dbt, beside this interpreter."""
+    return Path(sys.executable).parent / "dbt"
+
+
 def dbt_executable() -> str:
     """The dbt installed beside this interpreter (the project's venv), whether or not the
     venv is activated; else whatever `dbt` is on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
+    beside = dbt_beside_interpreter()
     return str(beside) if beside.exists() else "dbt"
 
 
@@ -55,7 +60,7 @@ class DbtCoreCliResource(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> Version:
-        if Path(self.dbt_executable) == Path(sys.executable).parent / "dbt":
+        if Path(self.dbt_executable) == dbt_beside_interpreter():
             return Version(installed_version("dbt-core"))
         return super()._cli_version
 

@@ -41,6 +41,20 @@ def tail_ratio_for_asymmetry(target_as: float) -> float:
     return float(np.interp(target_as, values, ratios))
 
 
+def _gamma_with_tail(grid: Array, h: float, mu_g: float, sigma_g: float, tau: float) -> Array:
+    """A gamma core (mean `mu_g`, sd `sigma_g`) convolved with an exponential tail of mean
+    `tau`, on the even `grid` of step `h`, scaled to unit area: the column's response and a
+    peak share this shape."""
+    from scipy import signal, stats
+
+    pdf = stats.gamma.pdf(grid, (mu_g / sigma_g) ** 2, scale=sigma_g**2 / mu_g)
+    if tau > 0:
+        # Convolution with exp(-v/tau)/tau as a one-pole recursive filter (exact on a grid).
+        a = np.exp(-h / tau)
+        pdf = signal.lfilter([1.0 - a], [1.0, -a], pdf)
+    return np.asarray(pdf / np.trapezoid(pdf, grid))
+
+
 @dataclass(frozen=True)
 class ColumnResponse:
     """Residence-volume distribution of the column + system, tabulated on a grid (CV)."""
@@ -54,25 +68,15 @@ class ColumnResponse:
     def build(
         cls, mean_cv: float, hetp_cm: float, asym: float, bed_height_cm: float
     ) -> ColumnResponse:
-        from scipy import signal, stats
-
         n_eff = bed_height_cm / hetp_cm
         r = tail_ratio_for_asymmetry(asym)
         sigma_g = mean_cv / np.sqrt(n_eff * (1.0 + r * r))
         tau = r * sigma_g
-        mu_g = mean_cv - tau
-        shape = (mu_g / sigma_g) ** 2
-        scale = sigma_g**2 / mu_g
         sigma_tot = mean_cv / np.sqrt(n_eff)
         h = sigma_tot / 40.0
         vmax = mean_cv + 14.0 * sigma_tot + 12.0 * tau
         grid = np.arange(0.0, vmax + h, h)
-        pdf = stats.gamma.pdf(grid, shape, scale=scale)
-        if tau > 0:
-            # Convolution with exp(-v/tau)/tau as a one-pole recursive filter (exact on a grid).
-            a = np.exp(-h / tau)
-            pdf = signal.lfilter([1.0 - a], [1.0, -a], pdf)
-        pdf = pdf / np.trapezoid(pdf, grid)
+        pdf = _gamma_with_tail(grid, h, mean_cv - tau, sigma_g, tau)
         cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * h)])
         cdf = np.minimum(cdf / cdf[-1], 1.0)
         return cls(grid=grid, pdf=pdf, cdf=cdf, bed_height_cm=bed_height_cm)
@@ -113,18 +117,11 @@ def peak_pdf(dv: Array, mean_cv: float, sd_cv: float, tail_ratio: float) -> Arra
     The total mean and standard deviation are `mean_cv` and `sd_cv`; `tail_ratio` (tau/sigma
     of the core) sets the tailing, shared with the column's own response.
     """
-    from scipy import signal, stats
-
     sigma_g = sd_cv / np.sqrt(1.0 + tail_ratio**2)
     tau = tail_ratio * sigma_g
-    mu_g = mean_cv - tau
     h = sigma_g / 30.0
     grid = np.arange(0.0, mean_cv + 12 * sd_cv + 12 * tau + h, h)
-    pdf = stats.gamma.pdf(grid, (mu_g / sigma_g) ** 2, scale=sigma_g**2 / mu_g)
-    if tau > 0:
-        a = np.exp(-h / tau)
-        pdf = signal.lfilter([1.0 - a], [1.0, -a], pdf)
-    pdf = pdf / np.trapezoid(pdf, grid)
+    pdf = _gamma_with_tail(grid, h, mean_cv - tau, sigma_g, tau)
     return np.interp(dv, grid, pdf, left=0.0, right=0.0)
 
 

@@ -402,7 +402,8 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
     InfluxDB or the landing zone, every hostile message dead-lettered with a reason by
     both consumers, and no consumer exit other than the kills."""
     q = SqliteQueue(tmp_path / "queue.db")
-    ensure_readings_topology(q, ack_deadline_s=2.0)  # killed leases expire quickly
+    lease_s = 2.0  # killed leases expire quickly
+    ensure_readings_topology(q, ack_deadline_s=lease_s)
     argv = stream_args(tmp_path, units=3, batches=3, seed=37, start="2026-03-02T06:00:00Z")
     args = parse_args(argv)
     args.fault_kinds = tuple(FAULT_KINDS)
@@ -468,7 +469,7 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         # queue must keep each unit's later readings from it until they expire
     assert kills == 20, f"the stream drained after {kills} kills: make it longer"
     # `drain` settles what it can pull now: the last killed consumer's leases expire first
-    time.sleep(2.1)
+    time.sleep(lease_s + 0.1)
     assert mid_work >= 15, "most kills must interrupt work in progress"
     drain_all(env)
     for err in stderr_texts:

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from chrom_platform.lib.core.contracts import SIGNALS
@@ -22,6 +23,7 @@ LABELS = {
 }
 
 
+@cache
 def _pyplot() -> Any:
     """matplotlib's pyplot on the Agg backend (no display), imported when a picture is drawn:
     0.4 s that every process loading the code location paid at start, most drawing none."""
