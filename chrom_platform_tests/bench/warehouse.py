@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from chrom_platform.lib.core.master_data import load_master_data
+from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform_tests.bench.analytics import (
     analytics_full,
     analytics_incremental,
@@ -172,7 +173,7 @@ def bench_live_mspc(batches_per_unit: int = 45) -> dict[str, Any]:
     try:
         h = History(tmp / "h", md)
         h.land(units=1, batches_per_unit=batches_per_unit, seed=1, fault_rate=0.0)
-        h.dbt("build", subprocess_=True)
+        h.dbt(*DBT_BUILD, subprocess_=True)
         return live_mspc(h)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from chrom_platform.lib.analytics import pipeline
-from chrom_platform.lib.io.warehouse import WarehouseConfig
+from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.warehouse_helpers import History, python_module
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
 
@@ -88,7 +88,7 @@ def trip(md, tmp_path_factory) -> dict:
         "long": _import(root / "long" / "mapping.yaml", long.lake, root / "long" / "historian.csv"),
     }
     for h in (direct, wide):
-        h.dbt("build")
+        h.dbt(*DBT_BUILD)
         with WarehouseConfig("local", str(h.duckdb_path), str(h.lake)).connect(
             read_only=False
         ) as wh:

@@ -15,6 +15,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from chrom_platform.defs.warehouse.dbt import WAREHOUSE_HELD, WAREHOUSE_RELEASED
+from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform.local.instance import write_instance_config
 from chrom_platform_tests.warehouse_helpers import History
 
@@ -57,7 +59,7 @@ def history(md, tmp_path_factory) -> History:
     h = History(tmp_path_factory.mktemp("concurrency"), md)
     h.land(units=1, batches_per_unit=1, seed=3, fault_rate=0.0)
     # the first build by dbt itself: what follows rebuilds parts of an existing warehouse
-    r = h.dbt("build")
+    r = h.dbt(*DBT_BUILD)
     assert r.returncode == 0, r.stdout[-4000:]
     return h
 
@@ -77,26 +79,39 @@ def test_concurrent_materializations_queue_on_the_warehouse_pool(history: Histor
         "the runs never had to wait: the test did not exercise concurrency"
     )
 
-    # no two warehouse steps ran at the same time, across all runs
+    # no two steps had the warehouse file at the same time, across all runs: a dbt step from
+    # the moment it says it holds the file to the moment it lets it go (the pool can admit
+    # two steps at once, see duckdb_file_lock; the second then waits inside its step), any
+    # other step from its start to its end
     with dg.DagsterInstance.from_config(str(home)) as instance:
         spans = []
         for run in instance.get_runs():
             starts: dict[str, float] = {}
+            held: dict[str, tuple[float, float]] = {}
             for rec in instance.all_logs(run.run_id):
-                ev = rec.dagster_event
+                ev, key = rec.dagster_event, rec.step_key
                 # every step of these runs opens the DuckDB file, except the freshness
                 # check, which reads the instance only (and has no pool)
-                if ev is None or ev.step_key is None or "behind_landing" in ev.step_key:
+                if key is None or "behind_landing" in key:
+                    continue
+                if rec.user_message == WAREHOUSE_HELD:
+                    held[key] = (rec.timestamp, float("inf"))
+                elif rec.user_message == WAREHOUSE_RELEASED:
+                    held[key] = (held[key][0], rec.timestamp)
+                if ev is None:
                     continue
                 if ev.event_type == dg.DagsterEventType.STEP_START:
-                    starts[ev.step_key] = rec.timestamp
+                    starts[key] = rec.timestamp
                 elif ev.event_type in (
                     dg.DagsterEventType.STEP_SUCCESS,
                     dg.DagsterEventType.STEP_FAILURE,
                 ):
-                    spans.append((starts[ev.step_key], rec.timestamp, run.run_id, ev.step_key))
+                    s0, e0 = held.get(key, (starts[key], rec.timestamp))
+                    assert e0 < float("inf"), f"{key} never let the warehouse file go"
+                    spans.append((s0, e0, run.run_id, key))
     spans.sort()
     assert len({s[2] for s in spans}) == len(SELECTIONS)
+    assert sum("chrom_dbt_models" in s[3] for s in spans) == len(SELECTIONS)
     for (_s0, e0, r0, k0), (s1, _e1, r1, k1) in itertools.pairwise(spans):
         assert s1 >= e0, f"{k0} ({r0[:8]}) and {k1} ({r1[:8]}) overlapped"
 
@@ -105,9 +120,9 @@ def test_without_the_pool_limit_a_run_collides_with_the_process_on_the_file(
     history: History,
 ) -> None:
     """The control: with an unlimited pool nothing makes a run wait, so one started while
-    another process writes the file (as a concurrent run would) fails on DuckDB's lock.
-    The other process is this test's own connection, so the collision is certain, not a
-    matter of two runs' timing."""
+    a process outside the platform writes the file (this test's own connection, which takes
+    no warehouse lock) fails on DuckDB's lock: the collision the pool and the lock prevent
+    among the platform's own processes, certain rather than a matter of two runs' timing."""
     home = history.root / "dagster_home_unlimited"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chrom_platform.lib.core.contracts import ts_to_iso
+from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import (
     DAY_NS,
@@ -30,7 +31,7 @@ def history(md, tmp_path_factory) -> History:
     """3 units x 3 batches, a third of them faulty, built once by `dbt build`."""
     h = History(tmp_path_factory.mktemp("warehouse"), md)
     h.land(units=3, batches_per_unit=3, seed=21, fault_rate=0.35)
-    h.dbt("build")
+    h.dbt(*DBT_BUILD)
     return h
 
 
@@ -117,7 +118,7 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
         first_batch=3,
         start_ns=last_start + DAY_NS,
     )
-    history.dbt("build")
+    history.dbt(*DBT_BUILD)
     with history.connect() as con:
         after = {
             r["batch_id"]: r["_source_loaded_at"]

@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform_tests.warehouse_helpers import History, python_module, table
 
 GOLD = {
@@ -44,8 +45,8 @@ def history(md, tmp_path_factory) -> History:
     """A small history built twice: by the local target and by `prod` on fakesnow."""
     h = History(tmp_path_factory.mktemp("snowflake"), md)
     h.land(units=2, batches_per_unit=2, seed=5, fault_rate=0.5)
-    h.dbt("build")
-    out = stand_in(h.lake, h.root / "prod", "build", "--exclude-resource-type", "unit_test")
+    h.dbt(*DBT_BUILD)
+    out = stand_in(h.lake, h.root / "prod", *DBT_BUILD)
     assert "snowpipe stand-in loaded" in out
     return h
 

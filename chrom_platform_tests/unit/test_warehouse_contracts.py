@@ -150,3 +150,63 @@ def test_a_table_written_by_key_takes_a_new_column_and_keeps_its_rows(tmp_path) 
         {"batch_id": "a", "x": 1.0, "why": None, "n": None},
         {"batch_id": "b", "x": 3.0, "why": "ramp", "n": 4},
     ]
+
+
+_HOLD = """
+import sys, time
+from chrom_platform.lib.io.warehouse import duckdb_file_lock
+with duckdb_file_lock(sys.argv[1], shared=sys.argv[2] == "shared"):
+    print("held", flush=True)
+    sys.stdin.readline()  # until the test lets go
+"""
+
+
+def _holder(db, mode: str):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(db), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_process_waits_for_the_warehouse_file_and_names_the_writer(tmp_path) -> None:
+    """The lock that makes the warehouse pool's exclusion certain: a writer keeps other
+    processes out (the wait ends in an error naming its pid), readers share, and a process
+    that holds the file does not wait for itself."""
+    import os
+
+    from chrom_platform.lib.io.warehouse import duckdb_file_lock
+
+    db = tmp_path / "chrom.duckdb"
+    writer = _holder(db, "exclusive")
+    heard: list[str] = []
+    try:
+        with (
+            pytest.raises(TimeoutError, match=rf"after 1 s \(last writer: pid {writer.pid} on"),
+            duckdb_file_lock(db, shared=True, timeout_s=0.6, on_wait=heard.append),
+        ):
+            pass
+        assert len(heard) == 1
+        assert f"pid {writer.pid}" in heard[0]
+    finally:
+        writer.communicate("\n", timeout=10)
+    reader = _holder(db, "shared")
+    try:
+        with duckdb_file_lock(db, shared=True, timeout_s=5):  # readers share
+            pass
+        with pytest.raises(TimeoutError), duckdb_file_lock(db, timeout_s=0.3):
+            pass  # a writer waits for the reader
+    finally:
+        reader.communicate("\n", timeout=10)
+    with duckdb_file_lock(db, timeout_s=1), duckdb_file_lock(db, timeout_s=1):
+        assert f"pid {os.getpid()}" in (tmp_path / "chrom.duckdb.lock").read_text()
+    writer = _holder(db, "exclusive")  # released by the nested holds above
+    writer.communicate("\n", timeout=10)
+    assert writer.returncode == 0

@@ -374,7 +374,7 @@ def process_analytics(
     warehouse: dg.ResourceParam[WarehouseConfig],
     landing: LandingStoreResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    with warehouse.connect(read_only=False) as wh:
+    with warehouse.connect(read_only=False, on_wait=context.log.warning) as wh:
         res = pipeline.run(wh, PARAMS, pin=config.pin, exclude=config.exclude)
         env = wh.query_arrow("select * from gold.gold_golden_envelope")
         checks = [drift_check(wh), column_check(wh), systematic_check(wh), result_check(wh)]
@@ -462,7 +462,7 @@ def batch_overlay(
     """The running (or latest) batch over its golden envelope by batch CV, one panel per
     signal, drift alarms and the multivariate alarm (with its top signals) marked: a PNG in
     this asset's metadata and an HTML report file."""
-    with warehouse.connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True, on_wait=context.log.warning) as wh:
         target = _overlay_target(wh)
         if target is None:
             return dg.MaterializeResult(metadata={"batch_id": "none yet"})
@@ -519,7 +519,7 @@ def column_performance_trend(
 ) -> dg.MaterializeResult:
     """HETP, asymmetry and permeability of every column across its cycles, with limits: a
     PNG in this asset's metadata and an HTML report file."""
-    with warehouse.connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True, on_wait=context.log.warning) as wh:
         rows = wh.query(
             "select distinct batch_id, column_id, column_cycle, batch_hetp_cm, "
             "batch_asymmetry, permeability_m2, hetp_limit_cm, asymmetry_limit "

@@ -128,7 +128,7 @@ def batch_mspc(
     landing: LandingStoreResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Multiway PCA models of released batches and every batch's T2 / SPE against them."""
-    with warehouse.connect(read_only=False) as wh:
+    with warehouse.connect(read_only=False, on_wait=context.log.warning) as wh:
         res = mspc_run.run(wh, PARAMS)
         check = mspc_check(wh)
         models = wh.query("select * from gold.gold_mspc_models order by unit_id, recipe")

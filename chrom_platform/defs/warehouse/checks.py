@@ -102,7 +102,7 @@ def warehouse_quality_checks(
     context: dg.AssetCheckExecutionContext, warehouse: dg.ResourceParam[WarehouseConfig]
 ) -> Iterator[dg.AssetCheckResult]:
     selected = set(context.selected_asset_check_keys)
-    with warehouse.connect(read_only=True) as wh:
+    with warehouse.connect(read_only=True, on_wait=context.log.warning) as wh:
         for c in CHECKS:
             if c.key in selected:
                 yield check_result(c.fn(wh), c.key)

@@ -28,7 +28,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig
+from chrom_platform.lib.io.warehouse import DBT_BUILD, WAREHOUSE_POOL, WarehouseConfig
 from chrom_platform.resources import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -81,13 +81,24 @@ def chrom_dbt_models(
     dbt: DbtCliResource,
     warehouse: dg.ResourceParam[WarehouseConfig],
 ) -> Iterator[Any]:
-    """`dbt build` of the selected models: seeds, models, data tests and unit tests, on the
-    warehouse the settings name (DuckDB file locally, Snowflake for the gcp profile)."""
+    """`dbt build` of the selected models: seeds, models and data tests (unit tests belong to
+    code changes, see DBT_BUILD), on the warehouse the settings name (DuckDB file locally,
+    Snowflake for the gcp profile)."""
     cfg = warehouse
     cfg.prepare()
-    with parse_reused(cfg, context.run.run_id) as target:
-        args = ["build", "--vars", json.dumps(cfg.dbt_vars())]
+    with (
+        parse_reused(cfg, context.run.run_id) as target,
+        cfg.exclusive(on_wait=context.log.warning),
+    ):
+        context.log.info(WAREHOUSE_HELD)
+        args = [*DBT_BUILD, "--vars", json.dumps(cfg.dbt_vars())]
         yield from dbt.cli(args, context=context, target_path=target).stream()
+        context.log.info(WAREHOUSE_RELEASED)
+
+
+#: what a dbt step logs when it has the warehouse file to itself, and when it lets it go
+WAREHOUSE_HELD = "holding the warehouse file"
+WAREHOUSE_RELEASED = "releasing the warehouse file"
 
 
 #: dbt's own name for its parse state, in the target folder of a run
