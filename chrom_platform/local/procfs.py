@@ -24,8 +24,10 @@ HAS_PROC = Path("/proc/self/stat").exists()
 
 def alive(pid: int) -> bool:
     """Running or sleeping: present and not a zombie waiting to be reaped. A child of ours
-    that exited is reaped here (also when it exits between the two looks)."""
-    if _reaped(pid):
+    that exited is reaped here (also when it exits between the two looks). A child whose
+    main thread has exited while its other threads still wind down (a Go server such as
+    influxd stopping) shows as a zombie but cannot be reaped yet: it is still alive."""
+    if _reap(pid):
         return False
     if not HAS_PROC:
         try:
@@ -37,17 +39,18 @@ def alive(pid: int) -> bool:
     if fields is None:
         return False
     if fields[0] == "Z":
-        _reaped(pid)
-        return False
+        # ours and not yet reapable: exiting; reaped now, or another's zombie: gone
+        return _reap(pid) is False
     return True
 
 
-def _reaped(pid: int) -> bool:
-    """Reap `pid` if it is an exited child of ours; whether it was."""
+def _reap(pid: int) -> bool | None:
+    """Reap `pid` if it is an exited child of ours: True when reaped now, False when it is
+    our child and not (yet) reapable, None when it is not our child."""
     try:
         return os.waitpid(pid, os.WNOHANG)[0] == pid
     except ChildProcessError:
-        return False
+        return None
 
 
 def group_running(pgid: int) -> bool:
