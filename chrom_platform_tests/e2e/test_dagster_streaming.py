@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -104,6 +105,45 @@ def test_live_bridge_sensor_writes_and_reports_freshness(env):
         ctx.update_cursor(second.cursor)
         third = live_bridge_sensor(ctx)
         assert third.asset_events == []
+    # three ticks, one sink and one parse of the master data: what lasts across ticks
+    parts = settings.streaming.lasting()
+    assert parts.master_data_loads == 1
+    assert parts.sink.database == settings.streaming.influx_database
+
+
+def test_the_bridges_lasting_parts_reread_master_data_when_a_file_changes(env, tmp_path):
+    """A sensor's ticks share the sink and the sources, and parse the master data again
+    only when a file changes: a changed unit reaches the next tick's bridge."""
+    import dataclasses
+
+    import yaml
+
+    settings, _, _ = env
+    cfg = settings.streaming
+    files = {}
+    for name, src in (("equipment", cfg.equipment_path), ("recipes", cfg.recipes_path)):
+        files[name] = tmp_path / Path(src).name
+        files[name].write_bytes(Path(src).read_bytes())
+    cfg = dataclasses.replace(
+        cfg, equipment_path=str(files["equipment"]), recipes_path=str(files["recipes"])
+    )
+    parts = cfg.lasting()
+    assert cfg.lasting() is parts
+    first = parts.bridge()
+    second = parts.bridge()
+    first.transport.close()
+    second.transport.close()
+    assert parts.master_data_loads == 1
+    assert first.sink is second.sink
+    assert first.md is second.md
+    doc = yaml.safe_load(files["equipment"].read_text())
+    doc["units"].append({**doc["units"][0], "unit_id": "SKID-99"})
+    files["equipment"].write_text(yaml.safe_dump(doc))
+    third = parts.bridge()
+    third.transport.close()
+    assert parts.master_data_loads == 2
+    assert "SKID-99" in third.md.units
+    assert "SKID-99" not in first.md.units
 
 
 def test_freshness_fails_when_points_stop(env):

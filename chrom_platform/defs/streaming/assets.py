@@ -112,7 +112,9 @@ def live_bridge_sensor(
     reports the live asset and its freshness check."""
     cfg = streaming
     cursor = json.loads(context.cursor) if context.cursor else {}
-    bridge = cfg.bridge()
+    # sink, envelope and model sources and master data last across ticks; the queue and
+    # where each unit stands are read again (another bridge may have moved them)
+    bridge = cfg.lasting().bridge()
     sink = bridge.sink
     # the live drift persistence counts carry over from tick to tick in the cursor
     bridge.out_runs = cursor.get("out_runs", {})

@@ -5,6 +5,8 @@ a transport, an InfluxDB sink and the master data, used by the Dagster resources
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,14 @@ class StreamingConfig:
             **kwargs,
         )
 
+    def lasting(self) -> LastingBridgeParts:
+        """What bridges on these settings share for the life of the process (see
+        LastingBridgeParts): one per settings, so a sensor's ticks find it again."""
+        with _LASTING_GUARD:
+            if self not in _LASTING:
+                _LASTING[self] = LastingBridgeParts(self)
+            return _LASTING[self]
+
     def landing_consumer(self, store: ObjectStore, **kwargs: Any) -> LandingConsumer:
         """The landing consumer on these settings (queue, master data, clock tolerance)."""
         from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
@@ -121,3 +131,49 @@ class StreamingConfig:
         return LandingConsumer(
             self.transport(), store, self.master_data(), max_ahead_s=self.max_ahead_s, **kwargs
         )
+
+
+class LastingBridgeParts:
+    """The parts of a live bridge that outlive one pass of work: the InfluxDB sink (its
+    database ensured once), the envelope and model sources (re-read on their own refresh
+    interval and etag, which a bridge built anew each time never reached) and the master
+    data (parsed again only when one of its files changes). A Dagster sensor builds a bridge
+    each tick from these: the queue and the units' positions are read fresh each tick, as
+    another replica may have moved them."""
+
+    def __init__(self, cfg: StreamingConfig) -> None:
+        self.cfg = cfg
+        self.sink = cfg.sink()
+        self.envelope = cfg.envelope()
+        self.models = cfg.models()
+        self._md: MasterData | None = None
+        self._md_stamp: tuple[tuple[int, int], ...] | None = None
+        #: how often the master data was parsed (what a test and the logs can see)
+        self.master_data_loads = 0
+
+    def master_data(self) -> MasterData:
+        stamp = tuple(
+            (st.st_mtime_ns, st.st_size)
+            for st in map(os.stat, (self.cfg.equipment_path, self.cfg.recipes_path))
+        )
+        if self._md is None or stamp != self._md_stamp:
+            self._md, self._md_stamp = self.cfg.master_data(), stamp
+            self.master_data_loads += 1
+        return self._md
+
+    def bridge(self, **kwargs: Any) -> LiveBridge:
+        from chrom_platform.lib.streaming.bridge import LiveBridge
+
+        return LiveBridge(
+            self.cfg.transport(),
+            self.sink,
+            self.master_data(),
+            envelope=self.envelope,
+            models=self.models,
+            max_ahead_s=self.cfg.max_ahead_s,
+            **kwargs,
+        )
+
+
+_LASTING: dict[StreamingConfig, LastingBridgeParts] = {}
+_LASTING_GUARD = threading.Lock()
