@@ -35,8 +35,9 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@# the code location loads (dg re-parses the dbt project: the venv's dbt must be on PATH)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg check defs
+	@# the code location loads (dg re-parses the dbt project), as a user runs it: the venv
+	@# not activated, its bin not on PATH (the dbt used is the one beside the interpreter)
+	env -u VIRTUAL_ENV PATH=/usr/bin:/bin $(VENV)/bin/dg check defs
 	@# sqlfluff's dbt templater compiles the project: point it at a scratch DuckDB, no landing
 	mkdir -p .data/lint && cd dbt_chrom && CHROM_DUCKDB_PATH=$(CURDIR)/.data/lint/lint.duckdb \
 	  CHROM_LANDING_URI=$(CURDIR)/.data/lint/lake ../$(VENV)/bin/sqlfluff lint models

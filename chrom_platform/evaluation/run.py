@@ -66,8 +66,9 @@ def evaluate(
     """`realism` "plant": the history is exported as a plant's files (simulator/realism.py,
     in `shape`) and brought in by `chrom import` with the mapping the export wrote, as a
     new user would, instead of being landed directly; the truth is the same."""
-    from chrom_platform.build import build_everything, check_outcomes, failed_steps
+    from chrom_platform.build import build_everything, build_log, check_outcomes, failed_steps
     from chrom_platform.lib.analytics.envelope import EnvelopeParams
+    from chrom_platform.local.instance import write_instance_config
     from chrom_platform.settings import Settings
     from simulator import DEFAULT_PROCESS, process_files
     from simulator.landing import backfill
@@ -116,11 +117,14 @@ def evaluate(
                 "CHROM_DUCKDB_PATH": str(root / "data" / "warehouse.duckdb"),
             }
         )
-        _log(f"{readings:,} readings landed; building through Dagster")
+        # as `chrom build` runs it: telemetry off, Dagster's and dbt's log to a file, the
+        # terminal keeps this command's own progress
+        home, log_file = root / "dagster", build_log(settings)
+        write_instance_config(home)
+        _log(f"{readings:,} readings landed; building through Dagster (log {log_file})")
         t1 = time.perf_counter()
-        (root / "dagster").mkdir(exist_ok=True)
-        with dg.DagsterInstance.local_temp(str(root / "dagster")) as instance:
-            result = build_everything(settings, instance)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            result = build_everything(settings, instance, log_file=log_file)
         timings["pipeline_s"] = time.perf_counter() - t1
         if not result.success:
             raise RuntimeError(f"pipeline failed in steps {failed_steps(result)}")

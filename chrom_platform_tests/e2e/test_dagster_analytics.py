@@ -337,9 +337,17 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
         else:
             assert state == "specs_only", detail
             assert detail.startswith(f"specs only: {released} of 8 released")
-    printed = capsys.readouterr().out
+    shown = capsys.readouterr()
+    printed = shown.out
     assert "recall, all fault kinds" in printed
     assert "lab results alone, worst" in printed
+    # the terminal has the command's own progress; Dagster's and dbt's log is in its file
+    terminal = shown.out + shown.err
+    assert "DEBUG" not in terminal
+    assert "STEP_START" not in terminal
+    assert "building through Dagster (log " in shown.err
+    log = (tmp_path / "ws" / "data" / "logs" / "build.log").read_text()
+    assert "STEP_SUCCESS" in log
     # a second evaluation refuses a used workspace instead of mixing histories
     assert main(["evaluate", "--units=1", f"--workdir={tmp_path / 'ws'}"]) == 2
 

@@ -6,11 +6,11 @@ edit anywhere else."""
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import shutil
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -95,37 +95,85 @@ def test_everything_under_defs_is_loaded_and_built(settings) -> None:
     assert any("warehouse_quality" in k or "flatline" in k for k in built), sorted(built)[:20]
 
 
-def test_an_asset_added_under_defs_needs_no_edit_elsewhere(settings, monkeypatch) -> None:
-    probe = DEFS_DIR / "zz_probe"
+#: Run in a copy of the project (never the source tree, which the other worker is loading):
+#: the code location, the headless build and the demo's first build, as keys.
+_PROBE = r"""
+import json, sys
+from types import SimpleNamespace
+
+import chrom_platform
+from chrom_platform import build
+from chrom_platform.definitions import project_definitions
+from chrom_platform.settings import Settings
+from chrom_platform_tests.e2e.test_definitions import _built, _loaded
+
+settings = Settings.from_env({"CHROM_DATA_DIR": sys.argv[1]})
+seen = []
+
+
+def record(s, instance, **_):
+    seen.append(sorted(_built(s)))
+    return SimpleNamespace(
+        success=True, get_asset_materialization_events=list, get_asset_check_evaluations=list
+    )
+
+
+build.build_everything = record  # the demo's first build, recorded instead of run
+from chrom_platform.local.demo import first_build
+
+first_build(settings, instance=None)
+print(json.dumps({
+    "package": chrom_platform.__file__,
+    "loaded": sorted(_loaded(project_definitions(settings))),
+    "built": sorted(_built(settings)),
+    "first_build": seen[0],
+}))
+"""
+
+
+def test_an_asset_added_under_defs_needs_no_edit_elsewhere(tmp_path) -> None:
+    """A new module under defs/ is in the code location, the headless build and the demo's
+    first build. Shown in a copy of the project, loaded by a process of its own: a probe
+    written into the source tree would be loaded by the other test worker meanwhile, and
+    left in the product by a killed run."""
+    import os
+    import subprocess
+
+    from chrom_platform.settings import PROJECT_ROOT
+
+    copy = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_ROOT / "chrom_platform",
+        copy / "chrom_platform",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", copy)
+    for shared in ("dbt_chrom", "simulator"):  # read only
+        (copy / shared).symlink_to(PROJECT_ROOT / shared)
+    probe = copy / "chrom_platform" / "defs" / "zz_probe"
     probe.mkdir()
-    try:
-        (probe / "__init__.py").write_text("")
-        (probe / "assets.py").write_text(
-            "import dagster as dg\n\n\n"
-            "@dg.asset(key=['probe', 'new_asset'])\n"
-            "def new_asset() -> None:\n"
-            '    """An asset nobody registered."""\n'
-        )
-        importlib.invalidate_caches()
-        assert "probe/new_asset" in _loaded(project_definitions(settings))
-        assert "probe/new_asset" in _built(settings)
-        # ... and the demo's first build is that build (it calls build_everything)
-        seen: list[set[str]] = []
-
-        def record(s: Settings, instance: object, **_: object) -> SimpleNamespace:
-            seen.append(_built(s))
-            return SimpleNamespace(
-                success=True,
-                get_asset_materialization_events=list,
-                get_asset_check_evaluations=list,
-            )
-
-        monkeypatch.setattr(build, "build_everything", record)
-        from chrom_platform.local.demo import first_build
-
-        first_build(settings, instance=None)
-        assert "probe/new_asset" in seen[0]
-    finally:
-        shutil.rmtree(probe)
-        for name in [m for m in sys.modules if m.startswith("chrom_platform.defs.zz_probe")]:
-            del sys.modules[name]
+    (probe / "__init__.py").write_text("")
+    (probe / "assets.py").write_text(
+        "import dagster as dg\n\n\n"
+        "@dg.asset(key=['probe', 'new_asset'])\n"
+        "def new_asset() -> None:\n"
+        '    """An asset nobody registered."""\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(got["package"]).is_relative_to(copy), "the copy was loaded, not the source"
+    for where in ("loaded", "built", "first_build"):
+        assert "probe/new_asset" in got[where], where
+    # the source tree has no probe: its own code location does not have one either
+    assert not (DEFS_DIR / "zz_probe").exists()
+    assert set(got["loaded"]) - {"probe/new_asset"} == _loaded(
+        project_definitions(Settings.from_env({"CHROM_DATA_DIR": str(tmp_path / "data")}))
+    )

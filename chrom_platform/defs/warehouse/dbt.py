@@ -29,12 +29,28 @@ from dagster_dbt import (
 )
 
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WAREHOUSE_POOL, WarehouseConfig
-from chrom_platform.resources import DBT_PROJECT_DIR
+from chrom_platform.resources import DBT_PROJECT_DIR, DbtCoreCliResource, dbt_executable
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Under `dagster dev` the manifest is rebuilt from the project at load (dbt parse); elsewhere
-# it is prepared once (scripts/bootstrap.sh runs `dagster-dbt project prepare-and-package`).
-dbt_project.prepare_if_dev()
+
+
+def prepare_if_dev(project: DbtProject) -> None:
+    """`DbtProject.prepare_if_dev` with the dbt installed beside this interpreter: under
+    `dagster dev` and `dg check defs` the manifest is rebuilt from the project at load (dbt
+    parse); elsewhere it is prepared once (scripts/bootstrap.sh runs `dagster-dbt project
+    prepare-and-package`). dagster-dbt's own runs `dbt` from PATH, which a venv that is
+    not activated does not put there (`.venv/bin/dg check defs` failed to load)."""
+    if not project.preparer.using_dagster_dev():
+        return
+    dbt = DbtCoreCliResource(
+        project_dir=str(project.project_dir),
+        profiles_dir=str(project.profiles_dir),
+        dbt_executable=dbt_executable(),
+    )
+    dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+prepare_if_dev(dbt_project)
 
 
 class ChromDbtTranslator(DagsterDbtTranslator):
