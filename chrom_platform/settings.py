@@ -90,6 +90,9 @@ class Settings:
                 influx_password=env.get("CHROM_INFLUX_PASSWORD") or None,
                 # the analytics export the golden envelope beside the landing zone
                 envelope_uri=landing_uri,
+                # the consumers judge with the master data the warehouse reads: the newest
+                # snapshot in the landing zone (the files above until one has landed)
+                master_data_uri=landing_uri,
                 max_ahead_s=_float(env, "CHROM_MAX_CLOCK_AHEAD_S", StreamingConfig.max_ahead_s),
                 live_stale_after_s=_float(
                     env, "CHROM_LIVE_STALE_AFTER_S", StreamingConfig.live_stale_after_s

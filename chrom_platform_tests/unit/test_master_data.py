@@ -1,5 +1,6 @@
 """Master data: the reference column, round trip of landed JSON, and clear errors."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,84 @@ def test_a_recipe_in_another_plants_names_and_order_loads_and_simulates(md):
     in_wash = sim.phase_idx == names.index("Wash_1")
     assert uv[in_elution].max() > 5 * uv[in_wash].max()  # the product peak elutes where it should
     assert sim.truth["pool_mass_g"] > 0.5 * sim.truth["load_mass_g"]
+
+
+def _snapshot(store, md, volume_factor: float, mtime_s: float) -> str:
+    from chrom_platform.lib.core.contracts import master_data_key
+    from chrom_platform.lib.core.master_data import content_hash
+    from chrom_platform.lib.io.landing import json_bytes
+
+    equipment = md.equipment_record()
+    equipment["units"][0]["bed_height_cm"] *= volume_factor
+    equipment["units"][0]["column_volume_l"] = round(
+        equipment["units"][0]["column_volume_l"] * volume_factor, 4
+    )
+    key = master_data_key("equipment", content_hash(equipment))
+    store.put(key, json_bytes(equipment))
+    os.utime(store.path(key), (mtime_s, mtime_s))
+    return key
+
+
+def test_the_consumers_master_data_is_the_snapshot_dbt_picks(md, tmp_path) -> None:
+    """Nothing landed: the configured files. Then the newest landed snapshot by landing
+    second and, within a second, the greatest key (dbt's `latest_master_data`); a kind not
+    landed yet comes from the files. Parsed once per snapshot."""
+    from chrom_platform.lib.io.landing import LandedMasterData
+    from chrom_platform.lib.io.objectstore import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path)
+    source = LandedMasterData(store, fallback=lambda: md, refresh_s=0)
+    assert source.get() is md
+    unit = next(iter(md.units))
+    a = _snapshot(store, md, 1.05, 1_800_000_000.2)
+    b = _snapshot(store, md, 1.10, 1_800_000_000.9)  # the same second
+    first = source.get()
+    newest = max(a, b)
+    assert source.newest()[0].key == newest
+    assert source.newest()[1] is None  # no recipes landed: the files' recipes
+    assert first.recipes.keys() == md.recipes.keys()
+    factor = 1.05 if newest == a else 1.10
+    assert first.units[unit].column_volume_l == round(md.units[unit].column_volume_l * factor, 4)
+    assert source.get() is first  # unchanged: not parsed again
+    assert source.loads == 2
+    other = min(a, b)
+    os.utime(store.path(other), (1_800_000_002.0, 1_800_000_002.0))  # a later second wins
+    assert source.newest()[0].key == other
+    taken = source.get()
+    assert taken is not first
+    assert source.loads == 3
+    # a broken snapshot lands last: the consumer keeps judging with what it had
+    bad = "landing/master_data/equipment/equipment-zzzz.json"
+    store.put(bad, b'{"units": [{"unit_id": "SKID-01"}]}')
+    os.utime(store.path(bad), (1_800_000_009.0, 1_800_000_009.0))
+    assert source.newest()[0].key == bad
+    assert source.get() is taken
+
+
+def test_a_serving_consumer_takes_up_newer_master_data_between_rounds(md, tmp_path) -> None:
+    """What `chrom-bridge serve` does each round: a newer snapshot replaces the master data
+    its decoder and live scoring judge with; the persistence counts carry over."""
+    from chrom_platform.lib.io.influx import InfluxV1Sink
+    from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
+    from chrom_platform.lib.streaming.bridge import LiveBridge
+
+    current = [md]
+    bridge = LiveBridge(
+        SqliteQueue(tmp_path / "q.db"),
+        InfluxV1Sink("http://127.0.0.1:9", "x"),
+        md,
+        master_data_source=lambda: current[0],
+    )
+    bridge.follow_master_data()
+    assert bridge.md is md
+    decoder = bridge.decoder
+    equipment = md.equipment_record()
+    equipment["units"].append({**equipment["units"][0], "unit_id": "SKID-99"})
+    landed = parse_master_data(
+        equipment, md.recipes_record(), equipment_source="test", recipes_source="test"
+    )
+    current[0] = landed
+    assert "SKID-99" not in decoder.units
+    bridge.follow_master_data()
+    assert bridge.md is landed
+    assert "SKID-99" in bridge.decoder.units  # a reading of the new unit is now judged

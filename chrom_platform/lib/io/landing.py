@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,14 +16,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chrom_platform.lib.core.contracts import (
+    MASTER_DATA_PREFIX,
     READING_ARROW_SCHEMA,
     SIGNALS,
     master_data_key,
     readings_key,
     seq_of,
 )
-from chrom_platform.lib.core.master_data import MasterData, content_hash
-from chrom_platform.lib.io.objectstore import ObjectStore
+from chrom_platform.lib.core.master_data import MasterData, content_hash, parse_master_data
+from chrom_platform.lib.io.objectstore import ObjectInfo, ObjectStore
+
+log = logging.getLogger(__name__)
 
 #: Measured on this machine (docs/benchmarks.md): dictionary encoding only for the string
 #: columns and delta encoding for the monotonic ts/seq write ~6x faster than dictionary
@@ -121,3 +127,73 @@ def seq_range_of(key: str) -> tuple[int, int] | None:
     """(first_seq, last_seq) from a readings object's name, None if it is not one."""
     m = _NAME.match(key.rsplit("/", 1)[-1])
     return (int(m["first"]), int(m["last"])) if m else None
+
+
+class LandedMasterData:
+    """The master data the warehouse judges with, for the consumers: the newest landed
+    snapshot of each kind, picked as dbt's `latest_master_data` picks it (newest landing
+    time to the second, as DuckDB reads a file's time, then the greatest key), parsed with
+    the same validation, and re-read when that snapshot changes, at most every `refresh_s`.
+    Until a kind has a snapshot in the landing zone, `fallback` (the configured files)."""
+
+    KINDS = ("equipment", "recipes")
+
+    def __init__(
+        self, store: ObjectStore, fallback: Callable[[], MasterData], refresh_s: float = 30.0
+    ) -> None:
+        self.store, self.fallback, self.refresh_s = store, fallback, refresh_s
+        self._checked = -1e9
+        self._picked: tuple[ObjectInfo | None, ...] | None = None
+        self._value: MasterData | None = None
+        #: how often a snapshot (or the fallback) was parsed
+        self.loads = 0
+
+    def newest(self) -> tuple[ObjectInfo | None, ...]:
+        """Per kind, the snapshot object dbt would pick (None: none landed)."""
+        out = []
+        for kind in self.KINDS:
+            infos = [
+                i
+                for i in self.store.list(f"{MASTER_DATA_PREFIX}/{kind}")
+                if i.key.rsplit("/", 1)[-1].startswith(f"{kind}-") and i.key.endswith(".json")
+            ]
+            out.append(max(infos, key=lambda i: (i.mtime_ns // 10**9, i.key), default=None))
+        return tuple(out)
+
+    def get(self) -> MasterData:
+        now = time.monotonic()
+        if self._value is not None and now - self._checked < self.refresh_s:
+            return self._value
+        self._checked = now
+        picked = self.newest()
+        if self._value is None or picked != self._picked:
+            try:
+                value = self._load(picked)
+            except ValueError as e:  # ConfigError naming file, key and problem; bad JSON
+                # a bad snapshot never stops a consumer: it keeps judging with what it had
+                # (the warehouse's silver master data tests fail on the same snapshot)
+                log.error("master data snapshot not taken up, judging as before: %s", e)
+                value = self._value if self._value is not None else self.fallback()
+            self._value, self._picked = value, picked
+            self.loads += 1
+        return self._value
+
+    def _load(self, picked: tuple[ObjectInfo | None, ...]) -> MasterData:
+        if all(p is None for p in picked):
+            return self.fallback()
+        if any(p is None for p in picked):  # one kind landed: the other from the files
+            files = self.fallback()
+            docs = {"equipment": files.equipment_record(), "recipes": files.recipes_record()}
+        else:
+            docs = {}
+        sources = dict.fromkeys(self.KINDS, "(configured files)")
+        for kind, info in zip(self.KINDS, picked, strict=True):
+            if info is not None:
+                docs[kind] = json.loads(self.store.get(info.key))
+                sources[kind] = f"{self.store.uri}/{info.key}"
+        return parse_master_data(
+            docs["equipment"],
+            docs["recipes"],
+            equipment_source=sources["equipment"],
+            recipes_source=sources["recipes"],
+        )

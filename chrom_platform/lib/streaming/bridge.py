@@ -215,6 +215,19 @@ class LiveBridge(SubscriptionConsumer):
         #: per unit: (candidate batch, readings of it in a row) while it lacks evidence
         self._candidates: dict[str, tuple[str, int]] = {}
 
+    def use_master_data(self, master_data: MasterData) -> None:
+        """As the base, and the drift and multivariate scoring rebuilt on it with their
+        persistence counts and running batches kept."""
+        super().use_master_data(master_data)
+        out_runs, running = self.out_runs, self.mspc_running
+        if self.drift is not None:
+            self.drift = LiveDrift(self.drift.source, master_data)
+        if self.mspc is not None:
+            self.mspc = LiveMspc(self.mspc.source, master_data)
+        self.out_runs, self.mspc_running = out_runs, running
+        self._final_phases = {r.phase_names()[-1] for r in master_data.recipes.values()}
+        self._first_phase = {name: r.phase_names()[0] for name, r in master_data.recipes.items()}
+
     @property
     def out_runs(self) -> dict[str, list[int]]:
         """Live drift persistence counts per unit (JSON-able, for a sensor's cursor)."""
@@ -639,6 +652,7 @@ class LiveBridge(SubscriptionConsumer):
         down_since: float | None = None
         outage: str | None = None
         while not stop():
+            self.follow_master_data()
             rep = self.drain(10**9, SERVE_ROUND_S, health=False, retry_writes=True)
             total.merge(rep)
             since_health.merge(rep)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from chrom_platform.lib.io.influx import (
     InfluxV2Sink,
     SinkUnavailable,
 )
+from chrom_platform.lib.io.landing import LandedMasterData
 from chrom_platform.lib.io.objectstore import ObjectStore, open_store
 from chrom_platform.lib.io.transport import (
     Transport,
@@ -57,6 +59,9 @@ class StreamingConfig:
     max_ahead_s: float = MAX_AHEAD_S
     #: a running unit with no live point for this long fails the live freshness check
     live_stale_after_s: float = 120.0
+    #: the landing zone whose newest master data snapshot the consumers judge with, the one
+    #: the warehouse reads (lib/io/landing.py: LandedMasterData); None: the files above
+    master_data_uri: str | None = None
 
     def transport(self) -> Transport:
         t = open_transport(self.transport_uri)
@@ -88,7 +93,16 @@ class StreamingConfig:
         return sink
 
     def master_data(self) -> MasterData:
+        """The configured files (`master_data_source` is what the consumers follow)."""
         return load_master_data(self.equipment_path, self.recipes_path)
+
+    def master_data_source(self) -> Callable[[], MasterData]:
+        """Where the consumers take master data from, asked again as they work: the newest
+        landed snapshot (what dbt reads), or the configured files without a landing zone."""
+        if not self.master_data_uri:
+            md = self.master_data()
+            return lambda: md
+        return LandedMasterData(open_store(self.master_data_uri), self.master_data).get
 
     def envelope(self) -> LiveSource[LiveEnvelope] | None:
         if not self.envelope_uri:
@@ -106,13 +120,15 @@ class StreamingConfig:
         """The live bridge on these settings (queue, InfluxDB, master data, envelope)."""
         from chrom_platform.lib.streaming.bridge import LiveBridge
 
+        source = self.master_data_source()
         return LiveBridge(
             self.transport(),
             self.sink(),
-            self.master_data(),
+            source(),
             envelope=self.envelope(),
             models=self.models(),
             max_ahead_s=self.max_ahead_s,
+            master_data_source=source,
             **kwargs,
         )
 
@@ -128,8 +144,14 @@ class StreamingConfig:
         """The landing consumer on these settings (queue, master data, clock tolerance)."""
         from chrom_platform.lib.streaming.landing_consumer import LandingConsumer
 
+        source = self.master_data_source()
         return LandingConsumer(
-            self.transport(), store, self.master_data(), max_ahead_s=self.max_ahead_s, **kwargs
+            self.transport(),
+            store,
+            source(),
+            max_ahead_s=self.max_ahead_s,
+            master_data_source=source,
+            **kwargs,
         )
 
 
@@ -148,10 +170,16 @@ class LastingBridgeParts:
         self.models = cfg.models()
         self._md: MasterData | None = None
         self._md_stamp: tuple[tuple[int, int], ...] | None = None
-        #: how often the master data was parsed (what a test and the logs can see)
+        #: how often the configured files were parsed (what a test and the logs can see)
         self.master_data_loads = 0
+        self._landed = (
+            LandedMasterData(open_store(cfg.master_data_uri), self._files)
+            if cfg.master_data_uri
+            else None
+        )
 
-    def master_data(self) -> MasterData:
+    def _files(self) -> MasterData:
+        """The configured files, parsed again only when one changes."""
         stamp = tuple(
             (st.st_mtime_ns, st.st_size)
             for st in map(os.stat, (self.cfg.equipment_path, self.cfg.recipes_path))
@@ -160,6 +188,10 @@ class LastingBridgeParts:
             self._md, self._md_stamp = self.cfg.master_data(), stamp
             self.master_data_loads += 1
         return self._md
+
+    def master_data(self) -> MasterData:
+        """The newest landed snapshot (what the warehouse reads), else the files."""
+        return self._landed.get() if self._landed is not None else self._files()
 
     def bridge(self, **kwargs: Any) -> LiveBridge:
         from chrom_platform.lib.streaming.bridge import LiveBridge

@@ -5,8 +5,9 @@ part of their reports that counts pulls and dead letters."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypedDict, Unpack
 
@@ -19,6 +20,8 @@ from chrom_platform.lib.io.transport import (
 )
 from chrom_platform.lib.io.transport.base import dead_letter
 from chrom_platform.lib.streaming.readings import MAX_AHEAD_S, ReadingDecoder, Rejection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +50,9 @@ class ConsumerOptions(TypedDict, total=False):
     batch_size: int
     #: a reading stamped further ahead of the receiving clock is dead-lettered
     max_ahead_s: float
+    #: asked between rounds of a long-running consumer: newer master data to judge with
+    #: (StreamingConfig.master_data_source); without it the master data given stays
+    master_data_source: Callable[[], MasterData]
 
 
 class SubscriptionConsumer:
@@ -65,6 +71,23 @@ class SubscriptionConsumer:
         self.subscription = options.get("subscription", self.SUBSCRIPTION)
         self.dead_letter_topic = options.get("dead_letter_topic", DEAD_LETTER_TOPIC)
         self.batch_size = options.get("batch_size", self.BATCH_SIZE)
+        self.master_data_source = options.get("master_data_source")
+
+    def use_master_data(self, master_data: MasterData) -> None:
+        """Judge from now on with `master_data` (a newer landed snapshot)."""
+        self.md = master_data
+        self.decoder = ReadingDecoder(master_data, max_ahead_s=self.max_ahead_ns / 1e9)
+
+    def follow_master_data(self) -> None:
+        """Take up the master data source's current snapshot if it is another one: what a
+        long-running consumer does between rounds, so a change landed once reaches it as it
+        reaches the warehouse."""
+        if self.master_data_source is None:
+            return
+        md = self.master_data_source()
+        if md is not self.md:
+            log.info("%s: judging with newer master data from now on", self.subscription)
+            self.use_master_data(md)
 
     @contextlib.contextmanager
     def handing_back_on_error(

@@ -227,6 +227,7 @@ class LandingConsumer(SubscriptionConsumer):
         rate of a few readings per second, and a backlog drains in full-size batches."""
         total = LandingReport()
         while not stop():
+            self.follow_master_data()
             msgs = self.transport.pull_batch(self.subscription, self.batch_size)
             if msgs:
                 rep = self._land_retrying(msgs, stop)
