@@ -244,10 +244,12 @@ RUN_TIMES = ("_source_loaded_at", "judged_at", "computed_at")
 
 def gold_tables(con: duckdb.DuckDBPyConnection, keys: dict[str, str]) -> dict[str, pa.Table]:
     """Gold tables (name: its row key, to order by), without the columns that say when a
-    build ran: what two builds of the same landing must agree on."""
+    build ran: what two builds of the same landing must agree on. Column names lower-case
+    (Snowflake's, on fakesnow, are upper)."""
     out = {}
     for name, key in keys.items():
         t = con.sql(f"select * from gold.{name} order by {key}").to_arrow_table()
+        t = t.rename_columns([c.lower() for c in t.column_names])
         out[name] = t.drop_columns([c for c in RUN_TIMES if c in t.column_names])
     return out
 
