@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from chrom_platform.lib.analytics import pipeline
+from chrom_platform.lib.core.contracts import IMPORTS_PREFIX
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.warehouse_helpers import History, python_module
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
@@ -137,7 +138,14 @@ def test_the_long_export_lands_exactly_what_the_wide_one_does(trip: dict) -> Non
     text = (trip["root"] / "long" / "historian.csv").read_text()
     assert "-05:00," in text
     assert "-04:00," in text
-    assert _objects(trip["long"].lake) == _objects(trip["wide"].lake)
+    long, wide = _objects(trip["long"].lake), _objects(trip["wide"].lake)
+    # the same data objects; each keeps its own report (other files, other inferences)
+    reports = [{k for k in o if k.startswith(f"{IMPORTS_PREFIX}/")} for o in (long, wide)]
+    assert [len(r) for r in reports] == [1, 1]
+    assert reports[0] != reports[1]
+    assert {k: v for k, v in long.items() if k not in reports[0]} == {
+        k: v for k, v in wide.items() if k not in reports[1]
+    }
 
 
 def test_imported_readings_and_events_are_the_directly_landed_ones(trip: dict) -> None:

@@ -16,10 +16,12 @@ import dagster as dg
 from chrom_platform.defs.conventions import running_sensor
 from chrom_platform.lib.core.contracts import (
     EVENTS_PREFIX,
+    IMPORTS_PREFIX,
     MASTER_DATA_PREFIX,
     READINGS_PREFIX,
     SAMPLES_PREFIX,
 )
+from chrom_platform.lib.io.objectstore import ObjectStore
 from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.resources import LandingStoreResource
 
@@ -65,6 +67,15 @@ LANDING_ASSETS = (
         "json",
         "Equipment (units, columns, column volume, resin) and recipe master data snapshots "
         "from the MES. Column volume is read from here, never written as a literal.",
+    ),
+    LandingAsset(
+        "import_reports",
+        IMPORTS_PREFIX,
+        "json",
+        "What each `chrom import` of a plant's files found: files, batches, readings and "
+        "lab results landed, and every inference counted with examples (holds found, noise "
+        "scans ignored, late labels, unlabelled gaps, scans outside batches, columns and "
+        "sample types not used). The newest is shown in this asset's metadata.",
     ),
 )
 
@@ -112,12 +123,14 @@ def landing_sensor(
         total_bytes = 0
         new_keys: list[str] = []
         newest = since
+        newest_key = (0, "")  # the last-landed new object
         per_unit: dict[str, int] = defaultdict(int)
         for obj in store.list(a.prefix):
             total += 1
             total_bytes += obj.size
             if obj.mtime_ns > since:
                 new_keys.append(obj.key)
+                newest_key = max(newest_key, (obj.mtime_ns, obj.key))
                 newest = max(newest, obj.mtime_ns)
                 for part in obj.key.split("/"):
                     if part.startswith("unit_id="):
@@ -146,9 +159,19 @@ def landing_sensor(
                         if a.name == "readings" and consumed.pulled
                         else {}
                     ),
+                    **(
+                        {"newest_report": dg.MetadataValue.json(_report(store, newest_key[1]))}
+                        if a.name == "import_reports"
+                        else {}
+                    ),
                 },
             )
         )
     if not events:
         return dg.SensorResult(skip_reason="no new landing objects", cursor=json.dumps(new_cursor))
     return dg.SensorResult(asset_events=events, cursor=json.dumps(new_cursor))
+
+
+def _report(store: ObjectStore, key: str) -> dict[str, object]:
+    """An import report as it landed (what the import found and inferred)."""
+    return {"object": key, **json.loads(store.get(key))}

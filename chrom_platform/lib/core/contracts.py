@@ -115,6 +115,8 @@ READINGS_PREFIX = f"{LANDING}/readings"
 EVENTS_PREFIX = f"{LANDING}/batch_events"
 SAMPLES_PREFIX = f"{LANDING}/sample_results"
 MASTER_DATA_PREFIX = f"{LANDING}/master_data"
+#: what each `chrom import` inferred (the warehouse does not read these; the UI shows them)
+IMPORTS_PREFIX = f"{LANDING}/imports"
 
 
 def _date(ts_ns: int) -> str:
@@ -166,6 +168,11 @@ def samples_key(unit_id: str, sample_id: str, attempt: int, analyzed_ts_ns: int)
         f"{SAMPLES_PREFIX}/unit_id={unit_id}/date={_date(analyzed_ts_ns)}/"
         f"{sample_id}-a{attempt}.json"
     )
+
+
+def import_report_key(content_hash: str) -> str:
+    """An import's report, one object per distinct report (the same files again: no new one)."""
+    return f"{IMPORTS_PREFIX}/import-{content_hash}.json"
 
 
 def master_data_key(kind: str, content_hash: str) -> str:

@@ -25,6 +25,7 @@ from chrom_platform.lib.core.contracts import (
     SAMPLE_SCHEMA,
     events_key,
     identity_ok,
+    import_report_key,
     iso_to_ns,
     revised,
     revision_of,
@@ -32,7 +33,7 @@ from chrom_platform.lib.core.contracts import (
     ts_to_iso,
 )
 from chrom_platform.lib.core.events import PhaseSpan, batch_events
-from chrom_platform.lib.core.master_data import MasterData, Recipe, Unit
+from chrom_platform.lib.core.master_data import MasterData, Recipe, Unit, content_hash
 from chrom_platform.lib.core.runs import true_runs
 from chrom_platform.lib.core.units import concentration_factor
 from chrom_platform.lib.io.importing.mapping import FileSpec, Mapping
@@ -821,4 +822,19 @@ def import_files(
     report.batches = len(ready)
     report.units = len({r.unit_id for r in ready})
     report.lab_results = len(labs)
+    report.objects.append(_land_report(store, report, files))
     return report
+
+
+def _land_report(store: ObjectStore, report: ImportReport, files: Sequence[Path]) -> str:
+    """The report kept with what it describes, last (an import that fails lands none): the
+    files and what was found, counted with examples. The landing sensor shows the newest in
+    the Dagster UI. Keyed by its content, so importing the same files again adds nothing."""
+    record = {
+        "file_names": sorted(f.name for f in files),
+        **{k: v for k, v in report.summary().items() if k not in ("objects_written", "replaced")},
+    }
+    key = import_report_key(content_hash(record))
+    if not store.exists(key):
+        store.put(key, json_bytes(record))
+    return key
