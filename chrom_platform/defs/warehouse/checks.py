@@ -12,6 +12,7 @@ import dagster as dg
 
 from chrom_platform.lib.analytics import quality
 from chrom_platform.lib.analytics.quality import QualityResult
+from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_SCANS
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 
 TREND_KEY = dg.AssetKey(["gold", "gold_trend_by_cv"])
@@ -56,8 +57,9 @@ CHECKS = [
     QualityCheck(
         TREND_KEY,
         quality.flatlined_signals,
-        f"WARN when a signal repeats one value for {quality.FLATLINE_SCANS} consecutive scans "
-        "outside holds (a stuck sensor), in the batches of the latest load.",
+        f"WARN when a signal repeats one value longer than its own habits explain (at least "
+        f"{FLATLINE_SCANS} scans and {FLATLINE_FACTOR:g}x its longest other run in the batch; "
+        "the rule the batch verdict uses): a stuck sensor, in the batches of the latest load.",
     ),
     QualityCheck(
         TREND_KEY,

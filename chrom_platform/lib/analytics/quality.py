@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_SCANS, flatlines
 from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.io.warehouse import Row, Warehouse
 
-#: A signal repeating the exact same value for this many consecutive scans (outside holds)
-#: is flatlined: with the instruments' noise and resolution that does not happen by chance.
-FLATLINE_SCANS = 120
 #: A gap in a batch's 1 Hz readings longer than this many seconds is a data gap.
 MAX_GAP_S = 10
 #: Duplicate readings above this fraction of a load point at a double-publishing source.
@@ -50,49 +50,61 @@ def _batches_in_latest_load(wh: Warehouse) -> int:
     )
 
 
-def flatlined_signals(wh: Warehouse, scans: int = FLATLINE_SCANS) -> QualityResult:
-    """A signal stuck at one value for `scans` consecutive readings outside holds."""
-    windows = ",\n".join(
-        f"case when {s} = lag({s}) over (partition by batch_id order by ts) then 1 else 0 end "
-        f"as {s}_same"
-        for s in SIGNALS
+def flatlined_signals(wh: Warehouse) -> QualityResult:
+    """A signal repeating one value for longer than its own habits explain: the rule the
+    batch verdict raises its flatline alarms by (scans.flatlines: at least FLATLINE_SCANS
+    readings and FLATLINE_FACTOR times the signal's longest other run in the batch; UV at
+    its detector's saturation limit, from master data, exempt), so the check and the
+    verdict never disagree on what is stuck."""
+    t = wh.query_arrow(
+        f"select batch_id, unit_id, phase, ts, batch_cv, {', '.join(SIGNALS)} "
+        f"from {TREND} where {_LATEST_LOAD} order by batch_id, ts"
     )
-    runs = ",\n".join(
-        f"sum({s}_same) over (partition by batch_id order by ts "
-        f"rows between {scans - 2} preceding and current row) as {s}_run"
-        for s in SIGNALS
-    )
-    hits = "\nunion all\n".join(
-        f"select batch_id, '{s}' as signal, phase, min(ts) as first_flat_scan_at, "
-        f"min(batch_cv) as first_flat_batch_cv, count(*) as flat_scans "
-        f"from runs where {s}_run = {scans - 1} and not is_hold group by batch_id, phase"
-        for s in SIGNALS
-    )
-    rows = wh.query(
-        f"""
-        with scoped as (
-            select batch_id, phase, ts, batch_cv, is_hold, {", ".join(SIGNALS)}
-            from {TREND} where {_LATEST_LOAD}
-        ),
-        same as (select batch_id, phase, ts, batch_cv, is_hold, {windows} from scoped),
-        runs as (select batch_id, phase, ts, batch_cv, is_hold, {runs} from same)
-        {hits}
-        order by batch_id, signal, first_flat_scan_at
-        """
-    )
-    checked = _batches_in_latest_load(wh)
+    saturation = {
+        r["unit_id"]: r["uv_max_mau"]
+        for r in wh.query("select unit_id, uv_max_mau from silver.silver_units")
+    }
+    batch = t["batch_id"].to_numpy(zero_copy_only=False)
+    cv = t["batch_cv"].to_numpy(zero_copy_only=False).astype(np.float64)
+    values = {s: t[s].to_numpy(zero_copy_only=False).astype(np.float64) for s in SIGNALS}
+    bounds = np.flatnonzero(batch[1:] != batch[:-1]) + 1
+    rows: list[Row] = []
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(batch)], strict=True):
+        if a == b:
+            continue
+        unit = t["unit_id"][int(a)].as_py()
+        for s in SIGNALS:
+            for f in flatlines(
+                values[s][a:b],
+                cv[a:b],
+                s,
+                exempt_at_or_above=saturation.get(unit) if s == "uv_mau" else None,
+            ):
+                i = int(a) + f.index
+                rows.append(
+                    {
+                        "batch_id": str(batch[a]),
+                        "signal": s,
+                        "phase": t["phase"][i].as_py(),
+                        "flat_since_at": t["ts"][i].as_py(),
+                        "alarm_batch_cv": round(f.alarm_cv, 3),
+                        "detail": f.detail,
+                    }
+                )
+    checked = len(bounds) + 1 if len(batch) else 0
+    rule = f"at least {FLATLINE_SCANS} scans and {FLATLINE_FACTOR:g}x its longest other run"
     return QualityResult(
         passed=not rows,
         severity="WARN",
         description=(
-            f"no signal repeats one value for {scans} scans outside holds"
+            f"no signal repeats one value longer than its own runs explain ({rule})"
             if not rows
             else f"{len(rows)} flatlined signal segment(s) in "
-            f"{len({r['batch_id'] for r in rows})} batch(es): a stuck or frozen sensor"
+            f"{len({r['batch_id'] for r in rows})} batch(es): a stuck or frozen sensor ({rule})"
         ),
         batches_checked=checked,
         offending=rows,
-        metadata={"flatline_scans": scans},
+        metadata={"flatline_min_scans": FLATLINE_SCANS, "flatline_factor": FLATLINE_FACTOR},
     )
 
 
