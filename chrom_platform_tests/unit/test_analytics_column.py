@@ -71,12 +71,45 @@ def test_permeability_by_darcy_with_an_unknown_static_head():
     mu = np.array([1.0, 1.25, 1.05, 1.0, 1.8])
     u = q / 60_000.0 / (area * 1e-4)
     p = 0.03 + 0.004 * q + mu * 1e-3 * u * 0.2 / k_true / 1e5
-    k = permeability_m2(q, p, mu, area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.004)
+    k, why = permeability_m2(q, p, mu, area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.004)
+    assert why is None
     assert k == pytest.approx(k_true, rel=1e-9)
     # a fouled bed (pressure up 25% over the bed) reads 20% less permeable
     p2 = 0.03 + 0.004 * q + 1.25 * mu * 1e-3 * u * 0.2 / k_true / 1e5
-    k2 = permeability_m2(q, p2, mu, area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.004)
+    k2, _ = permeability_m2(q, p2, mu, area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.004)
     assert k2 == pytest.approx(k_true / 1.25, rel=1e-9)
+
+
+def test_permeability_is_not_judged_where_nothing_varies_enough_to_fit() -> None:
+    """A plant running every phase at one flow and one buffer viscosity: the pressure
+    noise alone decides the slope (K scattered over three decades on such files, issue
+    25), so there is no permeability, with the reason; likewise a fit its residuals swamp."""
+    area = np.pi * 60.0**2
+    rng = np.random.default_rng(3)
+    q = np.full(6, 56.5) + rng.normal(0, 0.2, 6)
+    mu = np.full(6, 1.0)
+    u = q / 60_000.0 / (area * 1e-4)
+    p = 0.03 + 0.004 * q + mu * 1e-3 * u * 0.2 / 1.9e-12 / 1e5 + rng.normal(0, 0.01, 6)
+    k, why = permeability_m2(q, p, mu, area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.004)
+    assert np.isnan(k)
+    assert why is not None
+    assert why.startswith("flow x viscosity varies ")
+    assert "at least 25% needed" in why
+    # varied flows, but pressures dominated by noise: the fit is said to be uncertain
+    q = np.array([20.0, 40.0, 60.0, 30.0, 50.0])
+    u = q / 60_000.0 / (area * 1e-4)
+    p = 0.5 + 1e-4 * u / 1e-2 + rng.normal(0, 0.3, 5)
+    k, why = permeability_m2(
+        q, p, np.ones(5), area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.0
+    )
+    assert np.isnan(k)
+    assert why is not None
+    assert "uncertain" in why or "does not rise" in why
+    k, why = permeability_m2(
+        [56.5], [1.0], [1.0], area_cm2=area, bed_height_cm=20.0, system_bar_per_lpm=0.0
+    )
+    assert np.isnan(k)
+    assert why == "1 settled phase(s) with flow: 2 needed for Darcy's fit"
 
 
 def test_elution_peak_of_a_gaussian():

@@ -157,6 +157,8 @@ class BatchAnalysis:
     asymmetry: float = float("nan")
     plates: float = float("nan")
     permeability_m2: float = float("nan")
+    #: why the batch has no permeability (None when it has one)
+    permeability_not_applicable: str | None = None
     peak: Peak | None = None
     dbc10_g_l: float = float("nan")
     breakthrough_alarm_cv: float = float("nan")
@@ -219,7 +221,7 @@ def analyse(
             q.append(float(np.median(r.signals["flow_lpm"][rows])))
             p.append(float(np.median(r.signals["pressure_bar"][rows])))
             mu.append(info.viscosity_mpa_s)
-    out.permeability_m2 = permeability_m2(
+    out.permeability_m2, out.permeability_not_applicable = permeability_m2(
         q,
         p,
         mu,

@@ -225,6 +225,14 @@ def _derivative_asymmetry(v: Array, f: Array) -> float:
     return float("nan") if got is None else asymmetry(*got)
 
 
+#: Darcy's fit separates the bed's term from the static head only where its driving term
+#: (viscosity x velocity) varies across the settled phases by at least this much of its mean,
+#: and only while the fitted slope is known to this relative standard error (3+ phases):
+#: a plant running every phase at one flow and one buffer viscosity gives no permeability.
+PERMEABILITY_MIN_SPREAD = 0.25
+PERMEABILITY_MAX_SLOPE_RSE = 0.25
+
+
 def permeability_m2(
     flow_lpm: npt.ArrayLike,
     pressure_bar: npt.ArrayLike,
@@ -233,26 +241,44 @@ def permeability_m2(
     area_cm2: float,
     bed_height_cm: float,
     system_bar_per_lpm: float,
-) -> float:
-    """Bed permeability K by Darcy's law, dP_bed = mu * u * L / K, from settled phases.
+) -> tuple[float, str | None]:
+    """Bed permeability K by Darcy's law, dP_bed = mu * u * L / K, from settled phases, or
+    NaN with the reason it cannot be judged.
 
     Each point is one phase's settled flow, pressure and buffer viscosity. The skid's own
     pressure drop (per L/min, from master data) is taken off first; what remains is fitted
     as a + (mu u L) / K, the intercept absorbing the static head of the outlet line, so
-    no constant of the plant has to be known."""
+    no constant of the plant has to be known. The fit needs the driving term to vary
+    (PERMEABILITY_MIN_SPREAD) and, with three points or more, a slope its own residuals
+    do not swamp (PERMEABILITY_MAX_SLOPE_RSE)."""
     q = np.asarray(flow_lpm, dtype=np.float64)
     p = np.asarray(pressure_bar, dtype=np.float64)
     mu = np.asarray(viscosity_mpa_s, dtype=np.float64)
     ok = np.isfinite(q) & np.isfinite(p) & np.isfinite(mu) & (q > 0)
+    nan = float("nan")
     if ok.sum() < 2:
-        return float("nan")
+        return nan, f"{int(ok.sum())} settled phase(s) with flow: 2 needed for Darcy's fit"
     u_m_s = q[ok] / 60_000.0 / (area_cm2 * 1e-4)
     x = mu[ok] * 1e-3 * u_m_s * (bed_height_cm / 100.0) / 1e5  # bar * m2
     y = p[ok] - system_bar_per_lpm * q[ok]
-    if np.ptp(x) <= 0:
-        return float("nan")
-    slope, _ = np.polyfit(x, y, 1)
-    return float(1.0 / slope) if slope > 0 else float("nan")
+    spread = float(np.ptp(x) / np.mean(x))
+    if spread < PERMEABILITY_MIN_SPREAD:
+        return nan, (
+            f"flow x viscosity varies {spread:.0%} across the settled phases: at least "
+            f"{PERMEABILITY_MIN_SPREAD:.0%} needed to tell the bed from the static head"
+        )
+    (slope, intercept), n = np.polyfit(x, y, 1), x.size
+    if n >= 3:
+        resid = y - (slope * x + intercept)
+        se = float(np.sqrt(resid @ resid / (n - 2) / np.sum((x - x.mean()) ** 2)))
+        if slope > 0 and se > PERMEABILITY_MAX_SLOPE_RSE * slope:
+            return nan, (
+                f"Darcy's fit uncertain to {se / slope:.0%} of its slope over {n} phases "
+                f"(at most {PERMEABILITY_MAX_SLOPE_RSE:.0%})"
+            )
+    if slope <= 0:
+        return nan, "pressure does not rise with flow x viscosity across the settled phases"
+    return float(1.0 / slope), None
 
 
 @dataclass(frozen=True)

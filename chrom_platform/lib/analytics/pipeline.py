@@ -763,6 +763,7 @@ def _write_readings_tables(
             "batch_plates": _f(a.plates),
             "batch_asymmetry": _f(a.asymmetry),
             "permeability_m2": _f(a.permeability_m2),
+            "permeability_not_applicable": a.permeability_not_applicable,
             "hetp_limit_cm": u.qualified_hetp_cm * HETP_LIMIT_FACTOR,
             "asymmetry_limit": u.qualified_asymmetry + ASYMMETRY_LIMIT_ABOVE,
         }
@@ -919,6 +920,7 @@ PERF_SCHEMA = pa.schema(
         ("batch_plates", _F),
         ("batch_asymmetry", _F),
         ("permeability_m2", _F),
+        ("permeability_not_applicable", _S),
         ("hetp_limit_cm", _F),
         ("asymmetry_limit", _F),
         ("not_applicable", _S),
