@@ -35,6 +35,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# which way imports point (pyproject.toml [tool.importlinter])
+	$(VENV)/bin/lint-imports --no-cache
 	@# the code location loads (dg re-parses the dbt project), as a user runs it: the venv
 	@# not activated, its bin not on PATH (the dbt used is the one beside the interpreter)
 	env -u VIRTUAL_ENV PATH=/usr/bin:/bin $(VENV)/bin/dg check defs

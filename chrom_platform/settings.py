@@ -1,4 +1,6 @@
-"""Settings: the one place the environment is read, when asked (never at import).
+"""Settings: where the platform's settings are read from the environment, when asked (never
+at import). Only secrets and emulators are read where they are used (the Snowflake key's
+passphrase when connecting, STORAGE_EMULATOR_HOST), and dbt reads its own profiles.yml.
 
 `CHROM_PROFILE` picks the profile: `local` (default; one laptop) or `gcp` (production).
 Every other setting has a local default under the project's `.data/` folder.
@@ -51,7 +53,7 @@ class Settings:
     #: the warehouse: a DuckDB file (local) or Snowflake (gcp, dbt target `prod`)
     warehouse: WarehouseConfig
     #: where the analytics write their pictures and HTML reports
-    reports_dir: Path = PROJECT_ROOT / ".data" / "reports"
+    reports_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -23,7 +23,7 @@ from chrom_platform.lib.analytics.mspc_run import (
     verdict_severity,
 )
 from chrom_platform.lib.core.contracts import SIGNALS
-from chrom_platform.lib.streaming.readings import Readings
+from chrom_platform.lib.core.readings import Readings
 
 N, K = 40, 60
 

@@ -1,6 +1,6 @@
 """Process analytics as assets: the golden envelope, drift per batch, column performance,
 the elution peak and load breakthrough, every alarm and each batch's verdict (one step that
-writes six gold tables, lib/analytics/pipeline.py), with asset checks on the latest and
+writes seven gold tables, lib/analytics/pipeline.py), with asset checks on the latest and
 running batch of every unit; then the pictures an engineer looks at.
 
 The analytics step follows gold by declarative automation and takes the warehouse pool (it

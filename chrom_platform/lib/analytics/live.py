@@ -27,14 +27,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.contracts import INFLUX_DRIFT_MEASUREMENT, SIGNALS
 from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.core.readings import Readings
 from chrom_platform.lib.io.influx import WRITE_CHUNK, line_protocol
 from chrom_platform.lib.io.objectstore import ObjectStore
-from chrom_platform.lib.streaming.readings import Readings
 
 ENVELOPE_KEY = "analytics/golden_envelope.parquet"
-DRIFT_MEASUREMENT = "drift"
 LIVE_PERSISTENCE = 10
 T = TypeVar("T")
 
@@ -276,6 +275,8 @@ class LiveDrift:
             sub = r.take(k)
             tags = {"unit_id": sub.unit_id, "batch_id": sub.batch_id, "recipe": sub.recipe}
             chunks.append(
-                line_protocol(DRIFT_MEASUREMENT, {**tags, "phase": sub.phase}, fields, sub.ts_ns)
+                line_protocol(
+                    INFLUX_DRIFT_MEASUREMENT, {**tags, "phase": sub.phase}, fields, sub.ts_ns
+                )
             )
         return DriftLines(chunks, int(keep.size), int(alarm[keep].sum()))

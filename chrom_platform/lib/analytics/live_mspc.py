@@ -37,9 +37,9 @@ import pyarrow.parquet as pq
 from chrom_platform.lib.analytics.live import LiveSource
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.core.readings import Readings
 from chrom_platform.lib.io.influx import line_protocol
 from chrom_platform.lib.io.objectstore import ObjectStore
-from chrom_platform.lib.streaming.readings import Readings
 
 MSPC_MEASUREMENT = "mspc"
 #: where the multivariate asset exports the current models for the bridge

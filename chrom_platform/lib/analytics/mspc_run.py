@@ -33,12 +33,16 @@ import pyarrow.parquet as pq
 
 from chrom_platform.lib.analytics import mspc
 from chrom_platform.lib.analytics.envelope import BinnedBatches
-from chrom_platform.lib.analytics.pipeline import binned_groups, decisions_of, recipe_phases
+from chrom_platform.lib.analytics.pipeline import (
+    binned_groups,
+    decisions_of,
+    recipe_phases,
+    write_gold,
+)
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
 TABLES = ("gold_mspc_models", "gold_mspc_limits", "gold_mspc_scores", "gold_mspc_verdict")
-VERDICTS = ("alarm", "pass", "no_model")
 TOP = 3
 
 
@@ -102,11 +106,11 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
         verdict_rows += rows
         score_rows += bins
     replace = None if full else "batch_id"
-    _write(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, replace)
-    _write(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, replace)
+    write_gold(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, replace)
+    write_gold(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, replace)
     models = list(res.current.values())
-    _write(wh, "gold_mspc_models", [_model_row(m) for m in models], MODEL_SCHEMA)
-    _write(wh, "gold_mspc_limits", [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
+    write_gold(wh, "gold_mspc_models", [_model_row(m) for m in models], MODEL_SCHEMA)
+    write_gold(wh, "gold_mspc_limits", [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -387,20 +391,6 @@ def models_bytes(models: list[mspc.MspcModel]) -> bytes:
     buf = io.BytesIO()
     pq.write_table(pa.table(cols), buf)
     return buf.getvalue()
-
-
-def _write(
-    wh: Warehouse,
-    table: str,
-    rows: list[dict[str, Any]],
-    schema: pa.Schema,
-    replace_key: str | None = None,
-) -> None:
-    if replace_key is not None and not rows and wh.table_exists(SCHEMA, table):
-        return  # nothing new: keep what is there
-    wh.write_table(
-        SCHEMA, table, pa.Table.from_pylist(rows, schema=schema), replace_key=replace_key
-    )
 
 
 _S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()

@@ -265,12 +265,12 @@ def run(
     alarm_rows, verdict_rows = _verdicts(batches, batch_alarms, drift, res)
     res.released = len(drift.released)
     res.envelope_rows = len(drift.envelope_rows)
-    _write(wh, "gold_golden_envelope", drift.envelope_rows, ENVELOPE_SCHEMA)
-    _write(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
-    _write(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
-    _write(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
+    write_gold(wh, "gold_golden_envelope", drift.envelope_rows, ENVELOPE_SCHEMA)
+    write_gold(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
+    write_gold(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
+    write_gold(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
     res.monitoring = _monitoring_state(batches, drift, phases, params, decisions)
-    _write(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
+    write_gold(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
     res.seconds["total"] = time.perf_counter() - t0
     return res
 
@@ -797,21 +797,25 @@ def _write_readings_tables(
                 "_source_loaded_at": b["_source_loaded_at"],
             }
         )
-    _write(wh, "gold_column_performance", perf, PERF_SCHEMA, replace_key="batch_id")
-    _write(wh, "gold_batch_peaks", peaks, PEAKS_SCHEMA, replace_key="batch_id")
+    write_gold(wh, "gold_column_performance", perf, PERF_SCHEMA, replace_key="batch_id")
+    write_gold(wh, "gold_batch_peaks", peaks, PEAKS_SCHEMA, replace_key="batch_id")
 
 
 def _no_transition() -> dict[str, None]:
     return dict.fromkeys(("mean_cv", "variance_cv2", "plates", "hetp_cm", "asymmetry", "step"))
 
 
-def _write(
+def write_gold(
     wh: Warehouse,
     table: str,
     rows: list[dict[str, Any]],
     schema: pa.Schema,
     replace_key: str | None = None,
 ) -> None:
+    """Write a gold table the analytics compute: the whole table, or (`replace_key`) the
+    rows of the keys in `rows`. No rows for an existing table by key: nothing to change."""
+    if replace_key is not None and not rows and wh.table_exists(SCHEMA, table):
+        return
     data = pa.Table.from_pylist(rows, schema=schema)
     wh.write_table(SCHEMA, table, data, replace_key=replace_key)
 

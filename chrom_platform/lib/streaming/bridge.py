@@ -38,6 +38,7 @@ from chrom_platform.lib.analytics.live_mspc import LiveModels, LiveMspc
 from chrom_platform.lib.core.contracts import INFLUX_MEASUREMENT, SIGNALS
 from chrom_platform.lib.core.cv import CvState, effective_flow, integrate
 from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.core.readings import Readings
 from chrom_platform.lib.io.influx import (
     WRITE_CHUNK,
     InfluxError,
@@ -59,7 +60,7 @@ from chrom_platform.lib.streaming.consumer import (
     ConsumerReport,
     SubscriptionConsumer,
 )
-from chrom_platform.lib.streaming.readings import Readings, Rejection, split_stale
+from chrom_platform.lib.streaming.readings import Rejection, split_stale
 
 #: The bridge's own health, for dashboards and alerts: one `bridge_health` point per report
 #: (a sensor tick, or every HEALTH_EVERY_S of `serve`) and one `live_status` point per known

@@ -794,16 +794,6 @@ class SqliteQueue:
                 ).fetchone()[0]
             )
 
-    def oldest_unacked_publish_ns(self, subscription: str) -> int | None:
-        sub_id, _ = self._sub(subscription)
-        with self._lock:
-            row = self._db.execute(
-                "select m.publish_ns from deliveries d join messages m on m.id=d.msg_id"
-                " where d.sub_id=? order by d.msg_id limit 1",
-                (sub_id,),
-            ).fetchone()
-        return None if row is None else int(row[0])
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
