@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chrom_platform import check_config
 from chrom_platform.lib.io.objectstore import open_store
@@ -32,6 +32,9 @@ from chrom_platform.lib.io.transport import DEAD_LETTER_SUBSCRIPTION
 from chrom_platform.lib.io.transport.base import ATTR_REASON, attempts_exceeded_reason
 from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from chrom_platform.lib.streaming.consumer import SubscriptionConsumer
 
 log = logging.getLogger("chrom.bridge_cli")
 
@@ -110,14 +113,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
     cfg = _streaming(args, settings)
     if args.only in (None, "live"):
-        rep = cfg.bridge().drain(args.max_messages, args.max_seconds)
-        _emit("live", rep.summary())
+        bridge = cfg.bridge()
+        rep = bridge.drain(args.max_messages, args.max_seconds)
+        _emit("live", {**rep.summary(), **_left(bridge)})
     if args.only in (None, "landing"):
-        lrep = cfg.landing_consumer(open_store(settings.landing_uri)).drain(
-            args.max_messages, args.max_seconds
-        )
-        _emit("landing", lrep.summary())
+        consumer = cfg.landing_consumer(open_store(settings.landing_uri))
+        lrep = consumer.drain(args.max_messages, args.max_seconds)
+        _emit("landing", {**lrep.summary(), **_left(consumer)})
     return 0
+
+
+def _left(consumer: SubscriptionConsumer) -> dict[str, Any]:
+    """What `drain` could not settle, where the queue can count it (the local queue; Pub/Sub
+    shows its backlog in Cloud Monitoring): messages leased by another consumer, running or
+    stopped, come back when the lease ends; said, so an empty pull never reads as done."""
+    backlog = getattr(consumer.transport, "backlog", None)
+    if backlog is None:
+        return {}
+    left = int(backlog(consumer.subscription))
+    if left:
+        log.warning(
+            "%s: %d message(s) not settled: leased by another consumer until its lease "
+            "ends, or published meanwhile; run drain again after the ack deadline",
+            consumer.subscription,
+            left,
+        )
+    return {"left_unsettled": left}
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:

@@ -503,3 +503,33 @@ def test_kill_minus_9_twenty_times_with_hostile_messages_mixed_in(md, influx_ser
         f"chaos: {len(rows):,} readings, {len(hostile)} hostile ({len(set(hostile))} distinct),"
         f" {kills} kill -9 ({mid_work} mid-work); dead letters by reason: {dict(reasons)}"
     )
+
+
+def test_drain_says_what_another_consumers_leases_keep_from_it(tmp_path, monkeypatch, capsys):
+    """`chrom-bridge drain` settles what it can pull now; what a stopped consumer still holds
+    leased (and a unit's later readings, kept in order behind it) comes back when the lease
+    ends. The command says how many it left instead of reading as done; after the lease it
+    lands them all."""
+    q = SqliteQueue(tmp_path / "queue.db")
+    ensure_readings_topology(q, ack_deadline_s=1.0)
+    q.publish(
+        READINGS_TOPIC, [OutMessage(good(i), {"schema": READING_SCHEMA}, UNIT) for i in range(10)]
+    )
+    held = q.pull(LANDING_SUBSCRIPTION, 4, consumer="a-stopped-serve")  # never acknowledged
+    assert len(held) == 4
+    env = bridge_env(tmp_path, "http://127.0.0.1:9")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def drain() -> dict:
+        capsys.readouterr()
+        assert bridge_cli.main(["drain", "--only", "landing"]) == 0
+        (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+        return orjson.loads(line)
+
+    first = drain()
+    assert first["left_unsettled"] == 10  # the 4 leased and the 6 behind them, in order
+    time.sleep(1.2)  # the stopped consumer's lease ends
+    second = drain()
+    assert second["left_unsettled"] == 0
+    assert sorted(r["seq"] for r in landed_rows(tmp_path / "lake")) == list(range(1000, 1010))
