@@ -1,6 +1,7 @@
 """How this project declares its Dagster objects, written once: the sensors run from the
 start (they move and watch data; nobody should have to switch them on) and are described by
-their docstrings, as assets are."""
+their docstrings, as assets are; and the asset keys more than one domain under defs/ names,
+so the domains import this module and never each other."""
 
 import inspect
 from collections.abc import Callable
@@ -21,3 +22,19 @@ def running_sensor(every_s: int) -> Callable[[Callable[..., Any]], dg.SensorDefi
         )(fn)
 
     return wrap
+
+
+def gold(name: str) -> dg.AssetKey:
+    """A gold table's asset key (dbt's or the analytics')."""
+    return dg.AssetKey(["gold", name])
+
+
+#: the live series in InfluxDB (external assets: the live bridge sensor reports them)
+LIVE_KEY = dg.AssetKey(["live", "influx_chromatography"])
+LIVE_DRIFT_KEY = dg.AssetKey(["live", "influx_drift"])
+LIVE_MSPC_KEY = dg.AssetKey(["live", "influx_mspc"])
+
+
+def landing(name: str) -> dg.AssetKey:
+    """A landing asset's key (landing/<name>: readings, batch_events, ...)."""
+    return dg.AssetKey(["landing", name])

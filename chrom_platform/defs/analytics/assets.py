@@ -17,16 +17,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from chrom_platform.defs.conventions import gold
 from chrom_platform.lib.analytics import pipeline, reports
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, envelope_bytes
+from chrom_platform.lib.analytics.quality import latest_ids
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 from chrom_platform.resources import AnalyticsResource, LandingStoreResource
-
-
-def gold(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["gold", name])
-
 
 UPSTREAM = [
     gold("gold_trend_binned"),
@@ -101,28 +98,6 @@ SYSTEMATIC_CHECK = "no_systematic_findings"
 #: least this many) is systematic: a limit that does not fit the plant, or a trend of the
 #: equipment, rather than something these batches did
 SYSTEMATIC_SHARE, SYSTEMATIC_MIN_BATCHES = 0.8, 5
-
-
-def _latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
-    """Each unit's latest batch by start time (never by id: "9" sorts after "48")."""
-    return wh.query(
-        """
-        with ranked as (
-            select batch_id, unit_id, recipe, status, row_number() over (
-                partition by unit_id order by started_at desc nulls last, batch_id desc
-            ) as rn
-            from gold.gold_batch_results
-        )
-        select batch_id, unit_id, recipe, status from ranked where rn = 1 order by unit_id
-        """
-    )
-
-
-def latest_ids(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str], str]:
-    """Each unit's latest batch, their ids, and the `?` marks of an `in (...)` over them."""
-    latest = _latest_per_unit(wh)
-    ids = [r["batch_id"] for r in latest]
-    return latest, ids, ", ".join("?" * len(ids)) or "''"
 
 
 def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from chrom_platform.defs.streaming.assets import LIVE_DRIFT_KEY, LIVE_KEY, LIVE_MSPC_KEY
+from chrom_platform.defs.conventions import LIVE_DRIFT_KEY, LIVE_KEY, LIVE_MSPC_KEY
 from chrom_platform.grafana.boards import Board
 from chrom_platform.grafana.generate import GRAFANA_DIR, boards
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, WarehouseConfig, duckdb_snapshot

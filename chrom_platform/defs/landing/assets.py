@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import running_sensor
+from chrom_platform.defs.conventions import landing, running_sensor
 from chrom_platform.lib.core.contracts import (
     EVENTS_PREFIX,
     IMPORTS_PREFIX,
@@ -35,7 +35,7 @@ class LandingAsset:
 
     @property
     def key(self) -> dg.AssetKey:
-        return dg.AssetKey(["landing", self.name])
+        return landing(self.name)
 
 
 LANDING_ASSETS = (

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from chrom_platform.defs.analytics.assets import gold, latest_ids
+from chrom_platform.defs.conventions import gold
 from chrom_platform.lib.analytics import mspc_run
 from chrom_platform.lib.analytics.live_mspc import MODEL_KEY
+from chrom_platform.lib.analytics.quality import latest_ids
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 from chrom_platform.resources import LandingStoreResource
 

@@ -12,12 +12,17 @@ from typing import Any
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import running_sensor
+from chrom_platform.defs.conventions import (
+    LIVE_DRIFT_KEY,
+    LIVE_KEY,
+    LIVE_MSPC_KEY,
+    gold,
+    running_sensor,
+)
 from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.lib.streaming.live_health import LiveFreshness, check_live_freshness
 from chrom_platform.resources import LandingStoreResource
 
-LIVE_KEY = dg.AssetKey(["live", "influx_chromatography"])
 FRESH_CHECK = "live_points_fresh"
 
 #: Work per sensor tick: well inside Dagster's 60 s sensor timeout.
@@ -35,7 +40,6 @@ LIVE_ASSET = dg.AssetSpec(
     group_name="live",
     kinds={"influxdb"},
 )
-LIVE_DRIFT_KEY = dg.AssetKey(["live", "influx_drift"])
 LIVE_DRIFT_ASSET = dg.AssetSpec(
     LIVE_DRIFT_KEY,
     description=(
@@ -47,9 +51,8 @@ LIVE_DRIFT_ASSET = dg.AssetSpec(
     ),
     group_name="live",
     kinds={"influxdb"},
-    deps=[dg.AssetKey(["gold", "gold_golden_envelope"]), LIVE_KEY],
+    deps=[gold("gold_golden_envelope"), LIVE_KEY],
 )
-LIVE_MSPC_KEY = dg.AssetKey(["live", "influx_mspc"])
 LIVE_MSPC_ASSET = dg.AssetSpec(
     LIVE_MSPC_KEY,
     description=(
@@ -61,7 +64,7 @@ LIVE_MSPC_ASSET = dg.AssetSpec(
     ),
     group_name="live",
     kinds={"influxdb"},
-    deps=[dg.AssetKey(["gold", "gold_mspc_models"]), LIVE_KEY],
+    deps=[gold("gold_mspc_models"), LIVE_KEY],
 )
 #: Re-report an unchanged freshness result at most this often (the tick runs every 5 s).
 FRESH_REPORT_EVERY_S = 60.0

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from chrom_platform.defs.conventions import gold
 from chrom_platform.lib.analytics import quality
 from chrom_platform.lib.analytics.quality import QualityResult
 from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_SCANS
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 
-TREND_KEY = dg.AssetKey(["gold", "gold_trend_by_cv"])
+TREND_KEY = gold("gold_trend_by_cv")
 READINGS_CHECKED_KEY = dg.AssetKey(["silver", "silver_readings_checked"])
 #: Offending rows shown in metadata (the description gives the full count).
 MAX_ROWS_SHOWN = 50

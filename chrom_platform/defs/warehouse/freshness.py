@@ -20,18 +20,17 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import running_sensor
-from chrom_platform.defs.landing.assets import LANDING_ASSETS
+from chrom_platform.defs.conventions import gold, landing, running_sensor
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 #: What silver and gold must keep up with.
-LANDING_KEYS = [a.key for a in LANDING_ASSETS if a.name in ("readings", "batch_events")]
+LANDING_KEYS = [landing("readings"), landing("batch_events")]
 #: The warehouse assets whose freshness is checked.
 FRESH_KEYS = [
     dg.AssetKey(["silver", "silver_readings_checked"]),
-    dg.AssetKey(["gold", "gold_trend_by_cv"]),
-    dg.AssetKey(["gold", "gold_phase_summary"]),
-    dg.AssetKey(["gold", "gold_batch_results"]),
+    gold("gold_trend_by_cv"),
+    gold("gold_phase_summary"),
+    gold("gold_batch_results"),
 ]
 CHECK_NAME = "behind_landing"
 

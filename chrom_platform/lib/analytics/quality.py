@@ -251,3 +251,25 @@ def duplicate_rate(wh: Warehouse, max_rate: float = MAX_DUPLICATE_RATE) -> Quali
             "rejected_by_reason": by_reason,
         },
     )
+
+
+def latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
+    """Each unit's latest batch by start time (never by id: "9" sorts after "48")."""
+    return wh.query(
+        """
+        with ranked as (
+            select batch_id, unit_id, recipe, status, row_number() over (
+                partition by unit_id order by started_at desc nulls last, batch_id desc
+            ) as rn
+            from gold.gold_batch_results
+        )
+        select batch_id, unit_id, recipe, status from ranked where rn = 1 order by unit_id
+        """
+    )
+
+
+def latest_ids(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Each unit's latest batch, their ids, and the `?` marks of an `in (...)` over them."""
+    latest = latest_per_unit(wh)
+    ids = [r["batch_id"] for r in latest]
+    return latest, ids, ", ".join("?" * len(ids)) or "''"
