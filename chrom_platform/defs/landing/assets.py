@@ -122,22 +122,20 @@ def landing_sensor(
         total = 0
         total_bytes = 0
         new_keys: list[str] = []
-        newest = since
-        newest_key = (0, "")  # the last-landed new object
+        newest = (since, "")  # the last-landed new object: (mtime, key)
         per_unit: dict[str, int] = defaultdict(int)
         for obj in store.list(a.prefix):
             total += 1
             total_bytes += obj.size
             if obj.mtime_ns > since:
                 new_keys.append(obj.key)
-                newest_key = max(newest_key, (obj.mtime_ns, obj.key))
-                newest = max(newest, obj.mtime_ns)
+                newest = max(newest, (obj.mtime_ns, obj.key))
                 for part in obj.key.split("/"):
                     if part.startswith("unit_id="):
                         per_unit[part.removeprefix("unit_id=")] += 1
         if not new_keys:
             continue
-        new_cursor[a.name] = newest
+        new_cursor[a.name] = newest[0]
         events.append(
             dg.AssetMaterialization(
                 asset_key=a.key,
@@ -160,7 +158,7 @@ def landing_sensor(
                         else {}
                     ),
                     **(
-                        {"newest_report": dg.MetadataValue.json(_report(store, newest_key[1]))}
+                        {"newest_report": dg.MetadataValue.json(_report(store, newest[1]))}
                         if a.name == "import_reports"
                         else {}
                     ),

@@ -83,6 +83,10 @@ class ChromDbtTranslator(DagsterDbtTranslator):
         return dg.AutomationCondition.eager()
 
 
+#: what a dbt step logs when it has the warehouse file to itself, and when it lets it go
+WAREHOUSE_HELD = "holding the warehouse file"
+WAREHOUSE_RELEASED = "releasing the warehouse file"
+
 TRANSLATOR = ChromDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
@@ -110,11 +114,6 @@ def chrom_dbt_models(
         args = [*DBT_BUILD, "--vars", json.dumps(cfg.dbt_vars())]
         yield from dbt.cli(args, context=context, target_path=target).stream()
         context.log.info(WAREHOUSE_RELEASED)
-
-
-#: what a dbt step logs when it has the warehouse file to itself, and when it lets it go
-WAREHOUSE_HELD = "holding the warehouse file"
-WAREHOUSE_RELEASED = "releasing the warehouse file"
 
 
 #: dbt's own name for its parse state, in the target folder of a run

@@ -55,8 +55,8 @@ def duckdb_file_lock(
     to read. DuckDB fails at once when another process holds its file; this waits instead.
     The warehouse pool should make the wait rare, but Dagster claims a pool slot with a
     read and then a write (on SQLite storage no row lock guards them), so two runs started
-    together can both be given the slot: measured here as one lock error in about ten runs
-    of three concurrent materializations. `on_wait` hears once that, and for whom, it waits."""
+    together can both be given the slot (CI saw three concurrent materializations fail
+    this way once). `on_wait` hears once that, and for whom, it waits."""
     import fcntl
 
     path = os.path.abspath(os.fspath(db_path)) + ".lock"

@@ -96,13 +96,18 @@ class StreamingConfig:
         """The configured files (`master_data_source` is what the consumers follow)."""
         return load_master_data(self.equipment_path, self.recipes_path)
 
-    def master_data_source(self) -> Callable[[], MasterData]:
+    def master_data_source(
+        self, files: Callable[[], MasterData] | None = None
+    ) -> Callable[[], MasterData]:
         """Where the consumers take master data from, asked again as they work: the newest
-        landed snapshot (what dbt reads), or the configured files without a landing zone."""
-        if not self.master_data_uri:
-            md = self.master_data()
-            return lambda: md
-        return LandedMasterData(open_store(self.master_data_uri), self.master_data).get
+        landed snapshot (what dbt reads), or the configured files without a landing zone.
+        `files`: how the files are read (default: parsed when needed, then kept)."""
+        if self.master_data_uri:
+            return LandedMasterData(open_store(self.master_data_uri), files or self.master_data).get
+        if files is not None:
+            return files
+        md = self.master_data()
+        return lambda: md
 
     def envelope(self) -> LiveSource[LiveEnvelope] | None:
         if not self.envelope_uri:
@@ -172,11 +177,8 @@ class LastingBridgeParts:
         self._md_stamp: tuple[tuple[int, int], ...] | None = None
         #: how often the configured files were parsed (what a test and the logs can see)
         self.master_data_loads = 0
-        self._landed = (
-            LandedMasterData(open_store(cfg.master_data_uri), self._files)
-            if cfg.master_data_uri
-            else None
-        )
+        #: the newest landed snapshot (what the warehouse reads), else the files
+        self.master_data = cfg.master_data_source(files=self._files)
 
     def _files(self) -> MasterData:
         """The configured files, parsed again only when one changes."""
@@ -188,10 +190,6 @@ class LastingBridgeParts:
             self._md, self._md_stamp = self.cfg.master_data(), stamp
             self.master_data_loads += 1
         return self._md
-
-    def master_data(self) -> MasterData:
-        """The newest landed snapshot (what the warehouse reads), else the files."""
-        return self._landed.get() if self._landed is not None else self._files()
 
     def bridge(self, **kwargs: Any) -> LiveBridge:
         from chrom_platform.lib.streaming.bridge import LiveBridge
