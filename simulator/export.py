@@ -139,6 +139,23 @@ def export_wide(out: Path, sims: list[SimBatch]) -> list[Path]:
     return files
 
 
+def _long_tags(
+    units: Iterable[str], deadbands: dict[str, dict[str, float]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The mapping's tags of a long export: each unit's five, and (a compressed historian)
+    the deadband each is stored with, in the tag's own unit."""
+    return {
+        f"{unit}/{tag}": {
+            "unit_id": unit,
+            "signal": sig,
+            "unit": u,
+            **({"deadband": float(f"{deadbands[unit][sig]:.6g}")} if deadbands else {}),
+        }
+        for unit in units
+        for sig, (tag, u) in LONG_TAGS.items()
+    }
+
+
 def export_long(out: Path, sims: list[SimBatch]) -> list[Path]:
     """One historian file for every unit, rows in time order; phases from their own file."""
     zone = ZoneInfo(LONG_ZONE)
@@ -181,11 +198,7 @@ def export_long(out: Path, sims: list[SimBatch]) -> list[Path]:
         "time": {"column": "timestamp", "format": "iso"},
         "tag_column": "tag",
         "value_column": "value",
-        "tags": {
-            f"{unit}/{tag}": {"unit_id": unit, "signal": sig, "unit": u}
-            for unit in units
-            for sig, (tag, u) in LONG_TAGS.items()
-        },
+        "tags": _long_tags(units),
         "events": "phases.csv",
         **_mes_lims_files(out, sims, zone, None, plant=False),
     }
@@ -365,15 +378,17 @@ def export_plant_long(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[
     with offsets, and the batch record's phases in the plant's names."""
     zone = ZoneInfo(LONG_ZONE)
     rows: list[tuple[int, str, str]] = []
-    units: dict[str, None] = {}
+    #: unit -> signal -> the deadband its tag is compressed with (the tag's own unit)
+    deadbands: dict[str, dict[str, float]] = {}
     phase_rows: list[list[Any]] = []
     for s in sims:
         unit = s.plan.unit.unit_id
-        units[unit] = None
+        of_unit = deadbands.setdefault(unit, {})
         sc = plant_scans(s, r)
         for sig in SIGNALS:
             tag, u = LONG_TAGS[sig]
             db = r.compression[sig] * (meter_range_lpm(s) if sig == "flow_lpm" else 1.0)
+            of_unit[sig] = max(of_unit.get(sig, 0.0), db / UNIT_FACTORS[sig][u])
             values = sc.signals[sig] / UNIT_FACTORS[sig][u]
             at = compress(sc.ts, sc.signals[sig], db, r.compression_max_s, sc.dropouts)
             rows.extend(
@@ -408,11 +423,7 @@ def export_plant_long(out: Path, sims: list[SimBatch], r: PlantRealism) -> list[
         "tag_column": "tag",
         "value_column": "value",
         "no_data": [NO_DATA],
-        "tags": {
-            f"{unit}/{tag}": {"unit_id": unit, "signal": sig, "unit": u}
-            for unit in units
-            for sig, (tag, u) in LONG_TAGS.items()
-        },
+        "tags": _long_tags(deadbands, deadbands),
         "sampling": {"interpolation": PLANT_INTERPOLATION, "max_gap_s": r.compression_max_s + 5},
         "events": {"file": "batch_record.csv", "columns": PLANT_EVENT_COLUMNS},
         **_mes_lims_files(out, sims, zone, None, plant=True),

@@ -171,7 +171,8 @@ def evaluate(
             shutil.rmtree(root, ignore_errors=True)
 
 
-#: check metadata that lists what was looked at, not what failed
+#: check metadata that lists batches a failed check did not fail: those it looked at, could
+#: not judge (with the reason), or only watches
 _NOT_OFFENDING = frozenset({"batches_checked", "cannot_judge", "watch"})
 
 
@@ -219,6 +220,7 @@ def _land_as_plant(
     from chrom_platform.lib.core.master_data import load_master_data
     from chrom_platform.lib.io.importing.build import import_files
     from chrom_platform.lib.io.importing.mapping import load_mapping
+    from chrom_platform.lib.io.importing.readers import ImportRejected
     from chrom_platform.lib.io.objectstore import open_store
     from simulator.export import export_csv
     from simulator.landing import unit_batches, unit_jobs, write_truth
@@ -241,12 +243,15 @@ def _land_as_plant(
     exported = export_csv(out, sims, shape, draw(seed))
     write_truth(truth_dir, [s.truth for s in sims], manifest={"mode": "evaluate-plant"})
     del sims
-    report = import_files(
-        data_files(exported),
-        mapping=load_mapping(out / "mapping.yaml"),
-        md=md,
-        store=open_store(str(lake)),
-    )
+    try:
+        report = import_files(
+            data_files(exported),
+            mapping=load_mapping(out / "mapping.yaml"),
+            md=md,
+            store=open_store(str(lake)),
+        )
+    except ImportRejected as e:  # what a user would read from `chrom import` itself
+        raise ValueError(f"chrom import refused the plant's files in {out}:\n{e}") from e
     return report.readings, report.summary()
 
 

@@ -556,7 +556,7 @@ def batch_results(profile: str) -> Board:
             results.pool_start_cv as "pool_start_cv", results.pool_end_cv as "pool_end_cv",
             results.pool_volume_l as "pool_volume_l", results.step_yield as "step_yield",
             results.alerts as "alerts", verdicts.verdict as "verdict",
-            verdicts.alarm_sources as "alarm_sources"
+            verdicts.alarm_sources as "alarm_sources", verdicts.not_judged as "not_judged"
         from gold.gold_batch_results as results
         left join gold.gold_batch_verdict as verdicts on results.batch_id = verdicts.batch_id
         where results.unit_id = ${unit:sqlstring} and results.recipe = ${recipe:sqlstring}
@@ -573,6 +573,7 @@ def batch_results(profile: str) -> Board:
         "alerts",
         "verdict",
         "alarm_sources",
+        "not_judged",
     )
     step_yield = sql(
         """

@@ -6,9 +6,15 @@ import pyarrow as pa
 import pytest
 
 from chrom_platform.evaluation.scoring import alarm_load, product_view, score, user_view
+from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo, batch_flatlines
 from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
-from chrom_platform.lib.analytics.scans import flatlines, gaps
+from chrom_platform.lib.analytics.scans import (
+    flatline_judgeable,
+    flatlines,
+    gaps,
+    record_deadbands,
+)
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.runs import true_runs
 
@@ -255,3 +261,58 @@ def test_alarm_load_finds_a_flood_and_a_chattering_alarm():
     spread = [dict(a, ts=a["ts"] * 100) for a in alarms]  # 40 s -> 67 min apart
     assert alarm_load(spread)["chattering"] == 0
     assert alarm_load(spread)["max_in_10_min"] < 15
+
+
+def test_a_compressed_record_says_which_flatlines_it_cannot_judge():
+    """The deadbands landed with a batch are read strictly (a bad one is an error, never
+    taken for "uncompressed"), and a signal stored with one is not judged for flatlines."""
+    deadbands = record_deadbands('{"cond_ms_cm": 0.05, "ph": 0}')
+    assert deadbands == {"cond_ms_cm": 0.05, "ph": 0.0}
+    assert record_deadbands(None) == {}
+    held = np.repeat(np.arange(100.0), 60)  # one value a minute: the deadband hides the noise
+    noisy = np.random.default_rng(2).normal(0.0, 1.0, 6000).round(1)  # noise above it
+    assert not flatline_judgeable("cond_ms_cm", deadbands, held)
+    assert flatline_judgeable("cond_ms_cm", deadbands, noisy)
+    assert flatline_judgeable("ph", deadbands, held)  # a deadband of 0: not compressed
+    assert flatline_judgeable("uv_mau", deadbands, held)
+    for bad in ('{"ph": -1}', '{"ph": "x"}', "[1]", '{"ph": true}'):
+        with pytest.raises(ValueError, match="record_deadbands"):
+            record_deadbands(bad)
+
+
+def test_a_compressed_signal_is_judged_for_flatlines_only_where_a_gradient_moves_it():
+    """pH stored with a 0.01 deadband: a steady wash repeats one value for its whole length
+    (not judged: steady and stuck look alike); inside a 10 CV gradient from pH 6 to 3 the
+    record must step every 0.033 CV, so a value held for 1 CV is a stuck probe."""
+    phases = {
+        "Wash": PhaseInfo(0, 1.0, "wash", ph_range=(5.9, 6.1)),
+        "Gradient": PhaseInfo(1, 1.0, "elution", gradient_cv=10.0, ph_range=(2.9, 3.1)),
+    }
+    n_wash, n_grad = 1500, 3000
+    pcv = np.r_[np.arange(n_wash) / 300.0, np.arange(n_grad) / 300.0]
+    true_ph = np.r_[np.full(n_wash, 6.0), 6.0 - 3.0 * np.clip((pcv[n_wash:] - 1.0) / 9.0, 0, 1)]
+    held = np.round(true_ph / 0.02) * 0.02  # a value only when it moves past the deadband
+    signals = {s: np.linspace(0.0, 1.0, n_wash + n_grad) for s in SIGNALS}  # never flat
+
+    def judged(ph: np.ndarray):
+        r = BatchReadings(
+            batch_id="B1",
+            ts_ns=np.arange(ph.size, dtype=np.int64) * NS,
+            phase=np.array(["Wash"] * n_wash + ["Gradient"] * n_grad),
+            batch_cv=np.arange(ph.size) / 300.0,
+            phase_cv=pcv,
+            is_hold=np.zeros(ph.size, dtype=bool),
+            signals={**signals, "ph": ph},
+            deadbands={"ph": 0.01},
+        )
+        return batch_flatlines(r, phases, uv_max_mau=3000.0)
+
+    found, compressed = judged(held)
+    assert found == []
+    assert compressed == {"ph": 0.01}
+    stuck = held.copy()
+    stuck[n_wash + 1500 : n_wash + 1800] = stuck[n_wash + 1499]  # 1 CV at phase CV 5
+    found, _ = judged(stuck)
+    (f,) = found
+    assert f.signal == "ph"
+    assert n_wash + 1500 < f.index < n_wash + 1800

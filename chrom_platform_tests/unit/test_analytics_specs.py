@@ -57,3 +57,22 @@ def test_what_cannot_be_judged_is_said() -> None:
     found, skipped = phase_findings(no_range, ROWS, V, V, _signals(cond=99.0))
     assert found == []
     assert "cond_ms_cm: no range in master data for the phase's buffer" in skipped
+
+
+def test_a_compressed_record_is_judged_only_beyond_its_deadband() -> None:
+    """A historian that stores conductivity only when it moves by more than 0.5 mS/cm holds
+    a value that may be that far from the true level: just outside the range is not judged
+    (said, with the deadband), beyond range + deadband is out of spec as before."""
+    held = {**_signals(), "cond_ms_cm": np.full(N, 50.7)}  # 0.3 above the range's 50.4
+    found, skipped = phase_findings(SPEC, ROWS, V, V, held, {"cond_ms_cm": 0.5})
+    assert found == []
+    (said,) = skipped
+    assert said.startswith("cond_ms_cm 50.7 mS/cm outside the buffer's range 45.6-50.4")
+    assert "within the record's deadband 0.5: cannot judge" in said
+    # the same record without a deadband is out of spec; beyond the guard band it is too
+    found, _ = phase_findings(SPEC, ROWS, V, V, held)
+    assert [f.signal for f in found] == ["cond_ms_cm"]
+    held["cond_ms_cm"][:] = 51.0
+    found, skipped = phase_findings(SPEC, ROWS, V, V, held, {"cond_ms_cm": 0.5})
+    assert [f.signal for f in found] == ["cond_ms_cm"]
+    assert skipped == []

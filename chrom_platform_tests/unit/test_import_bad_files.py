@@ -272,6 +272,40 @@ def test_unknown_unit_in_the_mapping_names_the_key(files: Path) -> None:
     assert "mL/min" in e.value.problem
 
 
+@pytest.mark.parametrize(
+    ("edit", "key", "says"),
+    [
+        ({"deadbnd": 0.05}, "tags.{tag}", "unknown keys ['deadbnd']"),
+        ({"deadband": -0.05}, "tags.{tag}.deadband", "expected the historian's deadband"),
+        ({"deadband": "0.05"}, "tags.{tag}.deadband", "a number >= 0 in"),
+    ],
+)
+def test_a_tag_key_the_mapping_does_not_know_or_a_bad_deadband(
+    files: Path, edit: dict[str, object], key: str, says: str
+) -> None:
+    """A misspelled key of a tag (or a signal's column) is an error, never silently
+    ignored; a deadband is a number >= 0 in the tag's own unit."""
+    m = files / "long" / "mapping.yaml"
+    doc = yaml.safe_load(m.read_text())
+    tag = next(t for t, spec in doc["tags"].items() if spec["signal"] == "cond_ms_cm")
+    doc["tags"][tag].update(edit)
+    m.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as e:
+        load_mapping(m)
+    assert e.value.key == key.format(tag=tag)
+    assert says in e.value.problem
+
+
+def test_a_deadband_is_converted_to_the_signals_unit(files: Path) -> None:
+    m = files / "long" / "mapping.yaml"
+    doc = yaml.safe_load(m.read_text())
+    flow = next(t for t, spec in doc["tags"].items() if spec["signal"] == "flow_lpm")
+    doc["tags"][flow].update({"unit": "L/h", "deadband": 6.0})
+    m.write_text(yaml.safe_dump(doc))
+    unit = doc["tags"][flow]["unit_id"]
+    assert load_mapping(m).deadbands(unit) == {"flow_lpm": pytest.approx(0.1)}
+
+
 def test_unknown_lab_unit(files: Path, md: MasterData, tmp_path: Path) -> None:
     d = files / "wide"
     _edit(d / "lab_results.csv", lambda ls: [ls[0], ls[1].replace(",mg/mL,", ",mmol/L,"), *ls[2:]])

@@ -28,8 +28,15 @@ from chrom_platform.lib.analytics.column import (
     permeability_m2,
     transition,
 )
-from chrom_platform.lib.analytics.scans import Finding, flatlines, gaps
-from chrom_platform.lib.analytics.specs import PhaseSpec, phase_findings
+from chrom_platform.lib.analytics.scans import (
+    FLATLINE_FACTOR,
+    FLATLINE_NOT_JUDGED,
+    Finding,
+    flatline_judgeable,
+    flatlines,
+    gaps,
+)
+from chrom_platform.lib.analytics.specs import NO_RANGE, SETTLE_CV, PhaseSpec, phase_findings
 from chrom_platform.lib.core.contracts import SIGNALS
 
 HETP_LIMIT_FACTOR = 1.3
@@ -139,6 +146,8 @@ class BatchReadings:
     phase_cv: npt.NDArray[np.float64]
     is_hold: npt.NDArray[np.bool_]
     signals: dict[str, npt.NDArray[np.float64]]
+    #: signal -> the deadband its record was compressed with (scans.record_deadbands)
+    deadbands: dict[str, float] = field(default_factory=dict)
 
     def phase_rows(self, name: str | None) -> npt.NDArray[np.intp]:
         """Rows of the phase (holds excluded); none for a phase the recipe does not have."""
@@ -170,6 +179,26 @@ class BatchAnalysis:
     not_applicable: dict[str, str] = field(default_factory=dict)
     #: specifications that could not be judged, per phase, with the reason
     spec_not_judged: dict[str, list[str]] = field(default_factory=dict)
+    #: signals no flatline could be judged on (a compressed record) -> its deadband
+    flatline_not_judged: dict[str, float] = field(default_factory=dict)
+
+    def not_judged(self) -> str | None:
+        """What this record could not judge, as the verdict shows it (phases without ranges
+        in master data left out: the same for every batch of the recipe, and counted by the
+        phase_sensor_ranges check); None when everything was judged."""
+        said = [
+            f"spec in {phase}: {why}"
+            for phase, whys in self.spec_not_judged.items()
+            for why in whys
+            if not why.endswith(NO_RANGE)
+        ]
+        if self.flatline_not_judged:
+            on = ", ".join(f"{s} ({db:g})" for s, db in self.flatline_not_judged.items())
+            said.append(
+                f"flatline on {on}: {FLATLINE_NOT_JUDGED} (judged only inside a gradient "
+                "that moves it past the deadband)"
+            )
+        return "; ".join(said) or None
 
 
 def _first_of_kind(phases: dict[str, PhaseInfo], kind: str) -> str | None:
@@ -262,23 +291,70 @@ def analyse(
             r.phase_cv,
             r.batch_cv,
             r.signals,
+            r.deadbands,
         )
         out.findings.extend(found)
         if skipped:
             out.spec_not_judged[name] = skipped
     # -- gaps and flatlines ---------------------------------------------------------------
     out.findings.extend(gaps(r.ts_ns, r.batch_cv, r.signals["flow_lpm"], unit.column_volume_l))
-    for s in SIGNALS:
-        out.findings.extend(
-            flatlines(
-                r.signals[s],
-                r.batch_cv,
-                s,
-                exempt_at_or_above=unit.uv_max_mau if s == "uv_mau" else None,
-            )
-        )
+    found, out.flatline_not_judged = batch_flatlines(r, phases, unit.uv_max_mau)
+    out.findings.extend(found)
     out.phase_of_finding = [str(r.phase[f.index]) for f in out.findings]
     return out
+
+
+def buffer_change(phases: dict[str, PhaseInfo], name: str, signal: str) -> float | None:
+    """How far the recipe moves `signal` over phase `name`'s gradient: from the previous
+    phase's buffer to its own (the middles of their specification ranges); None where
+    master data does not say (no range, no previous phase, or not a buffer property)."""
+    if signal not in ("cond_ms_cm", "ph"):
+        return None
+    info = phases[name]
+    before = [p for p in phases.values() if p.order < info.order]
+    if not before:
+        return None
+    prev = max(before, key=lambda p: p.order)
+    a, b = (p.cond_range if signal == "cond_ms_cm" else p.ph_range for p in (prev, info))
+    if a is None or b is None:
+        return None
+    return abs((b[0] + b[1]) / 2 - (a[0] + a[1]) / 2)
+
+
+def batch_flatlines(
+    r: BatchReadings, phases: dict[str, PhaseInfo], uv_max_mau: float
+) -> tuple[list[Finding], dict[str, float]]:
+    """The batch's flatlines (scans.flatlines), and the signals whose compressed record
+    hides their noise (scans.flatline_judgeable; -> deadband): on those, a flatline is judged
+    only inside a gradient that master data says moves the signal past the deadband, after
+    the outlet follows it (SETTLE_CV), where a run must span FLATLINE_FACTOR times the CV the
+    gradient takes to cross the deadband.
+    The verdict and the flatlined_signals check both judge by this."""
+    found: list[Finding] = []
+    compressed: dict[str, float] = {}
+    for s in SIGNALS:
+        if flatline_judgeable(s, r.deadbands, r.signals[s]):
+            saturation = uv_max_mau if s == "uv_mau" else None
+            found.extend(flatlines(r.signals[s], r.batch_cv, s, exempt_at_or_above=saturation))
+            continue
+        db = compressed[s] = r.deadbands[s]
+        for name, info in phases.items():
+            change = buffer_change(phases, name, s)
+            if info.gradient_cv <= SETTLE_CV or change is None or change <= db:
+                continue
+            rows = r.phase_rows(name)
+            rows = rows[(r.phase_cv[rows] >= SETTLE_CV) & (r.phase_cv[rows] < info.gradient_cv)]
+            step_cv = db / change * info.gradient_cv
+            found.extend(
+                replace(f, index=int(rows[f.index]))
+                for f in flatlines(
+                    r.signals[s][rows],
+                    r.batch_cv[rows],
+                    s,
+                    min_span_cv=FLATLINE_FACTOR * step_cv,
+                )
+            )
+    return found, compressed
 
 
 def alarms(a: BatchAnalysis, unit: UnitInfo, permeability_baseline: float | None) -> list[Alarm]:

@@ -33,12 +33,8 @@ import pyarrow.parquet as pq
 
 from chrom_platform.lib.analytics import mspc
 from chrom_platform.lib.analytics.envelope import BinnedBatches
-from chrom_platform.lib.analytics.pipeline import (
-    binned_groups,
-    decisions_of,
-    recipe_phases,
-    write_gold,
-)
+from chrom_platform.lib.analytics.pipeline import binned_groups, decisions_of, write_gold
+from chrom_platform.lib.analytics.reads import recipe_phases
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"

@@ -12,7 +12,6 @@ gold_golden_envelope, gold_batch_drift (batch x signal), gold_batch_alarms, gold
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections import defaultdict
@@ -22,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from chrom_platform.lib.analytics.batch_metrics import (
     ASYMMETRY_LIMIT_ABOVE,
@@ -32,7 +30,6 @@ from chrom_platform.lib.analytics.batch_metrics import (
     PERMEABILITY_BASELINE_CYCLES,
     Alarm,
     BatchAnalysis,
-    BatchReadings,
     PhaseInfo,
     UnitInfo,
     alarms,
@@ -49,6 +46,8 @@ from chrom_platform.lib.analytics.envelope import (
     cross_unit_drift,
     envelope_rows,
 )
+from chrom_platform.lib.analytics.reads import batch_readings, recipe_phases
+from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.io.warehouse import Warehouse
 
@@ -95,79 +94,6 @@ class AnalyticsResult:
             "envelope_rows": self.envelope_rows,
             **{f"{k}_s": round(v, 3) for k, v in self.seconds.items()},
         }
-
-
-def _units(wh: Warehouse) -> dict[str, UnitInfo]:
-    out = {}
-    for u in wh.query("select * from silver.silver_units"):
-        d = float(u["column_diameter_cm"])
-        out[u["unit_id"]] = UnitInfo(
-            unit_id=u["unit_id"],
-            column_id=u["column_id"],
-            bed_height_cm=float(u["bed_height_cm"]),
-            area_cm2=np.pi * d * d / 4.0,
-            column_volume_l=float(u["column_volume_l"]),
-            system_bar_per_lpm=float(u["system_pressure_bar_per_lpm"] or 0.0),
-            uv_max_mau=float(u["uv_max_mau"]),
-            uv_path_length_cm=float(u["uv_path_length_cm"]),
-            qualified_hetp_cm=float(u["qualified_hetp_cm"]),
-            qualified_asymmetry=float(u["qualified_asymmetry"]),
-        )
-    return out
-
-
-def recipe_phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
-    out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
-    rows = wh.query("select * from silver.silver_recipe_phases order by recipe, phase_order")
-
-    def rng(lo: float | None, hi: float | None) -> tuple[float, float] | None:
-        return None if lo is None or hi is None else (float(lo), float(hi))
-
-    for r in rows:
-        tol = r.get("flow_tolerance_pct")
-        out[r["recipe"]][r["phase"]] = PhaseInfo(
-            int(r["phase_order"]),
-            float(r["buffer_viscosity_mpa_s"]),
-            r["phase_kind"],
-            float(r.get("gradient_cv") or 0.0),
-            velocity_cm_h=float(r["velocity_cm_h"]),
-            flow_tolerance=None if tol is None else float(tol) / 100.0,
-            cond_range=rng(r.get("buffer_cond_min_ms_cm"), r.get("buffer_cond_max_ms_cm")),
-            ph_range=rng(r.get("buffer_ph_min"), r.get("buffer_ph_max")),
-        )
-    return dict(out)
-
-
-def _batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadings]:
-    if not batch_ids:
-        return {}
-    marks = ", ".join("?" * len(batch_ids))
-    t = wh.query_arrow(
-        "select batch_id, ts, phase, batch_cv, phase_cv, is_hold, "
-        f"{', '.join(SIGNALS)} from gold.gold_trend_by_cv where batch_id in ({marks}) "
-        "order by batch_id, ts",
-        batch_ids,
-    )
-    bid = t.column("batch_id").to_numpy(zero_copy_only=False).astype(str)
-    ts = pc.cast(t.column("ts"), pa.timestamp("ns")).cast(pa.int64()).to_numpy()
-    phase = t.column("phase").to_numpy(zero_copy_only=False).astype(str)
-    cols = {c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in SIGNALS}
-    bcv = t.column("batch_cv").to_numpy(zero_copy_only=False).astype(np.float64)
-    pcv = t.column("phase_cv").to_numpy(zero_copy_only=False).astype(np.float64)
-    hold = t.column("is_hold").to_numpy(zero_copy_only=False).astype(bool)
-    out = {}
-    cut = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1], True])
-    for a, b in itertools.pairwise(cut):
-        out[bid[a]] = BatchReadings(
-            batch_id=bid[a],
-            ts_ns=ts[a:b],
-            phase=phase[a:b],
-            batch_cv=bcv[a:b],
-            phase_cv=pcv[a:b],
-            is_hold=hold[a:b],
-            signals={c: v[a:b] for c, v in cols.items()},
-        )
-    return out
 
 
 def binned_groups(
@@ -231,7 +157,7 @@ def run(
     drift_full = full or decisions != _previous_decisions(wh)
     res = AnalyticsResult()
     t0 = time.perf_counter()
-    units = _units(wh)
+    units = read_units(wh)
     phases = recipe_phases(wh)
     batches = wh.query(
         "select batch_id, unit_id, recipe, column_id, column_cycle, status, started_at, "
@@ -262,7 +188,8 @@ def run(
     res.judged = drift.judged
     res.seconds["drift"] = time.perf_counter() - t1
 
-    alarm_rows, verdict_rows = _verdicts(batches, batch_alarms, drift, res)
+    not_judged = _not_judged(wh, batches, analyses, full=full)
+    alarm_rows, verdict_rows = _verdicts(batches, batch_alarms, drift, not_judged, res)
     res.released = len(drift.released)
     res.envelope_rows = len(drift.envelope_rows)
     write_gold(wh, "gold_golden_envelope", drift.envelope_rows, ENVELOPE_SCHEMA)
@@ -307,7 +234,7 @@ def _analyse_changed(
     analyses: dict[str, BatchAnalysis] = {}
     for a in range(0, len(todo), 50):
         chunk = todo[a : a + 50]
-        readings = _batch_readings(wh, [b["batch_id"] for b in chunk])
+        readings = batch_readings(wh, [b["batch_id"] for b in chunk])
         for b in chunk:
             got = readings.get(b["batch_id"])
             if got is None or b["unit_id"] not in units:
@@ -677,10 +604,28 @@ def _drift_alarm(d: SignalDrift, params: EnvelopeParams, envelope: str = "own") 
     )
 
 
+def _not_judged(
+    wh: Warehouse,
+    batches: list[dict[str, Any]],
+    analyses: dict[str, BatchAnalysis],
+    *,
+    full: bool,
+) -> dict[str, str | None]:
+    """What each batch's record could not judge: from its analysis now, carried over from
+    gold for the batches not analysed this run."""
+    out: dict[str, str | None] = {}
+    if not full and wh.table_exists(SCHEMA, "gold_batch_verdict"):
+        for r in wh.query("select * from gold.gold_batch_verdict"):
+            out[r["batch_id"]] = r.get("not_judged")
+    out.update({bid: a.not_judged() for bid, a in analyses.items()})
+    return {b["batch_id"]: out.get(b["batch_id"]) for b in batches}
+
+
 def _verdicts(
     batches: list[dict[str, Any]],
     batch_alarms: dict[str, list[Alarm]],
     drift: _DriftStage,
+    not_judged: dict[str, str | None],
     res: AnalyticsResult,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each batch's alarms in CV order and its verdict (fail on an ERROR, warn on any other
@@ -715,6 +660,7 @@ def _verdicts(
                 "first_alarm_cv": _f(al[0].alarm_cv) if al else None,
                 "first_alarm": f"{al[0].source}:{al[0].signal}" if al else None,
                 "alarm_sources": ",".join(sorted({f"{x.source}:{x.signal}" for x in al})) or None,
+                "not_judged": not_judged[bid],
             }
         )
     return alarm_rows, verdict_rows
@@ -888,6 +834,7 @@ VERDICT_SCHEMA = pa.schema(
         ("first_alarm_cv", _F),
         ("first_alarm", _S),
         ("alarm_sources", _S),
+        ("not_judged", _S),
     ]
 )
 STATE_SCHEMA = pa.schema(

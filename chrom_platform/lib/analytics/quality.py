@@ -13,9 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_SCANS, flatlines
+from chrom_platform.lib.analytics.batch_metrics import batch_flatlines
+from chrom_platform.lib.analytics.reads import (
+    batch_readings,
+    deadbands_by_batch,
+    recipe_phases,
+)
+from chrom_platform.lib.analytics.reads import units as read_units
+from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_NOT_JUDGED, FLATLINE_SCANS
 from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV
-from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform.lib.io.warehouse import Row, Warehouse
 
 #: A gap in a batch's 1 Hz readings longer than this many seconds is a data gap.
@@ -50,49 +57,51 @@ def _batches_in_latest_load(wh: Warehouse) -> int:
     )
 
 
-def flatlined_signals(wh: Warehouse) -> QualityResult:
-    """A signal repeating one value for longer than its own habits explain: the rule the
-    batch verdict raises its flatline alarms by (scans.flatlines: at least FLATLINE_SCANS
-    readings and FLATLINE_FACTOR times the signal's longest other run in the batch; UV at
-    its detector's saturation limit, from master data, exempt), so the check and the
-    verdict never disagree on what is stuck."""
-    t = wh.query_arrow(
-        f"select batch_id, unit_id, phase, ts, batch_cv, {', '.join(SIGNALS)} "
-        f"from {TREND} where {_LATEST_LOAD} order by batch_id, ts"
+def flatlined_signals(wh: Warehouse, chunk: int = 50) -> QualityResult:
+    """A signal repeating one value for longer than its own habits explain, judged by the
+    rule the batch verdict raises its flatline alarms by (batch_metrics.batch_flatlines: at
+    least FLATLINE_SCANS readings and FLATLINE_FACTOR times the signal's longest other run in
+    the batch; UV at its detector's saturation limit exempt; on a compressed record only
+    inside a gradient that moves the signal past its deadband), on the same readings
+    (reads.batch_readings), so the check and the verdict never disagree on what is stuck."""
+    latest = wh.query(
+        f"select distinct batch_id, unit_id, recipe from {TREND} where {_LATEST_LOAD} "
+        "order by batch_id"
     )
-    saturation = {
-        r["unit_id"]: r["uv_max_mau"]
-        for r in wh.query("select unit_id, uv_max_mau from silver.silver_units")
-    }
-    batch = t["batch_id"].to_numpy(zero_copy_only=False)
-    cv = t["batch_cv"].to_numpy(zero_copy_only=False).astype(np.float64)
-    values = {s: t[s].to_numpy(zero_copy_only=False).astype(np.float64) for s in SIGNALS}
-    bounds = np.flatnonzero(batch[1:] != batch[:-1]) + 1
+    saturation = {u: info.uv_max_mau for u, info in read_units(wh).items()}
+    phases = recipe_phases(wh)
     rows: list[Row] = []
-    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(batch)], strict=True):
-        if a == b:
-            continue
-        unit = t["unit_id"][int(a)].as_py()
-        for s in SIGNALS:
-            for f in flatlines(
-                values[s][a:b],
-                cv[a:b],
-                s,
-                exempt_at_or_above=saturation.get(unit) if s == "uv_mau" else None,
-            ):
-                i = int(a) + f.index
-                rows.append(
-                    {
-                        "batch_id": str(batch[a]),
-                        "signal": s,
-                        "phase": t["phase"][i].as_py(),
-                        "flat_since_at": t["ts"][i].as_py(),
-                        "alarm_batch_cv": round(f.alarm_cv, 3),
-                        "detail": f.detail,
-                    }
-                )
-    checked = len(bounds) + 1 if len(batch) else 0
+    not_judged: dict[str, list[str]] = {}
+    for k in range(0, len(latest), chunk):
+        part = latest[k : k + chunk]
+        readings = batch_readings(wh, [str(b["batch_id"]) for b in part])
+        for b in part:
+            r = readings.get(str(b["batch_id"]))
+            if r is None:
+                continue
+            found, compressed = batch_flatlines(
+                r, phases.get(b["recipe"], {}), saturation.get(b["unit_id"], np.inf)
+            )
+            for s in compressed:
+                not_judged.setdefault(s, []).append(r.batch_id)
+            rows.extend(
+                {
+                    "batch_id": r.batch_id,
+                    "signal": f.signal,
+                    "phase": str(r.phase[f.index]),
+                    "flat_since_at": ts_to_iso(int(r.ts_ns[f.index])),
+                    "alarm_batch_cv": round(f.alarm_cv, 3),
+                    "detail": f.detail,
+                }
+                for f in found
+            )
     rule = f"at least {FLATLINE_SCANS} scans and {FLATLINE_FACTOR:g}x its longest other run"
+    unjudged = (
+        f"; not judged ({FLATLINE_NOT_JUDGED}) but inside gradients: "
+        + ", ".join(f"{s} in {len(b)} batch(es)" for s, b in sorted(not_judged.items()))
+        if not_judged
+        else ""
+    )
     return QualityResult(
         passed=not rows,
         severity="WARN",
@@ -101,10 +110,15 @@ def flatlined_signals(wh: Warehouse) -> QualityResult:
             if not rows
             else f"{len(rows)} flatlined signal segment(s) in "
             f"{len({r['batch_id'] for r in rows})} batch(es): a stuck or frozen sensor ({rule})"
-        ),
-        batches_checked=checked,
+        )
+        + unjudged,
+        batches_checked=len(latest),
         offending=rows,
-        metadata={"flatline_min_scans": FLATLINE_SCANS, "flatline_factor": FLATLINE_FACTOR},
+        metadata={
+            "flatline_min_scans": FLATLINE_SCANS,
+            "flatline_factor": FLATLINE_FACTOR,
+            "cannot_judge": {s: sorted(b) for s, b in sorted(not_judged.items())},
+        },
     )
 
 
@@ -185,6 +199,11 @@ def phase_sensor_ranges(
         order by settled.batch_id, settled.phase
         """
     )
+    # a compressed record resolves a level no finer than its deadband: outside the range
+    # only within it is not judged (specs.py, the same guard band)
+    deadbands = deadbands_by_batch(wh, sorted({str(r["batch_id"]) for r in rows}))
+    within = [r for r in rows if not _beyond_deadband(r, deadbands.get(str(r["batch_id"]), {}))]
+    rows = [r for r in rows if _beyond_deadband(r, deadbands.get(str(r["batch_id"]), {}))]
     unjudged = wh.query(
         f"""
         select count(*) as n from {RECIPE_PHASES}
@@ -204,14 +223,36 @@ def phase_sensor_ranges(
             f"; {unjudged} recipe phase(s) without ranges in master data not judged"
             if unjudged
             else ""
+        )
+        + (
+            f"; {len(within)} phase(s) outside their range only within the record's "
+            "historian deadband not judged"
+            if within
+            else ""
         ),
         batches_checked=_batches_in_latest_load(wh),
         offending=rows,
         metadata={
             "settled_from_cv_after_the_buffer": settle_cv,
             "phases_without_ranges": int(unjudged),
+            "cannot_judge": [{"batch_id": r["batch_id"], "phase": r["phase"]} for r in within],
         },
     )
+
+
+def _beyond_deadband(r: Row, deadbands: dict[str, float]) -> bool:
+    """A settled phase's level outside its buffer's range by more than the deadband its
+    record was compressed with (no deadband: outside at all)."""
+    for signal, lo, hi in (
+        ("cond_ms_cm", "buffer_cond_min_ms_cm", "buffer_cond_max_ms_cm"),
+        ("ph", "buffer_ph_min", "buffer_ph_max"),
+    ):
+        v, db = r[signal], deadbands.get(signal, 0.0)
+        if v is None or r[lo] is None or r[hi] is None:
+            continue
+        if float(v) < float(r[lo]) - db or float(v) > float(r[hi]) + db:
+            return True
+    return False
 
 
 def duplicate_rate(wh: Warehouse, max_rate: float = MAX_DUPLICATE_RATE) -> QualityResult:

@@ -10,10 +10,17 @@ settled SETTLE_CV after its buffer reaches the inlet (after the step, or after t
 the recipe's ramp); a phase too short to settle (a gradient elution) has no level to judge.
 One reading outside is noise: RUN_S readings in a row outside are an alarm, placed at the
 last of them (where it could first be raised).
+
+A record compressed with a deadband (a historian's, declared in the import's mapping) holds a
+value until the signal moves beyond it, so the true level may be anywhere within the deadband
+of what is recorded: a level is out of spec only beyond the range widened by the deadband
+(the guard band of a decision rule under measurement uncertainty), and a level outside the
+range but within the deadband of it is not judged, with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +38,8 @@ MIN_WINDOW_CV = 0.2
 RUN_S = 30
 #: flow is judged once the pump has ramped to its set point (phase CV)
 FLOW_FROM_CV = 0.05
+#: why a phase's level is not judged when master data gives its buffer no range
+NO_RANGE = "no range in master data for the phase's buffer"
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,12 @@ def phase_findings(
     phase_cv: npt.NDArray[np.float64],
     batch_cv: npt.NDArray[np.float64],
     signals: dict[str, npt.NDArray[np.float64]],
+    deadbands: Mapping[str, float] | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Spec findings of one phase (`rows`: its readings outside holds), and what could not
-    be judged, with the reason."""
+    be judged, with the reason. `deadbands`: signal -> the deadband its record was compressed
+    with (none: the record resolves every scan)."""
+    deadbands = deadbands or {}
     out: list[Finding] = []
     skipped: list[str] = []
     if rows.size == 0:
@@ -93,7 +105,7 @@ def phase_findings(
     where = (phase_cv, batch_cv, spec.phase)
     for signal, rng, unit in (("cond_ms_cm", spec.cond_range, " mS/cm"), ("ph", spec.ph_range, "")):
         if rng is None:
-            skipped.append(f"{signal}: no range in master data for the phase's buffer")
+            skipped.append(f"{signal}: {NO_RANGE}")
             continue
         if window < MIN_WINDOW_CV:
             skipped.append(
@@ -102,9 +114,7 @@ def phase_findings(
             )
             continue
         says = f"{signal} {{level:.3g}}{unit} outside the buffer's range {rng[0]:g}-{rng[1]:g}"
-        found = _first_out(settled, signals[signal][settled], rng, where, signal, says)
-        if found:
-            out.append(found)
+        _judge(settled, signals[signal][settled], rng, where, signal, says, deadbands, out, skipped)
     pumping = rows[v >= FLOW_FROM_CV]
     if pumping.size >= RUN_S and spec.flow_lpm > 0:
         tol = spec.flow_tolerance
@@ -112,7 +122,30 @@ def phase_findings(
             f"flow {{level:.3g}} L/min off its set point {spec.flow_lpm:.3g} L/min (+/-{tol:.0%})"
         )
         bounds = (spec.flow_lpm * (1 - tol), spec.flow_lpm * (1 + tol))
-        found = _first_out(pumping, signals["flow_lpm"][pumping], bounds, where, "flow_lpm", says)
-        if found:
-            out.append(found)
+        flow = signals["flow_lpm"][pumping]
+        _judge(pumping, flow, bounds, where, "flow_lpm", says, deadbands, out, skipped)
     return out, skipped
+
+
+def _judge(
+    rows: npt.NDArray[np.intp],
+    values: npt.NDArray[np.float64],
+    bounds: tuple[float, float],
+    where: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], str],
+    signal: str,
+    says: str,
+    deadbands: Mapping[str, float],
+    out: list[Finding],
+    skipped: list[str],
+) -> None:
+    """A finding where the level is outside `bounds` beyond the record's deadband; a note
+    in `skipped` where it is outside them only within it (the record cannot tell)."""
+    db = deadbands.get(signal, 0.0)
+    found = _first_out(rows, values, (bounds[0] - db, bounds[1] + db), where, signal, says)
+    if found:
+        out.append(found)
+    elif db > 0 and (near := _first_out(rows, values, bounds, where, signal, says)):
+        skipped.append(
+            f"{near.detail}, within the record's deadband {db:g}: cannot judge (the "
+            "historian stores a value only when it moves by more than that)"
+        )

@@ -25,6 +25,7 @@ parsed as (
         {{ chrom.json_text('raw', 'details.buffer') }} as buffer,
         {{ chrom.json_number('raw', 'details.planned_cv') }} as planned_cv,
         {{ chrom.json_number('raw', 'details.velocity_cm_h') }} as velocity_cm_h,
+        {{ chrom.json_serialized('raw', 'details.record_deadbands') }} as record_deadbands,
         _source_file,
         _loaded_at,
         {{ chrom.landing_revision('_source_file') }} as _revision

@@ -1,5 +1,5 @@
 -- One row per batch from its events: unit, recipe, column and cycle, start and end (null
--- while the batch runs).
+-- while the batch runs), and how finely its record resolves compressed signals.
 with
 
 events as (
@@ -15,6 +15,7 @@ batches as (
         min(case when event_type = 'batch_start' then column_id end) as column_id,
         cast(min(case when event_type = 'batch_start' then column_cycle end) as integer)
             as column_cycle,
+        min(case when event_type = 'batch_start' then record_deadbands end) as record_deadbands,
         min(case when event_type = 'batch_start' then ts end) as started_at,
         max(case when event_type = 'batch_end' then ts end) as ended_at
     from events
@@ -33,5 +34,6 @@ select
     ))
         as started_at,
     ended_at,
-    case when ended_at is null then 'running' else 'complete' end as status
+    case when ended_at is null then 'running' else 'complete' end as status,
+    record_deadbands
 from batches

@@ -7,6 +7,7 @@ from a streamed one, and importing the same files again writes the same objects.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -412,6 +413,59 @@ def _holds(
     return runs, holds
 
 
+def _pump_moves(
+    b: BatchData,
+    runs: list[tuple[str, int, int, int]],
+    holds: list[Hold | None],
+    recipe: Recipe,
+    unit: Unit,
+    m: Mapping,
+    notes: Notes,
+) -> tuple[list[tuple[str, int, int, int]], list[Hold | None]]:
+    """Where two phases pump at set points the recipe tells apart (their flow tolerance
+    bands do not overlap), the scans at the end of a phase after its flow has left its own
+    band, and ending in the next phase's, are the next phase's pump under a label changed
+    later at the operator's command (at most `label_lag_max_s`): moved to it, as pumping
+    after a hold is. A phase that ends in a hold is left to `_holds`; a recipe without a
+    flow tolerance gives no band to tell the phases apart, and nothing is moved. A hold is
+    placed from its phase's first scan, so the next phase's hold moves with its start."""
+    tol = recipe.flow_tolerance
+    if tol is None:
+        return runs, holds
+    runs, holds = list(runs), list(holds)
+    flow = b.signals["flow_lpm"]
+    by_name = {p.name: p for p in recipe.phases}
+    for k in range(len(runs) - 1):
+        (name, a, z, line), nxt = runs[k], runs[k + 1]
+        if holds[k] is not None or nxt[1] != z + 1:
+            continue
+        sp, sp_next = (unit.flow_lpm(by_name[n].velocity_cm_h) for n in (name, nxt[0]))
+        if abs(sp - sp_next) <= tol * (sp + sp_next):
+            continue  # the bands overlap: the flow cannot say where one phase ends
+        own = np.abs(flow[a : z + 1] - sp) <= tol * sp
+        if not own.any() or own[-1]:
+            continue
+        first = a + int(np.flatnonzero(own)[-1]) + 1  # the first scan after its own band
+        lag = (int(b.ts[z]) - int(b.ts[first])) / NS + 1
+        if lag > m.label_lag_max_s or abs(flow[z] - sp_next) > tol * sp_next:
+            continue
+        notes.add(
+            "flow_to_next_phase",
+            f"scans at the end of a phase pumping at the next phase's set point (at most "
+            f"{m.label_lag_max_s:g} s), given to the next phase (labels set at the "
+            "operator's command)",
+            z - first + 1,
+            f"batch {b.batch_id}: {z - first + 1} s of {name} to {nxt[0]}",
+        )
+        runs[k] = (name, a, first - 1, line)
+        runs[k + 1] = (nxt[0], first, nxt[2], nxt[3])
+        if (h := holds[k + 1]) is not None:
+            holds[k + 1] = dataclasses.replace(
+                h, first=h.first + z + 1 - first, last=h.last + z + 1 - first
+            )
+    return runs, holds
+
+
 @dataclass
 class _Checked:
     data: BatchData
@@ -482,6 +536,7 @@ def _check_batch(
     spans: list[PhaseSpan] = []
     if ok:
         runs, holds = _holds(b, runs, unit, m, notes)
+        runs, holds = _pump_moves(b, runs, holds, recipe, unit, m, notes)
         for (name, a, z, _line), hold in zip(runs, holds, strict=True):
             k = names.index(name)
             idx[a : z + 1] = k
@@ -611,6 +666,8 @@ def _ready(c: _Checked, feed: dict[str, float]) -> _Ready:
             **({"column_cycle": rec.column_cycle} if rec.column_cycle is not None else {}),
             **({"feed_titer_g_l": round(feed_titer, 4)} if feed_titer is not None else {}),
             **({"planned_load_cv": round(load_cv, 4)} if load_cv is not None else {}),
+            # how finely the record resolves each compressed signal: the analyses judge by it
+            **({"record_deadbands": b.deadbands} if b.deadbands else {}),
         },
     )
     return _Ready(

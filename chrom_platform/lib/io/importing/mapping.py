@@ -41,6 +41,14 @@ extra or missing scans) are resampled onto whole seconds as the historian means 
     sampling: {interpolation: step, max_gap_s: 125}   # step: held until the next value
     no_data: ["No Data", "Bad"]                       # (long) the tag had no value from here
 
+A historian that stores a value only when it moves beyond a deadband records a signal no
+finer than that deadband: a tag or column declares it (`deadband`, in its own unit), it lands
+with each batch, and the analyses judge with it (a specification is violated only beyond the
+deadband; a steady and a stuck transmitter look alike, so no flatline is judged on it):
+
+    tags:
+      "SKID01.AT202.COND": {unit_id: SKID-01, signal: cond_ms_cm, unit: mS/cm, deadband: 0.05}
+
 Holds: flow below the unit's dead band for at least `hold_min_s`, where isolated scans above
 it lasting at most `hold_spike_s` are meter noise, not pumping; pumping after a phase's hold
 under the same label for at most `label_lag_max_s` is the next phase's start (labels set at
@@ -51,7 +59,7 @@ to the phase before them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -136,6 +144,8 @@ class SignalSource:
     column: str | None = None
     tag: str | None = None
     unit_id: str | None = None
+    #: the historian's compression deadband in the signal's canonical unit (0: none)
+    deadband: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,12 @@ class Mapping:
     value_column: str | None = None
     tags: dict[str, SignalSource] | None = None
     events: FileSpec | None = None
+
+    def deadbands(self, unit_id: str | None) -> dict[str, float]:
+        """Signal -> the deadband its record was compressed with (canonical unit), for the
+        signals that declare one: a wide export's columns, or (long) the unit's tags."""
+        sources = self.signals if unit_id is None else self.units_with_tags()[unit_id].values()
+        return {s.signal: s.deadband for s in sources if s.deadband > 0}
 
     def units_with_tags(self) -> dict[str, dict[str, SignalSource]]:
         """Long shape: unit id -> signal -> its tag."""
@@ -294,13 +310,32 @@ def _time(rd: _Reader, doc: dict[str, Any]) -> TimeSpec:
     return TimeSpec(column=rd.string(t, "column", "time"), format=fmt, timezone=zone)
 
 
-def _source(rd: _Reader, doc: Any, key: str, signal: str) -> tuple[str, float]:
+#: the keys of one signal's source: a wide export's column, or a long export's tag
+_SOURCE_KEYS = {
+    "wide": {"column", "unit", "deadband"},
+    "long": {"unit_id", "signal", "unit", "deadband"},
+}
+
+
+def _source(rd: _Reader, doc: Any, key: str, signal: str, shape: str) -> SignalSource:
+    """One signal's source, its unit's factor and its deadband (converted): the caller
+    fills in where it comes from."""
     doc = rd.mapping(doc, key)
+    unknown = set(doc) - _SOURCE_KEYS[shape]
+    if unknown:
+        raise rd.fail(key, f"unknown keys {sorted(unknown)}; known: {sorted(_SOURCE_KEYS[shape])}")
     unit = str(doc.get("unit", ""))
     try:
-        return unit, units.factor(signal, unit)
+        f = units.factor(signal, unit)
     except ValueError as e:
         raise rd.fail(f"{key}.unit", str(e)) from e
+    db = doc.get("deadband", 0.0)
+    if isinstance(db, bool) or not isinstance(db, int | float) or not 0 <= db < 1e9:
+        raise rd.fail(
+            f"{key}.deadband",
+            f"expected the historian's deadband, a number >= 0 in {unit or 'its unit'}, got {db!r}",
+        )
+    return SignalSource(signal, unit, f, deadband=float(db) * f)
 
 
 def parse_mapping(doc: Any, source: str, base: Path) -> Mapping:
@@ -363,10 +398,8 @@ def _wide(rd: _Reader, root: dict[str, Any], common: dict[str, Any]) -> Mapping:
     for s in SIGNALS:
         if s not in sigs:
             raise rd.fail(f"signals.{s}", f"missing: every signal needs a column ({list(SIGNALS)})")
-        unit, f = _source(rd, sigs[s], f"signals.{s}", s)
-        sources.append(
-            SignalSource(s, unit, f, column=rd.string(sigs[s], "column", f"signals.{s}"))
-        )
+        src = _source(rd, sigs[s], f"signals.{s}", s, "wide")
+        sources.append(replace(src, column=rd.string(sigs[s], "column", f"signals.{s}")))
     unknown = set(sigs) - set(SIGNALS)
     if unknown:
         raise rd.fail("signals", f"unknown signals {sorted(unknown)}; known: {list(SIGNALS)}")
@@ -393,8 +426,8 @@ def _long(rd: _Reader, root: dict[str, Any], base: Path, common: dict[str, Any])
         if (unit_id, signal) in seen:
             raise rd.fail(key, f"{unit_id} {signal} is already tag {seen[(unit_id, signal)]!r}")
         seen[(unit_id, signal)] = str(tag)
-        unit, f = _source(rd, spec, key, signal)
-        tags[str(tag)] = SignalSource(signal, unit, f, tag=str(tag), unit_id=unit_id)
+        src = _source(rd, spec, key, signal, "long")
+        tags[str(tag)] = replace(src, tag=str(tag), unit_id=unit_id)
     m = Mapping(
         **common,
         tag_column=rd.string(root, "tag_column", "", default="tag"),

@@ -194,6 +194,8 @@ class BatchData:
     phase_column: str | None = None
     #: long shape: the unit the tags belong to
     unit_id: str | None = None
+    #: signal -> the deadband its record was compressed with (the mapping's; canonical unit)
+    deadbands: dict[str, float] = field(default_factory=dict)
 
 
 def rows(path: Path, problems: Problems) -> Iterator[tuple[int, list[str]]]:
@@ -496,6 +498,7 @@ def read_wide(
             phase_runs=_runs(phases, lines),
             signals=signals,
             phase_column=m.phase_column,
+            deadbands=m.deadbands(None),
         )
         if m.sampling is None:
             _same_second(b, a["line"], problems)
@@ -653,6 +656,15 @@ def read_long(
                 "historian values read (resampled onto whole seconds)",
                 stored,
             )
+            for src in by_signal.values():
+                if src.deadband > 0:
+                    notes.add(
+                        "compressed_tags",
+                        "tags stored with a historian deadband (the analyses judge no finer: "
+                        "a level outside its range only within it, or a flatline, is not judged)",
+                        1,
+                        f"{src.tag}: {src.deadband / src.factor:g} {src.unit}",
+                    )
             continue
         nan = [s for s, t in tags.items() if np.isnan(np.asarray(t.v, dtype=np.float64)).any()]
         if nan:
@@ -771,10 +783,13 @@ def split_long(
             note_gaps(notes, path, batch, at, has, m)
             ts, signals = at[has], {s: x[has] for s, x in sampled.items()}
         runs: list[tuple[str, int, int, int]] = []
+        last_end = 0  # the end stamp of the phase before, as the file gives it
         for phase, start, end, line in spans:
-            if d.series is not None:  # on the whole-second grid: the second it starts in
-                start -= start % NS
-            a = int(np.searchsorted(ts, start, "left"))
+            a = int(np.searchsorted(ts, start - start % NS if d.series is not None else start))
+            if d.series is not None and runs and start > last_end:
+                # on the whole-second grid a phase takes the second it starts in, unless the
+                # phase before ended within that same second: that second stays with it
+                a = max(a, runs[-1][2] + 1)
             b = int(np.searchsorted(ts, end, "right")) - 1
             if b < a:
                 problems.add(
@@ -793,6 +808,7 @@ def split_long(
                 )
                 continue
             runs.append((phase, a, b, line))
+            last_end = end
         if not runs:
             continue
         # scans between one phase's end and the next one's start, when the gap is short
@@ -821,6 +837,7 @@ def split_long(
                 signals={s: signals[s][idx] for s in SIGNALS},
                 phase_column=events.col("phase"),
                 unit_id=unit_id,
+                deadbands=m.deadbands(unit_id),
             )
         )
         _same_second(out[-1], None, problems)
