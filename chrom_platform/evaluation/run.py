@@ -277,6 +277,13 @@ def render_table(result: dict[str, Any]) -> str:
             f"{kind:<22}{k['batches']:>8}{k['detected']:>10}{_fmt(k['recall'], True):>9}"
             f"{_fmt(k['median_delay_cv']):>17}"
         )
+    if s.get("not_judgeable"):
+        lines.append(
+            "not judgeable, said so in the verdict (a compressed record hides the signal): "
+            + ", ".join(
+                f"{n['batch_id']} {n['kind']} {','.join(n['signals'])}" for n in s["not_judgeable"]
+            )
+        )
     lines += [
         "",
         f"{'measure':<34}{'value':>10}{'target':>10}  ",

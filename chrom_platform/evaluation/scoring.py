@@ -14,6 +14,10 @@ detected when the platform raised an alarm that points at the fault, at or after
 | sensor_flatline | flatline of the frozen signal |
 | sensor_dropout | gap in the readings |
 
+A stuck sensor the batch's verdict said it could not judge (its compressed record hides the
+signal's noise there: `said_not_judged`) is counted apart, as `not_judgeable`: the record
+cannot show it, and the user was told so.
+
 Detection delay is the batch CV of the first such alarm minus the onset's batch CV. A false
 alarm is any alarm on a batch without a fault. Batches judged with no envelope at all (their
 unit has fewer than `min_batches` released batches and the recipe too few across units: the
@@ -22,6 +26,7 @@ warm-up) are reported but not scored; `product_view` scores every batch as the u
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +91,29 @@ def _finds(fault: dict[str, Any], alarm: dict[str, Any], *, any_mspc: bool = Fal
     return alarm["alarm_cv"] is None or alarm["alarm_cv"] >= onset - ONSET_TOLERANCE_CV
 
 
+#: a verdict's not_judged clause naming the signals whose flatlines its record could not
+#: show: "flatline on ph (0.01), cond_ms_cm (0.05; judged in Elution): ..."
+_FLATLINE_NOT_JUDGED = re.compile(r"flatline on (?P<on>.*?): ")
+_SIGNAL_SCOPE = re.compile(r"(?P<signal>\w+) \((?P<db>[^;)]*)(?:; judged in (?P<inside>[^)]*))?\)")
+
+
+def said_not_judged(fault: dict[str, Any], verdict: dict[str, Any] | None) -> bool:
+    """Whether the batch's verdict said it could not judge this fault: a stuck sensor on a
+    signal whose compressed record hides its noise, in a phase where it was not judged (the
+    record cannot show it; the user was told so). Such a fault is counted apart, neither
+    found nor missed."""
+    if fault["kind"] != "sensor_flatline" or not verdict or not verdict.get("not_judged"):
+        return False
+    m = _FLATLINE_NOT_JUDGED.search(str(verdict["not_judged"]))
+    if m is None:
+        return False
+    for scope in _SIGNAL_SCOPE.finditer(m.group("on")):
+        if scope.group("signal") in fault.get("signals", ()):
+            inside = (scope.group("inside") or "").split(", ")
+            return fault["phase"] not in inside
+    return False
+
+
 @dataclass
 class Score:
     batches: int = 0
@@ -97,6 +125,8 @@ class Score:
     false_alarm_rate: float = float("nan")
     false_alarms: list[dict[str, Any]] = field(default_factory=list)
     missed: list[dict[str, Any]] = field(default_factory=list)
+    #: faults the batch's verdict said its record could not show (said_not_judged)
+    not_judgeable: list[dict[str, Any]] = field(default_factory=list)
     median_delay_cv: float = float("nan")
     hetp_error_max: float = float("nan")
     hetp_error_p95: float = float("nan")
@@ -163,6 +193,7 @@ class Score:
             "all_passed": all(self.passed().values()),
             "false_alarms": self.false_alarms,
             "missed": self.missed,
+            "not_judgeable": self.not_judgeable,
         }
 
 
@@ -230,6 +261,11 @@ def score(
                 s.false_alarms.append(
                     {"batch_id": bid, "alarms": [f"{a['source']}:{a['signal']}" for a in found]}
                 )
+            continue
+        if said_not_judged(fault, v) and not any(_finds(fault, a) for a in found):
+            s.not_judgeable.append(
+                {"batch_id": bid, "kind": fault["kind"], "signals": fault.get("signals")}
+            )
             continue
         s.scored_faulty += 1
         k = kinds[fault["kind"]]
@@ -429,7 +465,15 @@ def product_view(
     by_batch: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for a in alarms:
         by_batch[a["batch_id"]].append(a)
-    faulty = [t for t in truth if t["fault"] is not None]
+    faulty = [
+        t
+        for t in truth
+        if t["fault"] is not None
+        and not (
+            said_not_judged(t["fault"], verdict.get(t["batch_id"]))
+            and not any(_finds(t["fault"], a) for a in by_batch.get(t["batch_id"], []))
+        )
+    ]
     found = [
         t
         for t in faulty

@@ -5,7 +5,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from chrom_platform.evaluation.scoring import alarm_load, product_view, score, user_view
+from chrom_platform.evaluation.scoring import (
+    alarm_load,
+    product_view,
+    said_not_judged,
+    score,
+    user_view,
+)
 from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo, batch_flatlines
 from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
@@ -309,10 +315,30 @@ def test_a_compressed_signal_is_judged_for_flatlines_only_where_a_gradient_moves
 
     found, compressed = judged(held)
     assert found == []
-    assert compressed == {"ph": 0.01}
+    assert compressed == {"ph": (0.01, ("Gradient",))}
     stuck = held.copy()
     stuck[n_wash + 1500 : n_wash + 1800] = stuck[n_wash + 1499]  # 1 CV at phase CV 5
     found, _ = judged(stuck)
     (f,) = found
     assert f.signal == "ph"
     assert n_wash + 1500 < f.index < n_wash + 1800
+
+
+def test_a_stuck_sensor_the_verdict_said_it_could_not_judge_is_counted_apart():
+    """The verdict's not_judged names the signals whose compressed record hides a stuck
+    sensor (and the gradient phases where it was judged all the same): a fault there is
+    neither found nor missed; one in a judged phase, or on another signal, is a miss."""
+    said = {
+        "verdict": "pass",
+        "not_judged": "flatline on ph (0.01), cond_ms_cm (0.05; judged in Elution): its record",
+    }
+
+    def fault(signal: str, phase: str) -> dict:
+        return {"kind": "sensor_flatline", "signals": [signal], "phase": phase}
+
+    assert said_not_judged(fault("ph", "Wash 2"), said)
+    assert said_not_judged(fault("cond_ms_cm", "Wash 2"), said)
+    assert not said_not_judged(fault("cond_ms_cm", "Elution"), said)
+    assert not said_not_judged(fault("uv_mau", "Wash 2"), said)
+    assert not said_not_judged(fault("ph", "Wash 2"), {"verdict": "pass", "not_judged": None})
+    assert not said_not_judged({**fault("ph", "Wash 2"), "kind": "ph_drift"}, said)

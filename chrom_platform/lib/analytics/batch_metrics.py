@@ -179,8 +179,9 @@ class BatchAnalysis:
     not_applicable: dict[str, str] = field(default_factory=dict)
     #: specifications that could not be judged, per phase, with the reason
     spec_not_judged: dict[str, list[str]] = field(default_factory=dict)
-    #: signals no flatline could be judged on (a compressed record) -> its deadband
-    flatline_not_judged: dict[str, float] = field(default_factory=dict)
+    #: signals no flatline could be judged on throughout (a compressed record hiding their
+    #: noise) -> the deadband, and the gradient phases where it was judged all the same
+    flatline_not_judged: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
 
     def not_judged(self) -> str | None:
         """What this record could not judge, as the verdict shows it (phases without ranges
@@ -193,11 +194,11 @@ class BatchAnalysis:
             if not why.endswith(NO_RANGE)
         ]
         if self.flatline_not_judged:
-            on = ", ".join(f"{s} ({db:g})" for s, db in self.flatline_not_judged.items())
-            said.append(
-                f"flatline on {on}: {FLATLINE_NOT_JUDGED} (judged only inside a gradient "
-                "that moves it past the deadband)"
+            on = ", ".join(
+                f"{s} ({db:g}" + (f"; judged in {', '.join(inside)})" if inside else ")")
+                for s, (db, inside) in self.flatline_not_judged.items()
             )
+            said.append(f"flatline on {on}: {FLATLINE_NOT_JUDGED}")
         return "; ".join(said) or None
 
 
@@ -323,25 +324,26 @@ def buffer_change(phases: dict[str, PhaseInfo], name: str, signal: str) -> float
 
 def batch_flatlines(
     r: BatchReadings, phases: dict[str, PhaseInfo], uv_max_mau: float
-) -> tuple[list[Finding], dict[str, float]]:
+) -> tuple[list[Finding], dict[str, tuple[float, tuple[str, ...]]]]:
     """The batch's flatlines (scans.flatlines), and the signals whose compressed record
-    hides their noise (scans.flatline_judgeable; -> deadband): on those, a flatline is judged
+    hides their noise (scans.flatline_judgeable; -> deadband, the phases judged): on those, a flatline is judged
     only inside a gradient that master data says moves the signal past the deadband, after
     the outlet follows it (SETTLE_CV), where a run must span FLATLINE_FACTOR times the CV the
     gradient takes to cross the deadband.
     The verdict and the flatlined_signals check both judge by this."""
     found: list[Finding] = []
-    compressed: dict[str, float] = {}
+    compressed: dict[str, tuple[float, tuple[str, ...]]] = {}
     for s in SIGNALS:
         if flatline_judgeable(s, r.deadbands, r.signals[s]):
             saturation = uv_max_mau if s == "uv_mau" else None
             found.extend(flatlines(r.signals[s], r.batch_cv, s, exempt_at_or_above=saturation))
             continue
-        db = compressed[s] = r.deadbands[s]
+        db, inside = r.deadbands[s], []
         for name, info in phases.items():
             change = buffer_change(phases, name, s)
             if info.gradient_cv <= SETTLE_CV or change is None or change <= db:
                 continue
+            inside.append(name)
             rows = r.phase_rows(name)
             rows = rows[(r.phase_cv[rows] >= SETTLE_CV) & (r.phase_cv[rows] < info.gradient_cv)]
             step_cv = db / change * info.gradient_cv
@@ -354,6 +356,7 @@ def batch_flatlines(
                     min_span_cv=FLATLINE_FACTOR * step_cv,
                 )
             )
+        compressed[s] = (db, tuple(inside))
     return found, compressed
 
 

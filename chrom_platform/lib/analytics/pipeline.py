@@ -381,11 +381,19 @@ def _envelope_and_drift(
     hists = {(g.unit_id, g.recipe): walk(g, decisions) for g in groups}
     order = {b["batch_id"]: n for n, b in enumerate(batches)}
     cross, drifting = _cross_unit(groups, hists, order, units or {}, params, decisions or {})
-    for g in groups:  # a unit's first envelope is built without what drifted cross-unit
-        if drifting & set(g.batch_ids):
-            hists[(g.unit_id, g.recipe)] = walk(
-                g, {**(decisions or {}), **dict.fromkeys(drifting, "exclude")}
-            )
+    # A unit's first envelope is built without what drifted cross-unit. Walked again without
+    # it, a later batch's own reference may fall below min_batches: judged cross-unit then,
+    # and so on until nothing more drifts (a few rounds: each only adds to `drifting`).
+    walked: set[str] = set()
+    while drifting - walked:
+        walked = set(drifting)
+        for g in groups:
+            if drifting & set(g.batch_ids):
+                hists[(g.unit_id, g.recipe)] = walk(
+                    g, {**(decisions or {}), **dict.fromkeys(drifting, "exclude")}
+                )
+        cross, more = _cross_unit(groups, hists, order, units or {}, params, decisions or {})
+        drifting |= more
     for g in groups:
         start = starts[(g.unit_id, g.recipe)]
         for kept in g.batch_ids[:start]:
