@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,22 +378,8 @@ def _envelope_and_drift(
             decisions=say,
         )
 
-    hists = {(g.unit_id, g.recipe): walk(g, decisions) for g in groups}
     order = {b["batch_id"]: n for n, b in enumerate(batches)}
-    cross, drifting = _cross_unit(groups, hists, order, units or {}, params, decisions or {})
-    # A unit's first envelope is built without what drifted cross-unit. Walked again without
-    # it, a later batch's own reference may fall below min_batches: judged cross-unit then,
-    # and so on until nothing more drifts (a few rounds: each only adds to `drifting`).
-    walked: set[str] = set()
-    while drifting - walked:
-        walked = set(drifting)
-        for g in groups:
-            if drifting & set(g.batch_ids):
-                hists[(g.unit_id, g.recipe)] = walk(
-                    g, {**(decisions or {}), **dict.fromkeys(drifting, "exclude")}
-                )
-        cross, more = _cross_unit(groups, hists, order, units or {}, params, decisions or {})
-        drifting |= more
+    hists, cross = walk_units(groups, walk, order, units or {}, params, decisions or {})
     for g in groups:
         start = starts[(g.unit_id, g.recipe)]
         for kept in g.batch_ids[:start]:
@@ -422,6 +408,34 @@ def _envelope_and_drift(
                 if d.verdict == "drift":
                     batch_alarms[bid].append(_drift_alarm(d, params, kind))
     return out
+
+
+def walk_units(
+    groups: list[BinnedBatches],
+    walk: Callable[[BinnedBatches, Mapping[str, str] | None], DriftHistory],
+    order: Mapping[str, int],
+    units: Mapping[str, UnitInfo],
+    params: EnvelopeParams,
+    decisions: Mapping[str, str],
+) -> tuple[dict[tuple[str, str], DriftHistory], dict[str, tuple[list[SignalDrift], int]]]:
+    """Each unit's own walk (`walk`: causal_drift over its batches, with engineers' say),
+    and the batches judged across units (`_cross_unit`). A unit's first envelope is built
+    without what drifted cross-unit; walked again without it, a later batch's own reference
+    may fall below min_batches and is judged across units then, and so on until nothing
+    more drifts (each round only adds to what drifted)."""
+    hists = {(g.unit_id, g.recipe): walk(g, decisions) for g in groups}
+    cross, drifting = _cross_unit(groups, hists, order, units, params, decisions)
+    walked: set[str] = set()
+    while drifting - walked:
+        walked = set(drifting)
+        for g in groups:
+            if drifting & set(g.batch_ids):
+                hists[(g.unit_id, g.recipe)] = walk(
+                    g, {**decisions, **dict.fromkeys(drifting, "exclude")}
+                )
+        cross, more = _cross_unit(groups, hists, order, units, params, decisions)
+        drifting |= more
+    return hists, cross
 
 
 def _cross_unit(
