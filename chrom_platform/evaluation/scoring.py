@@ -114,6 +114,17 @@ def said_not_judged(fault: dict[str, Any], verdict: dict[str, Any] | None) -> bo
     return False
 
 
+def _apart(
+    fault: dict[str, Any] | None, verdict: dict[str, Any] | None, alarms: list[dict[str, Any]]
+) -> bool:
+    """A fault counted apart: said not judged, and not found all the same."""
+    return (
+        fault is not None
+        and said_not_judged(fault, verdict)
+        and not any(_finds(fault, a) for a in alarms)
+    )
+
+
 @dataclass
 class Score:
     batches: int = 0
@@ -241,7 +252,13 @@ def score(
         kind = envelope_of(v, min_batches)
         if s.envelope_from[key] is None and kind == "own":
             s.envelope_from[key] = order[key]
-        if kind != "own" and t["fault"] is not None:
+        fault = t["fault"]
+        if _apart(fault, v, by_batch.get(bid, [])):
+            s.not_judgeable.append(
+                {"batch_id": bid, "kind": fault["kind"], "signals": fault.get("signals")}
+            )
+            continue
+        if kind != "own" and fault is not None:
             c = s.cold_start.setdefault(
                 t["fault"]["kind"], {"batches": 0, "detected": 0, "cross_unit": 0}
             )
@@ -251,7 +268,6 @@ def score(
         if v is None or kind == "none":
             s.warm_up += 1
             continue
-        fault = t["fault"]
         found = by_batch.get(bid, [])
         if fault is None:
             s.scored_clean += 1
@@ -261,11 +277,6 @@ def score(
                 s.false_alarms.append(
                     {"batch_id": bid, "alarms": [f"{a['source']}:{a['signal']}" for a in found]}
                 )
-            continue
-        if said_not_judged(fault, v) and not any(_finds(fault, a) for a in found):
-            s.not_judgeable.append(
-                {"batch_id": bid, "kind": fault["kind"], "signals": fault.get("signals")}
-            )
             continue
         s.scored_faulty += 1
         k = kinds[fault["kind"]]
@@ -469,10 +480,7 @@ def product_view(
         t
         for t in truth
         if t["fault"] is not None
-        and not (
-            said_not_judged(t["fault"], verdict.get(t["batch_id"]))
-            and not any(_finds(t["fault"], a) for a in by_batch.get(t["batch_id"], []))
-        )
+        and not _apart(t["fault"], verdict.get(t["batch_id"]), by_batch.get(t["batch_id"], []))
     ]
     found = [
         t

@@ -342,3 +342,14 @@ def test_a_stuck_sensor_the_verdict_said_it_could_not_judge_is_counted_apart():
     assert not said_not_judged(fault("uv_mau", "Wash 2"), said)
     assert not said_not_judged(fault("ph", "Wash 2"), {"verdict": "pass", "not_judged": None})
     assert not said_not_judged({**fault("ph", "Wash 2"), "kind": "ph_drift"}, said)
+    # in score(): counted apart, neither found nor missed; found all the same, it counts
+    flat = {"kind": "sensor_flatline", "signals": ["ph"], "phase": "Wash 2", "magnitude": {}}
+    truth = [
+        _truth("S", {**flat, "onset_batch_cv": 5.0}),
+        _truth("F", {**flat, "onset_batch_cv": 5.0}),
+    ]
+    verdicts = [{**said, "batch_id": b, "reference_batches": 9} for b in "SF"]
+    alarms = [{"batch_id": "F", "source": "flatline", "signal": "ph", "alarm_cv": 5.2}]
+    s = score(truth, verdicts, alarms, [], [], min_batches=8)
+    assert [n["batch_id"] for n in s.not_judgeable] == ["S"]
+    assert (s.scored_faulty, s.recall, s.missed) == (1, 1.0, [])
