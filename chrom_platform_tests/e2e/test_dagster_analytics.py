@@ -577,3 +577,50 @@ def test_the_readme_shows_the_screenshots_the_browser_test_takes() -> None:
     for name in ("lineage", "drift_check", "batch_overlay", "column_performance_trend"):
         assert f"docs/screenshots/{name}.png" in readme
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -> None:
+    """A recipe's `envelope: {min_batches, z_limit}` (silver_recipes, from master data) is
+    what its envelope judges by: the unit's own envelope from its 5th released batch instead
+    of the 8th, the limits at the recipe's z (also the live drift's: the exported rows carry
+    it), the monitoring state saying so; the other recipes keep the platform's defaults."""
+    import shutil
+
+    import duckdb
+
+    from chrom_platform.lib.analytics import pipeline
+    from chrom_platform.lib.analytics.envelope import EnvelopeParams
+    from chrom_platform.lib.io.warehouse import WarehouseConfig
+
+    h, _, _ = built
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(h.duckdb_path, copy)
+    cfg = WarehouseConfig("local", str(copy), str(h.lake))
+    with duckdb.connect(str(copy)) as c:
+        ran = [
+            r[0]
+            for r in c.execute("select distinct recipe from gold.gold_batch_results").fetchall()
+        ]
+        recipe = sorted(ran)[0]
+        c.execute(
+            "update silver.silver_recipes set envelope_min_batches = 5, envelope_z_limit = 4.5 "
+            "where recipe = ?",
+            [recipe],
+        )
+    with cfg.connect(read_only=False) as wh:
+        pipeline.run(wh, full=True)
+    default = EnvelopeParams()
+    with duckdb.connect(str(copy), read_only=True) as c:
+        state = c.execute("select recipe, min_batches from gold.gold_monitoring_state").fetchall()
+        rows = c.execute("select recipe, max(z_limit) from gold.gold_golden_envelope group by 1")
+        limits = dict(rows.fetchall())
+        first_own = c.execute(
+            "select min(reference_batches) from gold.gold_batch_verdict "
+            "where recipe = ? and envelope = 'own'",
+            [recipe],
+        ).fetchone()[0]
+    assert {m for r, m in state if r == recipe} == {5}
+    assert {m for r, m in state if r != recipe} <= {default.min_batches}
+    assert limits[recipe] == 4.5
+    assert all(z == default.z_limit for r, z in limits.items() if r != recipe)
+    assert first_own == 5

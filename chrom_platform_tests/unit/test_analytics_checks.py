@@ -39,6 +39,12 @@ def _warehouse(
             "double, first_out_cv double, alarm_cv double, alarm_phase varchar, max_abs_z "
             "double, fraction_outside double)"
         )
+        con.execute("create schema silver")
+        con.execute(
+            "create table silver.silver_recipes as select 'R1' as recipe, "
+            "null::int as envelope_min_batches, null::int as envelope_window, "
+            "null::double as envelope_z_limit, null::int as envelope_persistence"
+        )
         for bid, verdict in drift_verdicts:
             con.execute(
                 "insert into gold.gold_batch_drift (batch_id, signal, verdict) values (?, 'ph', ?)",
@@ -58,6 +64,14 @@ def test_a_unit_without_an_envelope_is_a_warning_that_says_so(tmp_path) -> None:
         f"cannot judge: no envelope for U2 / R1 (C1): 3 of {n} released batches"
     )
     assert "inside" not in (result.description or "")
+    # a recipe that needs fewer released batches (master data) says its own number
+    with duckdb.connect(cfg.duckdb_path) as con:
+        con.execute("update silver.silver_recipes set envelope_min_batches = 5")
+    with cfg.connect(read_only=True) as wh:
+        result = drift_check(wh)
+    assert (
+        result.description == "cannot judge: no envelope for U2 / R1 (C1): 3 of 5 released batches"
+    )
 
 
 def test_every_latest_batch_judged_and_inside_passes(tmp_path) -> None:

@@ -266,7 +266,7 @@ def test_a_batch_left_below_min_batches_by_a_cross_unit_drift_is_judged_across_u
     def walk(g: BinnedBatches, say: dict[str, str] | None):
         return causal_drift(g, others, P, decisions=say)
 
-    hists, cross = walk_units([a, c], walk, order, units, P, {})
+    hists, cross = walk_units([a, c], walk, order, units, lambda recipe: P, {})
     drifted, _ = cross["C4"]
     assert any(d.verdict == "drift" for d in drifted)
     assert hists[("C", "R")].reference_size["C5"] == 4  # C0-C3: below min_batches

@@ -353,3 +353,50 @@ def test_a_stuck_sensor_the_verdict_said_it_could_not_judge_is_counted_apart():
     s = score(truth, verdicts, alarms, [], [], min_batches=8)
     assert [n["batch_id"] for n in s.not_judgeable] == ["S"]
     assert (s.scored_faulty, s.recall, s.missed) == (1, 1.0, [])
+
+
+def test_live_drift_judges_each_recipe_by_its_own_z_limit(md):
+    """The exported envelope rows carry each recipe's z limit (master data): the same
+    reading 4 scales off the centre is outside for a recipe at z 3 and inside for one at
+    the platform's 6; rows from before the column existed take the platform's."""
+    from chrom_platform.lib.analytics.live import LiveDrift
+    from chrom_platform.lib.core.readings import Readings
+
+    unit = next(iter(md.units))
+    rows = [
+        {"recipe": r, "unit_id": unit, "phase": "Load", "cv_bin": b, "signal": s,
+         "centre": 10.0, "scale": 1.0, "z_limit": z}
+        for r, z in (("TIGHT", 3.0), ("LOOSE", None))
+        for b in range(10)
+        for s in SIGNALS
+    ]  # fmt: skip
+    env = LiveEnvelope.from_table(pa.Table.from_pylist(rows), 6.0, 0.1)
+    assert env.by_key[("TIGHT", unit, "Load")].z_limit == 3.0
+    assert env.by_key[("LOOSE", unit, "Load")].z_limit == 6.0
+    old = pa.Table.from_pylist(rows).drop_columns(["z_limit"])
+    assert LiveEnvelope.from_table(old, 6.0, 0.1).by_key[("TIGHT", unit, "Load")].z_limit == 6.0
+
+    class Source:
+        def get(self) -> LiveEnvelope:
+            return env
+
+    n = 20
+    readings = Readings(
+        index=np.arange(n),
+        unit_id=[unit] * n,
+        batch_id=["B1"] * 10 + ["B2"] * 10,
+        recipe=["TIGHT"] * 10 + ["LOOSE"] * 10,
+        phase=["Load"] * n,
+        ts_ns=np.arange(n, dtype=np.int64) * NS,
+        seq=np.arange(n, dtype=np.int64),
+        signals={s: np.full(n, 14.0) for s in SIGNALS},  # flow far above the dead band
+        extra=[None] * n,
+    )
+    phase_cv = np.tile(np.arange(10) * 0.1 + 0.15, 2)
+    out = LiveDrift(Source(), md).lines(readings, phase_cv, phase_cv)  # type: ignore[arg-type]
+    outside = {"TIGHT": set(), "LOOSE": set()}
+    for line in b"".join(out.chunks).decode().splitlines():
+        tags, fields, _ = line.split(" ")
+        recipe = dict(kv.split("=") for kv in tags.split(",")[1:])["recipe"]
+        outside[recipe].add(dict(kv.split("=") for kv in fields.split(","))["out_ph"])
+    assert outside == {"TIGHT": {"1i"}, "LOOSE": {"0i"}}

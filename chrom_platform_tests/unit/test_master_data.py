@@ -34,6 +34,8 @@ def test_a_recipes_own_rules_land_and_parse_back(md):
     rc = yaml.safe_load(Path(RECIPES).read_text())
     rc["recipes"][0]["breakthrough"] = {"percent_of_feed": 5, "noise_k": 4}
     rc["recipes"][0]["envelope"] = {"pin": ["SKID-01-B00003"], "exclude": ["SKID-01-B00004"]}
+    rc["recipes"][0]["envelope"].update(min_batches=5, window=30, z_limit=4.5, persistence=3)
+    rc["recipes"][1]["envelope"] = {"min_batches": 6}  # a setting without any say
     rc["recipes"][0]["phases"][3]["gradient_cv"] = 1.5
     eq = yaml.safe_load(Path(EQUIPMENT).read_text())
     own = parse_master_data(eq, rc, equipment_source="eq", recipes_source="rc")
@@ -41,6 +43,9 @@ def test_a_recipes_own_rules_land_and_parse_back(md):
     assert (r.breakthrough_fraction, r.breakthrough_noise_k) == (0.05, 4.0)
     assert (r.envelope_pin, r.envelope_exclude) == (("SKID-01-B00003",), ("SKID-01-B00004",))
     assert r.buffers["EQ"].cond_range == (15.2, 16.8)
+    assert r.envelope_settings == {"min_batches": 5, "window": 30, "z_limit": 4.5, "persistence": 3}
+    other = own.recipes[rc["recipes"][1]["recipe"]]
+    assert (other.envelope_settings, other.envelope_pin) == ({"min_batches": 6}, ())
     again = parse_master_data(
         own.equipment_record(), own.recipes_record(), equipment_source="e", recipes_source="r"
     )
@@ -175,6 +180,30 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             lambda r: r["recipes"][0].update(envelope={"pin": ["B1"], "exclude": ["B1"]}),
             "recipes[0].envelope",
             "pinned and excluded at once: ['B1']",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(envelope={"min_batches": 2}),
+            "recipes[0].envelope.min_batches",
+            "must be >= 3",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(envelope={"persistence": 2.5}),
+            "recipes[0].envelope.persistence",
+            "expected a whole number, got 2.5",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(envelope={"min_batches": 10, "window": 8}),
+            "recipes[0].envelope.window",
+            "window 8 is below min_batches 10",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(envelope={"z_limt": 4}),
+            "recipes[0].envelope",
+            "z_limt",
         ),
         (
             "rc",

@@ -22,6 +22,7 @@ from chrom_platform.lib.analytics import pipeline, reports
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, envelope_bytes
 from chrom_platform.lib.analytics.quality import latest_ids
+from chrom_platform.lib.analytics.reads import envelope_params
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 from chrom_platform.resources import AnalyticsResource, LandingStoreResource
 
@@ -42,7 +43,8 @@ DESCRIPTIONS = {
         f"{PARAMS.z_limit:g} x the spread, widened for a young envelope and floored at "
         "instrument noise) over the last "
         f"{PARAMS.window} released batches; bins with fewer than {PARAMS.min_batches} batches "
-        "have no limit. Released = the platform's own verdict (gold_batch_verdict)."
+        "have no limit (the platform's defaults: a recipe's `envelope:` in master data may set "
+        "its own). Released = the platform's own verdict (gold_batch_verdict)."
     ),
     "gold_batch_drift": (
         "Per batch and signal, judged against the envelope of the batches released before "
@@ -123,9 +125,11 @@ def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
             ids,
         )
     }
+    needed = envelope_params(wh, PARAMS)
     return [
         f"no envelope for {r['unit_id']} / {r['recipe']} ({r['batch_id']}): "
-        f"{released.get(r['batch_id'], 0)} of {PARAMS.min_batches} released batches"
+        f"{released.get(r['batch_id'], 0)} of "
+        f"{needed.get(r['recipe'], PARAMS).min_batches} released batches"
         for r in latest
         if r["batch_id"] not in judged
     ]

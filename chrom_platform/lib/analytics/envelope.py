@@ -440,6 +440,8 @@ def envelope_rows(
                     "scale": sc if ok else None,
                     "lower": c - params.z_limit * sc if ok else None,
                     "upper": c + params.z_limit * sc if ok else None,
+                    # the recipe's own limit: what the live drift judges by too
+                    "z_limit": params.z_limit,
                 }
             )
     return rows

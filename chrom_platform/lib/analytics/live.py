@@ -49,6 +49,8 @@ class _PhaseEnvelope:
     bins: npt.NDArray[np.int64]  # sorted
     centre: npt.NDArray[np.float64]  # (bins, signals), NaN without a limit
     scale: npt.NDArray[np.float64]
+    #: the recipe's z limit (master data), or the platform's
+    z_limit: float
 
 
 @dataclass
@@ -59,14 +61,20 @@ class LiveEnvelope:
 
     @classmethod
     def from_table(cls, t: pa.Table, z_limit: float, bin_width_cv: float) -> LiveEnvelope:
+        """From gold_golden_envelope rows; each recipe's own z limit where the rows carry it
+        (an export from before they did: `z_limit`, the platform's)."""
+        if "z_limit" not in t.column_names:
+            t = t.append_column("z_limit", pa.array([z_limit] * t.num_rows, pa.float64()))
         d = t.select(
-            ["recipe", "unit_id", "phase", "cv_bin", "signal", "centre", "scale"]
+            ["recipe", "unit_id", "phase", "cv_bin", "signal", "centre", "scale", "z_limit"]
         ).to_pydict()
         groups: dict[tuple[str, str, str], dict[int, dict[str, tuple[float, float]]]] = {}
-        for r, u, p, b, s, c, sc in zip(*d.values(), strict=True):
+        limit: dict[tuple[str, str, str], float] = {}
+        for r, u, p, b, s, c, sc, zl in zip(*d.values(), strict=True):
             if c is None or sc is None or s not in SIGNALS:
                 continue
             groups.setdefault((r, u, p), {}).setdefault(int(b), {})[s] = (c, sc)
+            limit[(r, u, p)] = z_limit if zl is None else float(zl)
         out = {}
         for key, bins in groups.items():
             order = np.array(sorted(bins), dtype=np.int64)
@@ -76,7 +84,7 @@ class LiveEnvelope:
                 for j, s in enumerate(SIGNALS):
                     if s in bins[int(b)]:
                         centre[i, j], scale[i, j] = bins[int(b)][s]
-            out[key] = _PhaseEnvelope(order, centre, scale)
+            out[key] = _PhaseEnvelope(order, centre, scale, limit[key])
         return cls(out, z_limit, bin_width_cv)
 
     def z(
@@ -242,8 +250,12 @@ class LiveDrift:
             return DriftLines([])
         values = np.column_stack([r.signals[s] for s in SIGNALS])
         z = np.full(values.shape, np.nan)
+        limit = np.full(len(r), env.z_limit)  # each recipe's own, where it set one
         for a, b in r.runs("unit_id", "recipe", "phase"):
             zz = env.z(r.recipe[a], r.unit_id[a], r.phase[a], phase_cv[a:b], values[a:b])
+            phase_env = env.by_key.get((r.recipe[a], r.unit_id[a], r.phase[a]))
+            if phase_env is not None:
+                limit[a:b] = phase_env.z_limit
             if zz is not None:
                 # holds (flow below the dead band) are not in the envelope: not judged
                 zz[r.signals["flow_lpm"][a:b] <= self._deadband[r.unit_id[a]]] = np.nan
@@ -251,7 +263,7 @@ class LiveDrift:
         # a bin has a limit for every signal or for none (the envelope counts batches per
         # bin); line protocol has no null, so points go out only where all five are judged
         has = np.isfinite(z).all(axis=1)
-        out = np.abs(np.nan_to_num(z)) > env.z_limit
+        out = np.abs(np.nan_to_num(z)) > limit[:, None]
         alarm = np.zeros(len(r), dtype=bool)
         for a, b in r.runs("unit_id"):
             unit = r.unit_id[a]

@@ -46,7 +46,7 @@ from chrom_platform.lib.analytics.envelope import (
     cross_unit_drift,
     envelope_rows,
 )
-from chrom_platform.lib.analytics.reads import batch_readings, recipe_phases
+from chrom_platform.lib.analytics.reads import batch_readings, envelope_params, recipe_phases
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.io.warehouse import Warehouse
@@ -153,6 +153,11 @@ def run(
     `pin` / `exclude`: batches engineers pin into or exclude from the golden envelope for
     this run, beside those recipe master data names (a changed say re-judges the history)."""
     params = params or EnvelopeParams()
+    by_recipe = envelope_params(wh, params)
+
+    def params_of(recipe: str) -> EnvelopeParams:
+        return by_recipe.get(recipe, params)
+
     decisions = decisions_of(wh, pin, exclude)
     drift_full = full or decisions != _previous_decisions(wh)
     res = AnalyticsResult()
@@ -180,7 +185,7 @@ def run(
         analyses,
         phases,
         batch_alarms,
-        params,
+        params_of,
         full=drift_full,
         decisions=decisions,
         units=units,
@@ -196,7 +201,7 @@ def run(
     write_gold(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
     write_gold(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
     write_gold(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
-    res.monitoring = _monitoring_state(batches, drift, phases, params, decisions)
+    res.monitoring = _monitoring_state(batches, drift, phases, params_of, decisions)
     write_gold(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
     res.seconds["total"] = time.perf_counter() - t0
     return res
@@ -330,7 +335,7 @@ def _envelope_and_drift(
     analyses: dict[str, BatchAnalysis],
     phases: dict[str, dict[str, PhaseInfo]],
     batch_alarms: dict[str, list[Alarm]],
-    params: EnvelopeParams,
+    params_of: Callable[[str], EnvelopeParams],
     *,
     full: bool,
     decisions: Mapping[str, str] | None = None,
@@ -372,15 +377,16 @@ def _envelope_and_drift(
         return causal_drift(
             g,
             others,
-            params,
+            params_of(g.recipe),
             start_at=start,
             released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
             decisions=say,
         )
 
     order = {b["batch_id"]: n for n, b in enumerate(batches)}
-    hists, cross = walk_units(groups, walk, order, units or {}, params, decisions or {})
+    hists, cross = walk_units(groups, walk, order, units or {}, params_of, decisions or {})
     for g in groups:
+        params = params_of(g.recipe)
         start = starts[(g.unit_id, g.recipe)]
         for kept in g.batch_ids[:start]:
             out.reference_size[kept] = int(prev[kept]["reference_batches"])
@@ -415,7 +421,7 @@ def walk_units(
     walk: Callable[[BinnedBatches, Mapping[str, str] | None], DriftHistory],
     order: Mapping[str, int],
     units: Mapping[str, UnitInfo],
-    params: EnvelopeParams,
+    params_of: Callable[[str], EnvelopeParams],
     decisions: Mapping[str, str],
 ) -> tuple[dict[tuple[str, str], DriftHistory], dict[str, tuple[list[SignalDrift], int]]]:
     """Each unit's own walk (`walk`: causal_drift over its batches, with engineers' say),
@@ -424,7 +430,7 @@ def walk_units(
     may fall below min_batches and is judged across units then, and so on until nothing
     more drifts (each round only adds to what drifted)."""
     hists = {(g.unit_id, g.recipe): walk(g, decisions) for g in groups}
-    cross, drifting = _cross_unit(groups, hists, order, units, params, decisions)
+    cross, drifting = _cross_unit(groups, hists, order, units, params_of, decisions)
     walked: set[str] = set()
     while drifting - walked:
         walked = set(drifting)
@@ -433,7 +439,7 @@ def walk_units(
                 hists[(g.unit_id, g.recipe)] = walk(
                     g, {**decisions, **dict.fromkeys(drifting, "exclude")}
                 )
-        cross, more = _cross_unit(groups, hists, order, units, params, decisions)
+        cross, more = _cross_unit(groups, hists, order, units, params_of, decisions)
         drifting |= more
     return hists, cross
 
@@ -443,7 +449,7 @@ def _cross_unit(
     hists: Mapping[tuple[str, str], DriftHistory],
     order: Mapping[str, int],
     units: Mapping[str, UnitInfo],
-    params: EnvelopeParams,
+    params_of: Callable[[str], EnvelopeParams],
     decisions: Mapping[str, str],
 ) -> tuple[dict[str, tuple[list[SignalDrift], int]], set[str]]:
     """Batches judged this run whose unit has no envelope of its own yet, judged against
@@ -463,7 +469,8 @@ def _cross_unit(
             by_recipe[g.recipe].append(g)
     cross: dict[str, tuple[list[SignalDrift], int]] = {}
     drifting: set[str] = set()
-    for gs in by_recipe.values():
+    for recipe, gs in by_recipe.items():
+        params = params_of(recipe)
         walk = sorted(
             ((order.get(b, 0), g, i) for g in gs for i, b in enumerate(g.batch_ids)),
             key=lambda x: x[0],
@@ -525,7 +532,7 @@ def _monitoring_state(
     batches: list[dict[str, Any]],
     drift: _DriftStage,
     phases: dict[str, dict[str, PhaseInfo]],
-    params: EnvelopeParams,
+    params_of: Callable[[str], EnvelopeParams],
     decisions: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """Per unit and recipe: what its newest batch was judged against, and how much of the
@@ -535,6 +542,7 @@ def _monitoring_state(
         groups[(b["unit_id"], b["recipe"])].append(b["batch_id"])
     rows = []
     for (unit_id, recipe), ids in sorted(groups.items()):
+        params = params_of(recipe)
         latest = ids[-1]
         n = drift.reference_size.get(latest, 0)
         released = sum(1 for b in ids if b in drift.released)
@@ -809,6 +817,7 @@ ENVELOPE_SCHEMA = pa.schema(
         ("scale", _F),
         ("lower", _F),
         ("upper", _F),
+        ("z_limit", _F),
     ]
 )
 DRIFT_SCHEMA = pa.schema(

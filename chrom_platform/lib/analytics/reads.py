@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo, UnitInfo
+from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.scans import record_deadbands
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.io.warehouse import Warehouse
@@ -107,3 +109,25 @@ def batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadin
             deadbands=deadbands.get(bid[a], {}),
         )
     return out
+
+
+def envelope_params(wh: Warehouse, base: EnvelopeParams) -> dict[str, EnvelopeParams]:
+    """Recipe -> how its envelope judges: `base` (the platform's defaults) with what recipe
+    master data sets (silver_recipes.envelope_*)."""
+
+    def given(v: object, whole: bool, default: float) -> float:
+        return default if v is None else (int(float(str(v))) if whole else float(str(v)))
+
+    return {
+        str(r["recipe"]): replace(
+            base,
+            min_batches=int(given(r["envelope_min_batches"], True, base.min_batches)),
+            window=int(given(r["envelope_window"], True, base.window)),
+            z_limit=given(r["envelope_z_limit"], False, base.z_limit),
+            persistence=int(given(r["envelope_persistence"], True, base.persistence)),
+        )
+        for r in wh.query(
+            "select recipe, envelope_min_batches, envelope_window, envelope_z_limit, "
+            "envelope_persistence from silver.silver_recipes"
+        )
+    }

@@ -161,6 +161,9 @@ class Recipe:
     #: (excluded), whatever the platform's own verdict
     envelope_pin: tuple[str, ...] = ()
     envelope_exclude: tuple[str, ...] = ()
+    #: how the recipe's envelope judges (ENVELOPE_SETTINGS given in master data; the rest
+    #: are the platform's defaults)
+    envelope_settings: Mapping[str, float] = field(default_factory=dict)
     #: the load breakthrough rule: alarm when the outlet UV stays above the load's baseline
     #: by this share of the feed's product UV, or this many times the baseline's own noise,
     #: whichever is more (None: the platform's defaults, lib/analytics)
@@ -237,11 +240,18 @@ class MasterData:
                     **(
                         {
                             "envelope": {
-                                "pin": list(r.envelope_pin),
-                                "exclude": list(r.envelope_exclude),
+                                **(
+                                    {
+                                        "pin": list(r.envelope_pin),
+                                        "exclude": list(r.envelope_exclude),
+                                    }
+                                    if r.envelope_pin or r.envelope_exclude
+                                    else {}
+                                ),
+                                **dict(r.envelope_settings),
                             }
                         }
-                        if r.envelope_pin or r.envelope_exclude
+                        if r.envelope_pin or r.envelope_exclude or r.envelope_settings
                         else {}
                     ),
                     "phases": [
@@ -550,12 +560,36 @@ def _breakthrough_rule(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str,
     return out
 
 
+#: a recipe's envelope monitoring settings (`envelope:` in recipes.yaml): name -> (whole
+#: number?, low, high). Absent ones take the platform's defaults (analytics EnvelopeParams).
+ENVELOPE_SETTINGS: dict[str, tuple[bool, float, float]] = {
+    "min_batches": (True, 3, 1000),  # released batches before an envelope judges
+    "window": (True, 3, 10_000),  # the newest released batches it is built from
+    "z_limit": (False, 2, 50),  # |z| beyond which a bin is outside
+    "persistence": (True, 1, 100),  # bins in a row outside before a drift alarm
+}
+
+
 def _envelope_decisions(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """A recipe's optional `envelope: {pin: [batch ids], exclude: [batch ids]}`."""
-    env = _optional_section(rd, r, "envelope", key, {"pin", "exclude"})
+    """A recipe's optional `envelope: {pin: [batch ids], exclude: [batch ids], min_batches,
+    window, z_limit, persistence}`: engineers' say on which batches, and how it judges."""
+    env = _optional_section(rd, r, "envelope", key, {"pin", "exclude", *ENVELOPE_SETTINGS})
     if env is None:
         return {}
-    out: dict[str, tuple[str, ...]] = {}
+    settings: dict[str, float] = {}
+    for name, (whole, low, high) in ENVELOPE_SETTINGS.items():
+        if env.get(name) is None:
+            continue
+        v = rd.number(env, name, f"{key}.envelope", ge=low, le=high)
+        if whole and v != int(v):
+            raise rd.fail(f"{key}.envelope.{name}", f"expected a whole number, got {v:g}")
+        settings[name] = int(v) if whole else v
+    if settings.get("window", 1e9) < settings.get("min_batches", 0):
+        raise rd.fail(
+            f"{key}.envelope.window",
+            f"window {settings['window']} is below min_batches {settings['min_batches']}",
+        )
+    out: dict[str, Any] = {"envelope_settings": settings}
     for name in ("pin", "exclude"):
         ids = env.get(name, []) or []
         if not isinstance(ids, list) or not all(isinstance(b, str) and identity_ok(b) for b in ids):

@@ -32,6 +32,11 @@ recipes as (
         -- engineers' say on the golden envelope: batch ids as a JSON array (null: none)
         {{ chrom.json_serialized('r.value', 'envelope.pin') }} as envelope_pin,
         {{ chrom.json_serialized('r.value', 'envelope.exclude') }} as envelope_exclude,
+        -- how the recipe's envelope judges (null: the platform's defaults)
+        {{ chrom.json_number('r.value', 'envelope.min_batches') }} as envelope_min_batches,
+        {{ chrom.json_number('r.value', 'envelope.window') }} as envelope_window,
+        {{ chrom.json_number('r.value', 'envelope.z_limit') }} as envelope_z_limit,
+        {{ chrom.json_number('r.value', 'envelope.persistence') }} as envelope_persistence,
         -- the load breakthrough rule (null: the platform's defaults)
         {{ chrom.json_number('r.value', 'breakthrough.percent_of_feed') }}
             as breakthrough_percent_of_feed,
