@@ -311,7 +311,7 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
             "from gold.gold_batch_verdict as v inner join gold.gold_batch_results as r "
             "on v.batch_id = r.batch_id group by 1 order by 1"
         ).fetchall()
-    # both units run one recipe: before either has 8 released batches of its own, their
+    # both units run one recipe: before either has enough released batches of its own, their
     # batches are judged against the recipe's on both (made unit-free), not left unjudged;
     # per unit: no envelope, then the recipe's across units, then its own
     rank = {"none": 0, "cross_unit": 1, "own": 2}
@@ -323,20 +323,21 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
     assert {"pH gradient elution", "High-salt wash", "Re-buffer"} <= set(set_aside)
     assert "ramp or gradient" in set_aside["pH gradient elution"]
     assert verdicts.get("pass", 0) >= 12, verdicts  # good batches are released
-    # every unit says what it is watched with: its own envelope once 8 batches are released,
-    # before that the recipe's across units or its specifications alone (every phase's
-    # buffer has ranges in master data)
+    # every unit says what it is watched with: its own envelope once min_batches batches are
+    # released, before that the recipe's across units or its specifications alone (every
+    # phase's buffer has ranges in master data)
+    need = EnvelopeParams().min_batches
     assert [row[0] for row in states] == ["CLIN-A", "CLIN-B"]
     for _unit, state, released, n, spec_phases, phases, detail in states:
         assert spec_phases == phases == 9
-        if released > 8:
+        if released > need:
             assert state == "own_envelope", detail
-            assert n >= 8
+            assert n >= need
         elif state == "cross_unit":
             assert detail.startswith("the recipe's envelope across units"), detail
         else:
             assert state == "specs_only", detail
-            assert detail.startswith(f"specs only: {released} of 8 released")
+            assert detail.startswith(f"specs only: {released} of {need} released")
     shown = capsys.readouterr()
     printed = shown.out
     assert "recall, all fault kinds" in printed
@@ -581,15 +582,14 @@ def test_the_readme_shows_the_screenshots_the_browser_test_takes() -> None:
 
 def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -> None:
     """A recipe's `envelope: {min_batches, z_limit}` (silver_recipes, from master data) is
-    what its envelope judges by: the unit's own envelope from its 5th released batch instead
-    of the 8th, the limits at the recipe's z (also the live drift's: the exported rows carry
+    what its envelope judges by: the unit's own envelope from its 7th released batch instead
+    of the platform's 5th, the limits at the recipe's z (also the live drift's: the exported rows carry
     it), the monitoring state saying so; the other recipes keep the platform's defaults."""
     import shutil
 
     import duckdb
 
     from chrom_platform.lib.analytics import pipeline
-    from chrom_platform.lib.analytics.envelope import EnvelopeParams
     from chrom_platform.lib.io.warehouse import WarehouseConfig
 
     h, _, _ = built
@@ -603,7 +603,7 @@ def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -
         ]
         recipe = sorted(ran)[0]
         c.execute(
-            "update silver.silver_recipes set envelope_min_batches = 5, envelope_z_limit = 4.5 "
+            "update silver.silver_recipes set envelope_min_batches = 7, envelope_z_limit = 4.5 "
             "where recipe = ?",
             [recipe],
         )
@@ -619,8 +619,8 @@ def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -
             "where recipe = ? and envelope = 'own'",
             [recipe],
         ).fetchone()[0]
-    assert {m for r, m in state if r == recipe} == {5}
+    assert {m for r, m in state if r == recipe} == {7}
     assert {m for r, m in state if r != recipe} <= {default.min_batches}
     assert limits[recipe] == 4.5
     assert all(z == default.z_limit for r, z in limits.items() if r != recipe)
-    assert first_own == 5
+    assert first_own == 7

@@ -55,7 +55,7 @@ QUANTILES = (0.05, 0.5, 0.95)
 
 @dataclass(frozen=True)
 class EnvelopeParams:
-    min_batches: int = 8
+    min_batches: int = 5
     window: int = 40
     z_limit: float = 6.0
     persistence: int = 2
