@@ -130,3 +130,35 @@ def test_python_bins_are_the_warehouse_bins(built) -> None:
         assert r["batch_cv"] == pytest.approx(py.batch_cv[i], abs=1e-9)
         for j, s in enumerate(SIGNALS):
             assert r[s] == pytest.approx(py.values[i, j], rel=1e-9, abs=1e-9)
+
+
+def test_a_recipe_sets_how_its_multivariate_model_judges_in_master_data(built, tmp_path) -> None:
+    """A recipe's `multivariate: {min_batches, mature_batches}` (silver_recipes, from master
+    data): a model from 6 eligible batches instead of 12, and mature at 10 reference batches
+    instead of 20, so the faulty batches' alarms fail them instead of warning."""
+    import shutil
+
+    import duckdb
+
+    from chrom_platform.lib.analytics import mspc_run
+    from chrom_platform.lib.io.warehouse import WarehouseConfig
+
+    h, _, _ = built
+    faulty = {s.plan.batch_id for s in h.sims if s.plan.fault}
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(h.duckdb_path, copy)
+    with duckdb.connect(str(copy)) as c:
+        c.execute(
+            "update silver.silver_recipes set multivariate_min_batches = 6, "
+            "multivariate_mature_batches = 10"
+        )
+    with WarehouseConfig("local", str(copy), str(h.lake)).connect(read_only=False) as wh:
+        mspc_run.run(wh, full=True)
+    with duckdb.connect(str(copy), read_only=True) as c:
+        verdicts = {r["batch_id"]: r for r in table(c, "select * from gold.gold_mspc_verdict")}
+    judged = [v for v in verdicts.values() if v["verdict"] != "no_model"]
+    assert len(judged) >= 2 * (CLEAN_BATCHES + 1 - 6)
+    assert min(v["reference_batches"] for v in judged) == 6
+    for bid in faulty:
+        assert verdicts[bid]["verdict"] == "alarm", verdicts[bid]
+        assert verdicts[bid]["severity"] == "ERROR", verdicts[bid]

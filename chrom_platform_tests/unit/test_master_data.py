@@ -36,6 +36,7 @@ def test_a_recipes_own_rules_land_and_parse_back(md):
     rc["recipes"][0]["envelope"] = {"pin": ["SKID-01-B00003"], "exclude": ["SKID-01-B00004"]}
     rc["recipes"][0]["envelope"].update(min_batches=5, window=30, z_limit=4.5, persistence=3)
     rc["recipes"][1]["envelope"] = {"min_batches": 6}  # a setting without any say
+    rc["recipes"][1]["multivariate"] = {"min_batches": 8, "batch_false_alarm": 0.005}
     rc["recipes"][0]["phases"][3]["gradient_cv"] = 1.5
     eq = yaml.safe_load(Path(EQUIPMENT).read_text())
     own = parse_master_data(eq, rc, equipment_source="eq", recipes_source="rc")
@@ -46,6 +47,7 @@ def test_a_recipes_own_rules_land_and_parse_back(md):
     assert r.envelope_settings == {"min_batches": 5, "window": 30, "z_limit": 4.5, "persistence": 3}
     other = own.recipes[rc["recipes"][1]["recipe"]]
     assert (other.envelope_settings, other.envelope_pin) == ({"min_batches": 6}, ())
+    assert other.multivariate_settings == {"min_batches": 8, "batch_false_alarm": 0.005}
     again = parse_master_data(
         own.equipment_record(), own.recipes_record(), equipment_source="e", recipes_source="r"
     )
@@ -198,6 +200,20 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             lambda r: r["recipes"][0].update(envelope={"min_batches": 10, "window": 8}),
             "recipes[0].envelope.window",
             "window 8 is below min_batches 10",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(
+                multivariate={"min_batches": 20, "mature_batches": 10}
+            ),
+            "recipes[0].multivariate.mature_batches",
+            "mature_batches 10 is below min_batches 20",
+        ),
+        (
+            "rc",
+            lambda r: r["recipes"][0].update(multivariate={"batch_false_alarm": 0.5}),
+            "recipes[0].multivariate.batch_false_alarm",
+            "must be <= 0.2",
         ),
         (
             "rc",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,20 +95,53 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
         prev = {r["batch_id"]: r for r in wh.query("select * from gold.gold_mspc_verdict")}
     verdict_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
+    by_recipe = recipe_params(wh, params)
     for g in binned_groups(wh, batches, recipe_phases(wh)):
         rows, bins = judge_group(
-            g, params, res, status=status, released=released, pinned=pinned, prev=prev
+            g,
+            by_recipe.get(g.recipe, params),
+            res,
+            status=status,
+            released=released,
+            pinned=pinned,
+            prev=prev,
         )
         verdict_rows += rows
         score_rows += bins
-    replace = None if full else "batch_id"
-    write_gold(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, replace)
-    write_gold(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, replace)
+    by_batch = None if full else "batch_id"
+    write_gold(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, by_batch)
+    write_gold(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, by_batch)
     models = list(res.current.values())
     write_gold(wh, "gold_mspc_models", [_model_row(m) for m in models], MODEL_SCHEMA)
     write_gold(wh, "gold_mspc_limits", [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def recipe_params(wh: Warehouse, base: MspcRunParams) -> dict[str, MspcRunParams]:
+    """Recipe -> how its multivariate model judges: `base` (the platform's defaults) with
+    what recipe master data sets (silver_recipes.multivariate_*)."""
+    out = {}
+    for r in wh.query("select * from silver.silver_recipes"):
+
+        def given(name: str, default: float, r: dict[str, Any] = r) -> float:
+            v = r.get(f"multivariate_{name}")
+            return default if v is None else float(v)
+
+        m = base.model
+        out[str(r["recipe"])] = replace(
+            base,
+            model=replace(
+                m,
+                min_batches=int(given("min_batches", m.min_batches)),
+                mature_batches=int(given("mature_batches", m.mature_batches)),
+                batch_false_alarm=given("batch_false_alarm", m.batch_false_alarm),
+                persistence=int(given("persistence", m.persistence)),
+            ),
+            window=int(given("window", base.window)),
+            refit_every=int(given("refit_every", base.refit_every)),
+        )
+    return out
 
 
 def judge_group(

@@ -164,6 +164,9 @@ class Recipe:
     #: how the recipe's envelope judges (ENVELOPE_SETTINGS given in master data; the rest
     #: are the platform's defaults)
     envelope_settings: Mapping[str, float] = field(default_factory=dict)
+    #: how the recipe's multivariate model judges (MULTIVARIATE_SETTINGS given in master
+    #: data; the rest are the platform's defaults)
+    multivariate_settings: Mapping[str, float] = field(default_factory=dict)
     #: the load breakthrough rule: alarm when the outlet UV stays above the load's baseline
     #: by this share of the feed's product UV, or this many times the baseline's own noise,
     #: whichever is more (None: the platform's defaults, lib/analytics)
@@ -252,6 +255,11 @@ class MasterData:
                             }
                         }
                         if r.envelope_pin or r.envelope_exclude or r.envelope_settings
+                        else {}
+                    ),
+                    **(
+                        {"multivariate": dict(r.multivariate_settings)}
+                        if r.multivariate_settings
                         else {}
                     ),
                     "phases": [
@@ -523,6 +531,7 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
                 else None
             ),
             **_envelope_decisions(rd, r, key),
+            **_multivariate(rd, r, key),
             **_breakthrough_rule(rd, r, key),
         )
     return recipes
@@ -570,25 +579,56 @@ ENVELOPE_SETTINGS: dict[str, tuple[bool, float, float]] = {
 }
 
 
+#: a recipe's multivariate model settings (`multivariate:`), as ENVELOPE_SETTINGS
+MULTIVARIATE_SETTINGS: dict[str, tuple[bool, float, float]] = {
+    "min_batches": (True, 3, 1000),  # eligible batches before a model exists
+    "mature_batches": (True, 3, 10_000),  # reference batches before its alarms fail a batch
+    "batch_false_alarm": (False, 0.0001, 0.2),  # the share of good batches it may alarm on
+    "persistence": (True, 1, 100),  # bins in a row beyond the limits before an alarm
+    "window": (True, 3, 10_000),  # the newest eligible batches it is fitted on
+    "refit_every": (True, 1, 1000),  # new eligible batches before it is refitted
+}
+
+
+def _settings(
+    rd: _Reader, doc: Mapping[str, Any], key: str, spec: dict[str, tuple[bool, float, float]]
+) -> dict[str, float]:
+    """The settings of `spec` a section gives, each checked (a whole number where it must
+    be, within its range), and a window no smaller than the minimum it is built from."""
+    out: dict[str, float] = {}
+    for name, (whole, low, high) in spec.items():
+        if doc.get(name) is None:
+            continue
+        v = rd.number(doc, name, key, ge=low, le=high)
+        if whole and v != int(v):
+            raise rd.fail(f"{key}.{name}", f"expected a whole number, got {v:g}")
+        out[name] = int(v) if whole else v
+    for above in ("window", "mature_batches"):
+        if out.get(above, 1e9) < out.get("min_batches", 0):
+            raise rd.fail(
+                f"{key}.{above}", f"{above} {out[above]} is below min_batches {out['min_batches']}"
+            )
+    return out
+
+
+def _multivariate(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A recipe's optional `multivariate: {min_batches, mature_batches, batch_false_alarm,
+    persistence, window, refit_every}`: how its multivariate model judges."""
+    mv = _optional_section(rd, r, "multivariate", key, set(MULTIVARIATE_SETTINGS))
+    if mv is None:
+        return {}
+    return {
+        "multivariate_settings": _settings(rd, mv, f"{key}.multivariate", MULTIVARIATE_SETTINGS)
+    }
+
+
 def _envelope_decisions(rd: _Reader, r: Mapping[str, Any], key: str) -> dict[str, Any]:
     """A recipe's optional `envelope: {pin: [batch ids], exclude: [batch ids], min_batches,
     window, z_limit, persistence}`: engineers' say on which batches, and how it judges."""
     env = _optional_section(rd, r, "envelope", key, {"pin", "exclude", *ENVELOPE_SETTINGS})
     if env is None:
         return {}
-    settings: dict[str, float] = {}
-    for name, (whole, low, high) in ENVELOPE_SETTINGS.items():
-        if env.get(name) is None:
-            continue
-        v = rd.number(env, name, f"{key}.envelope", ge=low, le=high)
-        if whole and v != int(v):
-            raise rd.fail(f"{key}.envelope.{name}", f"expected a whole number, got {v:g}")
-        settings[name] = int(v) if whole else v
-    if settings.get("window", 1e9) < settings.get("min_batches", 0):
-        raise rd.fail(
-            f"{key}.envelope.window",
-            f"window {settings['window']} is below min_batches {settings['min_batches']}",
-        )
+    settings = _settings(rd, env, f"{key}.envelope", ENVELOPE_SETTINGS)
     out: dict[str, Any] = {"envelope_settings": settings}
     for name in ("pin", "exclude"):
         ids = env.get(name, []) or []

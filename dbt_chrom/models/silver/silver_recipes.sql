@@ -37,6 +37,15 @@ recipes as (
         {{ chrom.json_number('r.value', 'envelope.window') }} as envelope_window,
         {{ chrom.json_number('r.value', 'envelope.z_limit') }} as envelope_z_limit,
         {{ chrom.json_number('r.value', 'envelope.persistence') }} as envelope_persistence,
+        -- how the recipe's multivariate model judges (null: the platform's defaults)
+        {{ chrom.json_number('r.value', 'multivariate.min_batches') }} as multivariate_min_batches,
+        {{ chrom.json_number('r.value', 'multivariate.mature_batches') }}
+            as multivariate_mature_batches,
+        {{ chrom.json_number('r.value', 'multivariate.batch_false_alarm') }}
+            as multivariate_batch_false_alarm,
+        {{ chrom.json_number('r.value', 'multivariate.persistence') }} as multivariate_persistence,
+        {{ chrom.json_number('r.value', 'multivariate.window') }} as multivariate_window,
+        {{ chrom.json_number('r.value', 'multivariate.refit_every') }} as multivariate_refit_every,
         -- the load breakthrough rule (null: the platform's defaults)
         {{ chrom.json_number('r.value', 'breakthrough.percent_of_feed') }}
             as breakthrough_percent_of_feed,
