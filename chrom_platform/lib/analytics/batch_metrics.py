@@ -326,11 +326,11 @@ def batch_flatlines(
     r: BatchReadings, phases: dict[str, PhaseInfo], uv_max_mau: float
 ) -> tuple[list[Finding], dict[str, tuple[float, tuple[str, ...]]]]:
     """The batch's flatlines (scans.flatlines), and the signals whose compressed record
-    hides their noise (scans.flatline_judgeable; -> deadband, the phases judged): on those, a flatline is judged
-    only inside a gradient that master data says moves the signal past the deadband, after
-    the outlet follows it (SETTLE_CV), where a run must span FLATLINE_FACTOR times the CV the
-    gradient takes to cross the deadband.
-    The verdict and the flatlined_signals check both judge by this."""
+    hides their noise (scans.flatline_judgeable) -> (deadband, the phases still judged).
+    On those a flatline is judged only inside a gradient that master data says moves the
+    signal past the deadband, once the outlet follows it (SETTLE_CV), where a run must span
+    FLATLINE_FACTOR times the CV the gradient takes to cross the deadband. The verdict and
+    the flatlined_signals check both judge by this."""
     found: list[Finding] = []
     compressed: dict[str, tuple[float, tuple[str, ...]]] = {}
     for s in SIGNALS:
