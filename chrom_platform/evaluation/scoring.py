@@ -317,6 +317,16 @@ def score(
 
     # -- column performance and yield against the truth of every batch --------------------
     truth_by = {t["batch_id"]: t for t in truth}
+    _column_errors(s, truth_by, performance)
+    _step_yield_errors(s, truth_by, results)
+    return s
+
+
+def _column_errors(
+    s: Score, truth_by: dict[str, dict[str, Any]], performance: list[dict[str, Any]]
+) -> None:
+    """HETP and asymmetry against the truth's column response, per batch (and on the
+    packing-degradation batches apart)."""
     hetp_err, as_err, hetp_pack, as_pack = [], [], [], []
     seen = set()
     for p in performance:
@@ -340,6 +350,12 @@ def score(
     if hetp_pack:
         s.hetp_error_packing_max = float(np.max(hetp_pack))
         s.asymmetry_error_packing_max = float(np.nanmax(as_pack))
+
+
+def _step_yield_errors(
+    s: Score, truth_by: dict[str, dict[str, Any]], results: list[dict[str, Any]]
+) -> None:
+    """Gold's step yield against the truth's, and the platform's and the lab's parts."""
     # step yield: batches whose pool the truth and gold both found, and whose readings were
     # not disturbed in a way that makes gold rightly differ from the undisturbed truth
     disturbing = {"sensor_dropout", "sensor_flatline", "pump_fault"}
@@ -367,7 +383,6 @@ def score(
         s.step_yield_error_pp_max = float(np.max(ye))
         s.step_yield_error_pp_p95 = float(np.percentile(ye, 95))
         s.step_yield_batches = len(ye)
-    return s
 
 
 def user_view(

@@ -729,6 +729,48 @@ def read_events(
     return phases
 
 
+def _phase_runs(
+    ts: np.ndarray,
+    spans: list[tuple[str, int, int, int]],
+    on_grid: bool,
+    unit_id: str,
+    batch: str,
+    events: FileSpec,
+    problems: Problems,
+) -> list[tuple[str, int, int, int]]:
+    """Each phase of the events file (name, start, end, line) as its first and last scan in
+    `ts`. On a resampled (whole-second) grid a phase takes the second it starts in, unless
+    the phase before ended within that same second: that second stays with it. A phase
+    without scans, or starting before the one before it ends, is a problem."""
+    runs: list[tuple[str, int, int, int]] = []
+    last_end = 0  # the end stamp of the phase before, as the file gives it
+    path = events.path
+    for phase, start, end, line in spans:
+        a = int(np.searchsorted(ts, start - start % NS if on_grid else start))
+        if on_grid and runs and start > last_end:
+            a = max(a, runs[-1][2] + 1)
+        b = int(np.searchsorted(ts, end, "right")) - 1
+        if b < a:
+            problems.add(
+                path,
+                line,
+                f"{events.col('start')}/{events.col('end')}",
+                f"no scans of {unit_id} in phase {phase} of {batch}",
+            )
+            continue
+        if runs and a <= runs[-1][2]:
+            problems.add(
+                path,
+                line,
+                events.col("start"),
+                f"phase {phase} starts before the previous phase of {batch} ends",
+            )
+            continue
+        runs.append((phase, a, b, line))
+        last_end = end
+    return runs
+
+
 def split_long(
     scans: dict[str, UnitScans],
     events: FileSpec,
@@ -782,33 +824,7 @@ def split_long(
             has = np.all([np.isfinite(x) for x in sampled.values()], axis=0)
             note_gaps(notes, path, batch, at, has, m)
             ts, signals = at[has], {s: x[has] for s, x in sampled.items()}
-        runs: list[tuple[str, int, int, int]] = []
-        last_end = 0  # the end stamp of the phase before, as the file gives it
-        for phase, start, end, line in spans:
-            a = int(np.searchsorted(ts, start - start % NS if d.series is not None else start))
-            if d.series is not None and runs and start > last_end:
-                # on the whole-second grid a phase takes the second it starts in, unless the
-                # phase before ended within that same second: that second stays with it
-                a = max(a, runs[-1][2] + 1)
-            b = int(np.searchsorted(ts, end, "right")) - 1
-            if b < a:
-                problems.add(
-                    path,
-                    line,
-                    f"{events.col('start')}/{events.col('end')}",
-                    f"no scans of {unit_id} in phase {phase} of {batch}",
-                )
-                continue
-            if runs and a <= runs[-1][2]:
-                problems.add(
-                    path,
-                    line,
-                    events.col("start"),
-                    f"phase {phase} starts before the previous phase of {batch} ends",
-                )
-                continue
-            runs.append((phase, a, b, line))
-            last_end = end
+        runs = _phase_runs(ts, spans, d.series is not None, unit_id, batch, events, problems)
         if not runs:
             continue
         # scans between one phase's end and the next one's start, when the gap is short
