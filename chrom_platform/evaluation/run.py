@@ -263,15 +263,27 @@ def _fmt(x: Any, pct: bool = False) -> str:
 
 def render_table(result: dict[str, Any]) -> str:
     s = result["score"]
-    ok = s["passed"]
-    mark = {True: "ok", False: "MISSED"}
     lines = [
         f"process {result.get('process', '?')}, "
         f"seed {result['seed']}: {s['batches']} batches ({s['warm_up_batches']} warm-up), "
         f"{s['scored_faulty']} faulty and {s['scored_fault_free']} fault-free scored",
         "",
         f"{'fault kind':<22}{'batches':>8}{'detected':>10}{'recall':>9}{'median delay CV':>17}",
+        *_kind_lines(s),
+        *_measure_lines(result),
+        *_product_lines(result),
     ]
+    if result.get("realism") == "plant":
+        lines.insert(1, f"from a plant's files ({result['shape']}) through chrom import")
+    return "\n".join(lines)
+
+
+_MARK = {True: "ok", False: "MISSED"}
+
+
+def _kind_lines(s: dict[str, Any]) -> list[str]:
+    """Per fault kind: batches, detected, recall, median delay; and what was not judgeable."""
+    lines: list[str] = []
     for kind, k in s["per_kind"].items():
         lines.append(
             f"{kind:<22}{k['batches']:>8}{k['detected']:>10}{_fmt(k['recall'], True):>9}"
@@ -284,6 +296,15 @@ def render_table(result: dict[str, Any]) -> str:
                 f"{n['batch_id']} {n['kind']} {','.join(n['signals'])}" for n in s["not_judgeable"]
             )
         )
+    return lines
+
+
+def _measure_lines(result: dict[str, Any]) -> list[str]:
+    """The scored measures against their targets, cold start, envelopes, checks."""
+    s = result["score"]
+    ok = s["passed"]
+    mark = _MARK
+    lines: list[str] = []
     lines += [
         "",
         f"{'measure':<34}{'value':>10}{'target':>10}  ",
@@ -336,6 +357,13 @@ def render_table(result: dict[str, Any]) -> str:
             or "none"
         ),
     ]
+    return lines
+
+
+def _product_lines(result: dict[str, Any]) -> list[str]:
+    """Every batch as the user sees it, against the product's targets."""
+    mark = _MARK
+    lines: list[str] = []
     p = result["product"]
     load, clean_load = p["alarm_load"]["all_batches"], p["alarm_load"]["fault_free_batches"]
     pt = PRODUCT_TARGETS
@@ -367,6 +395,4 @@ def render_table(result: dict[str, Any]) -> str:
             or "none"
         ),
     ]
-    if result.get("realism") == "plant":
-        lines.insert(1, f"from a plant's files ({result['shape']}) through chrom import")
-    return "\n".join(lines)
+    return lines
