@@ -18,7 +18,7 @@ import pytest
 from chrom_platform.lib.core import cv
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import MasterData, load_master_data
-from chrom_platform.lib.io.importing.build import Hold, _pump_moves, find_hold
+from chrom_platform.lib.io.importing.build import _pump_moves, find_hold
 from chrom_platform.lib.io.importing.readers import BatchData
 from chrom_platform.lib.io.importing.sampling import Notes
 from chrom_platform_tests.import_helpers import chrom_import
@@ -226,27 +226,26 @@ def test_phases_that_change_within_one_second_of_a_compressed_export(
 def test_the_next_phases_flow_under_the_previous_label_moves_to_it(md: MasterData) -> None:
     """Labels changed at the operator's command: the pump is already at the next phase's set
     point (the recipe's bands apart) for 20 s under the previous label; those scans are the
-    next phase's, and its hold stays on the same scans. A flow that leaves its band for
-    something else, or for longer than `label_lag_max_s`, stays where it is labelled."""
+    next phase's (a hold is placed by the batch's scan index, so it stays put: the landed
+    holds ending their phases are checked above). A flow that leaves its band for something
+    else, or for longer than `label_lag_max_s`, stays where it is labelled."""
     recipe, unit = md.recipes["MAB1-PROA-V3"], md.units["SKID-01"]
     wash, elution = (unit.flow_lpm(v) for v in (300.0, 150.0))
     m: Any = SimpleNamespace(label_lag_max_s=120.0)  # the one mapping setting it reads
     labelled = [("Wash 2", 0, 199, 2), ("Elution", 200, 399, 3)]
-    hold = Hold(150, 199, 0)  # Elution's last 50 scans, counted from its first
 
-    def moved(tail: np.ndarray) -> tuple[list[Any], list[Hold | None], dict[str, Any]]:
+    def moved(tail: np.ndarray) -> tuple[list[Any], dict[str, Any]]:
         flow = np.r_[np.full(200 - tail.size, wash), tail, np.full(200, elution)]
         b = BatchData("B1", "x.csv", 2, np.arange(400, dtype=np.int64) * NS, [], {"flow_lpm": flow})
         notes = Notes()
-        runs, holds = _pump_moves(b, labelled, [None, hold], recipe, unit, m, notes)
-        return runs, holds, notes.record()
+        runs = _pump_moves(b, labelled, [None, None], recipe, unit, m, notes)
+        return runs, notes.record()
 
     ramp = np.linspace(wash, elution, 5)[1:]
-    runs, holds, notes = moved(np.r_[ramp, np.full(16, elution)])
+    runs, notes = moved(np.r_[ramp, np.full(16, elution)])
     assert runs == [("Wash 2", 0, 179, 2), ("Elution", 180, 399, 3)]
-    assert holds == [None, Hold(170, 219, 0)]
     assert notes["flow_to_next_phase"]["count"] == 20
     # a weak pump (0.7x, in neither band) is not the next phase: left for the spec check
-    assert moved(np.full(20, 0.7 * wash))[:2] == (labelled, [None, hold])
+    assert moved(np.full(20, 0.7 * wash))[0] == labelled
     # longer than the label lag allowed
-    assert moved(np.full(150, elution)) == (labelled, [None, hold], {})
+    assert moved(np.full(150, elution)) == (labelled, {})

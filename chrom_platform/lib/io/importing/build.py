@@ -367,7 +367,8 @@ def _place_unlabelled(
 def _holds(
     b: BatchData, runs: list[tuple[str, int, int, int]], unit: Unit, m: Mapping, notes: Notes
 ) -> tuple[list[tuple[str, int, int, int]], list[Hold | None]]:
-    """Each phase's hold, in order; pumping after a phase's hold under its label (at most
+    """Each phase's hold, in order, by the batch's scan index (so a phase start moved later
+    leaves it where it is); pumping after a phase's hold under its label (at most
     `label_lag_max_s`) is the next phase's start, labelled at the operator's command: moved
     to it, so the hold ends its phase and the next phase's pump ramp is its own."""
     runs = list(runs)
@@ -379,6 +380,7 @@ def _holds(
             flow[a : z + 1], b.ts[a : z + 1], unit.flow_deadband_lpm, m.hold_min_s, m.hold_spike_s
         )
         if h is not None:
+            h = dataclasses.replace(h, first=a + h.first, last=a + h.last)
             notes.add(
                 "holds",
                 f"holds: flow below the unit's dead band for at least {m.hold_min_s:g} s",
@@ -391,7 +393,7 @@ def _holds(
                 h.noise_scans,
                 f"batch {b.batch_id} {name}",
             )
-            last = a + h.last
+            last = h.last
             after = (int(b.ts[z]) - int(b.ts[last + 1])) / NS + 1 if last < z else 0.0
             if last < z and k + 1 < len(runs) and after <= m.label_lag_max_s:
                 notes.add(
@@ -421,18 +423,17 @@ def _pump_moves(
     unit: Unit,
     m: Mapping,
     notes: Notes,
-) -> tuple[list[tuple[str, int, int, int]], list[Hold | None]]:
+) -> list[tuple[str, int, int, int]]:
     """Where two phases pump at set points the recipe tells apart (their flow tolerance
     bands do not overlap), the scans at the end of a phase after its flow has left its own
     band, and ending in the next phase's, are the next phase's pump under a label changed
     later at the operator's command (at most `label_lag_max_s`): moved to it, as pumping
     after a hold is. A phase that ends in a hold is left to `_holds`; a recipe without a
-    flow tolerance gives no band to tell the phases apart, and nothing is moved. A hold is
-    placed from its phase's first scan, so the next phase's hold moves with its start."""
+    flow tolerance gives no band to tell the phases apart, and nothing is moved."""
     tol = recipe.flow_tolerance
     if tol is None:
-        return runs, holds
-    runs, holds = list(runs), list(holds)
+        return runs
+    runs = list(runs)
     flow = b.signals["flow_lpm"]
     by_name = {p.name: p for p in recipe.phases}
     for k in range(len(runs) - 1):
@@ -459,11 +460,7 @@ def _pump_moves(
         )
         runs[k] = (name, a, first - 1, line)
         runs[k + 1] = (nxt[0], first, nxt[2], nxt[3])
-        if (h := holds[k + 1]) is not None:
-            holds[k + 1] = dataclasses.replace(
-                h, first=h.first + z + 1 - first, last=h.last + z + 1 - first
-            )
-    return runs, holds
+    return runs
 
 
 @dataclass
@@ -536,7 +533,7 @@ def _check_batch(
     spans: list[PhaseSpan] = []
     if ok:
         runs, holds = _holds(b, runs, unit, m, notes)
-        runs, holds = _pump_moves(b, runs, holds, recipe, unit, m, notes)
+        runs = _pump_moves(b, runs, holds, recipe, unit, m, notes)
         for (name, a, z, _line), hold in zip(runs, holds, strict=True):
             k = names.index(name)
             idx[a : z + 1] = k
@@ -549,9 +546,7 @@ def _check_batch(
                     name=name,
                     start_ns=int(b.ts[a]),
                     end_ns=int(b.ts[z]),
-                    hold=None
-                    if hold is None
-                    else (int(b.ts[a + hold.first]), int(b.ts[a + hold.last])),
+                    hold=None if hold is None else (int(b.ts[hold.first]), int(b.ts[hold.last])),
                     details={
                         **({"planned_cv": round(planned, 4)} if planned is not None else {}),
                         "velocity_cm_h": ph.velocity_cm_h,
