@@ -34,7 +34,8 @@ import pyarrow.parquet as pq
 from chrom_platform.lib.analytics import mspc
 from chrom_platform.lib.analytics.envelope import BinnedBatches
 from chrom_platform.lib.analytics.pipeline import binned_groups, decisions_of, write_gold
-from chrom_platform.lib.analytics.reads import recipe_phases
+from chrom_platform.lib.analytics.reads import recipe_phases, recipe_settings
+from chrom_platform.lib.core.master_data import MULTIVARIATE_SETTINGS
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
@@ -118,29 +119,18 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
     return res
 
 
+#: the multivariate settings that belong to the model (the rest to the walk around it)
+_MODEL_SETTINGS = ("min_batches", "mature_batches", "batch_false_alarm", "persistence")
+
+
 def recipe_params(wh: Warehouse, base: MspcRunParams) -> dict[str, MspcRunParams]:
     """Recipe -> how its multivariate model judges: `base` (the platform's defaults) with
-    what recipe master data sets (silver_recipes.multivariate_*)."""
+    what recipe master data sets."""
     out = {}
-    for r in wh.query("select * from silver.silver_recipes"):
-
-        def given(name: str, default: float, r: dict[str, Any] = r) -> float:
-            v = r.get(f"multivariate_{name}")
-            return default if v is None else float(v)
-
-        m = base.model
-        out[str(r["recipe"])] = replace(
-            base,
-            model=replace(
-                m,
-                min_batches=int(given("min_batches", m.min_batches)),
-                mature_batches=int(given("mature_batches", m.mature_batches)),
-                batch_false_alarm=given("batch_false_alarm", m.batch_false_alarm),
-                persistence=int(given("persistence", m.persistence)),
-            ),
-            window=int(given("window", base.window)),
-            refit_every=int(given("refit_every", base.refit_every)),
-        )
+    for recipe, given in recipe_settings(wh, "multivariate", MULTIVARIATE_SETTINGS).items():
+        model = {k: v for k, v in given.items() if k in _MODEL_SETTINGS}
+        walk = {k: v for k, v in given.items() if k not in _MODEL_SETTINGS}
+        out[recipe] = replace(base, model=replace(base.model, **model), **walk)
     return out
 
 

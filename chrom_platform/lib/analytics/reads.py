@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo,
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.scans import record_deadbands
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import ENVELOPE_SETTINGS
 from chrom_platform.lib.io.warehouse import Warehouse
 
 
@@ -111,23 +114,26 @@ def batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadin
     return out
 
 
+def recipe_settings(
+    wh: Warehouse, section: str, spec: Mapping[str, tuple[bool, float, float]]
+) -> dict[str, dict[str, Any]]:
+    """Recipe -> the settings of one section of its master data (`envelope`, `multivariate`:
+    master_data.ENVELOPE_SETTINGS, MULTIVARIATE_SETTINGS) it gives, from silver_recipes'
+    `<section>_<name>` columns, typed as master data types them; absent ones left out."""
+    return {
+        str(r["recipe"]): {
+            name: int(float(r[col])) if whole else float(r[col])
+            for name, (whole, _, _) in spec.items()
+            if r.get(col := f"{section}_{name}") is not None
+        }
+        for r in wh.query("select * from silver.silver_recipes")
+    }
+
+
 def envelope_params(wh: Warehouse, base: EnvelopeParams) -> dict[str, EnvelopeParams]:
     """Recipe -> how its envelope judges: `base` (the platform's defaults) with what recipe
-    master data sets (silver_recipes.envelope_*)."""
-
-    def given(v: object, whole: bool, default: float) -> float:
-        return default if v is None else (int(float(str(v))) if whole else float(str(v)))
-
+    master data sets."""
     return {
-        str(r["recipe"]): replace(
-            base,
-            min_batches=int(given(r["envelope_min_batches"], True, base.min_batches)),
-            window=int(given(r["envelope_window"], True, base.window)),
-            z_limit=given(r["envelope_z_limit"], False, base.z_limit),
-            persistence=int(given(r["envelope_persistence"], True, base.persistence)),
-        )
-        for r in wh.query(
-            "select recipe, envelope_min_batches, envelope_window, envelope_z_limit, "
-            "envelope_persistence from silver.silver_recipes"
-        )
+        recipe: replace(base, **given)
+        for recipe, given in recipe_settings(wh, "envelope", ENVELOPE_SETTINGS).items()
     }
