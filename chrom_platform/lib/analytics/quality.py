@@ -21,7 +21,7 @@ from chrom_platform.lib.analytics.reads import (
 )
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_NOT_JUDGED, FLATLINE_SCANS
-from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV
+from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV, guard_band
 from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform.lib.io.warehouse import Row, Warehouse
 
@@ -202,8 +202,9 @@ def phase_sensor_ranges(
     # a compressed record resolves a level no finer than its deadband: outside the range
     # only within it is not judged (specs.py, the same guard band)
     deadbands = deadbands_by_batch(wh, sorted({str(r["batch_id"]) for r in rows}))
-    within = [r for r in rows if not _beyond_deadband(r, deadbands.get(str(r["batch_id"]), {}))]
-    rows = [r for r in rows if _beyond_deadband(r, deadbands.get(str(r["batch_id"]), {}))]
+    beyond = [_beyond_deadband(r, deadbands.get(str(r["batch_id"]), {})) for r in rows]
+    within = [r for r, out in zip(rows, beyond, strict=True) if not out]
+    rows = [r for r, out in zip(rows, beyond, strict=True) if out]
     unjudged = wh.query(
         f"""
         select count(*) as n from {RECIPE_PHASES}
@@ -247,10 +248,11 @@ def _beyond_deadband(r: Row, deadbands: dict[str, float]) -> bool:
         ("cond_ms_cm", "buffer_cond_min_ms_cm", "buffer_cond_max_ms_cm"),
         ("ph", "buffer_ph_min", "buffer_ph_max"),
     ):
-        v, db = r[signal], deadbands.get(signal, 0.0)
+        v = r[signal]
         if v is None or r[lo] is None or r[hi] is None:
             continue
-        if float(v) < float(r[lo]) - db or float(v) > float(r[hi]) + db:
+        low, high = guard_band((float(r[lo]), float(r[hi])), deadbands.get(signal, 0.0))
+        if float(v) < low or float(v) > high:
             return True
     return False
 

@@ -56,6 +56,12 @@ class PhaseSpec:
     gradient_cv: float = 0.0
 
 
+def guard_band(bounds: tuple[float, float], deadband: float) -> tuple[float, float]:
+    """A range widened by the deadband its record was compressed with: beyond it a level is
+    out of spec whatever the historian held back (the module docstring)."""
+    return bounds[0] - deadband, bounds[1] + deadband
+
+
 def _first_out(
     rows: npt.NDArray[np.intp],
     values: npt.NDArray[np.float64],
@@ -141,7 +147,7 @@ def _judge(
     """A finding where the level is outside `bounds` beyond the record's deadband; a note
     in `skipped` where it is outside them only within it (the record cannot tell)."""
     db = deadbands.get(signal, 0.0)
-    found = _first_out(rows, values, (bounds[0] - db, bounds[1] + db), where, signal, says)
+    found = _first_out(rows, values, guard_band(bounds, db), where, signal, says)
     if found:
         out.append(found)
     elif db > 0 and (near := _first_out(rows, values, bounds, where, signal, says)):
