@@ -1,6 +1,8 @@
 -- Batch, phase and hold events, typed, one row per event id (a re-landed event counts
--- once). Events missing what the batch record needs, or of an unknown type, or of a batch
--- revision a corrected re-import superseded, are kept out and counted in silver_rejects.
+-- once). Events missing what the batch record needs, or of an unknown type, or of a unit or
+-- recipe no master data snapshot declares yet, or of a batch revision a corrected re-import
+-- superseded, are kept out and counted in silver_rejects. Rebuilt whole each run, so a batch
+-- whose master data lands after its events joins silver then.
 with
 
 bronze_batch_events as (
@@ -9,6 +11,14 @@ bronze_batch_events as (
 
 silver_batch_revisions as (
     select * from {{ ref('silver_batch_revisions') }}
+),
+
+silver_units as (
+    select * from {{ ref('silver_units') }}
+),
+
+silver_recipes as (
+    select * from {{ ref('silver_recipes') }}
 ),
 
 parsed as (
@@ -38,22 +48,31 @@ revisioned as (
 
 checked as (
     select
-        *,
+        revisioned.*,
         case
-            when event_id is null or unit_id is null or batch_id is null or recipe is null
+            when
+                revisioned.event_id is null or revisioned.unit_id is null
+                or revisioned.batch_id is null or revisioned.recipe is null
                 then 'missing_field'
-            when ts is null then 'bad_timestamp'
-            when event_type not in (
+            when revisioned.ts is null then 'bad_timestamp'
+            when revisioned.event_type not in (
                     'batch_start', 'batch_end', 'phase_start', 'phase_end', 'hold_start', 'hold_end'
                 ) then 'unknown_event_type'
-            when event_type like 'phase_%' and phase is null then 'missing_field'
-            when _revision < batch_revision then 'superseded'
+            when revisioned.event_type like 'phase_%' and revisioned.phase is null then 'missing_field'
+            when silver_units.unit_id is null then 'unknown_unit'
+            when silver_recipes.recipe is null then 'unknown_recipe'
+            when revisioned._revision < revisioned.batch_revision then 'superseded'
             when row_number() over (
-                    partition by event_id
-                    order by _revision desc, _loaded_at asc, _source_file asc
+                    partition by revisioned.event_id
+                    order by
+                        revisioned._revision desc,
+                        revisioned._loaded_at asc,
+                        revisioned._source_file asc
                 ) > 1 then 'duplicate'
         end as reject_reason
     from revisioned
+    left join silver_units on revisioned.unit_id = silver_units.unit_id
+    left join silver_recipes on revisioned.recipe = silver_recipes.recipe
 )
 
 select * from checked

@@ -2,7 +2,9 @@
 
 -- Every landed reading once, typed, with the reason it is kept out of silver (null = valid).
 -- Incremental: a run classifies only the readings loaded into bronze since the last run, and
--- looks for earlier copies only in the time range those readings cover.
+-- looks for earlier copies only in the time range those readings cover. Only what the
+-- reading itself decides is settled here: whether its unit is in master data is asked at
+-- read time (silver_readings), since a unit's snapshot may land after its readings.
 {%- set signals = chrom.signals() %}
 
 with
@@ -12,10 +14,6 @@ bronze_readings as (
     {%- if is_incremental() %}
     where _loaded_at > {{ chrom.last_run_watermark('_loaded_at') }}
     {%- endif %}
-),
-
-silver_units as (
-    select * from {{ ref('silver_units') }}
 ),
 
 signal_specs as (
@@ -93,7 +91,6 @@ checked as (
                 when ranked.{{ s }} not between limits.{{ s }}_min and limits.{{ s }}_max
                     then 'out_of_range:{{ s }}'
             {%- endfor %}
-            when silver_units.unit_id is null then 'unknown_unit'
             when ranked.copy_number > 1 then 'duplicate'
             {%- if is_incremental() %}
             when accepted_before.unit_id is not null then 'duplicate'
@@ -101,7 +98,6 @@ checked as (
         end as reject_reason
     from ranked
     cross join limits
-    left join silver_units on ranked.unit_id = silver_units.unit_id
     {%- if is_incremental() %}
     left join accepted_before
         on

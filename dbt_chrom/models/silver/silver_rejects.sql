@@ -11,14 +11,26 @@ silver_batch_revisions as (
     select * from {{ ref('silver_batch_revisions') }}
 ),
 
--- a reading accepted before its batch was corrected is superseded now (silver_readings
--- keeps the latest revision); one classified after the correction landed may be too
+silver_units as (
+    select * from {{ ref('silver_units') }}
+),
+
+silver_recipes as (
+    select * from {{ ref('silver_recipes') }}
+),
+
+-- a reading's unit and its batch's revision are judged at read time, as silver_readings
+-- judges them: a reading accepted before its batch was corrected is superseded now, and
+-- one of a unit or recipe no master data snapshot declares is `unknown_unit` or
+-- `unknown_recipe` until one does
 readings as (
     select
         readings_checked._source_file,
         coalesce(
             readings_checked.reject_reason,
             case
+                when silver_units.unit_id is null then 'unknown_unit'
+                when silver_recipes.recipe is null then 'unknown_recipe'
                 when
                     coalesce(readings_checked._revision, 1)
                     <> coalesce(silver_batch_revisions.revision, 1)
@@ -26,6 +38,8 @@ readings as (
             end
         ) as reject_reason
     from readings_checked
+    left join silver_units on readings_checked.unit_id = silver_units.unit_id
+    left join silver_recipes on readings_checked.recipe = silver_recipes.recipe
     left join silver_batch_revisions
         on readings_checked.batch_id = silver_batch_revisions.batch_id
 ),
