@@ -95,3 +95,30 @@ def test_keys_cannot_escape_the_root(store: ObjectStore) -> None:
 def test_open_store_names_what_it_accepts() -> None:
     with pytest.raises(ValueError, match="gs://"):
         open_store("s3://bucket/x")
+
+
+def test_a_move_lands_the_object_under_its_new_key_now(store: ObjectStore) -> None:
+    store.put("staging/s1/landing/batch_events/a.json", b"event")
+    store.put("landing/batch_events/b.json", b"old")
+    before = {o.key: o.mtime_ns for o in store.list("landing")}
+    store.move("staging/s1/landing/batch_events/a.json", "landing/batch_events/a.json")
+    assert store.get("landing/batch_events/a.json") == b"event"
+    assert not store.exists("staging/s1/landing/batch_events/a.json")
+    assert list(store.list("staging")) == []
+    moved = {o.key: o.mtime_ns for o in store.list("landing")}
+    assert moved["landing/batch_events/a.json"] >= before["landing/batch_events/b.json"]
+    # replacing: the moved object wins
+    store.put("staging/s2/landing/batch_events/b.json", b"new")
+    store.move("staging/s2/landing/batch_events/b.json", "landing/batch_events/b.json")
+    assert store.get("landing/batch_events/b.json") == b"new"
+
+
+def test_moving_what_is_gone_says_so_and_deleting_it_is_nothing(store: ObjectStore) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.move("staging/s1/missing.json", "landing/missing.json")
+    assert not store.exists("landing/missing.json")
+    store.put("staging/s1/x.json", b"x")
+    store.delete("staging/s1/x.json")
+    store.delete("staging/s1/x.json")
+    assert not store.exists("staging/s1/x.json")
+    assert store.children("staging") == ()

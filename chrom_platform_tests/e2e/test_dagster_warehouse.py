@@ -22,8 +22,13 @@ from chrom_platform.defs.warehouse.freshness import (
     evaluate,
     warehouse_freshness_sensor,
 )
-from chrom_platform.lib.core.contracts import readings_key
-from chrom_platform.lib.io.landing import PARQUET_OPTIONS
+from chrom_platform.lib.core.contracts import (
+    STAGING_COMMIT,
+    STAGING_PREFIX,
+    readings_key,
+    staged_key,
+)
+from chrom_platform.lib.io.landing import PARQUET_OPTIONS, json_bytes
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
 from chrom_platform_tests.warehouse_helpers import DAY_NS, History
@@ -97,6 +102,7 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
     start = max(int(s.ts_ns[-1]) for s in h.sims) + DAY_NS
     faulty: dict[str, str] = {}
     for i, kind in enumerate(("sensor_flatline", "sensor_dropout", "wrong_buffer")):
+        before = {p for p in h.lake.rglob("*") if p.is_file()}
         (sim,) = h.land(
             units=1,
             batches_per_unit=1,
@@ -107,6 +113,10 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
             start_ns=start + 2 * i * DAY_NS,
         )
         faulty[kind] = sim.plan.batch_id
+        if kind == "sensor_dropout":
+            _leave_committed(
+                h.lake, sorted(p for p in h.lake.rglob("*") if p.is_file() and p not in before)
+            )
         if kind == "wrong_buffer":
             first_seq = int(sim.seq[sim.keep][0])
     # a redelivery landed with other micro-batch boundaries: 600 readings again, new name
@@ -120,6 +130,9 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
 
     result = _materialize(h, instance)
     assert result.success
+    # the dbt asset published the interrupted import's objects before building (the
+    # dropout batch is judged below) and removed its staging
+    assert not (h.lake / STAGING_PREFIX).exists()
     # the second dbt run on this warehouse reused the first one's parse (parse_reused)
     first_run, second_run = sorted((h.duckdb_path.parent / ".dbt" / "runs").iterdir())[-2:]
     assert "Unable to do partial parsing" in (first_run / "dbt.log").read_text()
@@ -156,6 +169,19 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
             "select count(*), count(distinct (unit_id, ts)) from gold.gold_trend_by_cv"
         ).fetchone()
     assert n == distinct
+
+
+def _leave_committed(lake: Path, objects: list[Path]) -> None:
+    """`objects` as an import killed after its commit leaves them: staged and committed,
+    none moved into place yet (invisible to dbt until someone publishes them)."""
+    staging = "1-killed"
+    keys = [p.relative_to(lake).as_posix() for p in objects]
+    assert keys
+    for p, key in zip(objects, keys, strict=True):
+        target = lake / staged_key(staging, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        p.rename(target)
+    (lake / staged_key(staging, STAGING_COMMIT)).write_bytes(json_bytes({"keys": keys}))
 
 
 def test_freshness_against_landing(clean, instance) -> None:

@@ -28,8 +28,14 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from chrom_platform.lib.io.landing import finish_staged
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WAREHOUSE_POOL, WarehouseConfig
-from chrom_platform.resources import DBT_PROJECT_DIR, DbtCoreCliResource, dbt_executable
+from chrom_platform.resources import (
+    DBT_PROJECT_DIR,
+    DbtCoreCliResource,
+    LandingStoreResource,
+    dbt_executable,
+)
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -100,10 +106,16 @@ def chrom_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: dg.ResourceParam[WarehouseConfig],
+    landing: LandingStoreResource,
 ) -> Iterator[Any]:
     """`dbt build` of the selected models: seeds, models and data tests (unit tests belong to
     code changes, see DBT_BUILD), on the warehouse the settings name (DuckDB file locally,
     Snowflake for the gcp profile)."""
+    # an import killed after its commit has part of its objects in place: publish the rest
+    # first, so this build sees all of it (one uncommitted is invisible until it commits)
+    completed = finish_staged(landing.store())
+    if completed:
+        context.log.warning(f"published {len(completed)} object(s) an interrupted import left")
     cfg = warehouse
     cfg.prepare()
     with (

@@ -117,6 +117,16 @@ SAMPLES_PREFIX = f"{LANDING}/sample_results"
 MASTER_DATA_PREFIX = f"{LANDING}/master_data"
 #: what each `chrom import` inferred (the warehouse does not read these; the UI shows them)
 IMPORTS_PREFIX = f"{LANDING}/imports"
+#: where a writer stages objects it lands all or nothing (landing.StagedLanding): beside
+#: `landing/`, never under it, so no glob of the warehouse's and no landing listing sees them
+STAGING_PREFIX = "staging"
+#: the record naming a staging's objects: once it exists, they are to be published
+STAGING_COMMIT = "_commit.json"
+
+
+def staged_key(staging_id: str, key: str) -> str:
+    """Where `key` waits, or its staging's commit record, while staging `staging_id`."""
+    return f"{STAGING_PREFIX}/{staging_id}/{key}"
 
 
 def _date(ts_ns: int) -> str:

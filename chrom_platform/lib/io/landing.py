@@ -3,11 +3,13 @@ the streaming landing consumer (so both land readings the same way)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +21,12 @@ from chrom_platform.lib.core.contracts import (
     MASTER_DATA_PREFIX,
     READING_ARROW_SCHEMA,
     SIGNALS,
+    STAGING_COMMIT,
+    STAGING_PREFIX,
     master_data_key,
     readings_key,
     seq_of,
+    staged_key,
 )
 from chrom_platform.lib.core.master_data import MasterData, content_hash, parse_master_data
 from chrom_platform.lib.io.objectstore import ObjectInfo, ObjectStore
@@ -112,7 +117,70 @@ def land_readings(store: ObjectStore, table: pa.Table, *, durable: bool = True) 
     return keys
 
 
-def land_master_data(store: ObjectStore, md: MasterData) -> list[str]:
+class StagedLanding:
+    """Many objects landed all or nothing, as the warehouse sees them: each is written under
+    `staging/<id>/` (outside every prefix the warehouse or a listing of `landing/` reads),
+    then one commit record naming them all, then each is moved into place. A writer killed
+    before its commit leaves nothing visible; one killed after it leaves a commit that
+    `finish_staged` completes (the importer runs it first, the warehouse build before dbt).
+    Object stores have no multi-object transaction; this is the write-ahead record instead."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.uri = store.uri
+        self.id = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        self.keys: list[str] = []
+        self._staged: set[str] = set()
+
+    def put(self, key: str, data: bytes) -> None:
+        self.store.put(staged_key(self.id, key), data)
+        if key not in self._staged:
+            self.keys.append(key)
+            self._staged.add(key)
+
+    def exists(self, key: str) -> bool:
+        return key in self._staged or self.store.exists(key)
+
+    def commit(self) -> list[str]:
+        """Publish everything put, in the order put; the keys."""
+        self.store.put(staged_key(self.id, STAGING_COMMIT), json_bytes({"keys": self.keys}))
+        _publish(self.store, self.id, self.keys)
+        return self.keys
+
+
+def _publish(store: ObjectStore, staging_id: str, keys: list[str]) -> None:
+    for key in keys:
+        # gone: moved already, by the writer before it was killed or by another finisher
+        with contextlib.suppress(FileNotFoundError):
+            store.move(staged_key(staging_id, key), key)
+    store.delete(staged_key(staging_id, STAGING_COMMIT))
+
+
+def finish_staged(store: ObjectStore, *, abandoned_after_s: float = 86_400.0) -> list[str]:
+    """Complete what killed writers staged: every committed staging is published (its
+    objects moved into place); an uncommitted one older than `abandoned_after_s` (a writer
+    still staging is younger) is deleted. The keys published."""
+    published: list[str] = []
+    cutoff = time.time_ns() - int(abandoned_after_s * 1e9)
+    for staging_id in store.children(STAGING_PREFIX):
+        commit = staged_key(staging_id, STAGING_COMMIT)
+        try:
+            keys = json.loads(store.get(commit))["keys"]
+        except FileNotFoundError:
+            objs = list(store.list(f"{STAGING_PREFIX}/{staging_id}"))
+            if objs and max(o.mtime_ns for o in objs) < cutoff:
+                for o in objs:
+                    store.delete(o.key)
+            continue
+        log.warning(
+            "completing staged landing %s (%d objects) a writer left", staging_id, len(keys)
+        )
+        _publish(store, staging_id, keys)
+        published += keys
+    return published
+
+
+def land_master_data(store: ObjectStore | StagedLanding, md: MasterData) -> list[str]:
     """Equipment and recipe snapshots, one object per distinct content."""
     keys = []
     for kind, record in (("equipment", md.equipment_record()), ("recipes", md.recipes_record())):

@@ -8,6 +8,7 @@ after `put` returns cannot lose it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -42,6 +43,15 @@ class ObjectStore(Protocol):
         """Names one level below `prefix/` (a delimiter listing: folders and objects)."""
         ...
 
+    def move(self, src: str, dst: str) -> None:
+        """`src`'s object to `dst`, replacing it; landed (timestamped) now. FileNotFoundError
+        when `src` is gone (another mover was first)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; nothing if it is gone already."""
+        ...
+
 
 class LocalObjectStore:
     """A folder. Writes go to a temporary file in the target folder, then rename (atomic)."""
@@ -74,11 +84,7 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         if durable:
-            dfd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            _fsync_dir(target.parent)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -105,6 +111,38 @@ class LocalObjectStore:
         return tuple(
             sorted(e.name for e in os.scandir(base) if not e.name.startswith(PARTIAL_PREFIX))
         )
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self.path(src), self.path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)  # FileNotFoundError when another mover was first
+        # a move is when the object lands: its time is what listings and the warehouse see
+        os.utime(target)
+        _fsync_dir(target.parent)
+        self._prune(source.parent)
+
+    def delete(self, key: str) -> None:
+        p = self.path(key)
+        p.unlink(missing_ok=True)
+        self._prune(p.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove `folder` and its parents below the root while they are empty."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): a folder someone still uses
+                return
+            folder = folder.parent
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable."""
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 class GcsObjectStore:
@@ -173,6 +211,23 @@ class GcsObjectStore:
         names = [b.name[len(base) :] for b in it]
         names += [p[len(base) :].rstrip("/") for p in it.prefixes]
         return tuple(sorted(n for n in names if n))
+
+    def move(self, src: str, dst: str) -> None:
+        # GCS has no rename: a server-side copy (the copy's time is now), then the delete
+        from google.api_core.exceptions import NotFound
+
+        blob = self.bucket.blob(self._name(src))
+        try:
+            self.bucket.copy_blob(blob, self.bucket, self._name(dst))
+        except NotFound:
+            raise FileNotFoundError(f"{self.uri}/{src}") from None
+        self.delete(src)
+
+    def delete(self, key: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.bucket.blob(self._name(key)).delete()
 
 
 def open_store(uri: str) -> ObjectStore:

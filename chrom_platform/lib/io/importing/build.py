@@ -53,6 +53,8 @@ from chrom_platform.lib.io.importing.readers import (
 )
 from chrom_platform.lib.io.importing.sampling import Notes
 from chrom_platform.lib.io.landing import (
+    StagedLanding,
+    finish_staged,
     json_bytes,
     land_master_data,
     parquet_bytes,
@@ -87,6 +89,8 @@ class ImportReport:
     objects: list[str] = field(default_factory=list)
     #: batches that superseded a landed revision (`--replace`)
     replaced: list[str] = field(default_factory=list)
+    #: objects an earlier, interrupted import had committed and this one published first
+    completed_interrupted: int = 0
     #: what the import inferred, or read and did not use, counted with examples
     notes: Notes = field(default_factory=Notes)
 
@@ -101,6 +105,7 @@ class ImportReport:
             "scans_outside_batches": self.scans_outside_batches,
             "objects_written": len(self.objects),
             "replaced": self.replaced,
+            "completed_interrupted": self.completed_interrupted,
             "inferred": self.notes.record(),
         }
 
@@ -845,6 +850,9 @@ def import_files(
         del scans
         ready.extend(check(data))
         del data
+    # an import killed after its commit is finished first, so the landing it compares with
+    # is whole (and a re-run of that very import is then a no-op)
+    report.completed_interrupted = len(finish_staged(store))
     landed = _landed_revisions(store)
     _overlaps(ready, store, landed, problems)
     if not ready and not problems:
@@ -856,12 +864,14 @@ def import_files(
     revision = _revisions(ready, labs, store, landed, replace, problems)
     problems.raise_if_any()
 
-    # Everything is valid: land it. Master data first, so the warehouse can parse the rest.
-    report.objects += land_master_data(store, md)
+    # Everything is valid: land it, all or nothing (a build between, or a kill, never sees
+    # part of an import). Master data first, so the warehouse can parse the rest.
+    staged = StagedLanding(store)
+    report.objects += land_master_data(staged, md)
     for r in sorted(ready, key=lambda r: (r.unit_id, r.first_ns)):
         rev = revision.get(r.batch_id, 1)
         for key, body in r.objects(rev):
-            store.put(key, body)
+            staged.put(key, body)
             report.objects.append(key)
         report.readings += r.n_readings
         report.holds += r.holds
@@ -869,22 +879,27 @@ def import_files(
             report.replaced.append(f"{r.batch_id} (revision {rev})")
     for doc in labs:
         key, body = _sample_object(doc, revision.get(doc["batch_id"], 1))
-        store.put(key, body)
+        staged.put(key, body)
         report.objects.append(key)
     report.batches = len(ready)
     report.units = len({r.unit_id for r in ready})
     report.lab_results = len(labs)
-    report.objects.append(_land_report(store, report, files))
+    report.objects.append(_land_report(staged, report, files))
+    staged.commit()
     return report
 
 
-def _land_report(store: ObjectStore, report: ImportReport, files: Sequence[Path]) -> str:
+def _land_report(store: StagedLanding, report: ImportReport, files: Sequence[Path]) -> str:
     """The report kept with what it describes, last (an import that fails lands none): the
     files and what was found, counted with examples. The landing sensor shows the newest in
     the Dagster UI. Keyed by its content, so importing the same files again adds nothing."""
     record = {
         "file_names": sorted(f.name for f in files),
-        **{k: v for k, v in report.summary().items() if k not in ("objects_written", "replaced")},
+        **{
+            k: v
+            for k, v in report.summary().items()
+            if k not in ("objects_written", "replaced", "completed_interrupted")
+        },
     }
     key = import_report_key(content_hash(record))
     if not store.exists(key):
