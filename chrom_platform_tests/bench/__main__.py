@@ -306,20 +306,42 @@ def import_section(quick: bool, baseline_ref: str | None) -> None:
     lines = [
         row("this commit, all files", now, r["rows"]),
         row("this commit, a tenth of the files", tenth, r["tenth_rows"]),
+        row("this commit, that tenth as one wide file", r["now_one_wide"], r["tenth_rows"]),
+        row("this commit, one long historian file", r["now_long"], r["long_rows"]),
     ]
     base = r.get("baseline")
     if base:
         lines.append(row(f"baseline {r['baseline_ref']}, all files", base, r["rows"]))
+        lines.append(
+            row(f"baseline {r['baseline_ref']}, the long file", r["baseline_long"], r["long_rows"])
+        )
+    idle = r["idle_peak_bytes"]
+
+    def above_idle(m: dict, rows: int) -> float:
+        """Bytes a row adds to the peak of a process that only loads the code."""
+        return (m["peak_bytes"] - idle) / rows
+
+    one_wide_row = above_idle(r["now_one_wide"], r["tenth_rows"])
+    long_row = above_idle(r["now_long"], r["long_rows"])
     ratios = ""
     if base:
         ratios = (
             f"- This commit over the baseline, same files, same run: "
-            f"**{base['peak_bytes'] / now['peak_bytes']:.1f}x less peak memory**, "
-            f"{base['seconds'] / now['seconds']:.2f}x the speed.\n"
+            f"**{base['peak_bytes'] / now['peak_bytes']:.1f}x less peak memory** on the "
+            f"many files, **{r['baseline_long']['peak_bytes'] / r['now_long']['peak_bytes']:.1f}x"
+            f" less** on the long file; {base['seconds'] / now['seconds']:.2f}x and "
+            f"{r['baseline_long']['seconds'] / r['now_long']['seconds']:.2f}x the speed.\n"
         )
     per_row_growth = (now["peak_bytes"] - tenth["peak_bytes"]) / (r["rows"] - r["tenth_rows"])
     landed_per_row = r["landed_bytes"] / r["rows"]
     need = r["idle_peak_bytes"] + max(per_row_growth, landed_per_row) * 25e6
+
+    def projection(per_row: float, csv_bytes_per_row: float) -> str:
+        """What a 2 GB file of such rows would need in all."""
+        total = idle + per_row * 2e9 / csv_bytes_per_row
+        where = "within" if total < 2e9 else "**beyond**"
+        return f"a 2 GB such file: ~{total / gib:.1f} GiB, {where} 2 GB"
+
     body = f"""
 ## Import: `chrom import` at plant scale
 
@@ -340,9 +362,11 @@ that only loads the import's code peaks at {r["idle_peak_bytes"] / 2**20:,.0f} M
   nothing), and holds each checked batch in its landed form meanwhile: Parquet and JSON,
   {landed_per_row:.1f} bytes a reading here, not its arrays (a file's arrays live only while
   that file is checked). At that rate a 2 GB export (~25M rows) needs about
-  {need / gib:.1f} GiB in all ({"within" if need < 2e9 else "**beyond**"} 2 GB). A long
-  historian export is the exception: its one file's scans are all in memory while it is cut
-  into batches.
+  {need / gib:.1f} GiB in all ({"within" if need < 2e9 else "**beyond**"} 2 GB).
+- One file holding many batches is held whole while it is checked: {one_wide_row:.0f} bytes a
+  row above the idle process for one wide file ({projection(one_wide_row, r["csv_bytes"] / r["rows"])}),
+  {long_row:.0f} bytes a historian row for the long file
+  ({projection(long_row, r["long_csv_bytes"] / r["long_rows"])}).
 """
     write_section("import", body)
 

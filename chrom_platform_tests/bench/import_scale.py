@@ -7,6 +7,7 @@ memory is that process's ru_maxrss, read by a small wrapper when the import retu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,8 +30,9 @@ print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0,
 """
 
 
-def export(out: Path, units: int, batches_per_unit: int) -> int:
-    """A wide plant export (one CSV per batch) by `chrom-sim export-csv`; its data rows."""
+def export(out: Path, units: int, batches_per_unit: int, shape: str = "wide") -> int:
+    """A plant export by `chrom-sim export-csv` (wide: one CSV per batch; long: one
+    historian file, a row per tag and scan); its data rows."""
     subprocess.run(
         [
             sys.executable,
@@ -39,20 +41,38 @@ def export(out: Path, units: int, batches_per_unit: int) -> int:
             "export-csv",
             f"--units={units}",
             f"--batches-per-unit={batches_per_unit}",
-            "--shape=wide",
+            f"--shape={shape}",
             f"--out={out}",
             "--seed=7",
         ],
         check=True,
         capture_output=True,
     )
-    return sum(sum(1 for _ in f.open()) - 1 for f in (out / "readings").glob("*.csv"))
+    return sum(sum(1 for _ in f.open()) - 1 for f in readings_files(out))
+
+
+def readings_files(out: Path) -> list[Path]:
+    """The files `chrom import` takes from an export: wide CSVs, or the historian file."""
+    return sorted((out / "readings").glob("*.csv")) or [out / "historian.csv"]
+
+
+def one_file(files: list[Path], out: Path) -> Path:
+    """`files` (wide CSVs with one header) as one CSV: an export of many batches in a file."""
+    with out.open("w") as w:
+        for i, f in enumerate(files):
+            with f.open() as r:
+                head = r.readline()
+                if i == 0:
+                    w.write(head)
+                shutil.copyfileobj(r, w)
+    return out
 
 
 def run_import(code_root: Path, files: list[Path], folder: Path, lake: Path) -> dict[str, float]:
     """`chrom import` of `files` by the code at `code_root` (this checkout or a worktree)."""
     shutil.rmtree(lake, ignore_errors=True)
-    listing = folder / f"files-{len(files)}"
+    names = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:8]
+    listing = folder / f"files-{len(files)}-{names}"
     listing.mkdir(exist_ok=True)
     for f in files:  # a folder holding just these files (the CLI takes folders)
         target = listing / f.name
@@ -122,7 +142,7 @@ def bench_import(units: int, batches_per_unit: int, baseline_ref: str | None) ->
         folder = tmp / "export"
         rows = export(folder, units, batches_per_unit)
         export_s = time.perf_counter() - t0
-        files = sorted((folder / "readings").glob("*.csv"))
+        files = readings_files(folder)
         tenth = files[: max(1, len(files) // 10)]
         tenth_rows = sum(sum(1 for _ in f.open()) - 1 for f in tenth)
         size = sum(f.stat().st_size for f in files)
@@ -140,10 +160,22 @@ def bench_import(units: int, batches_per_unit: int, baseline_ref: str | None) ->
             p.stat().st_size for p in (tmp / "lake").rglob("*") if p.is_file()
         )
         res["now_tenth"] = run_import(PROJECT_ROOT, tenth, folder, tmp / "lake")
+        # the same tenth as one file: a file's rows are all held while it is checked
+        single = folder / "single"
+        single.mkdir()
+        one = [one_file(tenth, single / "all-batches.csv")]
+        res["now_one_wide"] = run_import(PROJECT_ROOT, one, folder, tmp / "lake")
+        # a historian's long export (one file, a row per tag and scan) of a tenth the scans
+        long_folder = tmp / "export-long"
+        res["long_rows"] = export(long_folder, units, max(1, batches_per_unit // 10), "long")
+        long_files = readings_files(long_folder)
+        res["long_csv_bytes"] = sum(f.stat().st_size for f in long_files)
+        res["now_long"] = run_import(PROJECT_ROOT, long_files, long_folder, tmp / "lake")
         if baseline_ref:
             base = baseline_worktree(baseline_ref, tmp / "baseline")
             try:
                 res["baseline"] = run_import(base, files, folder, tmp / "lake")
+                res["baseline_long"] = run_import(base, long_files, long_folder, tmp / "lake")
                 res["baseline_ref"] = baseline_ref
             finally:
                 subprocess.run(
