@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from chrom_platform.lib.core.master_data import Accuracy
+
 SEVERITIES: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0)
 METHODS: tuple[str, ...] = ("uv_area_rule", "envelope", "mspc", "envelope+mspc")
 #: the methods judged on their own; "envelope+mspc" is both, as the platform runs them (a
@@ -108,6 +110,8 @@ class _UnitSims:
     recipe: str
     phase_names: list[str]
     load_phase: str
+    #: the unit's instrument accuracy (equipment master data): the limits' floor
+    accuracy: dict[str, Accuracy] = field(default_factory=dict)
     clean: list[_Sim] = field(default_factory=list)
     faulty: list[_Sim] = field(default_factory=list)
 
@@ -155,7 +159,13 @@ def _simulate_unit(args: tuple[SweepConfig, int]) -> _UnitSims:
             tuple(fault["signals"]) if fault else (),
         )
 
-    out = _UnitSims(unit.unit_id, recipe.recipe, list(recipe.phase_names()), recipe.load.name)
+    out = _UnitSims(
+        unit.unit_id,
+        recipe.recipe,
+        list(recipe.phase_names()),
+        recipe.load.name,
+        dict(unit.instrument_accuracy),
+    )
     for i in range(cfg.history + cfg.evaluation):
         out.clean.append(run(i))
         if i >= cfg.history and (i - cfg.history) % 2 == 1:
@@ -318,8 +328,9 @@ def run_sweep(cfg: SweepConfig, *, plots: Path | None = None) -> dict[str, Any]:
             members = [(i, u.clean[i]) for i in block] + [
                 (len(u.clean) + f, s) for f, s in enumerate(u.faulty) if s.batch in block
             ]
-            lim = env.limits(g.values[ref], eparams)
-            model = mspc.fit(g, ref, mparams)
+            floor = env.Floor.of(u.accuracy, eparams.signals)
+            lim = env.limits(g.values[ref], eparams, floor)
+            model = mspc.fit(g, ref, mparams, floor)
             assert model is not None
             level = RULE_LEVEL * float(np.nanmedian(g.values[ref][:, load_bins, uv]))
             for gi, s in members:

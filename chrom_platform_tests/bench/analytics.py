@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from chrom_platform.lib.analytics import pipeline
-from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.analytics.envelope import DEFAULT_FLOOR, EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource, envelope_bytes
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.lib.io.objectstore import open_store
@@ -157,7 +157,7 @@ def live_mspc(h: History, repeats: int = 5) -> dict[str, Any]:
     ids = [b for b in group.batch_ids if b != sim.plan.batch_id]
     ref = [group.batch_ids.index(b) for b in ids[-40:]]
     t1 = time.perf_counter()
-    model = mspc.fit(group, ref)
+    model = mspc.fit(group, ref, mspc.MspcParams(), DEFAULT_FLOOR)
     fit_s = time.perf_counter() - t1
     assert model is not None
     open_store(str(h.lake)).put(MODEL_KEY, models_bytes([model]))

@@ -4,13 +4,16 @@ unit, built incrementally, checked against a full rebuild of the same data."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
+from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import ts_to_iso
-from chrom_platform.lib.io.warehouse import DBT_BUILD
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy, MasterData
+from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import (
     DAY_NS,
@@ -28,11 +31,35 @@ DISTURBS_POOL = {"sensor_dropout", "sensor_flatline", "pump_fault"}
 
 @pytest.fixture(scope="module")
 def history(md, tmp_path_factory) -> History:
-    """3 units x 3 batches, a third of them faulty, built once by `dbt build`."""
+    """3 units x 3 batches, a third of them faulty, built once by `dbt build`. SKID-02
+    declares its flow meter's accuracy (no effect on the simulation)."""
+    md = _with_flow_meter(md, "SKID-02", Accuracy(0.02, 0.001))
     h = History(tmp_path_factory.mktemp("warehouse"), md)
     h.land(units=3, batches_per_unit=3, seed=21, fault_rate=0.35)
     h.dbt(*DBT_BUILD)
     return h
+
+
+def _with_flow_meter(md: MasterData, unit_id: str, flow: Accuracy) -> MasterData:
+    unit = md.units[unit_id]
+    accuracy = {**unit.instrument_accuracy, "flow_lpm": flow}
+    units = {**md.units, unit_id: dataclasses.replace(unit, instrument_accuracy=accuracy)}
+    return dataclasses.replace(md, units=units)
+
+
+def test_a_units_instruments_reach_the_analytics_from_the_landed_snapshot(
+    history: History,
+) -> None:
+    """What the analytics floor their limits with is what equipment master data declared,
+    through the landed snapshot and silver_units; the defaults for the units that did not."""
+    with WarehouseConfig("local", str(history.duckdb_path), str(history.lake)).connect() as wh:
+        got = read_units(wh)
+    assert got["SKID-02"].accuracy["flow_lpm"] == Accuracy(0.02, 0.001)
+    assert got["SKID-02"].accuracy["ph"] == DEFAULT_ACCURACY["ph"]
+    assert got["SKID-01"].accuracy == DEFAULT_ACCURACY
+    assert {u: i.accuracy for u, i in got.items()} == {
+        u: dict(history.md.units[u].instrument_accuracy) for u in got
+    }
 
 
 def test_every_landed_reading_reaches_gold_once_with_the_simulators_cv(history: History) -> None:

@@ -7,6 +7,7 @@ from chrom_platform.lib.analytics.envelope import (
     BinnedBatches,
     ColumnScale,
     EnvelopeParams,
+    Floor,
     causal_drift,
     cross_unit_drift,
     envelope_rows,
@@ -18,6 +19,13 @@ from chrom_platform.lib.analytics.envelope import (
     unit_free,
     zscores,
 )
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY
+
+
+def _floor(params: EnvelopeParams) -> Floor:
+    """The platform's default instruments for the signals `params` judges."""
+    return Floor.of(DEFAULT_ACCURACY, params.signals)
+
 
 P = EnvelopeParams(min_batches=5, window=10, z_limit=4.0, persistence=2, signals=("ph",))
 KEYS = [(0, "Load", b) for b in range(6)]
@@ -38,7 +46,7 @@ def test_limits_are_median_and_sd_with_a_floor_and_no_limit_for_few_batches():
             [7.50, 7.20, np.nan],  # one bad batch does not drag a robust centre
         ]
     )
-    lim = limits(ref, P)
+    lim = limits(ref, P, _floor(P))
     assert lim.centre[0, 0] == pytest.approx(7.05)
     # in six batches no spread can single one out (7.50 is 2.1 sd from their mean): it stays
     # in the scale, widened for a new batch from 6 (sqrt(1 + 1/6) x t(5)/normal at 0.1%)
@@ -57,7 +65,7 @@ def test_a_bad_batch_in_a_long_history_stays_out_of_the_scale():
     """Beyond 3.5 sd of the centre (robust or plain, the larger) a batch does not count."""
     rng = np.random.default_rng(2)
     good = 7.0 + 0.02 * rng.standard_normal(30)
-    lim = limits(_batches([[x] for x in [*good, 7.6]]), P)
+    lim = limits(_batches([[x] for x in [*good, 7.6]]), P, _floor(P))
     assert lim.scale[0, 0] == pytest.approx(good.std(ddof=1) * small_sample_factor(np.array(31)))
 
 
@@ -66,14 +74,14 @@ def test_a_tight_core_of_a_young_history_does_not_shrink_the_scale():
     fifth of the spread. Trimming by it left five batches and a scale of 0.004; a batch at
     6.907 (inside the spread) read as z = -7 and failed. Its z is now about -1."""
     v = [6.8875, 6.9249, 6.9742, 6.9773, 6.9778, 6.9806, 6.9849, 7.0075]
-    lim = limits(_batches([[x] for x in v]), P)
+    lim = limits(_batches([[x] for x in v]), P, _floor(P))
     assert lim.scale[0, 0] > 0.05
     assert abs((6.907 - lim.centre[0, 0]) / lim.scale[0, 0]) < 1.5
 
 
 def test_floor_keeps_identical_history_from_turning_noise_into_alarms():
     ref = _batches([[7.0, 7.0]] * 6)
-    lim = limits(ref, P)
+    lim = limits(ref, P, _floor(P))
     assert lim.scale[0, 0] == pytest.approx(0.01)  # pH floor
     z = zscores(np.array([[7.02], [7.05]]), lim)
     assert z[0, 0] == pytest.approx(2.0)
@@ -108,7 +116,7 @@ def test_one_bin_of_position_tolerance_on_a_steep_front():
     # early (a few hundredths of a CV on real data): not drift. A level change still is.
     hist = _batches([[0, 0, 0, 10, 10, 10]] * 6)
     hist = hist + np.linspace(0, 0.05, 6)[:, None, None]
-    lim = limits(hist, P)
+    lim = limits(hist, P, _floor(P))
     near = neighbours(KEYS)
     early = np.array([[0.0], [0.0], [10.0], [10.0], [10.0], [10.0]])
     assert np.nanmax(np.abs(zscores(early, lim, near))) < P.z_limit
@@ -138,7 +146,7 @@ def test_causal_drift_releases_good_batches_only_and_judges_each_against_those_b
     )
     others = {f"B{i}": False for i in range(12)}
     others["B3"] = True  # another finding (say a data gap): not released either
-    hist = causal_drift(group, others, P)
+    hist = causal_drift(group, others, P, floor=_floor(P))
     assert hist.reference_size["B0"] == 0  # nothing before it
     assert all(d.verdict == "no_envelope" for d in hist.drift["B2"])  # 2 released < 5
     assert hist.drift["B8"][0].verdict == "drift"
@@ -170,10 +178,10 @@ def test_engineers_pin_and_exclude_batches_whatever_the_platform_found():
     )
     others = {f"B{i}": False for i in range(10)}
     others["B3"] = True  # a finding of its own
-    plain = causal_drift(group, others, P)
+    plain = causal_drift(group, others, P, floor=_floor(P))
     assert "B3" not in plain.released
     assert "B4" in plain.released
-    said = causal_drift(group, others, P, decisions={"B3": "pin", "B4": "exclude"})
+    said = causal_drift(group, others, P, floor=_floor(P), decisions={"B3": "pin", "B4": "exclude"})
     assert "B3" in said.released
     assert "B4" not in said.released
     assert said.reference_size["B9"] == plain.reference_size["B9"]  # one in, one out
@@ -222,15 +230,15 @@ def test_a_new_unit_is_judged_against_the_recipe_on_other_columns_made_unit_free
     # in plant units the small column's flow is 30% below the big one's: far outside
     assert np.nanmin(np.abs(new[0, :, 0] - a.values[:, :, 0].mean(axis=0))) > 10
     pool = [(a, i, big) for i in range(8)]
-    ok, n = cross_unit_drift(b, 0, pool, small, p)
+    ok, n = cross_unit_drift(b, 0, pool, small, p, _floor(p))
     assert n == 8
     assert [d.verdict for d in ok] == ["pass"] * 5, [(d.signal, d.max_abs_z) for d in ok]
-    bad, _ = cross_unit_drift(b, 1, pool, small, p)
+    bad, _ = cross_unit_drift(b, 1, pool, small, p, _floor(p))
     assert {d.signal for d in bad if d.verdict == "drift"} == {"cond_ms_cm"}
     # another column's drop is another level (packing, fouling): its course is compared
-    rise, _ = cross_unit_drift(b, 2, pool, small, p)
+    rise, _ = cross_unit_drift(b, 2, pool, small, p, _floor(p))
     assert {d.signal for d in rise if d.verdict == "drift"} == {"pressure_bar"}
-    few, n = cross_unit_drift(b, 0, pool[:4], small, p)
+    few, n = cross_unit_drift(b, 0, pool[:4], small, p, _floor(p))
     assert n == 4
     assert all(d.verdict == "no_envelope" for d in few), "too few batches: no limit at all"
     # unit-free is the column's own physics: flow per area, UV per path, the drop over
@@ -264,7 +272,7 @@ def test_a_batch_left_below_min_batches_by_a_cross_unit_drift_is_judged_across_u
     others = dict.fromkeys(order, False)
 
     def walk(g: BinnedBatches, say: dict[str, str] | None):
-        return causal_drift(g, others, P, decisions=say)
+        return causal_drift(g, others, P, floor=_floor(P), decisions=say)
 
     hists, cross = walk_units([a, c], walk, order, units, lambda recipe: P, {})
     drifted, _ = cross["C4"]
@@ -273,3 +281,44 @@ def test_a_batch_left_below_min_batches_by_a_cross_unit_drift_is_judged_across_u
     judged, n5 = cross["C5"]
     assert n5 >= P.min_batches
     assert all(d.verdict == "pass" for d in judged)
+
+
+def test_the_floor_is_the_units_instruments_and_moves_with_the_signals_unit_free():
+    """A small skid's flow meter reads to 0.01 L/min: with it declared, an 8% pump drop
+    (0.19 L/min at 2.4 L/min) is 8-9 floors and drifts (z limit 6); with the default floor,
+    sized for a production skid's meter (0.1 L/min), it is under 2 and passes. Across units the
+    floor is divided as the signal is (flow per cm2 of column, UV per cm of path, pressure
+    over the batch's starting drop), so a cross-unit flow limit is the instrument's too."""
+    from chrom_platform.lib.analytics.envelope import unit_free_floor
+    from chrom_platform.lib.core.master_data import Accuracy
+
+    rng = np.random.default_rng(11)
+    p = EnvelopeParams(min_batches=5, window=20, z_limit=6.0, persistence=2, signals=("flow_lpm",))
+    keys = [(0, "Load", b) for b in range(8)]
+    flow = 2.4 + 0.01 * rng.standard_normal((13, 8))
+    flow[12, 3:] *= 0.92  # the last batch: its pump delivers 8% less from bin 3
+    g = BinnedBatches("R", "U", [f"B{i}" for i in range(13)], keys, flow[..., None],
+                      np.tile(np.arange(8) * 0.1 + 0.05, (13, 1)))  # fmt: skip
+    others = dict.fromkeys(g.batch_ids, False)
+    fine = Floor.of({"flow_lpm": Accuracy(0.01, 0.005)}, p.signals)
+    declared = causal_drift(g, others, p, floor=fine)
+    default = causal_drift(g, others, p, floor=_floor(p))
+    assert [d.verdict for d in declared.drift["B12"]] == ["drift"]
+    assert [d.verdict for d in default.drift["B12"]] == ["pass"]
+    assert all(d.verdict != "drift" for b in g.batch_ids[:12] for d in declared.drift[b])
+    # its scale is the meter's, not the 0.1 L/min default
+    assert float(np.max(declared.current.scale)) < 0.06
+    assert float(np.min(default.current.scale)) >= 0.1
+
+    signals = ("flow_lpm", "pressure_bar", "uv_mau", "cond_ms_cm", "ph")
+    col = ColumnScale(area_cm2=707.0, bed_height_cm=25, uv_path_length_cm=0.1,
+                      system_bar_per_lpm=0.03)  # fmt: skip
+    batch = np.tile([2.4, 0.03 * 2.4 + 0.5, 800.0, 15.0, 7.2], (12, 1))
+    floor = Floor.of({"flow_lpm": Accuracy(0.01, 0.005)}, signals)
+    free = unit_free_floor(floor, batch, col, signals)
+    np.testing.assert_allclose(
+        free.absolute, [0.01 / 707.0, 0.005 / 0.5, 2.0 / 0.1, 0.05, 0.01], rtol=1e-9
+    )
+    np.testing.assert_array_equal(free.of_reading, floor.of_reading)
+    with pytest.raises(ValueError, match="a floor of 5 signals for 1"):
+        limits(g.values, p, floor)

@@ -13,7 +13,13 @@ from chrom_platform.evaluation.scoring import (
     user_view,
 )
 from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo, batch_flatlines
-from chrom_platform.lib.analytics.envelope import EnvelopeParams, limits, neighbours, zscores
+from chrom_platform.lib.analytics.envelope import (
+    EnvelopeParams,
+    Floor,
+    limits,
+    neighbours,
+    zscores,
+)
 from chrom_platform.lib.analytics.live import LiveEnvelope, runs_of_out
 from chrom_platform.lib.analytics.scans import (
     flatline_judgeable,
@@ -22,6 +28,7 @@ from chrom_platform.lib.analytics.scans import (
     record_deadbands,
 )
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY
 from chrom_platform.lib.core.runs import true_runs
 
 NS = 1_000_000_000
@@ -67,7 +74,7 @@ def test_live_z_matches_the_batch_z_of_the_same_envelope():
     rng = np.random.default_rng(2)
     keys = [(1, "Load", b) for b in range(5)]
     ref = 10 + rng.standard_normal((6, 5, len(SIGNALS)))
-    lim = limits(ref, p)
+    lim = limits(ref, p, Floor.of(DEFAULT_ACCURACY, p.signals))
     rows = [
         {
             "recipe": "R",

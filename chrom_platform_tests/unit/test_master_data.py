@@ -55,6 +55,31 @@ def test_a_recipes_own_rules_land_and_parse_back(md):
     assert again != md
 
 
+def test_a_units_instruments_override_the_defaults_and_land_with_it(md):
+    """A unit that declares its flow meter's accuracy gets it, the rest of its signals and
+    every other unit the platform's defaults; the landed snapshot carries all of them and
+    parses back to the same master data."""
+    from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy
+
+    eq = yaml.safe_load(Path(EQUIPMENT).read_text())
+    eq["units"][0]["instrument_accuracy"] = {"flow_lpm": {"absolute": 0.01, "of_reading": 0.002}}
+    rc = yaml.safe_load(Path(RECIPES).read_text())
+    own = parse_master_data(eq, rc, equipment_source="eq", recipes_source="rc")
+    first, second = list(own.units.values())[:2]
+    assert first.instrument_accuracy["flow_lpm"] == Accuracy(0.01, 0.002)
+    assert first.instrument_accuracy["ph"] == DEFAULT_ACCURACY["ph"]
+    assert second.instrument_accuracy == DEFAULT_ACCURACY
+    assert first.instrument_accuracy["flow_lpm"].at(2.5) == pytest.approx(0.015)
+    record = own.equipment_record()
+    assert record["units"][0]["instrument_accuracy"]["flow_lpm"] == {
+        "absolute": 0.01,
+        "of_reading": 0.002,
+    }
+    again = parse_master_data(record, rc, equipment_source="e", recipes_source="r")
+    assert again == own
+    assert again != md
+
+
 def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
     eq = yaml.safe_load(Path(EQUIPMENT).read_text())
     rc = yaml.safe_load(Path(RECIPES).read_text())
@@ -238,6 +263,38 @@ def _write_bad(tmp_path: Path, which: str, mutate) -> tuple[str, str]:
             lambda r: r["recipes"][0]["phases"][1].update(gradient_cv=2),
             "recipes[0].phases[1].gradient_cv",
             "the load pumps the feed: no gradient",
+        ),
+        (
+            "eq",
+            lambda e: e["units"][1].update(instrument_accuracy={"flow": {"absolute": 0.1}}),
+            "units[1].instrument_accuracy",
+            "unknown keys ['flow']",
+        ),
+        (
+            "eq",
+            lambda e: e["units"][0].update(
+                instrument_accuracy={"ph": {"absolute": 0.01, "resolution": 0.001}}
+            ),
+            "units[0].instrument_accuracy.ph",
+            "unknown keys ['resolution']",
+        ),
+        (
+            "eq",
+            lambda e: e["units"][0].update(instrument_accuracy={"uv_mau": {"absolute": -2}}),
+            "units[0].instrument_accuracy.uv_mau.absolute",
+            "must be >= 0",
+        ),
+        (
+            "eq",
+            lambda e: e["units"][0].update(instrument_accuracy={"uv_mau": {"of_reading": 0.01}}),
+            "units[0].instrument_accuracy.uv_mau.absolute",
+            "missing required field",
+        ),
+        (
+            "eq",
+            lambda e: e["units"][0].update(instrument_accuracy={"ph": {"absolute": 0}}),
+            "units[0].instrument_accuracy.ph",
+            "an instrument resolves something",
         ),
     ],
 )

@@ -13,7 +13,7 @@ import pytest
 from chrom_platform.evaluation.sweep import sim_bins
 from chrom_platform.lib.analytics import mspc
 from chrom_platform.lib.analytics.bins import binned_batches
-from chrom_platform.lib.analytics.envelope import BinnedBatches
+from chrom_platform.lib.analytics.envelope import DEFAULT_FLOOR, BinnedBatches
 from chrom_platform.lib.analytics.live_mspc import LiveModels, LiveMspc
 from chrom_platform.lib.analytics.mspc_run import (
     MspcRunParams,
@@ -47,7 +47,7 @@ def _group(values: np.ndarray) -> BinnedBatches:
 def fitted() -> tuple[BinnedBatches, mspc.MspcModel]:
     rng = np.random.default_rng(3)
     g = _group(_batches(rng, N + 10))
-    m = mspc.fit(g, list(range(N)), mspc.MspcParams(components=3))
+    m = mspc.fit(g, list(range(N)), mspc.MspcParams(components=3), DEFAULT_FLOOR)
     assert m is not None
     return g, m
 
@@ -85,7 +85,7 @@ def test_a_shift_in_one_signal_alarms_after_it_and_names_it(fitted) -> None:
 
 def test_too_few_batches_is_no_model_never_a_pass(fitted) -> None:
     g, _ = fitted
-    assert mspc.fit(g, list(range(5))) is None
+    assert mspc.fit(g, list(range(5)), mspc.MspcParams(), DEFAULT_FLOOR) is None
     assert mspc.judge(None, None).verdict == "no_model"
 
 
@@ -117,7 +117,7 @@ def test_limits_rest_on_an_upper_bound_of_the_quantile_not_its_estimate() -> Non
 
 def test_a_young_models_alarm_warns_and_a_mature_ones_fails(fitted) -> None:
     g, m = fitted  # 40 reference batches
-    young = mspc.fit(g, list(range(12)), mspc.MspcParams(components=3))
+    young = mspc.fit(g, list(range(12)), mspc.MspcParams(components=3), DEFAULT_FLOOR)
     assert young is not None
     assert len(m.batch_ids) >= m.params.mature_batches > len(young.batch_ids)
     assert verdict_severity(m, "alarm") == "ERROR"
@@ -142,6 +142,7 @@ def test_the_model_follows_a_process_that_moved_and_never_stays_stuck() -> None:
             g,
             params,
             MspcRunResult(),
+            floor=DEFAULT_FLOOR,
             status=dict.fromkeys(ids, "complete"),
             released=dict.fromkeys(ids, True),
             pinned=set(),
@@ -190,7 +191,7 @@ def test_the_live_bridge_scores_each_bin_as_the_batch_scoring_does() -> None:
         [sim_bins(s, unit) for s in sims],
         list(recipe.phase_names()),
     )
-    model = mspc.fit(g, list(range(len(sims) - 1)))
+    model = mspc.fit(g, list(range(len(sims) - 1)), mspc.MspcParams(), DEFAULT_FLOOR)
     assert model is not None
     values, bcv = model.batch(g, len(sims) - 1)
     expected = model.score(values)

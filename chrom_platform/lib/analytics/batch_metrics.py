@@ -10,6 +10,7 @@ cycles (fouling lowers it slowly, 0.04% a cycle; a 25% drop is a blocked or foul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +39,7 @@ from chrom_platform.lib.analytics.scans import (
 )
 from chrom_platform.lib.analytics.specs import NO_RANGE, SETTLE_CV, PhaseSpec, phase_findings
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy
 
 HETP_LIMIT_FACTOR = 1.3
 ASYMMETRY_LIMIT_ABOVE = 0.3
@@ -65,6 +67,9 @@ class UnitInfo:
     uv_path_length_cm: float
     qualified_hetp_cm: float
     qualified_asymmetry: float
+    #: the unit's instrument accuracy per signal (equipment master data): no deviation
+    #: smaller is judged
+    accuracy: Mapping[str, Accuracy] = field(default_factory=lambda: dict(DEFAULT_ACCURACY))
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ within 3.5 standard deviations of the centre (robust ones, 1.4826 x MAD, or plai
 more: a tight core of 5 of 8 batches within 0.01 pH made the MAD a fifth of the spread), so
 the odd bad batch that slipped into a long history does not drag it, times sqrt(1 + 1/n) (a new batch varies around a
 centre that is itself estimated from n batches) and by Student's t over the normal
-(`small_sample_factor`: the spread is estimated too), never below a floor per signal (instrument
-noise and resolution: a bin where every batch agrees to the last digit must not turn noise
-into alarms). Not the MAD itself: it is a third as efficient as the standard deviation on
+(`small_sample_factor`: the spread is estimated too), never below a floor per signal: the
+unit's instrument accuracy from equipment master data (`Floor`; a bin where every batch
+agrees to the last digit must not turn noise into alarms). Not the MAD itself: it is a third as efficient as the standard deviation on
 normal data, and from 23 batches it once came out at 0.57 of the spread, turning a buffer
 3.3 sd off its mean into z = 6.6 and a good batch into a failed one. A bin with fewer
 than `min_batches` batches has no limit at all rather than a false one. Mean, standard
@@ -36,21 +36,41 @@ import numpy as np
 import numpy.typing as npt
 
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy
 
-#: Absolute and relative floors of the scale per signal (see the module docstring).
-SCALE_FLOOR: dict[str, tuple[float, float]] = {
-    "flow_lpm": (0.1, 0.005),
-    "pressure_bar": (0.005, 0.005),
-    "uv_mau": (2.0, 0.005),
-    "cond_ms_cm": (0.05, 0.005),
-    "ph": (0.01, 0.0),
-}
 MAD_TO_SD = 1.4826
 #: reference values farther than this many robust sd from the centre do not enter the scale
 TRIM_MADS = 3.5
 #: the tail probability at which the small-sample factor matches Student's t to the normal
 TAIL = 0.001
 QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The smallest scale a limit may have, per signal: absolute + |centre| x of_reading,
+    the unit's instrument accuracy (equipment master data, `instrument_accuracy`)."""
+
+    absolute: npt.NDArray[np.float64]
+    of_reading: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, accuracy: Mapping[str, Accuracy], signals: Sequence[str] = SIGNALS) -> Floor:
+        """A unit's floor; a signal it does not declare takes the platform's default, and
+        one the platform does not know has none."""
+        acc = [accuracy.get(s) or DEFAULT_ACCURACY.get(s) or Accuracy(0.0) for s in signals]
+        return cls(
+            np.array([a.absolute for a in acc], dtype=np.float64),
+            np.array([a.of_reading for a in acc], dtype=np.float64),
+        )
+
+    def at(self, centre: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The floor at each centre (the signal axis last)."""
+        return self.absolute + np.abs(centre) * self.of_reading
+
+
+#: a unit that declares no accuracy (and the tests' constructed groups)
+DEFAULT_FLOOR = Floor.of(DEFAULT_ACCURACY)
 
 
 @dataclass(frozen=True)
@@ -89,8 +109,13 @@ class Limits:
     valid: npt.NDArray[np.bool_]
 
 
-def limits(ref: npt.NDArray[np.float64], params: EnvelopeParams) -> Limits:
-    """Limits from reference batches ref[b, k, s]."""
+def limits(ref: npt.NDArray[np.float64], params: EnvelopeParams, floor: Floor) -> Limits:
+    """Limits from reference batches ref[b, k, s], never tighter than `floor`."""
+    if floor.absolute.shape != (ref.shape[-1],):
+        raise ValueError(
+            f"a floor of {floor.absolute.shape[0]} signals for {ref.shape[-1]}: build it with "
+            "Floor.of(accuracy, params.signals)"
+        )
     n = np.sum(np.isfinite(ref), axis=0)
     with np.errstate(all="ignore"), _quiet():
         centre = np.nanmedian(ref, axis=0)
@@ -101,12 +126,7 @@ def limits(ref: npt.NDArray[np.float64], params: EnvelopeParams) -> Limits:
         spread = np.fmax(mad, np.nanstd(ref, axis=0, ddof=1))
         inside = np.where(np.abs(ref - centre) <= TRIM_MADS * spread, ref, np.nan)
         sd = np.nanstd(inside, axis=0, ddof=1) * small_sample_factor(n)
-    floor = np.array(
-        [
-            [SCALE_FLOOR[s][0] for s in params.signals],
-        ]
-    ) + np.abs(centre) * np.array([SCALE_FLOOR[s][1] for s in params.signals])
-    scale = np.fmax(np.fmax(sd, 0.0), floor)
+    scale = np.fmax(np.fmax(sd, 0.0), floor.at(centre))
     valid = (n >= params.min_batches) & np.isfinite(centre)
     return Limits(n=n, centre=centre, scale=scale, valid=valid)
 
@@ -270,6 +290,7 @@ def causal_drift(
     other_findings: dict[str, bool],
     params: EnvelopeParams,
     *,
+    floor: Floor,
     start_at: int = 0,
     released_before: Sequence[int] = (),
     decisions: Mapping[str, str] | None = None,
@@ -297,7 +318,7 @@ def causal_drift(
         bid = group.batch_ids[i]
         ref = released[-params.window :]
         if ref:
-            lim = limits(group.values[ref], params)
+            lim = limits(group.values[ref], params, floor)
             z = zscores(group.values[i], lim, near)
         else:
             z = np.full(group.values.shape[1:], np.nan)
@@ -311,7 +332,7 @@ def causal_drift(
             hist.released.append(bid)
     ref = released[-params.window :]
     hist.current_reference = ref
-    hist.current = limits(group.values[ref], params) if ref else None
+    hist.current = limits(group.values[ref], params, floor) if ref else None
     return hist
 
 
@@ -358,21 +379,53 @@ def unit_free(
     conductivity as they are (the recipe's buffers)."""
     out = np.array(values, dtype=np.float64, copy=True)
     idx = {s: j for j, s in enumerate(signals)}
-    flow = values[..., idx["flow_lpm"]] if "flow_lpm" in idx else None
     if "pressure_bar" in idx:
         j = idx["pressure_bar"]
-        skid = column.system_bar_per_lpm * flow if flow is not None else 0.0
-        drop = values[..., j] - skid
-        # columns of one resin differ in packing and fouling (cycles run), so the level of
-        # the drop does not carry from one to another; its course through the batch does
-        with np.errstate(all="ignore"), _quiet():
-            start = np.nanmedian(drop[..., :PRESSURE_START_BINS], axis=-1, keepdims=True)
-        out[..., j] = drop / np.where(start > 0, start, np.nan)
-    if flow is not None:
-        out[..., idx["flow_lpm"]] = flow / column.area_cm2
-    if "uv_mau" in idx:
-        out[..., idx["uv_mau"]] = values[..., idx["uv_mau"]] / column.uv_path_length_cm
+        drop, start = _pressure_drop(values, column, idx)
+        out[..., j] = drop / np.where(start > 0, start, np.nan)[..., None]
+    for s, per in _PER_COLUMN.items():
+        if s in idx:
+            out[..., idx[s]] = values[..., idx[s]] / getattr(column, per)
     return out
+
+
+#: the signals made comparable by dividing by a property of the column (unit_free)
+_PER_COLUMN = {"flow_lpm": "area_cm2", "uv_mau": "uv_path_length_cm"}
+
+
+def _pressure_drop(
+    values: npt.NDArray[np.float64], column: ColumnScale, idx: Mapping[str, int]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The column's own pressure drop (bins k in batch order, signals last) and its median
+    over each batch's first `PRESSURE_START_BINS` bins: columns of one resin differ in
+    packing and fouling (cycles run), so the drop's level does not carry from one to another;
+    its course through the batch does."""
+    flow = values[..., idx["flow_lpm"]] if "flow_lpm" in idx else 0.0
+    drop = values[..., idx["pressure_bar"]] - column.system_bar_per_lpm * flow
+    with np.errstate(all="ignore"), _quiet():
+        start = np.nanmedian(drop[..., :PRESSURE_START_BINS], axis=-1)
+    return drop, start
+
+
+def unit_free_floor(
+    floor: Floor,
+    values: npt.NDArray[np.float64],
+    column: ColumnScale,
+    signals: Sequence[str] = SIGNALS,
+) -> Floor:
+    """A unit's floor where `unit_free` puts the batch `values[k, s]` of that unit: the
+    absolute parts divided as the signals are (flow by the column's area, UV by the path
+    length, pressure by the batch's starting drop), the shares of the reading unchanged."""
+    idx = {s: j for j, s in enumerate(signals)}
+    absolute = floor.absolute.copy()
+    for s, per in _PER_COLUMN.items():
+        if s in idx:
+            absolute[idx[s]] /= getattr(column, per)
+    if "pressure_bar" in idx:
+        _, start = _pressure_drop(values, column, idx)
+        if np.isfinite(start) and start > 0:
+            absolute[idx["pressure_bar"]] /= float(start)
+    return Floor(absolute, floor.of_reading)
 
 
 def cross_unit_drift(
@@ -381,10 +434,12 @@ def cross_unit_drift(
     pool: Sequence[tuple[BinnedBatches, int, ColumnScale]],
     column: ColumnScale,
     params: EnvelopeParams,
+    floor: Floor,
 ) -> tuple[list[SignalDrift], int]:
     """Batch i of a unit without an envelope of its own, judged against the same recipe's
     released batches on every unit (its own among them): `pool` lists them (group, batch
-    index, column), the caller keeping the newest `window`; all made unit-free. Returns
+    index, column), the caller keeping the newest `window`; all made unit-free, and the
+    limits floored by the judged unit's instruments (`floor`, made unit-free too). Returns
     the drift per signal and how many batches the limits rest on (below `min_batches`
     there is no limit: every signal is `no_envelope`)."""
     if len(pool) < params.min_batches:
@@ -396,7 +451,7 @@ def cross_unit_drift(
             for g, j, col in pool
         ]
     )
-    lim = limits(ref, params)
+    lim = limits(ref, params, unit_free_floor(floor, group.values[i], column, params.signals))
     z = zscores(unit_free(group.values[i], column, params.signals), lim, neighbours(group.keys))
     return judge(z, group.batch_cv[i], group.keys, params), len(pool)
 

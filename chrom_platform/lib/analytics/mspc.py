@@ -48,8 +48,8 @@ import numpy as np
 import numpy.typing as npt
 
 from chrom_platform.lib.analytics.envelope import (
-    SCALE_FLOOR,
     BinnedBatches,
+    Floor,
     _quiet,
     align,
     persistent_run,
@@ -92,8 +92,9 @@ class MspcParams:
     min_bin_coverage: float = 0.5
     #: bins either side (same phase) whose reference statistics a bin's limit pools
     limit_window: int = 2
-    #: no bin's SPE limit is below what a deviation of this many scale floors (envelope's
-    #: SCALE_FLOOR) in one signal gives: where the reference batches agree closer than the
+    #: no bin's SPE limit is below what a deviation of this many scale floors (the unit's
+    #: instrument accuracy, envelope.Floor) in one signal gives: where the reference
+    #: batches agree closer than the
     #: instruments resolve, the cross-validated limit alone would turn a slow trend of a
     #: few thousandths of a bar (column fouling) into alarms
     floor_z: float = 0.5
@@ -175,12 +176,6 @@ class MspcJudgement:
     alarm: MspcAlarm | None = None
 
 
-def _scale_floor(mean: Array, signals: Sequence[str]) -> Array:
-    """The envelope's floor per signal (none for a variable it does not know)."""
-    floor = [SCALE_FLOOR.get(s, (0.0, 0.0)) for s in signals]
-    return np.array([f[0] for f in floor]) + np.abs(mean) * np.array([f[1] for f in floor])
-
-
 @dataclass
 class _Core:
     mean: Array
@@ -197,13 +192,13 @@ def _standardise(values: Array, mean: Array, scale: Array) -> tuple[Array, npt.N
     return np.where(observed[..., None], x, 0.0), observed
 
 
-def _fit_core(values: Array, components: int, signals: Sequence[str]) -> _Core:
+def _fit_core(values: Array, components: int, floor: Floor) -> _Core:
     from sklearn.decomposition import PCA
 
     with _quiet():
         mean = np.nanmean(values, axis=0)
         sd = np.nanstd(values, axis=0, ddof=1)
-    scale = np.fmax(np.nan_to_num(sd), _scale_floor(mean, signals))
+    scale = np.fmax(np.nan_to_num(sd), floor.at(mean))
     # a column that never varies (and has no floor) carries no information: centred it is 0
     scale = np.where(scale > 0, scale, 1.0)
     x, _ = _standardise(values, mean, scale)
@@ -304,11 +299,11 @@ def _pooled_limits(values: Array, keys: Sequence[Key], params: MspcParams) -> Ar
 
 
 def fit(
-    group: BinnedBatches, reference: Sequence[int], params: MspcParams | None = None
+    group: BinnedBatches, reference: Sequence[int], params: MspcParams, floor: Floor
 ) -> MspcModel | None:
     """The model of one recipe on one unit from its batches `reference` (indices into the
-    group: released batches, oldest first). None when there are fewer than `min_batches`."""
-    params = params or MspcParams()
+    group: released batches, oldest first), each signal's scale never below the unit's
+    instrument `floor` (as the envelope's). None when there are fewer than `min_batches`."""
     ref = list(reference)
     if len(ref) < params.min_batches:
         return None
@@ -318,9 +313,9 @@ def fit(
     keys = [k for k, ok in zip(group.keys, keep, strict=True) if ok]
     values = values[:, keep]
     n = len(ref)
-    full = _fit_core(values, min(n - 1, values.shape[1] * values.shape[2]), params.signals)
+    full = _fit_core(values, min(n - 1, values.shape[1] * values.shape[2]), floor)
     a = params.components or _components(full.explained, n, params)
-    core = _fit_core(values, a, params.signals)
+    core = _fit_core(values, a, floor)
     # cross-validated statistics for the limits: each batch scored by a model without it
     folds = min(params.folds, n)
     t2_cv = np.full((n, len(keys)), np.nan)
@@ -329,14 +324,14 @@ def fit(
     for f in range(folds):
         held = np.array_split(order, folds)[f]
         train = np.setdiff1d(order, held)
-        c = _fit_core(values[train], min(a, len(train) - 1), params.signals)
+        c = _fit_core(values[train], min(a, len(train) - 1), floor)
         t2_cv[held], spe_cv[held], *_ = _stats(c, values[held], params.spe_window)
     t2_limit = _pooled_limits(t2_cv, keys, params)
     spe_limit = np.fmax(
         np.column_stack(
             [_pooled_limits(spe_cv[:, :, j], keys, params) for j in range(spe_cv.shape[2])]
         ),
-        (params.floor_z * _scale_floor(core.mean, params.signals) / core.scale) ** 2,
+        (params.floor_z * floor.at(core.mean) / core.scale) ** 2,
     )
     # the batch-level widening, from batches scored as the platform scores them: each of
     # the newest reference batches by a model of the batches before it (cross-validation,
@@ -346,7 +341,7 @@ def fit(
     t2_f = np.full((len(ahead), len(keys)), np.nan)
     spe_f = np.full((len(ahead), len(keys), len(params.signals)), np.nan)
     for r, k in enumerate(ahead):
-        c = _fit_core(values[:k], min(a, k - 1), params.signals)
+        c = _fit_core(values[:k], min(a, k - 1), floor)
         t2_f[r], spe_f[r], *_ = _stats(c, values[k : k + 1], params.spe_window)
     with np.errstate(invalid="ignore", divide="ignore"), _quiet():
         ratio = np.fmax(t2_f / t2_limit, np.nanmax(spe_f / spe_limit, axis=2))

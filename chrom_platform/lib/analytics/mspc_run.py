@@ -32,9 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chrom_platform.lib.analytics import mspc
-from chrom_platform.lib.analytics.envelope import BinnedBatches
-from chrom_platform.lib.analytics.pipeline import binned_groups, decisions_of, write_gold
-from chrom_platform.lib.analytics.reads import recipe_phases, recipe_settings
+from chrom_platform.lib.analytics.envelope import BinnedBatches, Floor
+from chrom_platform.lib.analytics.pipeline import (
+    binned_groups,
+    decisions_of,
+    unit_floor,
+    write_gold,
+)
+from chrom_platform.lib.analytics.reads import recipe_phases, recipe_settings, units
 from chrom_platform.lib.core.master_data import MULTIVARIATE_SETTINGS
 from chrom_platform.lib.io.warehouse import Warehouse
 
@@ -97,11 +102,14 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
     verdict_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     by_recipe = recipe_params(wh, params)
+    unit_info = units(wh)
     for g in binned_groups(wh, batches, recipe_phases(wh)):
+        group_params = by_recipe.get(g.recipe, params)
         rows, bins = judge_group(
             g,
-            by_recipe.get(g.recipe, params),
+            group_params,
             res,
+            floor=unit_floor(unit_info, g.unit_id, group_params.model.signals),
             status=status,
             released=released,
             pinned=pinned,
@@ -139,6 +147,7 @@ def judge_group(
     params: MspcRunParams,
     res: MspcRunResult,
     *,
+    floor: Floor,
     status: dict[str, str],
     released: dict[str, bool],
     pinned: set[str],
@@ -146,7 +155,7 @@ def judge_group(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One unit and recipe's batches walked in start order from the first not judged
     before (or whose status or release changed): each judged by the model of the eligible
-    batches before it. Returns verdict rows (earlier rows whose eligibility changed among
+    batches before it, scaled no finer than the unit's instruments (`floor`). Returns verdict rows (earlier rows whose eligibility changed among
     them) and score rows; the current model goes to `res.current`."""
     verdict_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
@@ -167,7 +176,7 @@ def judge_group(
         if not _outvoted(prev[g.batch_ids[i]]):
             break
         streak.insert(0, prev[g.batch_ids[i]])
-    walk = _Walk(g, params, res)
+    walk = _Walk(g, params, res, floor)
     for i in range(start, len(g.batch_ids)):
         bid = g.batch_ids[i]
         model = walk.model_for(eligible[-params.window :])
@@ -208,8 +217,10 @@ def judge_group(
 class _Walk:
     """The model a group's batches are judged by, refitted as eligible batches come in."""
 
-    def __init__(self, g: BinnedBatches, params: MspcRunParams, res: MspcRunResult) -> None:
-        self.g, self.params, self.res = g, params, res
+    def __init__(
+        self, g: BinnedBatches, params: MspcRunParams, res: MspcRunResult, floor: Floor
+    ) -> None:
+        self.g, self.params, self.res, self.floor = g, params, res, floor
         self.model: mspc.MspcModel | None = None
         self.ref: list[int] = []
         #: refit at the next batch whatever the cadence (the model follows the process)
@@ -221,7 +232,7 @@ class _Walk:
         new = len(set(ref) - set(self.ref))
         if self.model is None or new >= self.params.refit_every or (self.refit and new):
             self.refit = False
-            self.model = mspc.fit(self.g, ref, self.params.model)
+            self.model = mspc.fit(self.g, ref, self.params.model, self.floor)
             self.ref = list(ref)
             self.res.models_fitted += 1
         return self.model

@@ -41,6 +41,7 @@ from chrom_platform.lib.analytics.envelope import (
     ColumnScale,
     DriftHistory,
     EnvelopeParams,
+    Floor,
     SignalDrift,
     causal_drift,
     cross_unit_drift,
@@ -49,6 +50,7 @@ from chrom_platform.lib.analytics.envelope import (
 from chrom_platform.lib.analytics.reads import batch_readings, envelope_params, recipe_phases
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import SIGNALS
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
@@ -374,10 +376,12 @@ def _envelope_and_drift(
 
     def walk(g: BinnedBatches, say: Mapping[str, str] | None) -> DriftHistory:
         start = starts[(g.unit_id, g.recipe)]
+        params = params_of(g.recipe)
         return causal_drift(
             g,
             others,
-            params_of(g.recipe),
+            params,
+            floor=unit_floor(units or {}, g.unit_id, params.signals),
             start_at=start,
             released_before=[i for i in range(start) if prev[g.batch_ids[i]]["released"]],
             decisions=say,
@@ -414,6 +418,13 @@ def _envelope_and_drift(
                 if d.verdict == "drift":
                     batch_alarms[bid].append(_drift_alarm(d, params, kind))
     return out
+
+
+def unit_floor(units: Mapping[str, UnitInfo], unit_id: str, signals: Sequence[str]) -> Floor:
+    """The unit's instrument accuracy as the limits' floor (the platform's defaults for a
+    unit the warehouse does not know)."""
+    unit = units.get(unit_id)
+    return Floor.of(unit.accuracy if unit else DEFAULT_ACCURACY, signals)
 
 
 def walk_units(
@@ -479,7 +490,14 @@ def _cross_unit(
         for _, g, i in walk:
             bid, h = g.batch_ids[i], hists[(g.unit_id, g.recipe)]
             if bid in h.drift and h.reference_size[bid] < params.min_batches:
-                ds, n = cross_unit_drift(g, i, pool[-params.window :], column[g.unit_id], params)
+                ds, n = cross_unit_drift(
+                    g,
+                    i,
+                    pool[-params.window :],
+                    column[g.unit_id],
+                    params,
+                    unit_floor(units, g.unit_id, params.signals),
+                )
                 if n >= params.min_batches:
                     cross[bid] = (ds, n)
                     if any(d.verdict == "drift" for d in ds) and decisions.get(bid) != "pin":

@@ -6,6 +6,7 @@ restate its rules (quality.py) never judge different data."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,7 +20,7 @@ from chrom_platform.lib.analytics.batch_metrics import BatchReadings, PhaseInfo,
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.scans import record_deadbands
 from chrom_platform.lib.core.contracts import SIGNALS
-from chrom_platform.lib.core.master_data import ENVELOPE_SETTINGS
+from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, ENVELOPE_SETTINGS, Accuracy
 from chrom_platform.lib.io.warehouse import Warehouse
 
 
@@ -38,7 +39,18 @@ def units(wh: Warehouse) -> dict[str, UnitInfo]:
             uv_path_length_cm=float(u["uv_path_length_cm"]),
             qualified_hetp_cm=float(u["qualified_hetp_cm"]),
             qualified_asymmetry=float(u["qualified_asymmetry"]),
+            accuracy=instrument_accuracy(u.get("instrument_accuracy")),
         )
+    return out
+
+
+def instrument_accuracy(text: str | None) -> dict[str, Accuracy]:
+    """silver_units.instrument_accuracy (the landed snapshot's JSON, validated when it was
+    landed) over the platform's defaults; the defaults alone for a snapshot landed before
+    units declared it."""
+    out = dict(DEFAULT_ACCURACY)
+    for signal, a in (json.loads(text) if text else {}).items():
+        out[signal] = Accuracy(float(a["absolute"]), float(a.get("of_reading") or 0.0))
     return out
 
 

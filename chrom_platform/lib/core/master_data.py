@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from chrom_platform.lib.core.config_files import ConfigFileError, load_yaml, read_text
-from chrom_platform.lib.core.contracts import IDENTITY_CHARS, IDENTITY_MAX_CHARS, identity_ok
+from chrom_platform.lib.core.contracts import (
+    IDENTITY_CHARS,
+    IDENTITY_MAX_CHARS,
+    SIGNALS,
+    identity_ok,
+)
 
 #: What a recipe phase does, whatever the plant calls it: the analytics key on the kind, never
 #: on the name (a plant's "Wash_1", "Post-load wash" and "Wash 1" are all a `wash`).
@@ -57,6 +62,32 @@ class Resin:
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """What a unit's instrument for one signal resolves: an absolute part, in the signal's
+    unit, plus a share of the reading. No deviation smaller than this is judged (the
+    envelope's and the multivariate model's scale never go below it)."""
+
+    absolute: float
+    of_reading: float = 0.0
+
+    def at(self, reading: float) -> float:
+        return self.absolute + abs(reading) * self.of_reading
+
+
+#: A unit's instruments when its master data does not say (`instrument_accuracy:`): the
+#: process instruments of a production-scale skid (a flow meter of a few hundred L/min, a
+#: 2 mm UV cell). A smaller skid's meters resolve finer and should say so: a 0.1 L/min floor
+#: is ten times the noise of a 2 L/min meter, and hides a pump fault until it is that large.
+DEFAULT_ACCURACY: dict[str, Accuracy] = {
+    "flow_lpm": Accuracy(0.1, 0.005),
+    "pressure_bar": Accuracy(0.005, 0.005),
+    "uv_mau": Accuracy(2.0, 0.005),
+    "cond_ms_cm": Accuracy(0.05, 0.005),
+    "ph": Accuracy(0.01, 0.0),
+}
+
+
+@dataclass(frozen=True)
 class Unit:
     unit_id: str
     column_id: str
@@ -73,6 +104,10 @@ class Unit:
     uv_path_length_cm: float
     uv_max_mau: float
     fouling_per_cycle: float
+    #: per signal (every one of contracts.SIGNALS): the declared ones, DEFAULT_ACCURACY else
+    instrument_accuracy: Mapping[str, Accuracy] = field(
+        default_factory=lambda: dict(DEFAULT_ACCURACY)
+    )
 
     @property
     def area_cm2(self) -> float:
@@ -413,8 +448,28 @@ def _parse_equipment(doc: Any, source: str) -> tuple[dict[str, Resin], dict[str,
             uv_path_length_cm=rd.number(u, "uv_path_length_cm", key, gt=0),
             uv_max_mau=rd.number(u, "uv_max_mau", key, gt=0),
             fouling_per_cycle=rd.number(u, "fouling_per_cycle", key, ge=0, le=0.01, default=0.0),
+            instrument_accuracy=_accuracy(rd, u, key),
         )
     return resins, units
+
+
+def _accuracy(rd: _Reader, u: Mapping[str, Any], key: str) -> dict[str, Accuracy]:
+    """A unit's optional `instrument_accuracy: {signal: {absolute, of_reading}}`, over the
+    platform's defaults for the signals it does not name."""
+    section = _optional_section(rd, u, "instrument_accuracy", key, set(SIGNALS))
+    out = dict(DEFAULT_ACCURACY)
+    for signal, spec in (section or {}).items():
+        where = f"{key}.instrument_accuracy"
+        spec = _optional_section(rd, {signal: spec}, signal, where, {"absolute", "of_reading"})
+        assert spec is not None
+        at = f"{where}.{signal}"
+        out[signal] = Accuracy(
+            absolute=rd.number(spec, "absolute", at, ge=0),
+            of_reading=rd.number(spec, "of_reading", at, ge=0, le=0.5, default=0.0),
+        )
+        if out[signal].absolute == 0 and out[signal].of_reading == 0:
+            raise rd.fail(at, "an instrument resolves something: absolute or of_reading > 0")
+    return out
 
 
 def _criterion(rd: _Reader, obj: Any, key: str) -> PoolCriterion:

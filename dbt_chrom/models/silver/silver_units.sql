@@ -1,5 +1,6 @@
 -- Units (skids) and their columns from the newest equipment snapshot: column volume, bed
--- height and the flow dead band come from here, never from literals.
+-- height, the flow dead band and the instruments' accuracy come from here, never from
+-- literals.
 with
 
 bronze_master_data as (
@@ -26,7 +27,8 @@ units as (
         {{ chrom.json_number('u.value', 'system_pressure_bar_per_lpm') }}
             as system_pressure_bar_per_lpm,
         {{ chrom.json_number('u.value', 'uv_max_mau') }} as uv_max_mau,
-        {{ chrom.json_number('u.value', 'uv_path_length_cm') }} as uv_path_length_cm
+        {{ chrom.json_number('u.value', 'uv_path_length_cm') }} as uv_path_length_cm,
+        {{ chrom.json_serialized('u.value', 'instrument_accuracy') }} as instrument_accuracy
     from latest_equipment,
         {{ chrom.json_array_elements(chrom.json_value('raw', 'units'), 'u') }}
 ),
