@@ -306,8 +306,10 @@ def import_section(quick: bool, baseline_ref: str | None) -> None:
     lines = [
         row("this commit, all files", now, r["rows"]),
         row("this commit, a tenth of the files", tenth, r["tenth_rows"]),
-        row("this commit, that tenth as one wide file", r["now_one_wide"], r["tenth_rows"]),
-        row("this commit, one long historian file", r["now_long"], r["long_rows"]),
+        row("this commit, that tenth as one wide file", r["now_one_wide_tenth"], r["tenth_rows"]),
+        row("this commit, all files as one wide file", r["now_one_wide"], r["rows"]),
+        row("this commit, one long historian file", r["now_long_small"], r["long_small_rows"]),
+        row("this commit, a larger long historian file", r["now_long"], r["long_rows"]),
     ]
     base = r.get("baseline")
     if base:
@@ -317,12 +319,13 @@ def import_section(quick: bool, baseline_ref: str | None) -> None:
         )
     idle = r["idle_peak_bytes"]
 
-    def above_idle(m: dict, rows: int) -> float:
-        """Bytes a row adds to the peak of a process that only loads the code."""
-        return (m["peak_bytes"] - idle) / rows
+    def slope(small: dict, small_rows: int, large: dict, large_rows: int) -> float:
+        """Bytes a row adds to the peak: between two sizes of one shape (the peak of a small
+        import is mostly the code's own, which a row's cost hides in)."""
+        return max(0.0, (large["peak_bytes"] - small["peak_bytes"]) / (large_rows - small_rows))
 
-    one_wide_row = above_idle(r["now_one_wide"], r["tenth_rows"])
-    long_row = above_idle(r["now_long"], r["long_rows"])
+    one_wide_row = slope(r["now_one_wide_tenth"], r["tenth_rows"], r["now_one_wide"], r["rows"])
+    long_row = slope(r["now_long_small"], r["long_small_rows"], r["now_long"], r["long_rows"])
     ratios = ""
     if base:
         ratios = (
@@ -364,7 +367,7 @@ that only loads the import's code peaks at {r["idle_peak_bytes"] / 2**20:,.0f} M
   that file is checked). At that rate a 2 GB export (~25M rows) needs about
   {need / gib:.1f} GiB in all ({"within" if need < 2e9 else "**beyond**"} 2 GB).
 - One file holding many batches is held whole while it is checked: {one_wide_row:.0f} bytes a
-  row above the idle process for one wide file ({projection(one_wide_row, r["csv_bytes"] / r["rows"])}),
+  row for one wide file (the slope of the peak between its two sizes; {projection(one_wide_row, r["csv_bytes"] / r["rows"])}),
   {long_row:.0f} bytes a historian row for the long file
   ({projection(long_row, r["long_csv_bytes"] / r["long_rows"])}).
 """

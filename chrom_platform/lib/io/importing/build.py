@@ -864,9 +864,22 @@ def import_files(
     revision = _revisions(ready, labs, store, landed, replace, problems)
     problems.raise_if_any()
 
-    # Everything is valid: land it, all or nothing (a build between, or a kill, never sees
-    # part of an import). Master data first, so the warehouse can parse the rest.
-    staged = StagedLanding(store)
+    _land(StagedLanding(store), md, ready, labs, revision, report, files)
+    return report
+
+
+def _land(
+    staged: StagedLanding,
+    md: MasterData,
+    ready: list[_Ready],
+    labs: list[dict[str, Any]],
+    revision: dict[str, int],
+    report: ImportReport,
+    files: Sequence[Path],
+) -> None:
+    """Everything valid, landed all or nothing (a build between, or a kill, never sees
+    part of an import): master data first, so the warehouse can parse the rest; each batch
+    in its revision; the lab results; the report last."""
     report.objects += land_master_data(staged, md)
     for r in sorted(ready, key=lambda r: (r.unit_id, r.first_ns)):
         rev = revision.get(r.batch_id, 1)
@@ -886,7 +899,6 @@ def import_files(
     report.lab_results = len(labs)
     report.objects.append(_land_report(staged, report, files))
     staged.commit()
-    return report
 
 
 def _land_report(store: StagedLanding, report: ImportReport, files: Sequence[Path]) -> str:

@@ -23,7 +23,13 @@ import numpy as np
 from chrom_platform.lib.core import config_files
 from chrom_platform.lib.core.contracts import MAX_CLOCK_AHEAD_S, SIGNALS, seq_of
 from chrom_platform.lib.core.runs import true_runs
-from chrom_platform.lib.io.importing.mapping import FILE_COLUMNS, FileSpec, Mapping, TimeSpec
+from chrom_platform.lib.io.importing.mapping import (
+    FILE_COLUMNS,
+    FileSpec,
+    Mapping,
+    SignalSource,
+    TimeSpec,
+)
 from chrom_platform.lib.io.importing.sampling import Notes, grid, labels_at, resample
 
 NS = 1_000_000_000
@@ -453,57 +459,72 @@ def read_wide(
     if n == 0:
         problems.add(path, None, None, "empty file: a header and no rows")
     parse_time.note(notes, path)
-    out = []
-    for batch, a in acc.items():
-        _second_pass(a, parse_time.first_pass)
-        v = np.frombuffer(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS)).copy()
-        order = [s.signal for s in m.signals]
-        times = np.frombuffer(a["ts"], dtype=np.int64).copy()
-        signals = {s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals}
-        phases, lines = a["phase"], a["line"]
-        if m.sampling is not None:
-            at = grid(int(times[0]), int(times[-1]))
-            sampled = {
-                s: resample(
-                    times,
-                    x,
-                    at,
-                    interpolation=m.sampling.interpolation,
-                    max_gap_s=m.sampling.max_gap_s,
-                )
-                for s, x in signals.items()
-            }
-            phases = labels_at(times, phases, at, m.sampling.max_gap_s)
-            has = np.all([np.isfinite(x) for x in sampled.values()], axis=0)
-            _note_resampled(notes, path, batch, times, at, has, m)
-            times, signals = at[has], {s: x[has] for s, x in sampled.items()}
-            phases = [p for p, h in zip(phases, has.tolist(), strict=True) if h]
-            # the grid's lines: the file line of the scan each second is read from
-            src = np.clip(np.searchsorted(np.asarray(a["ts"]), times, side="right") - 1, 0, None)
-            lines = [a["line"][i] for i in src.tolist()]
-        else:
-            bad = ~np.all([np.isfinite(x) for x in signals.values()], axis=0)
-            for i in np.flatnonzero(bad)[:3].tolist():
-                problems.add(
-                    path,
-                    a["line"][i],
-                    None,
-                    "no value (a no_data text) in a file that is not resampled: set sampling",
-                )
-        b = BatchData(
-            batch_id=batch,
-            file=str(path),
-            line=first_line[batch],
-            ts=times,
-            phase_runs=_runs(phases, lines),
-            signals=signals,
-            phase_column=m.phase_column,
-            deadbands=m.deadbands(None),
-        )
-        if m.sampling is None:
-            _same_second(b, a["line"], problems)
-        out.append(b)
-    return out
+    return [
+        _wide_batch(path, batch, a, first_line[batch], parse_time.first_pass, m, problems, notes)
+        for batch, a in acc.items()
+    ]
+
+
+def _wide_batch(
+    path: Path,
+    batch: str,
+    a: dict[str, Any],
+    first_line: int,
+    first_pass: dict[int, int],
+    m: Mapping,
+    problems: Problems,
+    notes: Notes,
+) -> BatchData:
+    """One batch's rows of a wide file (`a`: its typed arrays) as BatchData: converted,
+    resampled onto whole seconds where the mapping says so, its phase runs by line."""
+    _second_pass(a, first_pass)
+    v = np.frombuffer(a["v"], dtype=np.float64).reshape(-1, len(SIGNALS)).copy()
+    order = [s.signal for s in m.signals]
+    times = np.frombuffer(a["ts"], dtype=np.int64).copy()
+    signals = {s.signal: converted(v[:, order.index(s.signal)], s.factor) for s in m.signals}
+    phases, lines = a["phase"], a["line"]
+    if m.sampling is not None:
+        at = grid(int(times[0]), int(times[-1]))
+        sampled = {
+            s: resample(
+                times,
+                x,
+                at,
+                interpolation=m.sampling.interpolation,
+                max_gap_s=m.sampling.max_gap_s,
+            )
+            for s, x in signals.items()
+        }
+        phases = labels_at(times, phases, at, m.sampling.max_gap_s)
+        has = np.all([np.isfinite(x) for x in sampled.values()], axis=0)
+        _note_resampled(notes, path, batch, times, at, has, m)
+        times, signals = at[has], {s: x[has] for s, x in sampled.items()}
+        phases = [p for p, h in zip(phases, has.tolist(), strict=True) if h]
+        # the grid's lines: the file line of the scan each second is read from
+        src = np.clip(np.searchsorted(np.asarray(a["ts"]), times, side="right") - 1, 0, None)
+        lines = [a["line"][i] for i in src.tolist()]
+    else:
+        bad = ~np.all([np.isfinite(x) for x in signals.values()], axis=0)
+        for i in np.flatnonzero(bad)[:3].tolist():
+            problems.add(
+                path,
+                a["line"][i],
+                None,
+                "no value (a no_data text) in a file that is not resampled: set sampling",
+            )
+    b = BatchData(
+        batch_id=batch,
+        file=str(path),
+        line=first_line,
+        ts=times,
+        phase_runs=_runs(phases, lines),
+        signals=signals,
+        phase_column=m.phase_column,
+        deadbands=m.deadbands(None),
+    )
+    if m.sampling is None:
+        _same_second(b, a["line"], problems)
+    return b
 
 
 def _second_pass(a: dict[str, list], first_pass: dict[int, int]) -> None:
@@ -586,125 +607,162 @@ def read_long(
 ) -> dict[str, UnitScans]:
     """A historian export's scans per unit, each tag converted to its signal's unit."""
     assert m.tags is not None
-    assert m.tag_column
-    assert m.value_column
     series: dict[str, _TagSeries] = {t: _TagSeries() for t in m.tags}
     files: dict[str, str] = {}
     for path in paths:
-        required = [
-            (m.time.column, "time.column"),
-            (m.tag_column, "tag_column"),
-            (m.value_column, "value_column"),
-        ]
-        got = header(path, problems, required, m.ignore_columns)
-        if got is None:
-            continue
-        it, index = got
-        parse_time = TimeParser(m.time, clock)
-        ti, gi, vi = index[m.time.column], index[m.tag_column], index[m.value_column]
-        n = 0
-        for line, cells in it:
-            n += 1
-            tag = cells[gi].strip()
-            src = m.tags.get(tag)
-            if src is None:
-                problems.add(
-                    path, line, m.tag_column, f"unknown tag {tag!r}: not in the mapping's tags"
-                )
-                continue
-            try:
-                ts = parse_time(cells[ti], line)
-            except ValueError as e:
-                problems.add(path, line, m.time.column, str(e))
-                continue
-            try:
-                v = value(cells[vi], m.no_data)
-            except ValueError:
-                problems.add(
-                    path, line, m.value_column, f"{tag}: not a finite number: {cells[vi]!r}"
-                )
-                continue
-            s = series[tag]
-            if s.ts and ts <= s.ts[-1]:
-                what = "duplicate time: same as" if ts == s.ts[-1] else "time goes back: before"
-                problems.add(path, line, m.time.column, f"{what} line {s.line[-1]} (tag {tag})")
-                continue
-            s.ts.append(ts)
-            s.v.append(v)
-            s.line.append(line)
-            files[tag] = str(path)
-        if n == 0:
-            problems.add(path, None, None, "empty file: a header and no rows")
-        parse_time.note(notes, path)
+        _read_tag_rows(path, m, problems, notes, clock, series, files)
     out: dict[str, UnitScans] = {}
     for unit_id, by_signal in m.units_with_tags().items():
         tags = {s: series[src.tag or ""] for s, src in by_signal.items()}
         if not any(t.ts for t in tags.values()):
             continue
-        if m.sampling is not None:
-            out[unit_id] = UnitScans(
-                ts=np.zeros(0, dtype=np.int64),
-                signals={},
-                file=files.get(by_signal["flow_lpm"].tag or "", str(paths[0])),
-                series={
-                    s: (
-                        np.asarray(t.ts, dtype=np.int64),
-                        converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor),
-                    )
-                    for s, t in tags.items()
-                },
-            )
-            stored = sum(len(t.ts) for t in tags.values())
-            notes.add(
-                "historian_values",
-                "historian values read (resampled onto whole seconds)",
-                stored,
-            )
-            for src in by_signal.values():
-                if src.deadband > 0:
-                    notes.add(
-                        "compressed_tags",
-                        "tags stored with a historian deadband (the analyses judge no finer: "
-                        "a level outside its range only within it, or a flatline, is not judged)",
-                        1,
-                        f"{src.tag}: {src.deadband / src.factor:g} {src.unit}",
-                    )
-            continue
-        nan = [s for s, t in tags.items() if np.isnan(np.asarray(t.v, dtype=np.float64)).any()]
-        if nan:
-            problems.add(
-                files.get(by_signal[nan[0]].tag or "", str(paths[0])),
-                None,
-                m.value_column,
-                f"unit {unit_id}: no-data values in an export that is not resampled: set sampling",
-            )
-            continue
-        union = np.unique(np.concatenate([np.asarray(t.ts, dtype=np.int64) for t in tags.values()]))
-        aligned = True
-        for signal, t in tags.items():
-            if len(t.ts) != union.size:
-                missing = np.setdiff1d(union, np.asarray(t.ts, dtype=np.int64))
-                other = next(o for o in tags.values() if int(missing[0]) in o.ts)
-                line = other.line[other.ts.index(int(missing[0]))]
-                problems.add(
-                    files.get(by_signal[signal].tag or "", str(paths[0])),
-                    line,
-                    m.value_column,
-                    f"unit {unit_id}: no {signal} value (tag {by_signal[signal].tag}) at this "
-                    f"line's time; {missing.size} such time(s): every tag of a unit needs a "
-                    f"value at each scan",
-                )
-                aligned = False
-        if aligned:
-            out[unit_id] = UnitScans(
-                ts=union,
-                signals={
-                    s: converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor)
-                    for s, t in tags.items()
-                },
-                file=files[by_signal["flow_lpm"].tag or ""],
-            )
+        file_of = {s: files.get(src.tag or "", str(paths[0])) for s, src in by_signal.items()}
+        scans = (
+            _sampled_unit(tags, by_signal, file_of, notes)
+            if m.sampling is not None
+            else _aligned_unit(unit_id, tags, by_signal, file_of, m, problems)
+        )
+        if scans is not None:
+            out[unit_id] = scans
     return out
+
+
+def _read_tag_rows(
+    path: Path,
+    m: Mapping,
+    problems: Problems,
+    notes: Notes,
+    clock: Clock | None,
+    series: dict[str, _TagSeries],
+    files: dict[str, str],
+) -> None:
+    """One historian file's rows appended to their tags' `series` (and the tag's file to
+    `files`); every bad row a problem naming its line."""
+    assert m.tags is not None
+    assert m.tag_column
+    assert m.value_column
+    required = [
+        (m.time.column, "time.column"),
+        (m.tag_column, "tag_column"),
+        (m.value_column, "value_column"),
+    ]
+    got = header(path, problems, required, m.ignore_columns)
+    if got is None:
+        return
+    it, index = got
+    parse_time = TimeParser(m.time, clock)
+    ti, gi, vi = index[m.time.column], index[m.tag_column], index[m.value_column]
+    n = 0
+    for line, cells in it:
+        n += 1
+        tag = cells[gi].strip()
+        if tag not in m.tags:
+            problems.add(
+                path, line, m.tag_column, f"unknown tag {tag!r}: not in the mapping's tags"
+            )
+            continue
+        try:
+            ts = parse_time(cells[ti], line)
+        except ValueError as e:
+            problems.add(path, line, m.time.column, str(e))
+            continue
+        try:
+            v = value(cells[vi], m.no_data)
+        except ValueError:
+            problems.add(path, line, m.value_column, f"{tag}: not a finite number: {cells[vi]!r}")
+            continue
+        s = series[tag]
+        if s.ts and ts <= s.ts[-1]:
+            what = "duplicate time: same as" if ts == s.ts[-1] else "time goes back: before"
+            problems.add(path, line, m.time.column, f"{what} line {s.line[-1]} (tag {tag})")
+            continue
+        s.ts.append(ts)
+        s.v.append(v)
+        s.line.append(line)
+        files[tag] = str(path)
+    if n == 0:
+        problems.add(path, None, None, "empty file: a header and no rows")
+    parse_time.note(notes, path)
+
+
+def _sampled_unit(
+    tags: dict[str, _TagSeries],
+    by_signal: dict[str, SignalSource],
+    file_of: dict[str, str],
+    notes: Notes,
+) -> UnitScans:
+    """A unit of a resampled export: each signal's own irregular series, converted (the
+    batch check puts them on whole seconds)."""
+    stored = sum(len(t.ts) for t in tags.values())
+    notes.add("historian_values", "historian values read (resampled onto whole seconds)", stored)
+    for src in by_signal.values():
+        if src.deadband > 0:
+            notes.add(
+                "compressed_tags",
+                "tags stored with a historian deadband (the analyses judge no finer: "
+                "a level outside its range only within it, or a flatline, is not judged)",
+                1,
+                f"{src.tag}: {src.deadband / src.factor:g} {src.unit}",
+            )
+    return UnitScans(
+        ts=np.zeros(0, dtype=np.int64),
+        signals={},
+        file=file_of["flow_lpm"],
+        series={
+            s: (
+                np.asarray(t.ts, dtype=np.int64),
+                converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor),
+            )
+            for s, t in tags.items()
+        },
+    )
+
+
+def _aligned_unit(
+    unit_id: str,
+    tags: dict[str, _TagSeries],
+    by_signal: dict[str, SignalSource],
+    file_of: dict[str, str],
+    m: Mapping,
+    problems: Problems,
+) -> UnitScans | None:
+    """A unit of an export that is not resampled: every tag must have a value at each
+    scan (None, and a problem naming the first line that lacks one, otherwise)."""
+    nan = [s for s, t in tags.items() if np.isnan(np.asarray(t.v, dtype=np.float64)).any()]
+    if nan:
+        problems.add(
+            file_of[nan[0]],
+            None,
+            m.value_column,
+            f"unit {unit_id}: no-data values in an export that is not resampled: set sampling",
+        )
+        return None
+    union = np.unique(np.concatenate([np.asarray(t.ts, dtype=np.int64) for t in tags.values()]))
+    aligned = True
+    for signal, t in tags.items():
+        if len(t.ts) != union.size:
+            missing = np.setdiff1d(union, np.asarray(t.ts, dtype=np.int64))
+            other = next(o for o in tags.values() if int(missing[0]) in o.ts)
+            line = other.line[other.ts.index(int(missing[0]))]
+            problems.add(
+                file_of[signal],
+                line,
+                m.value_column,
+                f"unit {unit_id}: no {signal} value (tag {by_signal[signal].tag}) at this "
+                f"line's time; {missing.size} such time(s): every tag of a unit needs a "
+                f"value at each scan",
+            )
+            aligned = False
+    if not aligned:
+        return None
+    return UnitScans(
+        ts=union,
+        signals={
+            s: converted(np.asarray(t.v, dtype=np.float64), by_signal[s].factor)
+            for s, t in tags.items()
+        },
+        file=file_of["flow_lpm"],
+    )
 
 
 def read_events(
