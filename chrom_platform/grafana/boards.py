@@ -174,10 +174,9 @@ def xy(board: Board, title: str, *queries: Query, w: int = 12, partition: str | 
 M = INFLUX_MEASUREMENT
 
 
-def live_run(profile: str) -> Board:
-    """The running batch by batch CV over recent batches of its recipe and the golden
-    envelope, with live drift and phases."""
-    b = Board("chrom-live-run", "Chromatography · Live run", profile)
+def _live_by_cv_queries() -> dict[str, Query]:
+    """The live run's curves by batch CV: the running batch, the recent ones, the envelope, the
+    live z and the multivariate statistics."""
     running = influxql(
         f'SELECT "batch_cv", "$signal" FROM "{M}" WHERE "batch_id" =~ /^${{batch:regex}}$/ AND $timeFilter',
         "batch_cv",
@@ -213,13 +212,6 @@ def live_run(profile: str) -> Board:
         "centre",
         "upper",
     )
-    drift_status = influxql(
-        'SELECT last("n_out") AS "signals_out", last("alarm") AS "alarm", '
-        'last("batch_cv") AS "batch_cv" FROM "drift" WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
-        "signals_out",
-        "alarm",
-        "batch_cv",
-    )
     z = influxql(
         'SELECT "batch_cv", '
         + ", ".join(f'"z_{s}"' for s in SIGNALS)
@@ -234,6 +226,24 @@ def live_run(profile: str) -> Board:
         "batch_cv",
         "t2_ratio",
         "spe_ratio",
+    )
+    return {
+        "running": running,
+        "recent": recent,
+        "envelope": envelope,
+        "z": z,
+        "mspc_by_cv": mspc_by_cv,
+    }
+
+
+def _live_now_queries() -> dict[str, Query]:
+    """The live run's state now (drift, multivariate shares, unit, phases) and its trend by time."""
+    drift_status = influxql(
+        'SELECT last("n_out") AS "signals_out", last("alarm") AS "alarm", '
+        'last("batch_cv") AS "batch_cv" FROM "drift" WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter',
+        "signals_out",
+        "alarm",
+        "batch_cv",
     )
     mspc_top = influxql(
         'SELECT last("ratio") AS "ratio", last("alarm") AS "alarm", '
@@ -270,6 +280,21 @@ def live_run(profile: str) -> Board:
         'WHERE "batch_id" =~ /^${batch:regex}$/ AND $timeFilter GROUP BY "phase"',
         "batch_cv",
     )
+    return {
+        "drift_status": drift_status,
+        "mspc_top": mspc_top,
+        "status": status,
+        "phases": phases,
+        "by_time": by_time,
+        "phase_marks": phase_marks,
+    }
+
+
+def live_run(profile: str) -> Board:
+    """The running batch by batch CV over recent batches of its recipe and the golden
+    envelope, with live drift and phases."""
+    b = Board("chrom-live-run", "Chromatography · Live run", profile)
+    q = {**_live_by_cv_queries(), **_live_now_queries()}
     d = (
         db.Dashboard(b.title)
         .uid(b.uid)
@@ -290,31 +315,31 @@ def live_run(profile: str) -> Board:
             .datasource(influx_ref())
             .enable(True)
             .icon_color("blue")
-            .target(b.target("annotation:Phases", "Anno", phase_marks))
+            .target(b.target("annotation:Phases", "Anno", q["phase_marks"]))
         )
         .with_row(db.Row("Now"))
-        .with_panel(b.panel(stat.Panel(), "Live drift status", drift_status, w=8, h=4))
-        .with_panel(b.panel(stat.Panel(), "Unit status", status, w=8, h=4))
-        .with_panel(b.panel(table.Panel(), "Phases of the running batch", phases, w=8, h=4))
+        .with_panel(b.panel(stat.Panel(), "Live drift status", q["drift_status"], w=8, h=4))
+        .with_panel(b.panel(stat.Panel(), "Unit status", q["status"], w=8, h=4))
+        .with_panel(b.panel(table.Panel(), "Phases of the running batch", q["phases"], w=8, h=4))
         .with_row(db.Row("By column volume"))
         .with_panel(
             xy(
                 b,
                 "$signal by batch CV: running batch, recent batches, golden envelope",
-                running,
-                recent,
-                envelope,
+                q["running"],
+                q["recent"],
+                q["envelope"],
             )
             .repeat("signal")
             .repeat_direction("h")
             .max_per_row(2)
         )
-        .with_panel(xy(b, "Live z against the envelope by batch CV", z, w=24))
+        .with_panel(xy(b, "Live z against the envelope by batch CV", q["z"], w=24))
         .with_panel(
             xy(
                 b,
                 "Multivariate T2 and SPE over their limits by batch CV (1 = the limit)",
-                mspc_by_cv,
+                q["mspc_by_cv"],
                 w=16,
             )
         )
@@ -322,12 +347,12 @@ def live_run(profile: str) -> Board:
             b.panel(
                 stat.Panel(),
                 "Multivariate: each signal's share of the statistic (last finished bin)",
-                mspc_top,
+                q["mspc_top"],
                 w=8,
             )
         )
         .with_row(db.Row("By time"))
-        .with_panel(b.panel(timeseries.Panel(), "Running batch by time", by_time, w=24))
+        .with_panel(b.panel(timeseries.Panel(), "Running batch by time", q["by_time"], w=24))
     )
     b.dashboard = d
     return b
@@ -336,9 +361,9 @@ def live_run(profile: str) -> Board:
 # -- 2. batch comparison --------------------------------------------------------------------
 
 
-def batch_comparison(profile: str) -> Board:
-    """Chosen batches overlaid by batch CV or by phase CV (from the warehouse history)."""
-    b = Board("chrom-batch-comparison", "Chromatography · Batch comparison", profile)
+def _comparison_queries() -> dict[str, Query]:
+    """The chosen batches' curves by batch and phase CV, their results and verdicts, and
+    their multivariate statistics."""
     by_batch = sql(
         """
         select batch_id as "batch_id", batch_cv as "batch_cv", ${signal} as "value"
@@ -406,6 +431,19 @@ def batch_comparison(profile: str) -> Board:
         "top_signals",
         "detail",
     )
+    return {
+        "by_batch": by_batch,
+        "by_phase": by_phase,
+        "chosen": chosen,
+        "mspc_by_cv": mspc_by_cv,
+        "mspc_verdicts": mspc_verdicts,
+    }
+
+
+def batch_comparison(profile: str) -> Board:
+    """Chosen batches overlaid by batch CV or by phase CV (from the warehouse history)."""
+    b = Board("chrom-batch-comparison", "Chromatography · Batch comparison", profile)
+    q = _comparison_queries()
     d = (
         db.Dashboard(b.title)
         .uid(b.uid)
@@ -438,21 +476,21 @@ def batch_comparison(profile: str) -> Board:
         )
         .with_variable(signal_variable())
         .with_panel(
-            xy(b, "$signal by batch CV", by_batch, partition="batch_id")
+            xy(b, "$signal by batch CV", q["by_batch"], partition="batch_id")
             .repeat("signal")
             .max_per_row(2)
         )
         .with_panel(
-            xy(b, "$signal by phase CV in ${phase}", by_phase, partition="batch_id")
+            xy(b, "$signal by phase CV in ${phase}", q["by_phase"], partition="batch_id")
             .repeat("signal")
             .max_per_row(2)
         )
-        .with_panel(b.panel(table.Panel(), "Chosen batches", chosen, w=24))
+        .with_panel(b.panel(table.Panel(), "Chosen batches", q["chosen"], w=24))
         .with_panel(
             xy(
                 b,
                 "Multivariate: T2 or SPE over its limit by batch CV (1 = the limit)",
-                mspc_by_cv,
+                q["mspc_by_cv"],
                 w=24,
                 partition="batch_id",
             )
@@ -461,7 +499,7 @@ def batch_comparison(profile: str) -> Board:
             b.panel(
                 table.Panel(),
                 "Multivariate verdicts: where the alarm fired and the top-3 signals",
-                mspc_verdicts,
+                q["mspc_verdicts"],
                 w=24,
             )
         )
