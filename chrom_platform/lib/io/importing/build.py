@@ -198,27 +198,9 @@ def _lab_results(
     seen: dict[tuple[str, str], int] = {}
     for line, cells in it:
         batch, kind = cells[ix["batch_id"]].strip(), cells[ix["sample_point"]].strip()
-        if spec.sample_types is not None:
-            if kind not in spec.sample_types:
-                problems.add(
-                    path,
-                    line,
-                    cols["sample_point"],
-                    f"sample type {kind!r} is not in lab_results.sample_types "
-                    f"{sorted(spec.sample_types)}: give it a role (feed, pool) or null",
-                )
-                continue
-            role = spec.sample_types[kind]
-            if role is None:
-                notes.add(
-                    "lab_results_unused",
-                    "lab results of sample types the platform does not use (sample_types: null)",
-                    example=f"{path}:{line} {kind}",
-                )
-                continue
-            point = role
-        else:
-            point = kind
+        point = _sample_point(spec, kind, line, cols, problems, notes)
+        if point is None:
+            continue
         rec = records.get(batch)
         if rec is None:
             problems.add(
@@ -242,52 +224,109 @@ def _lab_results(
                 f"a second {point} result for {batch} (line {seen[(batch, point)]})",
             )
             continue
-        try:
-            f = concentration_factor(cells[ix["unit"]])
-        except ValueError as e:
-            problems.add(path, line, cols["unit"], str(e))
-            continue
-        try:
-            result = number(cells[ix["result"]]) * f
-            if result < 0:
-                raise ValueError
-        except ValueError:
-            problems.add(
-                path,
-                line,
-                cols["result"],
-                f"expected a concentration >= 0, got {cells[ix['result']]!r}",
-            )
-            continue
-        try:
-            sampled, analyzed = parse_times(
-                parse_time, cells, ix, ("sampled_at", "analyzed_at"), line
-            )
-        except ValueError as e:
-            problems.add(path, line, f"{cols['sampled_at']}/{cols['analyzed_at']}", str(e))
+        values = _lab_values(path, line, cells, ix, cols, parse_time, problems)
+        if values is None:
             continue
         seen[(batch, point)] = line
-        sample_id = f"{batch}-{point.upper()}"
-        docs.append(
-            {
-                "schema": SAMPLE_SCHEMA,
-                "sample_id": sample_id,
-                "attempt": 1,
-                "retest_of": None,
-                "unit_id": rec.unit_id,
-                "batch_id": batch,
-                "recipe": rec.recipe,
-                "sample_point": point,
-                "analyte": cells[ix["analyte"]].strip() if "analyte" in ix else None,
-                "method": cells[ix["method"]].strip() if "method" in ix else None,
-                "sampled_at": ts_to_iso(sampled),
-                "analyzed_at": ts_to_iso(analyzed),
-                "status": "ok",
-                "failure_reason": None,
-                "scan": {"result": result, "unit": "g/L"},
-            }
-        )
+        docs.append(_sample_doc(rec, point, cells, ix, *values))
     return docs
+
+
+def _sample_point(
+    spec: FileSpec,
+    kind: str,
+    line: int,
+    cols: dict[str, str],
+    problems: Problems,
+    notes: Notes,
+) -> str | None:
+    """The sample point a row's sample type stands for (its role in `sample_types`, or the
+    type itself without them); None for a type the platform does not use (counted) or does
+    not know (a problem)."""
+    if spec.sample_types is None:
+        return kind
+    if kind not in spec.sample_types:
+        problems.add(
+            spec.path,
+            line,
+            cols["sample_point"],
+            f"sample type {kind!r} is not in lab_results.sample_types "
+            f"{sorted(spec.sample_types)}: give it a role (feed, pool) or null",
+        )
+        return None
+    role = spec.sample_types[kind]
+    if role is None:
+        notes.add(
+            "lab_results_unused",
+            "lab results of sample types the platform does not use (sample_types: null)",
+            example=f"{spec.path}:{line} {kind}",
+        )
+    return role
+
+
+def _lab_values(
+    path: Path,
+    line: int,
+    cells: list[str],
+    ix: dict[str, int],
+    cols: dict[str, str],
+    parse_time: TimeParser,
+    problems: Problems,
+) -> tuple[float, int, int] | None:
+    """A row's concentration in g/L and its sampled and analysed times (ns), or None and
+    a problem naming the column."""
+    try:
+        f = concentration_factor(cells[ix["unit"]])
+    except ValueError as e:
+        problems.add(path, line, cols["unit"], str(e))
+        return None
+    try:
+        result = number(cells[ix["result"]]) * f
+        if result < 0:
+            raise ValueError
+    except ValueError:
+        problems.add(
+            path,
+            line,
+            cols["result"],
+            f"expected a concentration >= 0, got {cells[ix['result']]!r}",
+        )
+        return None
+    try:
+        sampled, analyzed = parse_times(parse_time, cells, ix, ("sampled_at", "analyzed_at"), line)
+    except ValueError as e:
+        problems.add(path, line, f"{cols['sampled_at']}/{cols['analyzed_at']}", str(e))
+        return None
+    return result, sampled, analyzed
+
+
+def _sample_doc(
+    rec: BatchRecord,
+    point: str,
+    cells: list[str],
+    ix: dict[str, int],
+    result: float,
+    sampled: int,
+    analyzed: int,
+) -> dict[str, Any]:
+    """One successful analysis as a chrom.sample.v1 document."""
+    return {
+        "schema": SAMPLE_SCHEMA,
+        "sample_id": f"{rec.batch_id}-{point.upper()}",
+        "attempt": 1,
+        "retest_of": None,
+        "unit_id": rec.unit_id,
+        "batch_id": rec.batch_id,
+        "recipe": rec.recipe,
+        "sample_point": point,
+        "analyte": cells[ix["analyte"]].strip() if "analyte" in ix else None,
+        "method": cells[ix["method"]].strip() if "method" in ix else None,
+        "sampled_at": ts_to_iso(sampled),
+        "analyzed_at": ts_to_iso(analyzed),
+        "status": "ok",
+        "failure_reason": None,
+        "scan": {"result": result, "unit": "g/L"},
+    }
 
 
 @dataclass(frozen=True)
