@@ -500,96 +500,109 @@ def _parse_recipes(doc: Any, source: str) -> dict[str, Recipe]:
         )
     recipes: dict[str, Recipe] = {}
     for i, r in enumerate(rd.seq(root, "recipes", "")):
-        key = f"recipes[{i}]"
-        r = rd.mapping(r, key)
-        name = rd.identity(r, "recipe", key)
-        phases: list[Phase] = []
-        raw_phases = rd.seq(r, "phases", key)
-        if len(raw_phases) > MAX_PHASES:
-            raise rd.fail(
-                f"{key}.phases",
-                f"{len(raw_phases)} phases; a recipe has at most {MAX_PHASES}",
-            )
-        for j, p in enumerate(raw_phases):
-            pkey = f"{key}.phases[{j}]"
-            p = rd.mapping(p, pkey)
-            pname = rd.identity(p, "name", pkey)
-            if any(q.name == pname for q in phases):
-                raise rd.fail(f"{pkey}.name", f"phase {pname!r} appears twice")
-            kind = rd.string(p, "kind", pkey)
-            if kind not in PHASE_KINDS:
-                raise rd.fail(f"{pkey}.kind", f"unknown kind {kind!r}; known: {list(PHASE_KINDS)}")
-            if kind == "load":
-                if p.get("cv") not in (None, "load"):
-                    raise rd.fail(f"{pkey}.cv", "the load volume follows the feed titer: cv: load")
-                cv: float | None = None
-            else:
-                cv = rd.number(p, "cv", pkey, gt=0)
-            buf = rd.string(p, "buffer", pkey)
-            if buf not in buffers:
-                raise rd.fail(f"{pkey}.buffer", f"unknown buffer {buf!r}; known: {sorted(buffers)}")
-            hold = p.get("hold_after_min", [0, 0])
-            if (
-                not isinstance(hold, list)
-                or len(hold) != 2
-                or not all(isinstance(x, int | float) and x >= 0 for x in hold)
-                or hold[0] > hold[1]
-            ):
-                raise rd.fail(
-                    f"{pkey}.hold_after_min", f"expected [min, max] minutes >= 0, got {hold!r}"
-                )
-            phases.append(
-                Phase(
-                    name=pname,
-                    kind=kind,
-                    cv=cv,
-                    velocity_cm_h=rd.number(p, "velocity_cm_h", pkey, gt=0, le=2000),
-                    buffer=buf,
-                    hold_after_min=(float(hold[0]), float(hold[1])),
-                    hold_probability=rd.number(p, "hold_probability", pkey, ge=0, le=1, default=0.0)
-                    if hold[1] > 0
-                    else 0.0,
-                    gradient_cv=_gradient_cv(rd, p, pkey, kind, cv),
-                )
-            )
-        kinds = [p.kind for p in phases]
-        if kinds.count("load") != 1:
-            raise rd.fail(
-                f"{key}.phases",
-                f"a capture recipe has exactly one phase of kind load, found {kinds.count('load')}",
-            )
-        if "elution" not in kinds[kinds.index("load") + 1 :]:
-            raise rd.fail(
-                f"{key}.phases", "a capture recipe needs a phase of kind elution after its load"
-            )
-        pooling = rd.mapping(r.get("pooling"), f"{key}.pooling")
-        sy = rd.mapping(r.get("step_yield"), f"{key}.step_yield")
-        sy_min = rd.number(sy, "min", f"{key}.step_yield", gt=0, le=2)
-        sy_max = rd.number(sy, "max", f"{key}.step_yield", gt=0, le=2)
-        if sy_min >= sy_max:
-            raise rd.fail(f"{key}.step_yield", f"min {sy_min:g} must be below max {sy_max:g}")
-        used = {p.buffer for p in phases}
-        recipes[name] = Recipe(
-            recipe=name,
-            product=rd.string(r, "product", key),
-            extinction_l_g_cm=rd.number(r, "extinction_l_g_cm", key, gt=0),
-            target_loading_g_l=rd.number(r, "target_loading_g_l", key, gt=0),
-            pool_start=_criterion(rd, pooling.get("start"), f"{key}.pooling.start"),
-            pool_end=_criterion(rd, pooling.get("end"), f"{key}.pooling.end"),
-            phases=tuple(phases),
-            step_yield_min=sy_min,
-            step_yield_max=sy_max,
-            buffers={b: buffers[b] for b in sorted(used)},
-            flow_tolerance=(
-                rd.number(r, "flow_tolerance_pct", key, gt=0, le=50) / 100.0
-                if r.get("flow_tolerance_pct") is not None
-                else None
-            ),
-            **_envelope_decisions(rd, r, key),
-            **_multivariate(rd, r, key),
-            **_breakthrough_rule(rd, r, key),
-        )
+        recipe = _recipe(rd, rd.mapping(r, f"recipes[{i}]"), f"recipes[{i}]", buffers)
+        recipes[recipe.recipe] = recipe
     return recipes
+
+
+def _recipe(rd: _Reader, r: Mapping[str, Any], key: str, buffers: dict[str, Buffer]) -> Recipe:
+    """One recipe: its phases (exactly one load, an elution after it), pooling, step-yield
+    range and the monitoring settings it gives."""
+    name = rd.identity(r, "recipe", key)
+    phases = _phases(rd, r, key, buffers)
+    kinds = [p.kind for p in phases]
+    if kinds.count("load") != 1:
+        raise rd.fail(
+            f"{key}.phases",
+            f"a capture recipe has exactly one phase of kind load, found {kinds.count('load')}",
+        )
+    if "elution" not in kinds[kinds.index("load") + 1 :]:
+        raise rd.fail(
+            f"{key}.phases", "a capture recipe needs a phase of kind elution after its load"
+        )
+    pooling = rd.mapping(r.get("pooling"), f"{key}.pooling")
+    sy = rd.mapping(r.get("step_yield"), f"{key}.step_yield")
+    sy_min = rd.number(sy, "min", f"{key}.step_yield", gt=0, le=2)
+    sy_max = rd.number(sy, "max", f"{key}.step_yield", gt=0, le=2)
+    if sy_min >= sy_max:
+        raise rd.fail(f"{key}.step_yield", f"min {sy_min:g} must be below max {sy_max:g}")
+    used = {p.buffer for p in phases}
+    return Recipe(
+        recipe=name,
+        product=rd.string(r, "product", key),
+        extinction_l_g_cm=rd.number(r, "extinction_l_g_cm", key, gt=0),
+        target_loading_g_l=rd.number(r, "target_loading_g_l", key, gt=0),
+        pool_start=_criterion(rd, pooling.get("start"), f"{key}.pooling.start"),
+        pool_end=_criterion(rd, pooling.get("end"), f"{key}.pooling.end"),
+        phases=tuple(phases),
+        step_yield_min=sy_min,
+        step_yield_max=sy_max,
+        buffers={b: buffers[b] for b in sorted(used)},
+        flow_tolerance=(
+            rd.number(r, "flow_tolerance_pct", key, gt=0, le=50) / 100.0
+            if r.get("flow_tolerance_pct") is not None
+            else None
+        ),
+        **_envelope_decisions(rd, r, key),
+        **_multivariate(rd, r, key),
+        **_breakthrough_rule(rd, r, key),
+    )
+
+
+def _phases(rd: _Reader, r: Mapping[str, Any], key: str, buffers: dict[str, Buffer]) -> list[Phase]:
+    """A recipe's phases in its own order, each name once, of a known kind and buffer."""
+    phases: list[Phase] = []
+    raw_phases = rd.seq(r, "phases", key)
+    if len(raw_phases) > MAX_PHASES:
+        raise rd.fail(
+            f"{key}.phases",
+            f"{len(raw_phases)} phases; a recipe has at most {MAX_PHASES}",
+        )
+    names: set[str] = set()
+    for j, p in enumerate(raw_phases):
+        pkey = f"{key}.phases[{j}]"
+        p = rd.mapping(p, pkey)
+        pname = rd.identity(p, "name", pkey)
+        if pname in names:
+            raise rd.fail(f"{pkey}.name", f"phase {pname!r} appears twice")
+        names.add(pname)
+        kind = rd.string(p, "kind", pkey)
+        if kind not in PHASE_KINDS:
+            raise rd.fail(f"{pkey}.kind", f"unknown kind {kind!r}; known: {list(PHASE_KINDS)}")
+        if kind == "load":
+            if p.get("cv") not in (None, "load"):
+                raise rd.fail(f"{pkey}.cv", "the load volume follows the feed titer: cv: load")
+            cv: float | None = None
+        else:
+            cv = rd.number(p, "cv", pkey, gt=0)
+        buf = rd.string(p, "buffer", pkey)
+        if buf not in buffers:
+            raise rd.fail(f"{pkey}.buffer", f"unknown buffer {buf!r}; known: {sorted(buffers)}")
+        hold = p.get("hold_after_min", [0, 0])
+        if (
+            not isinstance(hold, list)
+            or len(hold) != 2
+            or not all(isinstance(x, int | float) and x >= 0 for x in hold)
+            or hold[0] > hold[1]
+        ):
+            raise rd.fail(
+                f"{pkey}.hold_after_min", f"expected [min, max] minutes >= 0, got {hold!r}"
+            )
+        phases.append(
+            Phase(
+                name=pname,
+                kind=kind,
+                cv=cv,
+                velocity_cm_h=rd.number(p, "velocity_cm_h", pkey, gt=0, le=2000),
+                buffer=buf,
+                hold_after_min=(float(hold[0]), float(hold[1])),
+                hold_probability=rd.number(p, "hold_probability", pkey, ge=0, le=1, default=0.0)
+                if hold[1] > 0
+                else 0.0,
+                gradient_cv=_gradient_cv(rd, p, pkey, kind, cv),
+            )
+        )
+    return phases
 
 
 def _pct(fraction: float | None) -> float | None:
