@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -24,6 +24,10 @@ from chrom_platform.evaluation.scoring import (
     score,
     user_view,
 )
+
+if TYPE_CHECKING:
+    from chrom_platform.settings import Settings
+    from simulator import ProcessFiles
 
 #: every alarm the product shows (gold's and the multivariate verdict's), with its unit and
 #: when it fired: the first reading at or past its batch CV (the batch's end when it names
@@ -67,11 +71,9 @@ def evaluate(
     in `shape`) and brought in by `chrom import` with the mapping the export wrote, as a
     new user would, instead of being landed directly; the truth is the same."""
     from chrom_platform.build import build_everything, build_log, check_outcomes, failed_steps
-    from chrom_platform.lib.analytics.envelope import EnvelopeParams
     from chrom_platform.local.instance import write_instance_config
     from chrom_platform.settings import Settings
     from simulator import DEFAULT_PROCESS, process_files
-    from simulator.landing import backfill
 
     process = process or DEFAULT_PROCESS
     files = process_files(process)  # ValueError naming the known ones
@@ -94,21 +96,10 @@ def evaluate(
                 root, lake, truth_dir, files, units, batches_per_unit, seed, fault_rate, shape
             )
         else:
-            bf = backfill(
-                landing=str(lake),
-                truth_dir=truth_dir,
-                units=units,
-                batches_per_unit=batches_per_unit,
-                seed=seed,
-                fault_rate=fault_rate,
-                workers=2,
-                durable=False,  # a throwaway workspace: no fsync per object
-                progress=False,
-                equipment_path=files.equipment,
-                recipes_path=files.recipes,
-                simulation_path=files.simulation,
+            readings, imported = (
+                _land(lake, truth_dir, files, units, batches_per_unit, seed, fault_rate),
+                None,
             )
-            readings, imported = bf.readings, None
         timings["backfill_s"] = time.perf_counter() - t0
         settings = Settings.from_env(
             {
@@ -128,24 +119,8 @@ def evaluate(
         timings["pipeline_s"] = time.perf_counter() - t1
         if not result.success:
             raise RuntimeError(f"pipeline failed in steps {failed_steps(result)}")
-        with settings.warehouse.connect(read_only=True) as wh:
-            tables = {
-                "verdicts": wh.query("select * from gold.gold_batch_verdict"),
-                "alarms": wh.query("select * from gold.gold_batch_alarms"),
-                "performance": wh.query("select * from gold.gold_column_performance"),
-                "results": wh.query("select * from gold.gold_batch_results"),
-            }
-            mspc = wh.query("select * from gold.gold_mspc_verdict")
-            shown = wh.query(SHOWN_ALARMS)
         truth = [json.loads(line) for line in (truth_dir / "batches.jsonl").open()]
-        s = score(truth, **tables, min_batches=EnvelopeParams().min_batches)
-        product = product_view(
-            truth,
-            tables["verdicts"],
-            shown,
-            mspc,
-            min_batches=EnvelopeParams().min_batches,
-        )
+        scored = _scored(settings, truth, result)
         _log(f"scored in {sum(timings.values()):.0f} s")
         return {
             "process": process,
@@ -160,15 +135,66 @@ def evaluate(
             "checks": check_outcomes(result),
             "timings": {k: round(v, 1) for k, v in timings.items()},
             "targets": TARGETS,
-            "score": s.record(),
-            "product": product,
-            "user_view": user_view(
-                truth, tables["verdicts"], tables["alarms"], _failed_checks(result, truth)
-            ),
+            **scored,
         }
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _land(
+    lake: Path,
+    truth_dir: Path,
+    files: ProcessFiles,
+    units: int,
+    batches_per_unit: int,
+    seed: int,
+    fault_rate: float,
+) -> int:
+    """The simulated history landed directly, as the simulator's backfill lands it; the
+    readings landed."""
+    from simulator.landing import backfill
+
+    return backfill(
+        landing=str(lake),
+        truth_dir=truth_dir,
+        units=units,
+        batches_per_unit=batches_per_unit,
+        seed=seed,
+        fault_rate=fault_rate,
+        workers=2,
+        durable=False,  # a throwaway workspace: no fsync per object
+        progress=False,
+        equipment_path=files.equipment,
+        recipes_path=files.recipes,
+        simulation_path=files.simulation,
+    ).readings
+
+
+def _scored(
+    settings: Settings, truth: list[dict[str, Any]], result: dg.ExecuteInProcessResult
+) -> dict[str, Any]:
+    """What the built warehouse shows, scored against the truth: the verdicts' score, the
+    product as the user sees it (every alarm and check) and the user's view of checks."""
+    from chrom_platform.lib.analytics.envelope import EnvelopeParams
+
+    with settings.warehouse.connect(read_only=True) as wh:
+        tables = {
+            "verdicts": wh.query("select * from gold.gold_batch_verdict"),
+            "alarms": wh.query("select * from gold.gold_batch_alarms"),
+            "performance": wh.query("select * from gold.gold_column_performance"),
+            "results": wh.query("select * from gold.gold_batch_results"),
+        }
+        mspc = wh.query("select * from gold.gold_mspc_verdict")
+        shown = wh.query(SHOWN_ALARMS)
+    min_batches = EnvelopeParams().min_batches
+    return {
+        "score": score(truth, **tables, min_batches=min_batches).record(),
+        "product": product_view(truth, tables["verdicts"], shown, mspc, min_batches=min_batches),
+        "user_view": user_view(
+            truth, tables["verdicts"], tables["alarms"], _failed_checks(result, truth)
+        ),
+    }
 
 
 #: check metadata that lists batches a failed check did not fail: those it looked at, could

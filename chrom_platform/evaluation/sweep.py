@@ -369,9 +369,7 @@ def _summarise(
     t_judge: float,
     plots: Path | None,
 ) -> dict[str, Any]:
-    from chrom_platform.lib.analytics import mspc
     from chrom_platform.lib.analytics.envelope import EnvelopeParams
-    from chrom_platform.lib.core.contracts import SIGNALS
 
     # thresholds from every fault-free evaluation batch (the test batches' clean twins
     # included: 100 calibration batches alone left a 1% target resting on one batch, and
@@ -417,50 +415,7 @@ def _summarise(
         m: _rate([r["judged"][f"{m} as shipped"].stat > t for r in clean])
         for m, t in as_shipped.items()
     }
-    results = []
-    for kind in kinds:
-        for sev in cfg.severities:
-            cell = [r for r in rows if r["kind"] == kind and r["severity"] == sev]
-            for m in METHODS + SHIPPED:
-                detected, delays, named = 0, [], []
-                for r in cell:
-                    j = r["judged"][m]
-                    if isinstance(j, _Both):
-                        at, first = j.first_over(thresholds[m])
-                        if at is None or not at >= r["onset_cv"]:
-                            continue
-                        detected += 1
-                        delays.append(at - r["onset_cv"])
-                        t = as_shipped if m in SHIPPED else thresholds
-                        named.append(_named(first, r, t, SIGNALS, mspc))
-                        continue
-                    b, which = _first_over(j, thresholds[m])
-                    if b < 0:
-                        continue
-                    at = float(j.batch_cv[b]) + 0.05
-                    if not at >= r["onset_cv"]:
-                        continue
-                    detected += 1
-                    delays.append(at - r["onset_cv"])
-                    if m.startswith("mspc"):
-                        model, tr = r["mspc"]
-                        verdict = mspc.judge(model, tr, j.batch_cv, threshold=thresholds[m])
-                        top = verdict.alarm.top(3) if verdict.alarm else []
-                        named.append(bool(set(top) & set(r["signals"])))
-                    elif m.startswith("envelope"):
-                        named.append(SIGNALS[which] in r["signals"])
-                results.append(
-                    {
-                        "method": m,
-                        "kind": kind,
-                        "severity": sev,
-                        "batches": len(cell),
-                        "detected": detected,
-                        "detection": detected / len(cell) if cell else float("nan"),
-                        "median_delay_cv": float(np.median(delays)) if delays else None,
-                        "signal_named": float(np.mean(named)) if named else None,
-                    }
-                )
+    results = _detection(rows, kinds, cfg.severities, thresholds, as_shipped)
     min_sev = {
         m: {
             k: _min_severity([x for x in results if x["method"] == m and x["kind"] == k])
@@ -482,6 +437,70 @@ def _summarise(
     if plots is not None:
         out["plots"] = [str(p) for p in plot_curves(out, plots)]
     return out
+
+
+def _detection(
+    rows: list[dict[str, Any]],
+    kinds: tuple[str, ...],
+    severities: tuple[float, ...],
+    thresholds: dict[str, float],
+    as_shipped: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Per fault kind, severity and method: how many faulty batches it found after their
+    onset, with the median delay and how often it named a signal the fault moved."""
+    results = []
+    for kind in kinds:
+        for sev in severities:
+            cell = [r for r in rows if r["kind"] == kind and r["severity"] == sev]
+            for m in METHODS + SHIPPED:
+                found = [_found(r, m, thresholds, as_shipped) for r in cell]
+                hits = [f for f in found if f is not None]
+                delays = [delay for delay, _ in hits]
+                named = [n for _, n in hits if n is not None]
+                results.append(
+                    {
+                        "method": m,
+                        "kind": kind,
+                        "severity": sev,
+                        "batches": len(cell),
+                        "detected": len(hits),
+                        "detection": len(hits) / len(cell) if cell else float("nan"),
+                        "median_delay_cv": float(np.median(delays)) if delays else None,
+                        "signal_named": float(np.mean(named)) if named else None,
+                    }
+                )
+    return results
+
+
+def _found(
+    r: dict[str, Any], m: str, thresholds: dict[str, float], as_shipped: dict[str, float]
+) -> tuple[float, bool | None] | None:
+    """Whether method `m` found faulty batch `r` at or after its onset: (delay in CV, did it
+    name a signal the fault moved; None where the method names none), or None."""
+    from chrom_platform.lib.analytics import mspc
+    from chrom_platform.lib.core.contracts import SIGNALS
+
+    j = r["judged"][m]
+    if isinstance(j, _Both):
+        at, first = j.first_over(thresholds[m])
+        if at is None or not at >= r["onset_cv"]:
+            return None
+        t = as_shipped if m in SHIPPED else thresholds
+        return at - r["onset_cv"], _named(first, r, t, SIGNALS, mspc)
+    b, which = _first_over(j, thresholds[m])
+    if b < 0:
+        return None
+    at = float(j.batch_cv[b]) + 0.05
+    if not at >= r["onset_cv"]:
+        return None
+    if m.startswith("mspc"):
+        model, tr = r["mspc"]
+        verdict = mspc.judge(model, tr, j.batch_cv, threshold=thresholds[m])
+        top = verdict.alarm.top(3) if verdict.alarm else []
+        return at - r["onset_cv"], bool(set(top) & set(r["signals"]))
+    if m.startswith("envelope"):
+        return at - r["onset_cv"], SIGNALS[which] in r["signals"]
+    return at - r["onset_cv"], None
 
 
 def _rate(flags: list[bool]) -> float:
