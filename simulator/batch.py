@@ -190,16 +190,7 @@ def plan_batch(
     titer_lab = titer * (1.0 + rp.normal(0.0, var.lab_rel_sd))
     cycle = batch_index + 1
 
-    made: dict[str, Buffer] = {}
-    for name, b in recipe.buffers.items():
-        feed = name == recipe.load.buffer
-        made[name] = replace(
-            b,
-            cond_ms_cm=b.cond_ms_cm
-            * (1 + rp.normal(0, var.feed_cond_rel_sd if feed else var.buffer_cond_rel_sd)),
-            ph=b.ph + rp.normal(0, var.feed_ph_sd if feed else var.buffer_ph_sd),
-            uv_mau=b.uv_mau * (1 + rp.normal(0, var.feed_uv_rel_sd)),
-        )
+    made = _made_buffers(recipe, rp, var)
     phase_buffers = [made[p.buffer] for p in recipe.phases]
     holds = tuple(
         round(rp.uniform(*p.hold_after_min) * 60) if rp.random() < p.hold_probability else 0
@@ -239,16 +230,8 @@ def plan_batch(
             ),
         )
 
-    if fault and fault.kind == "early_breakthrough":
-        dbc *= fault.magnitude["dbc_factor"]
-    if fault and fault.kind == "packing_degradation":
-        hetp *= fault.magnitude["hetp_factor"]
-        asym = fault.magnitude["asymmetry"]
-    if fault and fault.kind == "wrong_buffer":
-        k = recipe.phase_names().index(fault.phase)
-        f = fault.magnitude["cond_factor"]
-        b = phase_buffers[k]
-        phase_buffers[k] = replace(b, cond_ms_cm=b.cond_ms_cm * (f if f > 0 else 1 / -f))
+    if fault:
+        dbc, hetp, asym = _apply_fault(fault, recipe, phase_buffers, dbc, hetp, asym)
 
     return BatchPlan(
         unit=unit,
@@ -277,6 +260,45 @@ def plan_batch(
         lab_seed=int(rl.integers(2**63)),
         behaviour=behaviour,
     )
+
+
+def _made_buffers(recipe: Recipe, rp: np.random.Generator, var: Variability) -> dict[str, Buffer]:
+    """This batch's make of each buffer the recipe uses (the feed varies as harvests do),
+    drawn from the plan's stream in the recipe's buffer order."""
+    made: dict[str, Buffer] = {}
+    for name, b in recipe.buffers.items():
+        feed = name == recipe.load.buffer
+        made[name] = replace(
+            b,
+            cond_ms_cm=b.cond_ms_cm
+            * (1 + rp.normal(0, var.feed_cond_rel_sd if feed else var.buffer_cond_rel_sd)),
+            ph=b.ph + rp.normal(0, var.feed_ph_sd if feed else var.buffer_ph_sd),
+            uv_mau=b.uv_mau * (1 + rp.normal(0, var.feed_uv_rel_sd)),
+        )
+    return made
+
+
+def _apply_fault(
+    fault: Fault,
+    recipe: Recipe,
+    phase_buffers: list[Buffer],
+    dbc: float,
+    hetp: float,
+    asym: float,
+) -> tuple[float, float, float]:
+    """What a fault changes in the batch's plan: the resin's capacity, the packing, or a
+    phase's buffer (in `phase_buffers`). Returns (DBC10, HETP, asymmetry)."""
+    if fault.kind == "early_breakthrough":
+        dbc *= fault.magnitude["dbc_factor"]
+    if fault.kind == "packing_degradation":
+        hetp *= fault.magnitude["hetp_factor"]
+        asym = fault.magnitude["asymmetry"]
+    if fault.kind == "wrong_buffer":
+        k = recipe.phase_names().index(fault.phase)
+        f = fault.magnitude["cond_factor"]
+        b = phase_buffers[k]
+        phase_buffers[k] = replace(b, cond_ms_cm=b.cond_ms_cm * (f if f > 0 else 1 / -f))
+    return dbc, hetp, asym
 
 
 def noise_sd(behaviour: Behaviour, signal: str, level: float) -> float:
