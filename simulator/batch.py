@@ -205,11 +205,7 @@ def plan_batch(
     strip = float(rp.uniform(*var.strip_fraction))
     wash = float(rp.uniform(*var.wash_loss_fraction))
 
-    # The fault stream is drawn in full whether or not a fault is injected, so the fault
-    # decision never shifts any other draw.
-    has_fault = rf.random() < fault_rate
-    kind_pick = fault_kinds[int(rf.integers(len(fault_kinds)))] if fault_kinds else None
-    kind = force_fault or (kind_pick if has_fault and not no_fault else None)
+    kind = _fault_kind(rf, fault_rate, fault_kinds, force_fault, no_fault)
     fault = draw_fault(rf, kind, recipe.phases, severity=fault_severity) if kind else None
     load_cv = recipe.target_loading_g_l / titer_lab
     if fault and fault.severity_sigma is not None:
@@ -260,6 +256,20 @@ def plan_batch(
         lab_seed=int(rl.integers(2**63)),
         behaviour=behaviour,
     )
+
+
+def _fault_kind(
+    rf: np.random.Generator,
+    fault_rate: float,
+    fault_kinds: tuple[str, ...],
+    force_fault: str | None,
+    no_fault: bool,
+) -> str | None:
+    """The batch's fault kind, if any. The fault stream is drawn in full whether or not a
+    fault is injected, so the fault decision never shifts any other draw."""
+    has_fault = rf.random() < fault_rate
+    kind_pick = fault_kinds[int(rf.integers(len(fault_kinds)))] if fault_kinds else None
+    return force_fault or (kind_pick if has_fault and not no_fault else None)
 
 
 def _made_buffers(recipe: Recipe, rp: np.random.Generator, var: Variability) -> dict[str, Buffer]:
