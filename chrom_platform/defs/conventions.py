@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from chrom_platform.lib.core.tables import Table
+
 
 def running_sensor(every_s: int) -> Callable[[Callable[..., Any]], dg.SensorDefinition]:
     """`@dg.sensor` named after its function, evaluated at most every `every_s` seconds,
@@ -24,9 +26,9 @@ def running_sensor(every_s: int) -> Callable[[Callable[..., Any]], dg.SensorDefi
     return wrap
 
 
-def gold(name: str) -> dg.AssetKey:
-    """A gold table's asset key (dbt's or the analytics')."""
-    return dg.AssetKey(["gold", name])
+def asset_key(table: Table) -> dg.AssetKey:
+    """A warehouse table's asset key (dbt's or the analytics'): its schema, then its name."""
+    return dg.AssetKey(table.path)
 
 
 #: the live series in InfluxDB (external assets: the live bridge sensor reports them)

@@ -24,6 +24,14 @@ from chrom_platform.evaluation.scoring import (
     score,
     user_view,
 )
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_MSPC_VERDICT,
+    GOLD_TREND_BY_CV,
+)
 
 if TYPE_CHECKING:
     from chrom_platform.settings import Settings
@@ -32,21 +40,21 @@ if TYPE_CHECKING:
 #: every alarm the product shows (gold's and the multivariate verdict's), with its unit and
 #: when it fired: the first reading at or past its batch CV (the batch's end when it names
 #: no CV)
-SHOWN_ALARMS = """
+SHOWN_ALARMS = f"""
 with shown as (
     select a.batch_id, r.unit_id, a.source, a.signal, a.severity, a.alarm_cv
-    from gold.gold_batch_alarms as a
-    inner join gold.gold_batch_results as r on a.batch_id = r.batch_id
+    from {GOLD_BATCH_ALARMS} as a
+    inner join {GOLD_BATCH_RESULTS} as r on a.batch_id = r.batch_id
     union all
     select batch_id, unit_id, 'mspc', alarm_statistic, severity, alarm_cv
-    from gold.gold_mspc_verdict where verdict = 'alarm'
+    from {GOLD_MSPC_VERDICT} where verdict = 'alarm'
 )
 select
     s.*,
     epoch_ns(coalesce(
-        (select min(t.ts) from gold.gold_trend_by_cv as t
+        (select min(t.ts) from {GOLD_TREND_BY_CV} as t
          where t.batch_id = s.batch_id and t.batch_cv >= s.alarm_cv),
-        (select max(t.ts) from gold.gold_trend_by_cv as t where t.batch_id = s.batch_id)
+        (select max(t.ts) from {GOLD_TREND_BY_CV} as t where t.batch_id = s.batch_id)
     )) as ts
 from shown as s
 """
@@ -180,12 +188,12 @@ def _scored(
 
     with settings.warehouse.connect(read_only=True) as wh:
         tables = {
-            "verdicts": wh.query("select * from gold.gold_batch_verdict"),
-            "alarms": wh.query("select * from gold.gold_batch_alarms"),
-            "performance": wh.query("select * from gold.gold_column_performance"),
-            "results": wh.query("select * from gold.gold_batch_results"),
+            "verdicts": wh.query(f"select * from {GOLD_BATCH_VERDICT}"),
+            "alarms": wh.query(f"select * from {GOLD_BATCH_ALARMS}"),
+            "performance": wh.query(f"select * from {GOLD_COLUMN_PERFORMANCE}"),
+            "results": wh.query(f"select * from {GOLD_BATCH_RESULTS}"),
         }
-        mspc = wh.query("select * from gold.gold_mspc_verdict")
+        mspc = wh.query(f"select * from {GOLD_MSPC_VERDICT}")
         shown = wh.query(SHOWN_ALARMS)
     min_batches = EnvelopeParams().min_batches
     return {

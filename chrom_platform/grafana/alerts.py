@@ -24,6 +24,7 @@ from grafana_foundation_sdk.models import alerting as am
 
 from chrom_platform.grafana.boards import FOLDER, influxql, sql, to_json
 from chrom_platform.grafana.queries import INFLUX_UID, WAREHOUSE_UID, Query
+from chrom_platform.lib.core.tables import GOLD_BATCH_ALARMS, GOLD_BATCH_RESULTS
 from chrom_platform.lib.streaming.config import StreamingConfig
 
 EXPR_UID = "__expr__"
@@ -55,14 +56,14 @@ def _latest_batch_alarms(sources: str, alias: str) -> str:
             select unit_id, batch_id, row_number() over (
                 partition by unit_id order by started_at desc nulls last, batch_id desc
             ) as rn
-            from gold.gold_batch_results
+            from {GOLD_BATCH_RESULTS}
         ),
         latest as (
             select unit_id, batch_id from ranked where rn = 1
         )
         select latest.unit_id as "unit_id", count(alarms.batch_id) as "{alias}"
         from latest
-        left join gold.gold_batch_alarms as alarms
+        left join {GOLD_BATCH_ALARMS} as alarms
             on alarms.batch_id = latest.batch_id and alarms.source in ({sources})
         group by latest.unit_id
         """

@@ -24,6 +24,17 @@ from chrom_platform.grafana.queries import (
     warehouse_ref,
 )
 from chrom_platform.lib.core.contracts import INFLUX_MEASUREMENT, SIGNALS
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MSPC_SCORES,
+    GOLD_MSPC_VERDICT,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BINNED,
+)
 
 #: Signals an engineer overlays by CV (flow is the x axis's own source)
 TREND_SIGNALS = ("ph", "uv_mau", "cond_ms_cm", "pressure_bar")
@@ -116,7 +127,7 @@ def signal_variable() -> Any:
     )
 
 
-def unit_variable(b: Board, table: str = "gold_batch_results") -> Any:
+def unit_variable(b: Board, table: str = GOLD_BATCH_RESULTS.name) -> Any:
     """`unit` from the warehouse (history dashboards)."""
     return b.variable(
         "unit",
@@ -131,7 +142,7 @@ def recipe_variable(b: Board) -> Any:
         "recipe",
         "Recipe",
         sql(
-            'select distinct recipe as "recipe" from gold.gold_batch_results '
+            f'select distinct recipe as "recipe" from {GOLD_BATCH_RESULTS} '
             "where unit_id = ${unit:sqlstring} order by 1",
             "recipe",
         ),
@@ -190,15 +201,15 @@ def _live_by_cv_queries() -> dict[str, Query]:
         "$signal",
     )
     envelope = sql(
-        """
+        f"""
         with envelope as (
-            select * from gold.gold_golden_envelope
-            where recipe = ${recipe:sqlstring} and unit_id = ${unit:sqlstring} and signal = ${signal:sqlstring}
+            select * from {GOLD_GOLDEN_ENVELOPE}
+            where recipe = ${{recipe:sqlstring}} and unit_id = ${{unit:sqlstring}} and signal = ${{signal:sqlstring}}
               and centre is not null
         ),
         positions as (
-            select phase, cv_bin, median(batch_cv) as batch_cv from gold.gold_trend_binned
-            where recipe = ${recipe:sqlstring} and unit_id = ${unit:sqlstring}
+            select phase, cv_bin, median(batch_cv) as batch_cv from {GOLD_TREND_BINNED}
+            where recipe = ${{recipe:sqlstring}} and unit_id = ${{unit:sqlstring}}
             group by phase, cv_bin
         )
         select positions.batch_cv as "batch_cv", envelope.lower as "lower",
@@ -365,9 +376,9 @@ def _comparison_queries() -> dict[str, Query]:
     """The chosen batches' curves by batch and phase CV, their results and verdicts, and
     their multivariate statistics."""
     by_batch = sql(
-        """
-        select batch_id as "batch_id", batch_cv as "batch_cv", ${signal} as "value"
-        from gold.gold_trend_binned where batch_id in (${batches:sqlstring})
+        f"""
+        select batch_id as "batch_id", batch_cv as "batch_cv", ${{signal}} as "value"
+        from {GOLD_TREND_BINNED} where batch_id in (${{batches:sqlstring}})
         order by batch_id, batch_cv
         """,
         "batch_id",
@@ -375,10 +386,10 @@ def _comparison_queries() -> dict[str, Query]:
         "value",
     )
     by_phase = sql(
-        """
-        select batch_id as "batch_id", cv_bin_start as "phase_cv", ${signal} as "value"
-        from gold.gold_trend_binned
-        where batch_id in (${batches:sqlstring}) and phase = ${phase:sqlstring}
+        f"""
+        select batch_id as "batch_id", cv_bin_start as "phase_cv", ${{signal}} as "value"
+        from {GOLD_TREND_BINNED}
+        where batch_id in (${{batches:sqlstring}}) and phase = ${{phase:sqlstring}}
         order by batch_id, cv_bin_start
         """,
         "batch_id",
@@ -386,13 +397,13 @@ def _comparison_queries() -> dict[str, Query]:
         "value",
     )
     chosen = sql(
-        """
+        f"""
         select results.batch_id as "batch_id", results.started_at as "started_at",
             results.total_cv as "total_cv", results.step_yield as "step_yield",
             verdicts.verdict as "verdict", verdicts.alarm_sources as "alarm_sources"
-        from gold.gold_batch_results as results
-        left join gold.gold_batch_verdict as verdicts on results.batch_id = verdicts.batch_id
-        where results.batch_id in (${batches:sqlstring})
+        from {GOLD_BATCH_RESULTS} as results
+        left join {GOLD_BATCH_VERDICT} as verdicts on results.batch_id = verdicts.batch_id
+        where results.batch_id in (${{batches:sqlstring}})
         order by results.started_at
         """,
         "batch_id",
@@ -405,9 +416,9 @@ def _comparison_queries() -> dict[str, Query]:
     # each chosen batch's multivariate statistics against the limits of the model it was
     # judged by, and where and why it alarmed (lib/analytics/mspc_run.py)
     mspc_by_cv = sql(
-        """
+        f"""
         select batch_id as "batch_id", batch_cv as "batch_cv", ratio as "ratio"
-        from gold.gold_mspc_scores where batch_id in (${batches:sqlstring})
+        from {GOLD_MSPC_SCORES} where batch_id in (${{batches:sqlstring}})
         order by batch_id, batch_cv
         """,
         "batch_id",
@@ -415,11 +426,11 @@ def _comparison_queries() -> dict[str, Query]:
         "ratio",
     )
     mspc_verdicts = sql(
-        """
+        f"""
         select batch_id as "batch_id", verdict as "verdict", model_version as "model",
             alarm_phase as "alarm_phase", alarm_cv as "alarm_cv",
             alarm_statistic as "statistic", top_signals as "top_signals", detail as "detail"
-        from gold.gold_mspc_verdict where batch_id in (${batches:sqlstring})
+        from {GOLD_MSPC_VERDICT} where batch_id in (${{batches:sqlstring}})
         order by batch_id
         """,
         "batch_id",
@@ -456,7 +467,7 @@ def batch_comparison(profile: str) -> Board:
                 "batches",
                 "Batches",
                 sql(
-                    'select batch_id as "batch_id" from gold.gold_batch_results '
+                    f'select batch_id as "batch_id" from {GOLD_BATCH_RESULTS} '
                     "where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} order by started_at desc",
                     "batch_id",
                 ),
@@ -468,7 +479,7 @@ def batch_comparison(profile: str) -> Board:
                 "phase",
                 "Phase",
                 sql(
-                    'select distinct phase as "phase" from gold.gold_phase_summary '
+                    f'select distinct phase as "phase" from {GOLD_PHASE_SUMMARY} '
                     "where batch_id in (${batches:sqlstring}) order by 1",
                     "phase",
                 ),
@@ -522,7 +533,7 @@ def column_performance(profile: str) -> Board:
             f"""
             select distinct column_id as "column_id", column_cycle as "column_cycle",
                 {value} as "{alias}"{extra}
-            from gold.gold_column_performance
+            from {GOLD_COLUMN_PERFORMANCE}
             where unit_id = ${{unit:sqlstring}} and {value} is not null
             order by 1, 2
             """,
@@ -530,11 +541,11 @@ def column_performance(profile: str) -> Board:
         )
 
     alarms = sql(
-        """
+        f"""
         select batch_id as "batch_id", signal as "alarm", severity as "severity",
             detail as "detail"
-        from gold.gold_batch_alarms
-        where unit_id = ${unit:sqlstring} and source = 'column'
+        from {GOLD_BATCH_ALARMS}
+        where unit_id = ${{unit:sqlstring}} and source = 'column'
         order by batch_id desc
         """,
         "batch_id",
@@ -547,7 +558,7 @@ def column_performance(profile: str) -> Board:
         .uid(b.uid)
         .tags(["chromatography", "column"])
         .time("now-1y", "now")
-        .with_variable(unit_variable(b, "gold_column_performance"))
+        .with_variable(unit_variable(b, GOLD_COLUMN_PERFORMANCE.name))
         .with_panel(
             xy(
                 b,
@@ -588,16 +599,16 @@ def batch_results(profile: str) -> Board:
     """Load, pool, step yield, verdicts and alerts per batch."""
     b = Board("chrom-batch-results", "Chromatography · Batch results", profile)
     results = sql(
-        """
+        f"""
         select results.batch_id as "batch_id", results.started_at as "started_at",
             results.load_volume_l as "load_volume_l", results.load_mass_g as "load_mass_g",
             results.pool_start_cv as "pool_start_cv", results.pool_end_cv as "pool_end_cv",
             results.pool_volume_l as "pool_volume_l", results.step_yield as "step_yield",
             results.alerts as "alerts", verdicts.verdict as "verdict",
             verdicts.alarm_sources as "alarm_sources", verdicts.not_judged as "not_judged"
-        from gold.gold_batch_results as results
-        left join gold.gold_batch_verdict as verdicts on results.batch_id = verdicts.batch_id
-        where results.unit_id = ${unit:sqlstring} and results.recipe = ${recipe:sqlstring}
+        from {GOLD_BATCH_RESULTS} as results
+        left join {GOLD_BATCH_VERDICT} as verdicts on results.batch_id = verdicts.batch_id
+        where results.unit_id = ${{unit:sqlstring}} and results.recipe = ${{recipe:sqlstring}}
         order by results.started_at desc
         """,
         "batch_id",
@@ -614,21 +625,21 @@ def batch_results(profile: str) -> Board:
         "not_judged",
     )
     step_yield = sql(
-        """
+        f"""
         select started_at as "time", step_yield * 100 as "step_yield_pct"
-        from gold.gold_batch_results
-        where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} and step_yield is not null
+        from {GOLD_BATCH_RESULTS}
+        where unit_id = ${{unit:sqlstring}} and recipe = ${{recipe:sqlstring}} and step_yield is not null
         order by 1
         """,
         "time",
         "step_yield_pct",
     )
     pool_cut = sql(
-        """
+        f"""
         select started_at as "time", pool_start_cv as "pool_start_cv",
             pool_end_cv as "pool_end_cv"
-        from gold.gold_batch_results
-        where unit_id = ${unit:sqlstring} and recipe = ${recipe:sqlstring} and pool_start_cv is not null
+        from {GOLD_BATCH_RESULTS}
+        where unit_id = ${{unit:sqlstring}} and recipe = ${{recipe:sqlstring}} and pool_start_cv is not null
         order by 1
         """,
         "time",
@@ -636,12 +647,12 @@ def batch_results(profile: str) -> Board:
         "pool_end_cv",
     )
     counts = sql(
-        """
+        f"""
         select count(*) as "batches",
             sum(case when verdict = 'fail' then 1 else 0 end) as "failed",
             sum(case when released then 1 else 0 end) as "released"
-        from gold.gold_batch_verdict
-        where unit_id = ${unit:sqlstring}
+        from {GOLD_BATCH_VERDICT}
+        where unit_id = ${{unit:sqlstring}}
         """,
         "batches",
         "failed",
@@ -700,10 +711,10 @@ def platform_health(profile: str) -> Board:
         table=True,
     )
     gold = sql(
-        """
+        f"""
         select max(_source_loaded_at) as "gold_loaded_at", max(ended_at) as "newest_batch_end",
             count(*) as "batches"
-        from gold.gold_batch_results
+        from {GOLD_BATCH_RESULTS}
         """,
         "gold_loaded_at",
         "newest_batch_end",

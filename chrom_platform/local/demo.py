@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chrom_platform.lib.core.contracts import SEQ_EPOCH
+from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.local import procfs
 from chrom_platform.local.influx_server import LocalInfluxServer, free_port, port_is_free
@@ -340,7 +341,7 @@ def live_story(settings: Settings) -> dict[str, Any]:
 
 def _batches_in_gold(settings: Settings) -> int:
     with settings.warehouse.connect(read_only=True) as wh:
-        return int(wh.query("select count(*) as n from gold.gold_batch_results")[0]["n"])
+        return int(wh.query(f"select count(*) as n from {GOLD_BATCH_RESULTS}")[0]["n"])
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import orjson
 from chrom_platform.lib.analytics import pipeline
 from chrom_platform.lib.analytics.envelope import DEFAULT_FLOOR, EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource, envelope_bytes
+from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS, GOLD_GOLDEN_ENVELOPE
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.lib.io.warehouse import WarehouseConfig
@@ -28,7 +29,7 @@ def _run(h: History) -> tuple[float, pipeline.AnalyticsResult]:
     t0 = time.perf_counter()
     with cfg.connect(read_only=False) as wh:
         res = pipeline.run(wh)
-        env = wh.query_arrow("select * from gold.gold_golden_envelope")
+        env = wh.query_arrow(f"select * from {GOLD_GOLDEN_ENVELOPE}")
     open_store(str(h.lake)).put(ENVELOPE_KEY, envelope_bytes(env))
     return time.perf_counter() - t0, res
 
@@ -145,7 +146,7 @@ def live_mspc(h: History, repeats: int = 5) -> dict[str, Any]:
     t0 = time.perf_counter()
     with cfg.connect(read_only=True) as wh:
         batches = wh.query(
-            "select batch_id, unit_id, recipe from gold.gold_batch_results "
+            f"select batch_id, unit_id, recipe from {GOLD_BATCH_RESULTS} "
             "where unit_id = ? order by started_at",
             [sim.plan.unit.unit_id],
         )

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from chrom_platform.lib.core.master_data import load_master_data
+from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS, GOLD_TREND_BINNED, GOLD_TREND_BY_CV
 from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform_tests.bench.analytics import (
     analytics_full,
@@ -36,24 +37,24 @@ NEW_BATCH_SELECTION = (
     "source:chrom.landing.sample_results+",
 )
 
-OVERLAY_BINNED = """
+OVERLAY_BINNED = f"""
 with target as (
-    select recipe from gold.gold_batch_results where batch_id = $batch
+    select recipe from {GOLD_BATCH_RESULTS} where batch_id = $batch
 )
 select b.batch_id = $batch as is_target, b.phase, b.cv_bin_start,
     avg(b.uv_mau) as uv_mau, min(b.uv_mau) as uv_min, max(b.uv_mau) as uv_max
-from gold.gold_trend_binned as b
+from {GOLD_TREND_BINNED} as b
 where b.recipe = (select recipe from target)
 group by all
 """
 
-OVERLAY_RAW = """
+OVERLAY_RAW = f"""
 with target as (
-    select recipe from gold.gold_batch_results where batch_id = $batch
+    select recipe from {GOLD_BATCH_RESULTS} where batch_id = $batch
 )
 select t.batch_id = $batch as is_target, t.phase, floor(t.phase_cv / 0.1) * 0.1 as cv_bin_start,
     avg(t.uv_mau) as uv_mau, min(t.uv_mau) as uv_min, max(t.uv_mau) as uv_max
-from gold.gold_trend_by_cv as t
+from {GOLD_TREND_BY_CV} as t
 where t.recipe = (select recipe from target) and not t.is_hold
 group by all
 """
@@ -145,7 +146,7 @@ def bench_warehouse(batches_small: int = 100, batches_large: int = 1000) -> dict
         batch = h.sims[-1].plan.batch_id
         out["overlay_binned"] = _p95(con, OVERLAY_BINNED, batch, 50)
         out["overlay_raw"] = _p95(con, OVERLAY_RAW, batch, 10)
-        out["gold_rows"] = con.execute("select count(*) from gold.gold_trend_by_cv").fetchone()[0]
+        out["gold_rows"] = con.execute(f"select count(*) from {GOLD_TREND_BY_CV}").fetchone()[0]
         con.close()
         # analytics on the same history: full, then after one more new batch
         out["analytics"] = analytics_full(h)

@@ -25,6 +25,15 @@ import pytest
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource
 from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_DRIFT,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MONITORING_STATE,
+    SILVER_RECIPES,
+)
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
 from chrom_platform.lib.io.transport.sqlite_queue import SqliteQueue
@@ -53,7 +62,7 @@ def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) 
     assert result.success
     faulty = {s.plan.batch_id: s.truth["fault"] for s in h.sims if s.plan.fault}
     assert len(faulty) == 2
-    verdicts = {r["batch_id"]: r for r in _query(h, "select * from gold.gold_batch_verdict")}
+    verdicts = {r["batch_id"]: r for r in _query(h, f"select * from {GOLD_BATCH_VERDICT}")}
     assert len(verdicts) == 2 * (CLEAN_BATCHES + 1)
     judged_clean = [
         v
@@ -68,7 +77,7 @@ def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) 
         assert not v["released"]
         drift = _query(
             h,
-            f"select * from gold.gold_batch_drift where batch_id = '{bid}' and verdict = 'drift'",
+            f"select * from {GOLD_BATCH_DRIFT} where batch_id = '{bid}' and verdict = 'drift'",
         )
         assert [d["signal"] for d in drift] == ["cond_ms_cm"], drift
         # raised in the faulty phase, after the onset and within half a CV of it
@@ -96,7 +105,7 @@ def test_faulty_batches_drift_clean_ones_do_not_and_the_check_names_them(built) 
 
 def test_envelope_and_column_performance_match_the_simulator(built) -> None:
     h, _, _ = built
-    env = _query(h, "select * from gold.gold_golden_envelope")
+    env = _query(h, f"select * from {GOLD_GOLDEN_ENVELOPE}")
     assert {(r["recipe"], r["unit_id"]) for r in env} == {
         ("MAB1-PROA-V3", "SKID-01"),
         ("MAB2-PROA-V1", "SKID-02"),
@@ -108,7 +117,7 @@ def test_envelope_and_column_performance_match_the_simulator(built) -> None:
     perf = _query(
         h,
         "select distinct batch_id, batch_hetp_cm, batch_asymmetry, "
-        "permeability_m2 from gold.gold_column_performance",
+        f"permeability_m2 from {GOLD_COLUMN_PERFORMANCE}",
     )
     assert len(perf) == 2 * (CLEAN_BATCHES + 1)
     for p in perf:
@@ -295,20 +304,20 @@ def test_chrom_evaluate_runs_the_pipeline_and_scores_it(tmp_path, capsys) -> Non
     with duckdb.connect(str(tmp_path / "ws" / "data" / "warehouse.duckdb"), read_only=True) as c:
         set_aside = dict(
             c.execute(
-                "select transition, any_value(not_applicable) from gold.gold_column_performance "
+                f"select transition, any_value(not_applicable) from {GOLD_COLUMN_PERFORMANCE} "
                 "where not_applicable is not null group by 1"
             ).fetchall()
         )
         verdicts = dict(
-            c.execute("select verdict, count(*) from gold.gold_batch_verdict group by 1").fetchall()
+            c.execute(f"select verdict, count(*) from {GOLD_BATCH_VERDICT} group by 1").fetchall()
         )
         states = c.execute(
             "select unit_id, state, released_batches, envelope_batches, spec_phases, phases, "
-            "detail from gold.gold_monitoring_state order by unit_id"
+            f"detail from {GOLD_MONITORING_STATE} order by unit_id"
         ).fetchall()
         envelopes = c.execute(
             "select v.unit_id, string_agg(v.envelope, ',' order by r.started_at) "
-            "from gold.gold_batch_verdict as v inner join gold.gold_batch_results as r "
+            f"from {GOLD_BATCH_VERDICT} as v inner join {GOLD_BATCH_RESULTS} as r "
             "on v.batch_id = r.batch_id group by 1 order by 1"
         ).fetchall()
     # both units run one recipe: before either has enough released batches of its own, their
@@ -384,7 +393,7 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
             r[0]
             for r in c.execute(
                 "select batch_id from (select batch_id, row_number() over (partition by unit_id "
-                "order by started_at desc) as rn from gold.gold_batch_results) where rn <= 3"
+                f"order by started_at desc) as rn from {GOLD_BATCH_RESULTS}) where rn <= 3"
             ).fetchall()
         ]
         marks = ",".join("?" * len(newest))
@@ -415,13 +424,13 @@ def test_engineers_exclude_and_pin_batches_and_the_envelope_says_which(built, tm
 
     def state() -> dict[str, dict]:
         with duckdb.connect(str(copy), read_only=True) as c:
-            cur = c.execute("select * from gold.gold_monitoring_state")
+            cur = c.execute(f"select * from {GOLD_MONITORING_STATE}")
             names = [d[0] for d in cur.description]
             return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
     def released() -> set[str]:
         with duckdb.connect(str(copy), read_only=True) as c:
-            rows = c.execute("select batch_id from gold.gold_batch_verdict where released")
+            rows = c.execute(f"select batch_id from {GOLD_BATCH_VERDICT} where released")
             return {r[0] for r in rows.fetchall()}
 
     with cfg.connect(read_only=False) as wh:
@@ -433,7 +442,7 @@ def test_engineers_exclude_and_pin_batches_and_the_envelope_says_which(built, tm
     out_one = in_envelope[0]
     with duckdb.connect(str(copy), read_only=True) as c:
         failed = c.execute(
-            "select batch_id from gold.gold_batch_verdict where unit_id = ? and verdict = 'fail' "
+            f"select batch_id from {GOLD_BATCH_VERDICT} where unit_id = ? and verdict = 'fail' "
             "and status = 'complete' order by batch_id limit 1",
             [unit],
         ).fetchone()[0]
@@ -598,12 +607,11 @@ def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -
     cfg = WarehouseConfig("local", str(copy), str(h.lake))
     with duckdb.connect(str(copy)) as c:
         ran = [
-            r[0]
-            for r in c.execute("select distinct recipe from gold.gold_batch_results").fetchall()
+            r[0] for r in c.execute(f"select distinct recipe from {GOLD_BATCH_RESULTS}").fetchall()
         ]
         recipe = sorted(ran)[0]
         c.execute(
-            "update silver.silver_recipes set envelope_min_batches = 7, envelope_z_limit = 4.5 "
+            f"update {SILVER_RECIPES} set envelope_min_batches = 7, envelope_z_limit = 4.5 "
             "where recipe = ?",
             [recipe],
         )
@@ -611,11 +619,11 @@ def test_a_recipe_sets_how_its_envelope_judges_in_master_data(built, tmp_path) -
         pipeline.run(wh, full=True)
     default = EnvelopeParams()
     with duckdb.connect(str(copy), read_only=True) as c:
-        state = c.execute("select recipe, min_batches from gold.gold_monitoring_state").fetchall()
-        rows = c.execute("select recipe, max(z_limit) from gold.gold_golden_envelope group by 1")
+        state = c.execute(f"select recipe, min_batches from {GOLD_MONITORING_STATE}").fetchall()
+        rows = c.execute(f"select recipe, max(z_limit) from {GOLD_GOLDEN_ENVELOPE} group by 1")
         limits = dict(rows.fetchall())
         first_own = c.execute(
-            "select min(reference_batches) from gold.gold_batch_verdict "
+            f"select min(reference_batches) from {GOLD_BATCH_VERDICT} "
             "where recipe = ? and envelope = 'own'",
             [recipe],
         ).fetchone()[0]

@@ -14,6 +14,14 @@ import pytest
 from chrom_platform.defs.multivariate.assets import CHECK
 from chrom_platform.lib.analytics.live_mspc import MODEL_KEY, LiveModels
 from chrom_platform.lib.analytics.mspc import MspcParams
+from chrom_platform.lib.core.tables import (
+    GOLD_MSPC_LIMITS,
+    GOLD_MSPC_MODELS,
+    GOLD_MSPC_SCORES,
+    GOLD_MSPC_VERDICT,
+    GOLD_TREND_BINNED,
+    SILVER_RECIPES,
+)
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES
 from chrom_platform_tests.warehouse_helpers import table
@@ -38,7 +46,7 @@ def test_the_check_passes_on_clean_batches_and_fails_on_a_faulty_one(built) -> N
 
     faulty = {s.plan.batch_id: s.truth["fault"] for s in h.sims if s.plan.fault}
     with h.connect() as con:
-        verdicts = {r["batch_id"]: r for r in table(con, "select * from gold.gold_mspc_verdict")}
+        verdicts = {r["batch_id"]: r for r in table(con, f"select * from {GOLD_MSPC_VERDICT}")}
     assert len(verdicts) == 2 * (CLEAN_BATCHES + 1)
     judged_clean = [
         v for b, v in verdicts.items() if b not in faulty and v["verdict"] != "no_model"
@@ -67,12 +75,12 @@ def test_the_check_passes_on_clean_batches_and_fails_on_a_faulty_one(built) -> N
 def test_the_gold_tables_and_the_live_models_hold_the_model_and_its_limits(built) -> None:
     h, _, _ = built
     with h.connect() as con:
-        models = table(con, "select * from gold.gold_mspc_models")
-        limits = table(con, "select * from gold.gold_mspc_limits")
+        models = table(con, f"select * from {GOLD_MSPC_MODELS}")
+        limits = table(con, f"select * from {GOLD_MSPC_LIMITS}")
         scores = table(
             con,
-            "select s.*, v.verdict from gold.gold_mspc_scores s "
-            "join gold.gold_mspc_verdict v using (batch_id)",
+            f"select s.*, v.verdict from {GOLD_MSPC_SCORES} s "
+            f"join {GOLD_MSPC_VERDICT} v using (batch_id)",
         )
     assert {m["unit_id"] for m in models} == {"SKID-01", "SKID-02"}
     for m in models:
@@ -120,7 +128,7 @@ def test_python_bins_are_the_warehouse_bins(built) -> None:
     with h.connect() as con:
         rows = table(
             con,
-            f"select phase, cv_bin, batch_cv, {', '.join(SIGNALS)} from gold.gold_trend_binned "
+            f"select phase, cv_bin, batch_cv, {', '.join(SIGNALS)} from {GOLD_TREND_BINNED} "
             f"where batch_id = '{sim.plan.batch_id}'",
         )
     sql = {(names.index(r["phase"]) + 1) * KEY_BASE + r["cv_bin"]: r for r in rows}
@@ -149,13 +157,13 @@ def test_a_recipe_sets_how_its_multivariate_model_judges_in_master_data(built, t
     shutil.copy(h.duckdb_path, copy)
     with duckdb.connect(str(copy)) as c:
         c.execute(
-            "update silver.silver_recipes set multivariate_min_batches = 6, "
+            f"update {SILVER_RECIPES} set multivariate_min_batches = 6, "
             "multivariate_mature_batches = 10"
         )
     with WarehouseConfig("local", str(copy), str(h.lake)).connect(read_only=False) as wh:
         mspc_run.run(wh, full=True)
     with duckdb.connect(str(copy), read_only=True) as c:
-        verdicts = {r["batch_id"]: r for r in table(c, "select * from gold.gold_mspc_verdict")}
+        verdicts = {r["batch_id"]: r for r in table(c, f"select * from {GOLD_MSPC_VERDICT}")}
     judged = [v for v in verdicts.values() if v["verdict"] != "no_model"]
     assert len(judged) >= 2 * (CLEAN_BATCHES + 1 - 6)
     assert min(v["reference_batches"] for v in judged) == 6

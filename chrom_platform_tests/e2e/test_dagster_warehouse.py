@@ -28,6 +28,7 @@ from chrom_platform.lib.core.contracts import (
     readings_key,
     staged_key,
 )
+from chrom_platform.lib.core.tables import GOLD_TREND_BY_CV
 from chrom_platform.lib.io.landing import PARQUET_OPTIONS, json_bytes
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
@@ -166,7 +167,7 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
     # the redelivered readings did not reach gold twice
     with h.connect() as con:
         n, distinct = con.execute(
-            "select count(*), count(distinct (unit_id, ts)) from gold.gold_trend_by_cv"
+            f"select count(*), count(distinct (unit_id, ts)) from {GOLD_TREND_BY_CV}"
         ).fetchone()
     assert n == distinct
 

@@ -24,6 +24,7 @@ from chrom_platform.grafana.queries import Query, substitute
 from chrom_platform.lib.analytics.live import EnvelopeSource
 from chrom_platform.lib.analytics.live_mspc import model_source
 from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
+from chrom_platform.lib.core.tables import GOLD_BATCH_ALARMS, GOLD_BATCH_RESULTS
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
@@ -231,12 +232,12 @@ def _cmp(op: str, value: float, threshold: float) -> bool:
 def local_values(h: History) -> dict[str, str | list[str]]:
     with h.connect() as con:
         recipe = con.execute(
-            "select recipe from gold.gold_batch_results where unit_id = ? limit 1", [UNIT]
+            f"select recipe from {GOLD_BATCH_RESULTS} where unit_id = ? limit 1", [UNIT]
         ).fetchone()[0]
         batches = [
             r[0]
             for r in con.execute(
-                "select batch_id from gold.gold_batch_results where unit_id = ? "
+                f"select batch_id from {GOLD_BATCH_RESULTS} where unit_id = ? "
                 "order by started_at desc limit 3",
                 [UNIT],
             ).fetchall()
@@ -373,12 +374,12 @@ def test_the_column_rule_judges_each_units_latest_batch_by_time_not_by_id(tmp_pa
     with duckdb.connect(str(path)) as con:
         con.execute("create schema gold")
         con.execute(
-            "create table gold.gold_batch_results as select * from (values "
+            f"create table {GOLD_BATCH_RESULTS} as select * from (values "
             "('U1', '9', timestamp '2026-01-01 00:00'), ('U1', '48', timestamp '2026-03-01 00:00'))"
             " as t(unit_id, batch_id, started_at)"
         )
         con.execute(
-            "create table gold.gold_batch_alarms as select * from (values ('48', 'column'))"
+            f"create table {GOLD_BATCH_ALARMS} as select * from (values ('48', 'column'))"
             " as t(batch_id, source)"
         )
     with duckdb.connect(str(path), read_only=True) as con:

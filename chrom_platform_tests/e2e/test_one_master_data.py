@@ -11,6 +11,7 @@ import pytest
 
 from chrom_platform.lib.core.contracts import READING_SCHEMA, master_data_key
 from chrom_platform.lib.core.master_data import content_hash, parse_master_data
+from chrom_platform.lib.core.tables import GOLD_TREND_BY_CV, SILVER_UNITS
 from chrom_platform.lib.io.landing import json_bytes
 from chrom_platform.lib.io.transport import (
     READINGS_TOPIC,
@@ -79,11 +80,11 @@ def test_a_master_data_change_reaches_live_and_warehouse_cv_alike(
     with h.connect() as con:
         gold = {
             (r["unit_id"], int(r["seq"])): r
-            for r in table(con, "select unit_id, seq, batch_cv from gold.gold_trend_by_cv")
+            for r in table(con, f"select unit_id, seq, batch_cv from {GOLD_TREND_BY_CV}")
         }
         (volume,) = table(
             con,
-            f"select column_volume_l as v from silver.silver_units where unit_id = '{unit_id}'",
+            f"select column_volume_l as v from {SILVER_UNITS} where unit_id = '{unit_id}'",
         )
     assert volume["v"] == row["column_volume_l"]
 

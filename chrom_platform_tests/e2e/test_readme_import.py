@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS, SILVER_HOLDS
+
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "### A plant's own files, from import to gold"
 
@@ -56,9 +58,9 @@ def test_readme_plant_import_and_build(tmp_path: Path) -> None:
     with duckdb.connect(str(tmp_path / ".data/plant/warehouse/chrom.duckdb"), read_only=True) as c:
         rows = c.sql(
             "select batch_id, feed_titer_g_l is not null, pool_conc_g_l is not null "
-            "from gold.gold_batch_results order by batch_id"
+            f"from {GOLD_BATCH_RESULTS} order by batch_id"
         ).fetchall()
-        holds = c.sql("select count(*) from silver.silver_holds").fetchall()[0]
+        holds = c.sql(f"select count(*) from {SILVER_HOLDS}").fetchall()[0]
     # both batches reached gold with the plant's lab results mapped to their roles
     assert [r[1:] for r in rows] == [(True, True), (True, True)]
     assert holds is not None

@@ -9,6 +9,7 @@ import dagster as dg
 
 from chrom_platform.defs.analytics.assets import DRIFT_CHECK, SYSTEMATIC_CHECK
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.core.tables import GOLD_BATCH_ALARMS, GOLD_BATCH_DRIFT, GOLD_BATCH_VERDICT
 from chrom_platform_tests.e2e.analytics_history import materialize
 from chrom_platform_tests.warehouse_helpers import History
 
@@ -29,14 +30,14 @@ def test_a_finding_on_every_batch_is_said_once_and_does_not_block_the_envelope(
     assert result.success
     with h.connect() as con:
         flagged = con.execute(
-            "select count(distinct batch_id) from gold.gold_batch_alarms "
+            f"select count(distinct batch_id) from {GOLD_BATCH_ALARMS} "
             "where signal = 'step_yield_low' and alarm_class = 'result'"
         ).fetchall()
         released = con.execute(
-            "select count(*) from gold.gold_batch_verdict where released"
+            f"select count(*) from {GOLD_BATCH_VERDICT} where released"
         ).fetchall()
         judged = con.execute(
-            "select count(distinct batch_id) from gold.gold_batch_drift "
+            f"select count(distinct batch_id) from {GOLD_BATCH_DRIFT} "
             "where verdict <> 'no_envelope'"
         ).fetchall()
     assert flagged == [(n,)]  # every batch has the finding...

@@ -22,6 +22,19 @@ from hypothesis import strategies as st
 
 from chrom_platform.lib.analytics import pipeline
 from chrom_platform.lib.core.contracts import MASTER_DATA_PREFIX, SAMPLES_PREFIX, master_data_key
+from chrom_platform.lib.core.tables import (
+    BRONZE_READINGS,
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_PEAKS,
+    GOLD_BATCH_RESULTS,
+    GOLD_TREND_BY_CV,
+    SILVER_BATCH_REVISIONS,
+    SILVER_BATCHES,
+    SILVER_READINGS,
+    SILVER_READINGS_CHECKED,
+    SILVER_REJECTS,
+    SILVER_UNITS,
+)
 from chrom_platform.lib.io.landing import json_bytes
 from chrom_platform.lib.io.objectstore import PARTIAL_PREFIX
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
@@ -174,21 +187,21 @@ def test_late_master_data_and_lab_results_rejudge_their_batches(
     with duckdb.connect(str(db), read_only=True) as con:
         waiting = {
             (r["rejected_from"], r["reject_reason"]): r["rows_rejected"]
-            for r in table(con, "select * from silver.silver_rejects")
+            for r in table(con, f"select * from {SILVER_REJECTS}")
         }
-        in_gold = table(con, "select count(*) as n from gold.gold_trend_by_cv")[0]["n"]
+        in_gold = table(con, f"select count(*) as n from {GOLD_TREND_BY_CV}")[0]["n"]
     assert waiting[("readings", "unknown_unit")] > 10_000, waiting
     assert waiting[("batch_events", "unknown_unit")] > 0, waiting
     assert in_gold == 0
     _deliver(source["lake"], lake, md_keys)
     _build(lake, db, work)
 
-    q = "select batch_id, step_yield, alerts, _source_loaded_at from gold.gold_batch_results"
+    q = f"select batch_id, step_yield, alerts, _source_loaded_at from {GOLD_BATCH_RESULTS}"
     with duckdb.connect(str(db), read_only=True) as con:
         before = {r["batch_id"]: r for r in table(con, q)}
         verdict_before = {
             r["batch_id"]: r["_source_loaded_at"]
-            for r in table(con, "select batch_id, _source_loaded_at from gold.gold_batch_peaks")
+            for r in table(con, f"select batch_id, _source_loaded_at from {GOLD_BATCH_PEAKS}")
         }
     assert len(before) == 4
     assert all("feed_titer_missing" in (r["alerts"] or "") for r in before.values())
@@ -198,10 +211,10 @@ def test_late_master_data_and_lab_results_rejudge_their_batches(
     _build(lake, db, work)
     with duckdb.connect(str(db), read_only=True) as con:
         after = {r["batch_id"]: r for r in table(con, q)}
-        alarms = table(con, "select batch_id, signal from gold.gold_batch_alarms")
+        alarms = table(con, f"select batch_id, signal from {GOLD_BATCH_ALARMS}")
         peaks = {
             r["batch_id"]: r["_source_loaded_at"]
-            for r in table(con, "select batch_id, _source_loaded_at from gold.gold_batch_peaks")
+            for r in table(con, f"select batch_id, _source_loaded_at from {GOLD_BATCH_PEAKS}")
         }
     for bid, r in after.items():
         assert "missing" not in (r["alerts"] or ""), (bid, r["alerts"])
@@ -231,12 +244,11 @@ def test_a_writers_temporary_file_is_never_loaded(source: dict[str, Any], tmp_pa
 
     with duckdb.connect(str(db), read_only=True) as con:
         files = {
-            r["f"]
-            for r in table(con, "select distinct _source_file as f from bronze.bronze_readings")
+            r["f"] for r in table(con, f"select distinct _source_file as f from {BRONZE_READINGS}")
         }
         dupes = table(
             con,
-            "select count(*) as n from silver.silver_readings_checked where reject_reason is not null",
+            f"select count(*) as n from {SILVER_READINGS_CHECKED} where reject_reason is not null",
         )
     assert len(files) == len(readings)
     assert not [f for f in files if f.rsplit("/", 1)[-1].startswith(".")]
@@ -286,7 +298,7 @@ def test_a_corrected_reimport_supersedes_the_landed_batch(md, tmp_path: Path, ca
     assert rc == 0, err
     first = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*") if p.is_file())
     run_dbt(DBT_BUILD, duckdb_path=db, landing=lake, work=work)
-    q_uv = "select batch_id, count(*) as n, max(uv_mau) as uv from silver.silver_readings group by 1 order by 1"
+    q_uv = f"select batch_id, count(*) as n, max(uv_mau) as uv from {SILVER_READINGS} group by 1 order by 1"
     with duckdb.connect(str(db), read_only=True) as con:
         wrong = table(con, q_uv)
     assert len(wrong) == 2
@@ -311,7 +323,7 @@ def test_a_corrected_reimport_supersedes_the_landed_batch(md, tmp_path: Path, ca
         right = table(con, q_uv)
         superseded = table(
             con,
-            "select rejected_from, rows_rejected from silver.silver_rejects "
+            f"select rejected_from, rows_rejected from {SILVER_REJECTS} "
             "where reject_reason = 'superseded' order by 1",
         )
     assert [r["n"] for r in right] == [r["n"] for r in wrong], "each reading once"
@@ -328,9 +340,9 @@ def test_a_corrected_reimport_supersedes_the_landed_batch(md, tmp_path: Path, ca
     run_dbt(DBT_BUILD, duckdb_path=db, landing=lake, work=work)
     with duckdb.connect(str(db), read_only=True) as con:
         moved = table(con, q_uv)
-        starts = table(con, "select batch_id, started_at from silver.silver_batches order by 1")
+        starts = table(con, f"select batch_id, started_at from {SILVER_BATCHES} order by 1")
         revisions = table(
-            con, "select batch_id, revision from silver.silver_batch_revisions order by 1"
+            con, f"select batch_id, revision from {SILVER_BATCH_REVISIONS} order by 1"
         )
     assert [r["n"] for r in moved] == [r["n"] for r in wrong]
     assert [r["revision"] for r in revisions] == [3, 3]
@@ -412,15 +424,13 @@ def test_any_arrival_order_converges_to_a_full_rebuild(
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
-        volumes = {
-            r["v"] for r in table(con, "select column_volume_l as v from silver.silver_units")
-        }
+        volumes = {r["v"] for r in table(con, f"select column_volume_l as v from {SILVER_UNITS}")}
     assert json.loads(source["corrected_equipment"][1])["units"][0]["column_volume_l"] in volumes
     with duckdb.connect(str(db), read_only=True) as con:
         files = table(
             con,
-            "select distinct _source_file as f from silver.silver_readings "
-            "where batch_id = (select batch_id from silver.silver_batch_revisions where revision = 2)",
+            f"select distinct _source_file as f from {SILVER_READINGS} "
+            f"where batch_id = (select batch_id from {SILVER_BATCH_REVISIONS} where revision = 2)",
         )
     assert files
     assert all(r["f"].endswith("-r2.parquet") for r in files), files

@@ -13,6 +13,7 @@ import pytest
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy, MasterData
+from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS, GOLD_PHASE_SUMMARY, GOLD_TREND_BY_CV
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import (
@@ -64,7 +65,7 @@ def test_a_units_instruments_reach_the_analytics_from_the_landed_snapshot(
 
 def test_every_landed_reading_reaches_gold_once_with_the_simulators_cv(history: History) -> None:
     with history.connect() as con:
-        rows = table(con, "select unit_id, seq, batch_cv from gold.gold_trend_by_cv")
+        rows = table(con, f"select unit_id, seq, batch_cv from {GOLD_TREND_BY_CV}")
     got = {(r["unit_id"], r["seq"]): r for r in rows}
     truth = truth_cv(history.sims, history.md)
     assert len(rows) == len(got), "one gold row per (unit, scan)"
@@ -77,7 +78,7 @@ def test_phase_boundaries_and_holds_are_exact(history: History) -> None:
         rows = table(
             con,
             "select batch_id, phase, started_at, ended_at, hold_s, cv, start_cv "
-            "from gold.gold_phase_summary",
+            f"from {GOLD_PHASE_SUMMARY}",
         )
     got = {(r["batch_id"], r["phase"]): r for r in rows}
     n = 0
@@ -102,7 +103,7 @@ def test_pool_volume_and_step_yield_match_truth(history: History) -> None:
             for r in table(
                 con,
                 "select batch_id, load_volume_l, load_mass_g, pool_start_cv, pool_end_cv, "
-                "pool_volume_l, step_yield, alerts from gold.gold_batch_results",
+                f"pool_volume_l, step_yield, alerts from {GOLD_BATCH_RESULTS}",
             )
         }
     compared = 0
@@ -134,7 +135,7 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
     with history.connect() as con:
         before = {
             r["batch_id"]: r["_source_loaded_at"]
-            for r in table(con, "select batch_id, _source_loaded_at from gold.gold_batch_results")
+            for r in table(con, f"select batch_id, _source_loaded_at from {GOLD_BATCH_RESULTS}")
         }
     last_start = max(int(s.ts_ns[-1]) for s in history.sims)
     new = history.land(
@@ -149,7 +150,7 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
     with history.connect() as con:
         after = {
             r["batch_id"]: r["_source_loaded_at"]
-            for r in table(con, "select batch_id, _source_loaded_at from gold.gold_batch_results")
+            for r in table(con, f"select batch_id, _source_loaded_at from {GOLD_BATCH_RESULTS}")
         }
     assert set(after) == set(before) | {s.plan.batch_id for s in new}
     # incremental: the batches already built were not rebuilt

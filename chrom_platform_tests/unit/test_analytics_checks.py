@@ -9,6 +9,12 @@ import duckdb
 
 from chrom_platform.defs.analytics.assets import drift_check
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_DRIFT,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    SILVER_RECIPES,
+)
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 
@@ -21,33 +27,33 @@ def _warehouse(
     with duckdb.connect(str(path)) as con:
         con.execute("create schema gold")
         con.execute(
-            "create table gold.gold_batch_results as select * from (values "
+            f"create table {GOLD_BATCH_RESULTS} as select * from (values "
             "('U1', 'R1', 'B9', 'complete', timestamp '2026-01-01'), "
             "('U1', 'R1', 'B48', 'complete', timestamp '2026-03-01'), "
             "('U2', 'R1', 'C1', 'complete', timestamp '2026-02-01')) "
             "as t(unit_id, recipe, batch_id, status, started_at)"
         )
         con.execute(
-            "create table gold.gold_batch_verdict as select * from (values "
+            f"create table {GOLD_BATCH_VERDICT} as select * from (values "
             "('B9', 9, 'own'), ('B48', 12, 'own'), ('C1', 3, ?)) "
             "as t(batch_id, reference_batches, envelope)",
             [c1_envelope],
         )
         con.execute(
-            "create table gold.gold_batch_drift (batch_id varchar, unit_id varchar, "
+            f"create table {GOLD_BATCH_DRIFT} (batch_id varchar, unit_id varchar, "
             "signal varchar, verdict varchar, first_out_phase varchar, first_out_phase_cv "
             "double, first_out_cv double, alarm_cv double, alarm_phase varchar, max_abs_z "
             "double, fraction_outside double)"
         )
         con.execute("create schema silver")
         con.execute(
-            "create table silver.silver_recipes as select 'R1' as recipe, "
+            f"create table {SILVER_RECIPES} as select 'R1' as recipe, "
             "null::int as envelope_min_batches, null::int as envelope_window, "
             "null::double as envelope_z_limit, null::int as envelope_persistence"
         )
         for bid, verdict in drift_verdicts:
             con.execute(
-                "insert into gold.gold_batch_drift (batch_id, signal, verdict) values (?, 'ph', ?)",
+                f"insert into {GOLD_BATCH_DRIFT} (batch_id, signal, verdict) values (?, 'ph', ?)",
                 [bid, verdict],
             )
     return WarehouseConfig(target="local", duckdb_path=str(path), landing_uri=str(tmp_path))
@@ -66,7 +72,7 @@ def test_a_unit_without_an_envelope_is_a_warning_that_says_so(tmp_path) -> None:
     assert "inside" not in (result.description or "")
     # a recipe that needs fewer released batches (master data) says its own number
     with duckdb.connect(cfg.duckdb_path) as con:
-        con.execute("update silver.silver_recipes set envelope_min_batches = 5")
+        con.execute(f"update {SILVER_RECIPES} set envelope_min_batches = 5")
     with cfg.connect(read_only=True) as wh:
         result = drift_check(wh)
     assert (

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from chrom_platform.lib.analytics.quality import phase_sensor_ranges
+from chrom_platform.lib.core.tables import GOLD_TREND_BY_CV, SILVER_BATCHES, SILVER_RECIPE_PHASES
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 
@@ -19,20 +20,20 @@ def _warehouse(tmp_path: Path, deadbands: str | None) -> WarehouseConfig:
         con.execute("create schema gold")
         con.execute("create schema silver")
         con.execute(
-            "create table gold.gold_trend_by_cv as "
+            f"create table {GOLD_TREND_BY_CV} as "
             "select b.batch_id, 'R' as recipe, 'Storage' as phase, i / 100.0 as phase_cv, "
             "false as is_hold, b.cond as cond_ms_cm, 7.0 as ph, "
             "timestamp '2026-01-01' as _source_loaded_at "
             "from (values ('B1', 0.53), ('B2', 0.60)) as b(batch_id, cond), range(400) as t(i)"
         )
         con.execute(
-            "create table silver.silver_recipe_phases as select 'R' as recipe, "
+            f"create table {SILVER_RECIPE_PHASES} as select 'R' as recipe, "
             "'Storage' as phase, 0.0 as gradient_cv, 0.475 as buffer_cond_min_ms_cm, "
             "0.525 as buffer_cond_max_ms_cm, 6.9 as buffer_ph_min, 7.1 as buffer_ph_max, "
             "'STORAGE' as buffer"
         )
         con.execute(
-            "create table silver.silver_batches as select batch_id, ? as record_deadbands "
+            f"create table {SILVER_BATCHES} as select batch_id, ? as record_deadbands "
             "from (values ('B1'), ('B2')) as b(batch_id)",
             [deadbands],
         )

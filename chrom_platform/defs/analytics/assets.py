@@ -17,27 +17,44 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from chrom_platform.defs.conventions import gold
+from chrom_platform.defs.conventions import asset_key
 from chrom_platform.lib.analytics import pipeline, reports
 from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, envelope_bytes
 from chrom_platform.lib.analytics.quality import latest_ids
 from chrom_platform.lib.analytics.reads import envelope_params
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_DRIFT,
+    GOLD_BATCH_PEAKS,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MONITORING_STATE,
+    GOLD_MSPC_VERDICT,
+    GOLD_TREND_BINNED,
+    GOLD_TREND_BY_CV,
+    SILVER_RECIPE_PHASES,
+    SILVER_RECIPES,
+    SILVER_UNITS,
+    Table,
+)
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 from chrom_platform.resources import AnalyticsResource, LandingStoreResource
 
 UPSTREAM = [
-    gold("gold_trend_binned"),
-    gold("gold_trend_by_cv"),
-    gold("gold_batch_results"),
-    dg.AssetKey(["silver", "silver_units"]),
-    dg.AssetKey(["silver", "silver_recipe_phases"]),
-    dg.AssetKey(["silver", "silver_recipes"]),
+    asset_key(GOLD_TREND_BINNED),
+    asset_key(GOLD_TREND_BY_CV),
+    asset_key(GOLD_BATCH_RESULTS),
+    asset_key(SILVER_UNITS),
+    asset_key(SILVER_RECIPE_PHASES),
+    asset_key(SILVER_RECIPES),
 ]
 PARAMS = EnvelopeParams()
 
 DESCRIPTIONS = {
-    "gold_golden_envelope": (
+    GOLD_GOLDEN_ENVELOPE: (
         "Golden-batch envelope per recipe, unit, phase and 0.1 phase-CV bin, per signal: "
         "mean, std, 5/50/95% quantiles and the limits (median +- "
         f"{PARAMS.z_limit:g} x the spread, widened for a young envelope and floored at "
@@ -46,30 +63,30 @@ DESCRIPTIONS = {
         "have no limit (the platform's defaults: a recipe's `envelope:` in master data may set "
         "its own). Released = the platform's own verdict (gold_batch_verdict)."
     ),
-    "gold_batch_drift": (
+    GOLD_BATCH_DRIFT: (
         "Per batch and signal, judged against the envelope of the batches released before "
         "it: verdict (drift/watch/pass/no_envelope), first CV outside, the CV where the "
         f"persistence rule ({PARAMS.persistence} bins running) raised the alarm, max |z|, "
         "fraction of bins outside."
     ),
-    "gold_column_performance": (
+    GOLD_COLUMN_PERFORMANCE: (
         "Per batch and buffer transition (conductivity steps): plates, HETP and asymmetry "
         "from the moments of dC/dV; per batch the median over transitions, bed permeability "
         "by Darcy's law over settled phases, and the limits they are judged by."
     ),
-    "gold_batch_peaks": (
+    GOLD_BATCH_PEAKS: (
         "Per batch: the elution UV peak (retention CV, width, asymmetry, area, maximum) and "
         "load breakthrough (DBC10 where 10% breakthrough is seen, and where it was alarmed)."
     ),
-    "gold_batch_alarms": (
+    GOLD_BATCH_ALARMS: (
         "Every alarm per batch: drift, data gap, flatlined sensor, column performance, load "
         "breakthrough, batch-result alerts; with the batch CV where it was raised."
     ),
-    "gold_batch_verdict": (
+    GOLD_BATCH_VERDICT: (
         "Per batch: verdict (pass/warn/fail/running), whether it is released into the "
         "envelope, its alarms and the first one's CV."
     ),
-    "gold_monitoring_state": (
+    GOLD_MONITORING_STATE: (
         "Per unit and recipe: what its newest batch was judged against: specs_only (the "
         "recipe's specifications, before enough released batches anywhere for an envelope), "
         "cross_unit (the recipe's released batches on every unit, made unit-free by column "
@@ -112,7 +129,7 @@ def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
     judged = {
         r["batch_id"]
         for r in wh.query(
-            "select distinct batch_id from gold.gold_batch_drift "
+            f"select distinct batch_id from {GOLD_BATCH_DRIFT} "
             f"where batch_id in ({marks}) and verdict <> 'no_envelope'",
             ids,
         )
@@ -120,7 +137,7 @@ def _without_envelope(wh: Warehouse, latest: list[dict[str, Any]]) -> list[str]:
     released = {
         r["batch_id"]: r["reference_batches"]
         for r in wh.query(
-            "select batch_id, reference_batches from gold.gold_batch_verdict "
+            f"select batch_id, reference_batches from {GOLD_BATCH_VERDICT} "
             f"where batch_id in ({marks})",
             ids,
         )
@@ -140,7 +157,7 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
     rows = wh.query(
         "select batch_id, unit_id, signal, verdict, first_out_phase, first_out_phase_cv, "
         "first_out_cv, alarm_cv, alarm_phase, max_abs_z, fraction_outside "
-        f"from gold.gold_batch_drift where batch_id in ({marks}) "
+        f"from {GOLD_BATCH_DRIFT} where batch_id in ({marks}) "
         "and verdict in ('drift', 'watch') order by batch_id, alarm_cv",
         ids,
     )
@@ -171,7 +188,7 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
     across = [
         r["batch_id"]
         for r in wh.query(
-            f"select batch_id from gold.gold_batch_verdict where batch_id in ({marks}) "
+            f"select batch_id from {GOLD_BATCH_VERDICT} where batch_id in ({marks}) "
             "and envelope = 'cross_unit' order by batch_id",
             ids,
         )
@@ -183,7 +200,7 @@ def drift_check(wh: Warehouse) -> dg.AssetCheckResult:
         )
     return dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
-        asset_key=gold("gold_batch_drift"),
+        asset_key=asset_key(GOLD_BATCH_DRIFT),
         passed=not rows and not unjudged and bool(latest),
         severity=dg.AssetCheckSeverity.ERROR if drifting else dg.AssetCheckSeverity.WARN,
         description=desc,
@@ -202,16 +219,16 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
     about the limit or the equipment, and it does not keep those batches out of the
     envelope unless it is a process or data finding."""
     rows = wh.query(
-        """
+        f"""
         with batches as (
             select unit_id, recipe, count(*) as n
-            from gold.gold_batch_results where status = 'complete' group by unit_id, recipe
+            from {GOLD_BATCH_RESULTS} where status = 'complete' group by unit_id, recipe
         ),
         found as (
             select r.unit_id, r.recipe, a.source, a.signal, min(a.alarm_class) as alarm_class,
                 count(distinct a.batch_id) as hits
-            from gold.gold_batch_alarms as a
-            inner join gold.gold_batch_results as r on a.batch_id = r.batch_id
+            from {GOLD_BATCH_ALARMS} as a
+            inner join {GOLD_BATCH_RESULTS} as r on a.batch_id = r.batch_id
             where r.status = 'complete'
             group by r.unit_id, r.recipe, a.source, a.signal
         )
@@ -226,7 +243,7 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
         (r["unit_id"], r["recipe"]): r["released"]
         for r in wh.query(
             "select unit_id, recipe, sum(case when released then 1 else 0 end) as released "
-            "from gold.gold_batch_verdict group by unit_id, recipe"
+            f"from {GOLD_BATCH_VERDICT} group by unit_id, recipe"
         )
     }
     found = [
@@ -237,7 +254,7 @@ def systematic_check(wh: Warehouse) -> dg.AssetCheckResult:
     ]
     return dg.AssetCheckResult(
         check_name=SYSTEMATIC_CHECK,
-        asset_key=gold("gold_batch_alarms"),
+        asset_key=asset_key(GOLD_BATCH_ALARMS),
         passed=not found,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
@@ -256,7 +273,7 @@ def result_check(wh: Warehouse) -> dg.AssetCheckResult:
     latest, ids, marks = latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, source, signal, phase, alarm_cv, severity, detail "
-        f"from gold.gold_batch_alarms where source in ({', '.join('?' * len(RESULT_SOURCES))}) "
+        f"from {GOLD_BATCH_ALARMS} where source in ({', '.join('?' * len(RESULT_SOURCES))}) "
         f"and batch_id in ({marks}) order by batch_id, alarm_cv",
         [*RESULT_SOURCES, *ids],
     )
@@ -274,7 +291,7 @@ def result_check(wh: Warehouse) -> dg.AssetCheckResult:
         )
     return dg.AssetCheckResult(
         check_name=RESULT_CHECK,
-        asset_key=gold("gold_batch_alarms"),
+        asset_key=asset_key(GOLD_BATCH_ALARMS),
         passed=not rows and bool(latest),
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
         description=desc,
@@ -286,13 +303,13 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
     latest, ids, marks = latest_ids(wh)
     rows = wh.query(
         "select batch_id, unit_id, signal, phase, alarm_cv, severity, detail "
-        f"from gold.gold_batch_alarms where source = 'column' and batch_id in ({marks})",
+        f"from {GOLD_BATCH_ALARMS} where source = 'column' and batch_id in ({marks})",
         ids,
     )
     errors = [r for r in rows if r["severity"] == "ERROR"]
     return dg.AssetCheckResult(
         check_name=COLUMN_CHECK,
-        asset_key=gold("gold_column_performance"),
+        asset_key=asset_key(GOLD_COLUMN_PERFORMANCE),
         passed=not rows,
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
         description="; ".join(f"{r['batch_id']}: {r['detail']}" for r in rows)
@@ -306,7 +323,7 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
     name="process_analytics",
     specs=[
         dg.AssetSpec(
-            gold(t),
+            asset_key(t),
             group_name="analytics",
             description=DESCRIPTIONS[t],
             deps=UPSTREAM,
@@ -318,28 +335,28 @@ def column_check(wh: Warehouse) -> dg.AssetCheckResult:
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,
-            asset=gold("gold_batch_drift"),
+            asset=asset_key(GOLD_BATCH_DRIFT),
             description="The latest (or running) batch of every unit is inside its golden "
             "envelope: ERROR with the drifting signals, phase and CV in metadata; WARN for "
             "single bins outside that the persistence rule did not confirm.",
         ),
         dg.AssetCheckSpec(
             COLUMN_CHECK,
-            asset=gold("gold_column_performance"),
+            asset=asset_key(GOLD_COLUMN_PERFORMANCE),
             description="The latest batch of every unit shows HETP and asymmetry within "
             "their limits against the column's qualification, and permeability above 75% of "
             "the column's first cycles.",
         ),
         dg.AssetCheckSpec(
             RESULT_CHECK,
-            asset=gold("gold_batch_alarms"),
+            asset=asset_key(GOLD_BATCH_ALARMS),
             description="The latest batch of every unit did not break through in load, stayed "
             "within its recipe's specifications (buffer ranges, flow set points) and passed "
             "its batch result (step yield, pool found, pressure under the limit).",
         ),
         dg.AssetCheckSpec(
             SYSTEMATIC_CHECK,
-            asset=gold("gold_batch_alarms"),
+            asset=asset_key(GOLD_BATCH_ALARMS),
             description="No finding is shared by most batches of a unit and recipe (at least "
             f"{SYSTEMATIC_SHARE:.0%} and {SYSTEMATIC_MIN_BATCHES}): one that is says so, once, "
             "with its class and how many batches were still released into the envelope.",
@@ -355,7 +372,7 @@ def process_analytics(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     with warehouse.connect(read_only=False, on_wait=context.log.warning) as wh:
         res = pipeline.run(wh, PARAMS, pin=config.pin, exclude=config.exclude)
-        env = wh.query_arrow("select * from gold.gold_golden_envelope")
+        env = wh.query_arrow(f"select * from {GOLD_GOLDEN_ENVELOPE}")
         checks = [drift_check(wh), column_check(wh), systematic_check(wh), result_check(wh)]
     # the live bridge's copy of the envelope (it never opens the warehouse)
     landing.store().put(ENVELOPE_KEY, envelope_bytes(env))
@@ -368,7 +385,7 @@ def process_analytics(
         )
     for t in pipeline.TABLES:
         yield dg.MaterializeResult(
-            asset_key=gold(t),
+            asset_key=asset_key(t),
             metadata={
                 **{k: v for k, v in summary.items() if isinstance(v, int | float)},
                 "drifting_batches_list": dg.MetadataValue.json(res.drifting[-20:]),
@@ -409,20 +426,20 @@ def _envelope_lookup(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], d
 def _overlay_target(wh: Warehouse) -> dict[str, Any] | None:
     """The running batch (newest first), else the newest complete one."""
     rows = wh.query(
-        "select batch_id, unit_id, recipe, status from gold.gold_batch_results "
+        f"select batch_id, unit_id, recipe, status from {GOLD_BATCH_RESULTS} "
         "order by case when status = 'complete' then 1 else 0 end, started_at desc nulls last "
         "limit 1"
     )
     return rows[0] if rows else None
 
 
-def picture(name: str, reads: list[str]) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+def picture(name: str, reads: list[Table]) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """An analytics picture: reads gold tables (its upstream) from the warehouse, writes a
     PNG into its metadata and an HTML report, and is redrawn when what it reads changes."""
     return dg.asset(
         key=dg.AssetKey(["analytics", name]),
         group_name="analytics",
-        deps=[gold(t) for t in reads],
+        deps=[asset_key(t) for t in reads],
         pool=WAREHOUSE_POOL,
         kinds={"python", "matplotlib"},
         automation_condition=dg.AutomationCondition.eager(),
@@ -431,7 +448,7 @@ def picture(name: str, reads: list[str]) -> Callable[[Callable[..., Any]], dg.As
 
 @picture(
     "batch_overlay",
-    ["gold_golden_envelope", "gold_batch_drift", "gold_trend_binned", "gold_mspc_verdict"],
+    [GOLD_GOLDEN_ENVELOPE, GOLD_BATCH_DRIFT, GOLD_TREND_BINNED, GOLD_MSPC_VERDICT],
 )
 def batch_overlay(
     context: dg.AssetExecutionContext,
@@ -448,25 +465,25 @@ def batch_overlay(
         bid = target["batch_id"]
         bins = wh.query(
             "select phase, cv_bin, batch_cv, flow_lpm, pressure_bar, uv_mau, cond_ms_cm, ph "
-            "from gold.gold_trend_binned where batch_id = ? order by batch_cv",
+            f"from {GOLD_TREND_BINNED} where batch_id = ? order by batch_cv",
             [bid],
         )
         env = wh.query(
-            "select * from gold.gold_golden_envelope where recipe = ? and unit_id = ?",
+            f"select * from {GOLD_GOLDEN_ENVELOPE} where recipe = ? and unit_id = ?",
             [target["recipe"], target["unit_id"]],
         )
         alarms = wh.query(
-            "select signal, alarm_cv, first_out_phase, max_abs_z from gold.gold_batch_drift "
+            f"select signal, alarm_cv, first_out_phase, max_abs_z from {GOLD_BATCH_DRIFT} "
             "where batch_id = ? and verdict = 'drift'",
             [bid],
         )
         mspc = (
             wh.query(
                 "select alarm_cv, alarm_statistic, top_signals, detail "
-                "from gold.gold_mspc_verdict where batch_id = ? and verdict = 'alarm'",
+                f"from {GOLD_MSPC_VERDICT} where batch_id = ? and verdict = 'alarm'",
                 [bid],
             )
-            if wh.table_exists("gold", "gold_mspc_verdict")
+            if wh.table_exists(GOLD_MSPC_VERDICT.schema, GOLD_MSPC_VERDICT.name)
             else []
         )
     png = reports.overlay_png(bid, bins, _envelope_lookup(env), alarms, mspc[0] if mspc else None)
@@ -490,7 +507,7 @@ def batch_overlay(
     )
 
 
-@picture("column_performance_trend", ["gold_column_performance"])
+@picture("column_performance_trend", [GOLD_COLUMN_PERFORMANCE])
 def column_performance_trend(
     context: dg.AssetExecutionContext,
     warehouse: dg.ResourceParam[WarehouseConfig],
@@ -502,7 +519,7 @@ def column_performance_trend(
         rows = wh.query(
             "select distinct batch_id, column_id, column_cycle, batch_hetp_cm, "
             "batch_asymmetry, permeability_m2, hetp_limit_cm, asymmetry_limit "
-            "from gold.gold_column_performance where batch_hetp_cm is not null"
+            f"from {GOLD_COLUMN_PERFORMANCE} where batch_hetp_cm is not null"
         )
     png = reports.column_trend_png(rows)
     latest: dict[str, dict[str, Any]] = defaultdict(dict)

@@ -12,10 +12,21 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import gold
+from chrom_platform.defs.conventions import asset_key
 from chrom_platform.lib.analytics import mspc_run
 from chrom_platform.lib.analytics.live_mspc import MODEL_KEY
 from chrom_platform.lib.analytics.quality import latest_ids
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_MSPC_LIMITS,
+    GOLD_MSPC_MODELS,
+    GOLD_MSPC_SCORES,
+    GOLD_MSPC_VERDICT,
+    GOLD_TREND_BINNED,
+    SILVER_RECIPE_PHASES,
+    SILVER_RECIPES,
+)
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 from chrom_platform.resources import LandingStoreResource
 
@@ -23,23 +34,23 @@ PARAMS = mspc_run.MspcRunParams()
 CHECK = "latest_batches_in_mspc_limits"
 
 DESCRIPTIONS = {
-    "gold_mspc_models": (
+    GOLD_MSPC_MODELS: (
         "Each unit and recipe's current multiway PCA model (batch-wise unfolding of the "
         "0.1 phase-CV bins of its five signals): version (a hash of its reference batches "
         "and parameters), components, variance explained, and the released batches it is "
         f"built from (the newest {PARAMS.window})."
     ),
-    "gold_mspc_limits": (
+    GOLD_MSPC_LIMITS: (
         "The current models' limits per phase and CV bin: Hotelling's T2 of the scores "
         "estimated from the bins so far, and the SPE of each signal, cross-validated on the "
         f"reference batches at a tail of {PARAMS.model.alpha:g} per bin."
     ),
-    "gold_mspc_scores": (
+    GOLD_MSPC_SCORES: (
         "Per batch and CV bin, against the model of the batches eligible before it: T2 and "
         "its limit, each signal's SPE, limit and ratio, each signal's share of T2, and "
         "whether the bin is outside."
     ),
-    "gold_mspc_verdict": (
+    GOLD_MSPC_VERDICT: (
         "Per batch: alarm (T2 or an SPE over its limit for "
         f"{PARAMS.model.persistence} bins running), pass, or no_model (fewer than "
         f"{PARAMS.model.min_batches} eligible batches before it); its severity (ERROR: an "
@@ -57,7 +68,7 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
     rows = wh.query(
         "select batch_id, unit_id, recipe, verdict, severity, model_version, reference_batches, "
         "alarm_phase, alarm_cv, alarm_statistic, alarm_ratio, top_signals, detail "
-        f"from gold.gold_mspc_verdict where batch_id in ({marks}) order by unit_id",
+        f"from {GOLD_MSPC_VERDICT} where batch_id in ({marks}) order by unit_id",
         ids,
     )
     alarms = [r for r in rows if r["verdict"] == "alarm"]
@@ -76,7 +87,7 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
         parts.append("cannot judge: no batch in gold yet")
     return dg.AssetCheckResult(
         check_name=CHECK,
-        asset_key=gold("gold_mspc_verdict"),
+        asset_key=asset_key(GOLD_MSPC_VERDICT),
         passed=bool(latest) and not alarms and not unjudged,
         # a young model's alarm warns (its limits rest on few batches): only a mature
         # model's fails the check (mspc_run.verdict_severity)
@@ -95,15 +106,15 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
     name="batch_mspc",
     specs=[
         dg.AssetSpec(
-            gold(t),
+            asset_key(t),
             group_name="multivariate",
             description=DESCRIPTIONS[t],
             deps=[
-                gold("gold_trend_binned"),
-                gold("gold_batch_results"),
-                gold("gold_batch_verdict"),
-                dg.AssetKey(["silver", "silver_recipe_phases"]),
-                dg.AssetKey(["silver", "silver_recipes"]),
+                asset_key(GOLD_TREND_BINNED),
+                asset_key(GOLD_BATCH_RESULTS),
+                asset_key(GOLD_BATCH_VERDICT),
+                asset_key(SILVER_RECIPE_PHASES),
+                asset_key(SILVER_RECIPES),
             ],
             kinds={"python", "scikit-learn"},
             automation_condition=dg.AutomationCondition.eager(),
@@ -113,7 +124,7 @@ def mspc_check(wh: Warehouse) -> dg.AssetCheckResult:
     check_specs=[
         dg.AssetCheckSpec(
             CHECK,
-            asset=gold("gold_mspc_verdict"),
+            asset=asset_key(GOLD_MSPC_VERDICT),
             description="The latest batch of every unit is inside its multivariate (T2 / "
             "SPE) limits: ERROR with where the alarm fired and the top-3 signals; WARN when "
             "the model is young (fewer than "
@@ -132,14 +143,14 @@ def batch_mspc(
     with warehouse.connect(read_only=False, on_wait=context.log.warning) as wh:
         res = mspc_run.run(wh, PARAMS)
         check = mspc_check(wh)
-        models = wh.query("select * from gold.gold_mspc_models order by unit_id, recipe")
+        models = wh.query(f"select * from {GOLD_MSPC_MODELS} order by unit_id, recipe")
     # the live bridge's copy of the current models (it never opens the warehouse)
     landing.store().put(MODEL_KEY, mspc_run.models_bytes(list(res.current.values())))
     summary = res.summary()
     context.log.info(f"multivariate: {summary}")
     for t in mspc_run.TABLES:
         yield dg.MaterializeResult(
-            asset_key=gold(t),
+            asset_key=asset_key(t),
             metadata={
                 **summary,
                 "alarming_batches_list": dg.MetadataValue.json(res.alarms[-20:]),

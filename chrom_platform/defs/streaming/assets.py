@@ -16,9 +16,10 @@ from chrom_platform.defs.conventions import (
     LIVE_DRIFT_KEY,
     LIVE_KEY,
     LIVE_MSPC_KEY,
-    gold,
+    asset_key,
     running_sensor,
 )
+from chrom_platform.lib.core.tables import GOLD_GOLDEN_ENVELOPE, GOLD_MSPC_MODELS
 from chrom_platform.lib.streaming.config import StreamingConfig
 from chrom_platform.lib.streaming.live_health import LiveFreshness, check_live_freshness
 from chrom_platform.resources import LandingStoreResource
@@ -51,7 +52,7 @@ LIVE_DRIFT_ASSET = dg.AssetSpec(
     ),
     group_name="live",
     kinds={"influxdb"},
-    deps=[gold("gold_golden_envelope"), LIVE_KEY],
+    deps=[asset_key(GOLD_GOLDEN_ENVELOPE), LIVE_KEY],
 )
 LIVE_MSPC_ASSET = dg.AssetSpec(
     LIVE_MSPC_KEY,
@@ -64,7 +65,7 @@ LIVE_MSPC_ASSET = dg.AssetSpec(
     ),
     group_name="live",
     kinds={"influxdb"},
-    deps=[gold("gold_mspc_models"), LIVE_KEY],
+    deps=[asset_key(GOLD_MSPC_MODELS), LIVE_KEY],
 )
 #: Re-report an unchanged freshness result at most this often (the tick runs every 5 s).
 FRESH_REPORT_EVERY_S = 60.0

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import gold
+from chrom_platform.defs.conventions import asset_key
 from chrom_platform.lib.analytics import quality
 from chrom_platform.lib.analytics.quality import QualityResult
 from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_SCANS
+from chrom_platform.lib.core.tables import GOLD_TREND_BY_CV, SILVER_READINGS_CHECKED
 from chrom_platform.lib.io.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseConfig
 
-TREND_KEY = gold("gold_trend_by_cv")
-READINGS_CHECKED_KEY = dg.AssetKey(["silver", "silver_readings_checked"])
+TREND_KEY = asset_key(GOLD_TREND_BY_CV)
+READINGS_CHECKED_KEY = asset_key(SILVER_READINGS_CHECKED)
 #: Offending rows shown in metadata (the description gives the full count).
 MAX_ROWS_SHOWN = 50
 

@@ -20,17 +20,23 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from chrom_platform.defs.conventions import gold, landing, running_sensor
+from chrom_platform.defs.conventions import asset_key, landing, running_sensor
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BY_CV,
+    SILVER_READINGS_CHECKED,
+)
 from chrom_platform.lib.io.warehouse import WarehouseConfig
 
 #: What silver and gold must keep up with.
 LANDING_KEYS = [landing("readings"), landing("batch_events")]
 #: The warehouse assets whose freshness is checked.
 FRESH_KEYS = [
-    dg.AssetKey(["silver", "silver_readings_checked"]),
-    gold("gold_trend_by_cv"),
-    gold("gold_phase_summary"),
-    gold("gold_batch_results"),
+    asset_key(SILVER_READINGS_CHECKED),
+    asset_key(GOLD_TREND_BY_CV),
+    asset_key(GOLD_PHASE_SUMMARY),
+    asset_key(GOLD_BATCH_RESULTS),
 ]
 CHECK_NAME = "behind_landing"
 

@@ -41,10 +41,19 @@ from chrom_platform.lib.analytics.pipeline import (
 )
 from chrom_platform.lib.analytics.reads import recipe_phases, recipe_settings, units
 from chrom_platform.lib.core.master_data import MULTIVARIATE_SETTINGS
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_MSPC_LIMITS,
+    GOLD_MSPC_MODELS,
+    GOLD_MSPC_SCORES,
+    GOLD_MSPC_VERDICT,
+    MSPC_TABLES,
+)
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
-TABLES = ("gold_mspc_models", "gold_mspc_limits", "gold_mspc_scores", "gold_mspc_verdict")
+TABLES = MSPC_TABLES
 TOP = 3
 
 
@@ -86,19 +95,19 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
     t0 = time.perf_counter()
     res = MspcRunResult()
     batches = wh.query(
-        "select batch_id, unit_id, recipe, status, started_at from gold.gold_batch_results "
+        f"select batch_id, unit_id, recipe, status, started_at from {GOLD_BATCH_RESULTS} "
         "order by started_at nulls last, batch_id"
     )
     res.batches = len(batches)
     released = {
         r["batch_id"]: bool(r["released"])
-        for r in wh.query("select batch_id, released from gold.gold_batch_verdict")
+        for r in wh.query(f"select batch_id, released from {GOLD_BATCH_VERDICT}")
     }
     status = {b["batch_id"]: b["status"] for b in batches}
     pinned = {b for b, say in decisions_of(wh, (), ()).items() if say == "pin"}
     prev: dict[str, dict[str, Any]] = {}
-    if not full and wh.table_exists(SCHEMA, "gold_mspc_verdict"):
-        prev = {r["batch_id"]: r for r in wh.query("select * from gold.gold_mspc_verdict")}
+    if not full and wh.table_exists(SCHEMA, GOLD_MSPC_VERDICT.name):
+        prev = {r["batch_id"]: r for r in wh.query(f"select * from {GOLD_MSPC_VERDICT}")}
     verdict_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     by_recipe = recipe_params(wh, params)
@@ -118,11 +127,11 @@ def run(wh: Warehouse, params: MspcRunParams | None = None, *, full: bool = Fals
         verdict_rows += rows
         score_rows += bins
     by_batch = None if full else "batch_id"
-    write_gold(wh, "gold_mspc_verdict", verdict_rows, VERDICT_SCHEMA, by_batch)
-    write_gold(wh, "gold_mspc_scores", score_rows, SCORE_SCHEMA, by_batch)
+    write_gold(wh, GOLD_MSPC_VERDICT, verdict_rows, VERDICT_SCHEMA, by_batch)
+    write_gold(wh, GOLD_MSPC_SCORES, score_rows, SCORE_SCHEMA, by_batch)
     models = list(res.current.values())
-    write_gold(wh, "gold_mspc_models", [_model_row(m) for m in models], MODEL_SCHEMA)
-    write_gold(wh, "gold_mspc_limits", [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
+    write_gold(wh, GOLD_MSPC_MODELS, [_model_row(m) for m in models], MODEL_SCHEMA)
+    write_gold(wh, GOLD_MSPC_LIMITS, [r for m in models for r in _limit_rows(m)], LIMIT_SCHEMA)
     res.seconds = time.perf_counter() - t0
     return res
 

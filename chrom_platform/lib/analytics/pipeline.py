@@ -51,18 +51,24 @@ from chrom_platform.lib.analytics.reads import batch_readings, envelope_params, 
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY
+from chrom_platform.lib.core.tables import (
+    ANALYTICS_TABLES,
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_DRIFT,
+    GOLD_BATCH_PEAKS,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MONITORING_STATE,
+    GOLD_TREND_BINNED,
+    SILVER_RECIPES,
+    Table,
+)
 from chrom_platform.lib.io.warehouse import Warehouse
 
 SCHEMA = "gold"
-TABLES = (
-    "gold_column_performance",
-    "gold_batch_peaks",
-    "gold_golden_envelope",
-    "gold_batch_drift",
-    "gold_batch_alarms",
-    "gold_batch_verdict",
-    "gold_monitoring_state",
-)
+TABLES = ANALYTICS_TABLES
 #: what judged a batch's drift (gold_batch_verdict.envelope) -> the monitoring state of a
 #: unit and recipe whose newest batch it was (gold_monitoring_state.state): its unit's own
 #: envelope; the recipe's across units (too few released batches of its own); or nothing
@@ -102,8 +108,7 @@ def binned_groups(
     wh: Warehouse, batches: list[dict[str, Any]], phases: dict[str, dict[str, PhaseInfo]]
 ) -> list[BinnedBatches]:
     t = wh.query_arrow(
-        f"select batch_id, phase, cv_bin, batch_cv, {', '.join(SIGNALS)} "
-        "from gold.gold_trend_binned"
+        f"select batch_id, phase, cv_bin, batch_cv, {', '.join(SIGNALS)} from {GOLD_TREND_BINNED}"
     )
     bid = t.column("batch_id").to_numpy(zero_copy_only=False).astype(str)
     phase = t.column("phase").to_numpy(zero_copy_only=False).astype(str)
@@ -169,7 +174,7 @@ def run(
     batches = wh.query(
         "select batch_id, unit_id, recipe, column_id, column_cycle, status, started_at, "
         "feed_titer_g_l, alerts, total_cv, pool_end_cv, _source_loaded_at "
-        "from gold.gold_batch_results order by started_at nulls last, batch_id"
+        f"from {GOLD_BATCH_RESULTS} order by started_at nulls last, batch_id"
     )
     res.batches = len(batches)
     known = {b["batch_id"] for b in batches}
@@ -199,12 +204,12 @@ def run(
     alarm_rows, verdict_rows = _verdicts(batches, batch_alarms, drift, not_judged, res)
     res.released = len(drift.released)
     res.envelope_rows = len(drift.envelope_rows)
-    write_gold(wh, "gold_golden_envelope", drift.envelope_rows, ENVELOPE_SCHEMA)
-    write_gold(wh, "gold_batch_drift", drift.drift_rows, DRIFT_SCHEMA)
-    write_gold(wh, "gold_batch_alarms", alarm_rows, ALARM_SCHEMA)
-    write_gold(wh, "gold_batch_verdict", verdict_rows, VERDICT_SCHEMA)
+    write_gold(wh, GOLD_GOLDEN_ENVELOPE, drift.envelope_rows, ENVELOPE_SCHEMA)
+    write_gold(wh, GOLD_BATCH_DRIFT, drift.drift_rows, DRIFT_SCHEMA)
+    write_gold(wh, GOLD_BATCH_ALARMS, alarm_rows, ALARM_SCHEMA)
+    write_gold(wh, GOLD_BATCH_VERDICT, verdict_rows, VERDICT_SCHEMA)
     res.monitoring = _monitoring_state(batches, drift, phases, params_of, decisions)
-    write_gold(wh, "gold_monitoring_state", res.monitoring, STATE_SCHEMA)
+    write_gold(wh, GOLD_MONITORING_STATE, res.monitoring, STATE_SCHEMA)
     res.seconds["total"] = time.perf_counter() - t0
     return res
 
@@ -224,14 +229,14 @@ def _analyse_changed(
         r["recipe"]: r
         for r in wh.query(
             "select recipe, extinction_l_g_cm, breakthrough_percent_of_feed, "
-            "breakthrough_noise_k from silver.silver_recipes"
+            f"breakthrough_noise_k from {SILVER_RECIPES}"
         )
     }
     done: dict[str, Any] = {}
-    if not full and wh.table_exists(SCHEMA, "gold_batch_peaks"):
+    if not full and wh.table_exists(SCHEMA, GOLD_BATCH_PEAKS.name):
         done = {
             r["batch_id"]: r["_source_loaded_at"]
-            for r in wh.query("select batch_id, _source_loaded_at from gold.gold_batch_peaks")
+            for r in wh.query(f"select batch_id, _source_loaded_at from {GOLD_BATCH_PEAKS}")
         }
     todo = [
         b
@@ -287,16 +292,16 @@ def _reading_and_result_alarms(
     perf = (
         wh.query_arrow(
             "select distinct batch_id, column_id, column_cycle, permeability_m2 "
-            "from gold.gold_column_performance"
+            f"from {GOLD_COLUMN_PERFORMANCE}"
         ).to_pylist()
-        if wh.table_exists(SCHEMA, "gold_column_performance")
+        if wh.table_exists(SCHEMA, GOLD_COLUMN_PERFORMANCE.name)
         else []
     )
     baseline = _permeability_baselines(perf)
     batch_alarms: dict[str, list[Alarm]] = {b["batch_id"]: [] for b in batches}
     stored = (
-        wh.query("select * from gold.gold_batch_alarms where source <> 'drift'")
-        if not full and wh.table_exists(SCHEMA, "gold_batch_alarms")
+        wh.query(f"select * from {GOLD_BATCH_ALARMS} where source <> 'drift'")
+        if not full and wh.table_exists(SCHEMA, GOLD_BATCH_ALARMS.name)
         else []
     )
     for row in stored:
@@ -359,11 +364,11 @@ def _envelope_and_drift(
     prev: dict[str, dict[str, Any]] = {}
     prev_drift: dict[str, list[dict[str, Any]]] = defaultdict(list)
     prev_alarms: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    if not full and wh.table_exists(SCHEMA, "gold_batch_verdict"):
-        prev = {r["batch_id"]: r for r in wh.query("select * from gold.gold_batch_verdict")}
-        for r in wh.query("select * from gold.gold_batch_drift"):
+    if not full and wh.table_exists(SCHEMA, GOLD_BATCH_VERDICT.name):
+        prev = {r["batch_id"]: r for r in wh.query(f"select * from {GOLD_BATCH_VERDICT}")}
+        for r in wh.query(f"select * from {GOLD_BATCH_DRIFT}"):
             prev_drift[r["batch_id"]].append(r)
-        for r in wh.query("select * from gold.gold_batch_alarms where source = 'drift'"):
+        for r in wh.query(f"select * from {GOLD_BATCH_ALARMS} where source = 'drift'"):
             prev_alarms[r["batch_id"]].append(r)
     starts: dict[tuple[str, str], int] = {}
     for g in groups:
@@ -510,7 +515,7 @@ def _cross_unit(
 def decisions_of(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
     """Batch id -> "pin" or "exclude": recipe master data's, then this run's."""
     out: dict[str, str] = {}
-    for r in wh.query("select envelope_pin, envelope_exclude from silver.silver_recipes"):
+    for r in wh.query(f"select envelope_pin, envelope_exclude from {SILVER_RECIPES}"):
         for column, say in (("envelope_pin", "pin"), ("envelope_exclude", "exclude")):
             if r.get(column):
                 out.update(dict.fromkeys(json.loads(r[column]), say))
@@ -531,12 +536,10 @@ def decisions_of(wh: Warehouse, pin: Sequence[str], exclude: Sequence[str]) -> d
 
 def _previous_decisions(wh: Warehouse) -> dict[str, str] | None:
     """The say the tables were last judged with (None: unknown, judge everything again)."""
-    if not wh.table_exists(SCHEMA, "gold_monitoring_state"):
+    if not wh.table_exists(SCHEMA, GOLD_MONITORING_STATE.name):
         return None
     try:
-        rows = wh.query(
-            "select pinned_batch_ids, excluded_batch_ids from gold.gold_monitoring_state"
-        )
+        rows = wh.query(f"select pinned_batch_ids, excluded_batch_ids from {GOLD_MONITORING_STATE}")
     except Exception:  # a table from before these columns: judge everything again
         return None
     out: dict[str, str] = {}
@@ -662,8 +665,8 @@ def _not_judged(
     """What each batch's record could not judge: from its analysis now, carried over from
     gold for the batches not analysed this run."""
     out: dict[str, str | None] = {}
-    if not full and wh.table_exists(SCHEMA, "gold_batch_verdict"):
-        for r in wh.query("select * from gold.gold_batch_verdict"):
+    if not full and wh.table_exists(SCHEMA, GOLD_BATCH_VERDICT.name):
+        for r in wh.query(f"select * from {GOLD_BATCH_VERDICT}"):
             out[r["batch_id"]] = r.get("not_judged")
     out.update({bid: a.not_judged() for bid, a in analyses.items()})
     return {b["batch_id"]: out.get(b["batch_id"]) for b in batches}
@@ -791,8 +794,8 @@ def _write_readings_tables(
                 "_source_loaded_at": b["_source_loaded_at"],
             }
         )
-    write_gold(wh, "gold_column_performance", perf, PERF_SCHEMA, replace_key="batch_id")
-    write_gold(wh, "gold_batch_peaks", peaks, PEAKS_SCHEMA, replace_key="batch_id")
+    write_gold(wh, GOLD_COLUMN_PERFORMANCE, perf, PERF_SCHEMA, replace_key="batch_id")
+    write_gold(wh, GOLD_BATCH_PEAKS, peaks, PEAKS_SCHEMA, replace_key="batch_id")
 
 
 def _no_transition() -> dict[str, None]:
@@ -801,17 +804,17 @@ def _no_transition() -> dict[str, None]:
 
 def write_gold(
     wh: Warehouse,
-    table: str,
+    table: Table,
     rows: list[dict[str, Any]],
     schema: pa.Schema,
     replace_key: str | None = None,
 ) -> None:
     """Write a gold table the analytics compute: the whole table, or (`replace_key`) the
     rows of the keys in `rows`. No rows for an existing table by key: nothing to change."""
-    if replace_key is not None and not rows and wh.table_exists(SCHEMA, table):
+    if replace_key is not None and not rows and wh.table_exists(table.schema, table.name):
         return
     data = pa.Table.from_pylist(rows, schema=schema)
-    wh.write_table(SCHEMA, table, data, replace_key=replace_key)
+    wh.write_table(table.schema, table.name, data, replace_key=replace_key)
 
 
 _S, _F, _I, _B = pa.string(), pa.float64(), pa.int64(), pa.bool_()

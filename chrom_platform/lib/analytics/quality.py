@@ -23,6 +23,12 @@ from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.analytics.scans import FLATLINE_FACTOR, FLATLINE_NOT_JUDGED, FLATLINE_SCANS
 from chrom_platform.lib.analytics.specs import MIN_WINDOW_CV, SETTLE_CV, guard_band
 from chrom_platform.lib.core.contracts import ts_to_iso
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_TREND_BY_CV,
+    SILVER_READINGS_CHECKED,
+    SILVER_RECIPE_PHASES,
+)
 from chrom_platform.lib.io.warehouse import Row, Warehouse
 
 #: A gap in a batch's 1 Hz readings longer than this many seconds is a data gap.
@@ -30,11 +36,8 @@ MAX_GAP_S = 10
 #: Duplicate readings above this fraction of a load point at a double-publishing source.
 MAX_DUPLICATE_RATE = 0.001
 
-TREND = "gold.gold_trend_by_cv"
-RECIPE_PHASES = "silver.silver_recipe_phases"
-READINGS_CHECKED = "silver.silver_readings_checked"
 
-_LATEST_LOAD = f"_source_loaded_at = (select max(_source_loaded_at) from {TREND})"
+_LATEST_LOAD = f"_source_loaded_at = (select max(_source_loaded_at) from {GOLD_TREND_BY_CV})"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class QualityResult:
 
 def _batches_in_latest_load(wh: Warehouse) -> int:
     return int(
-        wh.query(f"select count(distinct batch_id) as n from {TREND} where {_LATEST_LOAD}")[0]["n"]
+        wh.query(
+            f"select count(distinct batch_id) as n from {GOLD_TREND_BY_CV} where {_LATEST_LOAD}"
+        )[0]["n"]
     )
 
 
@@ -65,7 +70,7 @@ def flatlined_signals(wh: Warehouse, chunk: int = 50) -> QualityResult:
     inside a gradient that moves the signal past its deadband), on the same readings
     (reads.batch_readings), so the check and the verdict never disagree on what is stuck."""
     latest = wh.query(
-        f"select distinct batch_id, unit_id, recipe from {TREND} where {_LATEST_LOAD} "
+        f"select distinct batch_id, unit_id, recipe from {GOLD_TREND_BY_CV} where {_LATEST_LOAD} "
         "order by batch_id"
     )
     saturation = {u: info.uv_max_mau for u, info in read_units(wh).items()}
@@ -129,7 +134,7 @@ def gaps_in_readings(wh: Warehouse, max_gap_s: int = MAX_GAP_S) -> QualityResult
         with scoped as (
             select batch_id, phase, ts, batch_cv, seq,
                 seq - lag(seq) over (partition by batch_id order by ts) - 1 as missing_scans
-            from {TREND} where {_LATEST_LOAD}
+            from {GOLD_TREND_BY_CV} where {_LATEST_LOAD}
         )
         select batch_id, phase, ts as resumed_at, batch_cv as resumed_batch_cv,
             missing_scans
@@ -165,13 +170,13 @@ def phase_sensor_ranges(
         f"""
         with scoped as (
             select batch_id, recipe, phase, phase_cv, is_hold, cond_ms_cm, ph
-            from {TREND} where {_LATEST_LOAD}
+            from {GOLD_TREND_BY_CV} where {_LATEST_LOAD}
         ),
         phase_extent as (
             select scoped.batch_id, scoped.recipe, scoped.phase, max(scoped.phase_cv) as phase_cv_end,
                 min(rp.gradient_cv) + {settle_cv} as settled_from
             from scoped
-            inner join {RECIPE_PHASES} as rp
+            inner join {SILVER_RECIPE_PHASES} as rp
                 on scoped.recipe = rp.recipe and scoped.phase = rp.phase
             group by scoped.batch_id, scoped.recipe, scoped.phase
         ),
@@ -190,7 +195,7 @@ def phase_sensor_ranges(
             settled.cond_ms_cm, rp.buffer_cond_min_ms_cm, rp.buffer_cond_max_ms_cm,
             settled.ph, rp.buffer_ph_min, rp.buffer_ph_max, rp.buffer
         from settled
-        inner join {RECIPE_PHASES} as rp
+        inner join {SILVER_RECIPE_PHASES} as rp
             on settled.recipe = rp.recipe and settled.phase = rp.phase
         where settled.cond_ms_cm < rp.buffer_cond_min_ms_cm
             or settled.cond_ms_cm > rp.buffer_cond_max_ms_cm
@@ -207,7 +212,7 @@ def phase_sensor_ranges(
     rows = [r for r, out in zip(rows, beyond, strict=True) if out]
     unjudged = wh.query(
         f"""
-        select count(*) as n from {RECIPE_PHASES}
+        select count(*) as n from {SILVER_RECIPE_PHASES}
         where buffer_cond_min_ms_cm is null and buffer_ph_min is null
         """
     )[0]["n"]
@@ -262,8 +267,8 @@ def duplicate_rate(wh: Warehouse, max_rate: float = MAX_DUPLICATE_RATE) -> Quali
     rows = wh.query(
         f"""
         select batch_id, reject_reason, count(*) as n
-        from {READINGS_CHECKED}
-        where _loaded_at = (select max(_loaded_at) from {READINGS_CHECKED})
+        from {SILVER_READINGS_CHECKED}
+        where _loaded_at = (select max(_loaded_at) from {SILVER_READINGS_CHECKED})
         group by batch_id, reject_reason
         order by batch_id, reject_reason
         """
@@ -299,12 +304,12 @@ def duplicate_rate(wh: Warehouse, max_rate: float = MAX_DUPLICATE_RATE) -> Quali
 def latest_per_unit(wh: Warehouse) -> list[dict[str, Any]]:
     """Each unit's latest batch by start time (never by id: "9" sorts after "48")."""
     return wh.query(
-        """
+        f"""
         with ranked as (
             select batch_id, unit_id, recipe, status, row_number() over (
                 partition by unit_id order by started_at desc nulls last, batch_id desc
             ) as rn
-            from gold.gold_batch_results
+            from {GOLD_BATCH_RESULTS}
         )
         select batch_id, unit_id, recipe, status from ranked where rn = 1 order by unit_id
         """

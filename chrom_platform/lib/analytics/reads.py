@@ -21,12 +21,19 @@ from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.scans import record_deadbands
 from chrom_platform.lib.core.contracts import SIGNALS
 from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, ENVELOPE_SETTINGS, Accuracy
+from chrom_platform.lib.core.tables import (
+    GOLD_TREND_BY_CV,
+    SILVER_BATCHES,
+    SILVER_RECIPE_PHASES,
+    SILVER_RECIPES,
+    SILVER_UNITS,
+)
 from chrom_platform.lib.io.warehouse import Warehouse
 
 
 def units(wh: Warehouse) -> dict[str, UnitInfo]:
     out = {}
-    for u in wh.query("select * from silver.silver_units"):
+    for u in wh.query(f"select * from {SILVER_UNITS}"):
         d = float(u["column_diameter_cm"])
         out[u["unit_id"]] = UnitInfo(
             unit_id=u["unit_id"],
@@ -56,7 +63,7 @@ def instrument_accuracy(text: str | None) -> dict[str, Accuracy]:
 
 def recipe_phases(wh: Warehouse) -> dict[str, dict[str, PhaseInfo]]:
     out: dict[str, dict[str, PhaseInfo]] = defaultdict(dict)
-    rows = wh.query("select * from silver.silver_recipe_phases order by recipe, phase_order")
+    rows = wh.query(f"select * from {SILVER_RECIPE_PHASES} order by recipe, phase_order")
 
     def rng(lo: float | None, hi: float | None) -> tuple[float, float] | None:
         return None if lo is None or hi is None else (float(lo), float(hi))
@@ -85,7 +92,7 @@ def deadbands_by_batch(wh: Warehouse, batch_ids: list[str]) -> dict[str, dict[st
     return {
         r["batch_id"]: record_deadbands(r["record_deadbands"])
         for r in wh.query(
-            f"select batch_id, record_deadbands from silver.silver_batches "
+            f"select batch_id, record_deadbands from {SILVER_BATCHES} "
             f"where batch_id in ({marks}) and record_deadbands is not null",
             batch_ids,
         )
@@ -98,7 +105,7 @@ def batch_readings(wh: Warehouse, batch_ids: list[str]) -> dict[str, BatchReadin
     marks = ", ".join("?" * len(batch_ids))
     t = wh.query_arrow(
         "select batch_id, ts, phase, batch_cv, phase_cv, is_hold, "
-        f"{', '.join(SIGNALS)} from gold.gold_trend_by_cv where batch_id in ({marks}) "
+        f"{', '.join(SIGNALS)} from {GOLD_TREND_BY_CV} where batch_id in ({marks}) "
         "order by batch_id, ts",
         batch_ids,
     )
@@ -138,7 +145,7 @@ def recipe_settings(
             for name, (whole, _, _) in spec.items()
             if r.get(col := f"{section}_{name}") is not None
         }
-        for r in wh.query("select * from silver.silver_recipes")
+        for r in wh.query(f"select * from {SILVER_RECIPES}")
     }
 
 
