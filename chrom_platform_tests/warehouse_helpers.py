@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chrom_platform.lib.core.master_data import MasterData
+from chrom_platform.lib.core.tables import Table
 from chrom_platform.lib.io.landing import land_master_data
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.resources import DBT_PROJECT_DIR, dbt_executable
@@ -290,3 +291,9 @@ def table(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def key(table: Table, check: str | None = None) -> str:
+    """How Dagster writes a table's asset key (`gold/gold_trend_by_cv`), and one of its
+    checks (`...:flatlined_signals`): the tests' names come from the registry too."""
+    return "/".join(table.path) + (f":{check}" if check else "")

@@ -317,15 +317,13 @@ def import_section(quick: bool, baseline_ref: str | None) -> None:
         lines.append(
             row(f"baseline {r['baseline_ref']}, the long file", r["baseline_long"], r["long_rows"])
         )
-    idle = r["idle_peak_bytes"]
 
-    def slope(small: dict, small_rows: int, large: dict, large_rows: int) -> float:
-        """Bytes a row adds to the peak: between two sizes of one shape (the peak of a small
-        import is mostly the code's own, which a row's cost hides in)."""
-        return max(0.0, (large["peak_bytes"] - small["peak_bytes"]) / (large_rows - small_rows))
+    def per_row(m: dict, rows: int) -> float:
+        """Bytes a row adds to the peak: above the resident set of the loaded code."""
+        return max(0.0, (m["peak_bytes"] - m["base_bytes"]) / rows)
 
-    one_wide_row = slope(r["now_one_wide_tenth"], r["tenth_rows"], r["now_one_wide"], r["rows"])
-    long_row = slope(r["now_long_small"], r["long_small_rows"], r["now_long"], r["long_rows"])
+    one_wide_row = per_row(r["now_one_wide"], r["rows"])
+    long_row = per_row(r["now_long"], r["long_rows"])
     ratios = ""
     if base:
         ratios = (
@@ -337,11 +335,11 @@ def import_section(quick: bool, baseline_ref: str | None) -> None:
         )
     per_row_growth = (now["peak_bytes"] - tenth["peak_bytes"]) / (r["rows"] - r["tenth_rows"])
     landed_per_row = r["landed_bytes"] / r["rows"]
-    need = r["idle_peak_bytes"] + max(per_row_growth, landed_per_row) * 25e6
+    need = r["now"]["base_bytes"] + max(per_row_growth, landed_per_row) * 25e6
 
     def projection(per_row: float, csv_bytes_per_row: float) -> str:
         """What a 2 GB file of such rows would need in all."""
-        total = idle + per_row * 2e9 / csv_bytes_per_row
+        total = r["now"]["base_bytes"] + per_row * 2e9 / csv_bytes_per_row
         where = "within" if total < 2e9 else "**beyond**"
         return f"a 2 GB such file: ~{total / gib:.1f} GiB, {where} 2 GB"
 
@@ -353,8 +351,10 @@ Measured {dt.date.today().isoformat()} on: {machine()}.
 A wide plant export by `chrom-sim export-csv` ({units} units x {batches} batches: {r["files"]}
 files, {r["rows"]:,} rows, {r["csv_bytes"] / gib:.2f} GiB of CSV, written in
 {r["export_s"]:.0f} s), imported by `chrom import` into an empty local landing, each run in
-its own process; peak memory is that process's peak resident set (ru_maxrss). A process
-that only loads the import's code peaks at {r["idle_peak_bytes"] / 2**20:,.0f} MiB.
+its own process; peak memory is that process's peak resident set from the moment its code
+is loaded (the kernel's high-water mark, reset then: loading alone peaks at
+{r["idle_peak_bytes"] / 2**20:,.0f} MiB, more than a small import needs, and would hide what
+rows cost); the loaded code holds {r["now"]["base_bytes"] / 2**20:,.0f} MiB.
 
 | run | rows | wall time | rows/s | peak memory | peak bytes/row |
 |---|---:|---:|---:|---:|---:|
@@ -367,7 +367,7 @@ that only loads the import's code peaks at {r["idle_peak_bytes"] / 2**20:,.0f} M
   that file is checked). At that rate a 2 GB export (~25M rows) needs about
   {need / gib:.1f} GiB in all ({"within" if need < 2e9 else "**beyond**"} 2 GB).
 - One file holding many batches is held whole while it is checked: {one_wide_row:.0f} bytes a
-  row for one wide file (the slope of the peak between its two sizes; {projection(one_wide_row, r["csv_bytes"] / r["rows"])}),
+  row above the loaded code for one wide file ({projection(one_wide_row, r["csv_bytes"] / r["rows"])}),
   {long_row:.0f} bytes a historian row for the long file
   ({projection(long_row, r["long_csv_bytes"] / r["long_rows"])}).
 """

@@ -26,7 +26,9 @@ from chrom_platform.lib.analytics.envelope import EnvelopeParams
 from chrom_platform.lib.analytics.live import ENVELOPE_KEY, EnvelopeSource
 from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
 from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
     GOLD_BATCH_DRIFT,
+    GOLD_BATCH_PEAKS,
     GOLD_BATCH_RESULTS,
     GOLD_BATCH_VERDICT,
     GOLD_COLUMN_PERFORMANCE,
@@ -41,7 +43,7 @@ from chrom_platform.lib.streaming.bridge import LiveBridge
 from chrom_platform_tests.conftest import START_NS
 from chrom_platform_tests.e2e.analytics_history import CLEAN_BATCHES, FAULT, materialize
 from chrom_platform_tests.e2e.streaming_helpers import fresh_database
-from chrom_platform_tests.warehouse_helpers import DAY_NS, History
+from chrom_platform_tests.warehouse_helpers import DAY_NS, History, key
 from simulator.batch import plan_batch, simulate
 from simulator.landing import recipe_for_unit
 
@@ -163,9 +165,9 @@ def test_a_second_run_only_reanalyses_changed_batches(built) -> None:
         m.asset_key.to_user_string(): m.materialization.metadata
         for m in again.get_asset_materialization_events()
     }
-    assert mats["gold/gold_batch_verdict"]["batches_analysed"].value == 0
-    assert mats["gold/gold_batch_verdict"]["batches_judged"].value == 0
-    assert mats["gold/gold_batch_verdict"]["batches"].value == 2 * (CLEAN_BATCHES + 1)
+    assert mats[key(GOLD_BATCH_VERDICT)]["batches_analysed"].value == 0
+    assert mats[key(GOLD_BATCH_VERDICT)]["batches_judged"].value == 0
+    assert mats[key(GOLD_BATCH_VERDICT)]["batches"].value == 2 * (CLEAN_BATCHES + 1)
 
 
 def test_live_drift_reaches_influx_within_seconds_of_the_faulty_readings(
@@ -377,7 +379,12 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
     copy = tmp_path / "copy.duckdb"
     shutil.copy(h.duckdb_path, copy)
     cfg = WarehouseConfig("local", str(copy), str(h.lake))
-    tables = ["gold_batch_drift", "gold_batch_verdict", "gold_batch_alarms", "gold_golden_envelope"]
+    tables = [
+        GOLD_BATCH_DRIFT.name,
+        GOLD_BATCH_VERDICT.name,
+        GOLD_BATCH_ALARMS.name,
+        GOLD_GOLDEN_ENVELOPE.name,
+    ]
 
     def dump() -> dict[str, list]:
         with duckdb.connect(str(copy), read_only=True) as c:
@@ -397,7 +404,7 @@ def test_incremental_analytics_equal_a_full_recompute(built, tmp_path) -> None:
             ).fetchall()
         ]
         marks = ",".join("?" * len(newest))
-        for t in ("gold_batch_peaks", "gold_batch_verdict", "gold_batch_drift"):
+        for t in (GOLD_BATCH_PEAKS.name, GOLD_BATCH_VERDICT.name, GOLD_BATCH_DRIFT.name):
             c.execute(f"delete from gold.{t} where batch_id in ({marks})", newest)
     with cfg.connect(read_only=False) as wh:
         res = pipeline.run(wh)

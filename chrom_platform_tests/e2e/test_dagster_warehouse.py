@@ -28,11 +28,17 @@ from chrom_platform.lib.core.contracts import (
     readings_key,
     staged_key,
 )
-from chrom_platform.lib.core.tables import GOLD_TREND_BY_CV
+from chrom_platform.lib.core.tables import (
+    BRONZE_READINGS,
+    GOLD_BATCH_RESULTS,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BY_CV,
+    SILVER_READINGS_CHECKED,
+)
 from chrom_platform.lib.io.landing import PARQUET_OPTIONS, json_bytes
 from chrom_platform.resources import build_resources
 from chrom_platform.settings import Settings
-from chrom_platform_tests.warehouse_helpers import DAY_NS, History
+from chrom_platform_tests.warehouse_helpers import DAY_NS, History, key
 
 READINGS_KEY = dg.AssetKey(["landing", "readings"])
 PYTHON_CHECKS = {
@@ -80,11 +86,11 @@ def test_landing_to_gold_with_every_check_passing_on_clean_data(clean) -> None:
     assert result.success
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     for layer_model in (
-        "bronze/bronze_readings",
-        "silver/silver_readings_checked",
-        "gold/gold_trend_by_cv",
-        "gold/gold_batch_results",
-        "gold/gold_phase_summary",
+        key(BRONZE_READINGS),
+        key(SILVER_READINGS_CHECKED),
+        key(GOLD_TREND_BY_CV),
+        key(GOLD_BATCH_RESULTS),
+        key(GOLD_PHASE_SUMMARY),
     ):
         assert layer_model in keys
     checks = _checks(result)
@@ -94,7 +100,7 @@ def test_landing_to_gold_with_every_check_passing_on_clean_data(clean) -> None:
     assert not failed, failed
     for name in PYTHON_CHECKS:
         assert any(k.endswith(f":{name}") for k in checks), f"{name} did not run"
-    flat = checks["gold/gold_trend_by_cv:flatlined_signals"]
+    flat = checks[key(GOLD_TREND_BY_CV, "flatlined_signals")]
     assert flat.metadata["batches_checked"].value == 4
 
 
@@ -141,23 +147,23 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
     checks = _checks(result)
     failed = {name for name, c in checks.items() if not c.passed}
     assert failed == {
-        "gold/gold_trend_by_cv:flatlined_signals",
-        "gold/gold_trend_by_cv:gaps_in_readings",
-        "gold/gold_trend_by_cv:phase_sensor_ranges",
-        "silver/silver_readings_checked:duplicate_rate",
+        key(GOLD_TREND_BY_CV, "flatlined_signals"),
+        key(GOLD_TREND_BY_CV, "gaps_in_readings"),
+        key(GOLD_TREND_BY_CV, "phase_sensor_ranges"),
+        key(SILVER_READINGS_CHECKED, "duplicate_rate"),
     }, {n: checks[n].description for n in failed}
 
     def offending(name: str) -> list[str]:
         return checks[name].metadata["offending_batches"].value
 
-    assert faulty["sensor_flatline"] in offending("gold/gold_trend_by_cv:flatlined_signals")
-    assert offending("gold/gold_trend_by_cv:gaps_in_readings") == [faulty["sensor_dropout"]]
-    assert faulty["wrong_buffer"] in offending("gold/gold_trend_by_cv:phase_sensor_ranges")
-    dup = checks["silver/silver_readings_checked:duplicate_rate"]
+    assert faulty["sensor_flatline"] in offending(key(GOLD_TREND_BY_CV, "flatlined_signals"))
+    assert offending(key(GOLD_TREND_BY_CV, "gaps_in_readings")) == [faulty["sensor_dropout"]]
+    assert faulty["wrong_buffer"] in offending(key(GOLD_TREND_BY_CV, "phase_sensor_ranges"))
+    dup = checks[key(SILVER_READINGS_CHECKED, "duplicate_rate")]
     assert dup.severity == dg.AssetCheckSeverity.WARN
     assert dup.metadata["duplicates"].value == 600
-    assert offending("silver/silver_readings_checked:duplicate_rate") == [faulty["wrong_buffer"]]
-    ranges = checks["gold/gold_trend_by_cv:phase_sensor_ranges"]
+    assert offending(key(SILVER_READINGS_CHECKED, "duplicate_rate")) == [faulty["wrong_buffer"]]
+    ranges = checks[key(GOLD_TREND_BY_CV, "phase_sensor_ranges")]
     assert ranges.severity == dg.AssetCheckSeverity.ERROR
     # where: the offending phase and the CV it was judged from, for the engineer
     first = ranges.metadata["offending"].value[0]
@@ -178,8 +184,8 @@ def _leave_committed(lake: Path, objects: list[Path]) -> None:
     staging = "1-killed"
     keys = [p.relative_to(lake).as_posix() for p in objects]
     assert keys
-    for p, key in zip(objects, keys, strict=True):
-        target = lake / staged_key(staging, key)
+    for p, landing_key in zip(objects, keys, strict=True):
+        target = lake / staged_key(staging, landing_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         p.rename(target)
     (lake / staged_key(staging, STAGING_COMMIT)).write_bytes(json_bytes({"keys": keys}))

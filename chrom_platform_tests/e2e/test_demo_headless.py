@@ -7,8 +7,10 @@ import re
 import subprocess
 import sys
 
+from chrom_platform.lib.core.tables import GOLD_BATCH_DRIFT
 from chrom_platform.settings import PROJECT_ROOT
 from chrom_platform_tests.e2e.demo_helpers import demo_env
+from chrom_platform_tests.warehouse_helpers import key
 
 
 def test_headless_demo_tells_the_whole_story(tmp_path):
@@ -56,7 +58,7 @@ def test_headless_demo_tells_the_whole_story(tmp_path):
     assert summary["batches_in_gold"] == 13
     assert summary["second_build"]["success"]
     assert summary["drift_check"] == {"passed": False, "batches": [live["batch_id"]]}
-    assert "gold/gold_batch_drift" in summary["assets"]
+    assert key(GOLD_BATCH_DRIFT) in summary["assets"]
     assert "dashboards/live_run" in summary["assets"]
     # InfluxDB was stopped at the end of the headless run
     assert not (tmp_path / "influxdb" / "server.json").exists()

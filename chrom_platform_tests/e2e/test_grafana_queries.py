@@ -24,7 +24,17 @@ from chrom_platform.grafana.queries import Query, substitute
 from chrom_platform.lib.analytics.live import EnvelopeSource
 from chrom_platform.lib.analytics.live_mspc import model_source
 from chrom_platform.lib.core.contracts import READING_SCHEMA, iso_to_ns
-from chrom_platform.lib.core.tables import GOLD_BATCH_ALARMS, GOLD_BATCH_RESULTS
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MSPC_SCORES,
+    GOLD_MSPC_VERDICT,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BINNED,
+)
 from chrom_platform.lib.io.influx import InfluxV1Sink
 from chrom_platform.lib.io.objectstore import open_store
 from chrom_platform.lib.io.transport import READINGS_TOPIC, OutMessage, ensure_readings_topology
@@ -45,15 +55,15 @@ WALL_CLOCK = ("bridge_health", "live_status")
 MAY_BE_EMPTY = {"panel:Column alarms"}
 #: gold tables the dashboards read (copied into fakesnow for the Snowflake variants)
 GOLD_TABLES = (
-    "gold_batch_results",
-    "gold_batch_verdict",
-    "gold_trend_binned",
-    "gold_golden_envelope",
-    "gold_column_performance",
-    "gold_batch_alarms",
-    "gold_phase_summary",
-    "gold_mspc_scores",
-    "gold_mspc_verdict",
+    GOLD_BATCH_RESULTS.name,
+    GOLD_BATCH_VERDICT.name,
+    GOLD_TREND_BINNED.name,
+    GOLD_GOLDEN_ENVELOPE.name,
+    GOLD_COLUMN_PERFORMANCE.name,
+    GOLD_BATCH_ALARMS.name,
+    GOLD_PHASE_SUMMARY.name,
+    GOLD_MSPC_SCORES.name,
+    GOLD_MSPC_VERDICT.name,
 )
 
 

@@ -16,6 +16,11 @@ import pytest
 
 from chrom_platform.lib.analytics import pipeline
 from chrom_platform.lib.core.contracts import IMPORTS_PREFIX
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_GOLDEN_ENVELOPE,
+)
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.warehouse_helpers import History, python_module
 from simulator import DEFAULT_EQUIPMENT, DEFAULT_RECIPES
@@ -162,7 +167,9 @@ def test_imported_readings_and_events_are_the_directly_landed_ones(trip: dict) -
 def test_gold_tables_from_the_import_equal_gold_from_the_direct_landing(trip: dict) -> None:
     direct, wide = _gold(trip["direct"]), _gold(trip["wide"])
     assert set(wide) == set(direct)
-    assert {"gold_batch_results", "gold_batch_verdict", "gold_golden_envelope"} <= set(direct)
+    assert {GOLD_BATCH_RESULTS.name, GOLD_BATCH_VERDICT.name, GOLD_GOLDEN_ENVELOPE.name} <= set(
+        direct
+    )
     compared = 0
     for t, d in direct.items():
         w = wide[t]

@@ -27,6 +27,9 @@ from chrom_platform.lib.core.tables import (
     GOLD_BATCH_ALARMS,
     GOLD_BATCH_PEAKS,
     GOLD_BATCH_RESULTS,
+    GOLD_BATCH_VERDICT,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BINNED,
     GOLD_TREND_BY_CV,
     SILVER_BATCH_REVISIONS,
     SILVER_BATCHES,
@@ -50,15 +53,15 @@ pytestmark = pytest.mark.e2e
 
 #: what a full rebuild and the incremental runs must agree on, and each table's row key
 GOLD = {
-    "gold_trend_by_cv": "unit_id, ts",
-    "gold_phase_summary": "batch_id, phase",
-    "gold_batch_results": "batch_id",
-    "gold_trend_binned": "batch_id, phase, cv_bin",
+    GOLD_TREND_BY_CV.name: "unit_id, ts",
+    GOLD_PHASE_SUMMARY.name: "batch_id, phase",
+    GOLD_BATCH_RESULTS.name: "batch_id",
+    GOLD_TREND_BINNED.name: "batch_id, phase, cv_bin",
 }
 ANALYTICS = {
-    "gold_batch_alarms": "batch_id, source, signal, phase, detail",
-    "gold_batch_verdict": "batch_id",
-    "gold_batch_peaks": "batch_id",
+    GOLD_BATCH_ALARMS.name: "batch_id, source, signal, phase, detail",
+    GOLD_BATCH_VERDICT.name: "batch_id",
+    GOLD_BATCH_PEAKS.name: "batch_id",
 }
 
 
@@ -418,7 +421,7 @@ def test_any_arrival_order_converges_to_a_full_rebuild(
     # the landing the rebuild was made of, however it arrived
     landed = {p.relative_to(lake).as_posix() for p in lake.rglob("*") if p.is_file()}
     assert landed == {*source["objects"], source["corrected_equipment"][0]}
-    assert len(rebuilt["gold_batch_results"]) == 4
+    assert len(rebuilt[GOLD_BATCH_RESULTS.name]) == 4
     assert_same_tables(_dump(db), rebuilt)
     # the corrected snapshot is the one both judged with
     import duckdb

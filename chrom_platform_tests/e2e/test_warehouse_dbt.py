@@ -13,7 +13,12 @@ import pytest
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import ts_to_iso
 from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY, Accuracy, MasterData
-from chrom_platform.lib.core.tables import GOLD_BATCH_RESULTS, GOLD_PHASE_SUMMARY, GOLD_TREND_BY_CV
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_RESULTS,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BINNED,
+    GOLD_TREND_BY_CV,
+)
 from chrom_platform.lib.io.warehouse import DBT_BUILD, WarehouseConfig
 from chrom_platform_tests.truth import assert_cv_matches_truth, truth_cv
 from chrom_platform_tests.warehouse_helpers import (
@@ -161,10 +166,10 @@ def test_a_new_batch_costs_its_own_work_and_equals_a_full_rebuild(
     shutil.copy(history.duckdb_path, full)
     history.dbt("run", "--full-refresh", duckdb_path=full)
     keys = {
-        "gold_trend_by_cv": "unit_id, ts",
-        "gold_phase_summary": "batch_id, phase",
-        "gold_batch_results": "batch_id",
-        "gold_trend_binned": "batch_id, phase, cv_bin",
+        GOLD_TREND_BY_CV.name: "unit_id, ts",
+        GOLD_PHASE_SUMMARY.name: "batch_id, phase",
+        GOLD_BATCH_RESULTS.name: "batch_id",
+        GOLD_TREND_BINNED.name: "batch_id, phase, cv_bin",
     }
     with history.connect() as inc, history.connect(full) as ref:
         got, want = gold_tables(inc, keys), gold_tables(ref, keys)

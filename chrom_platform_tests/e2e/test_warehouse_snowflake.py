@@ -10,6 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from chrom_platform.lib.core.tables import (
+    BRONZE_READINGS,
+    GOLD_BATCH_RESULTS,
+    GOLD_PHASE_SUMMARY,
+    GOLD_TREND_BINNED,
+    GOLD_TREND_BY_CV,
+    SILVER_UNITS,
+)
 from chrom_platform.lib.io.warehouse import DBT_BUILD
 from chrom_platform_tests.warehouse_helpers import (
     History,
@@ -19,10 +27,10 @@ from chrom_platform_tests.warehouse_helpers import (
 )
 
 GOLD = {
-    "gold_trend_by_cv": "unit_id, ts",
-    "gold_phase_summary": "batch_id, phase",
-    "gold_batch_results": "batch_id",
-    "gold_trend_binned": "batch_id, phase, cv_bin",
+    GOLD_TREND_BY_CV.name: "unit_id, ts",
+    GOLD_PHASE_SUMMARY.name: "batch_id, phase",
+    GOLD_BATCH_RESULTS.name: "batch_id",
+    GOLD_TREND_BINNED.name: "batch_id, phase, cv_bin",
 }
 
 
@@ -61,10 +69,10 @@ def test_every_model_compiles_to_snowflake_sql(history: History) -> None:
     expected = {p.stem for p in (Path(__file__).parents[2] / "dbt_chrom" / "models").rglob("*.sql")}
     assert expected <= set(models), f"not compiled: {sorted(expected - set(models))}"
     # the dispatched macros picked the Snowflake forms
-    assert "raw:unit_id::varchar" in models["bronze_readings"]
-    assert "lateral flatten" in models["silver_units"]
-    assert "timestampdiff(millisecond" in models["gold_trend_by_cv"]
-    assert "read_parquet" not in models["bronze_readings"]
+    assert "raw:unit_id::varchar" in models[BRONZE_READINGS.name]
+    assert "lateral flatten" in models[SILVER_UNITS.name]
+    assert "timestampdiff(millisecond" in models[GOLD_TREND_BY_CV.name]
+    assert "read_parquet" not in models[BRONZE_READINGS.name]
 
 
 def test_prod_build_on_fakesnow_gives_the_same_gold_as_duckdb(history: History) -> None:

@@ -1,6 +1,6 @@
 """One name per table: the registry (lib/core/tables.py) is every dbt model and every table
-the analytics write, and the product spells no table name anywhere else, so renaming a
-model is an edit of its SQL and YAML and of one line of the registry."""
+the analytics write, and neither the product nor its tests spell a table name anywhere
+else, so renaming a model is an edit of its SQL and YAML and of one line of the registry."""
 
 from __future__ import annotations
 
@@ -43,13 +43,20 @@ def _strings(path: Path) -> list[tuple[int, str]]:
     return [(t.start[0], t.string) for t in toks if t.type == tokenize.STRING]
 
 
-def test_no_product_code_spells_a_table_name_of_its_own() -> None:
-    """Every string in chrom_platform/ (the registry aside) that names a table, qualified
-    (`gold.gold_batch_results`) or alone (`"gold_batch_results"`), is a finding: prose in
-    docstrings may mention a table, code takes it from the registry."""
+def test_no_code_spells_a_table_name_of_its_own() -> None:
+    """Every string in the product and its tests (the registry and this file aside) that
+    names a table, qualified (`gold.gold_batch_results`) or alone (`"gold_batch_results"`),
+    is a finding: prose in docstrings may mention a table, code takes it from the
+    registry."""
     found = []
-    for path in sorted((PROJECT_ROOT / "chrom_platform").rglob("*.py")):
-        if path.name == "tables.py" and path.parent.name == "core":
+    skip = {PROJECT_ROOT / "chrom_platform/lib/core/tables.py", Path(__file__).resolve()}
+    for path in sorted(
+        [
+            *(PROJECT_ROOT / "chrom_platform").rglob("*.py"),
+            *(PROJECT_ROOT / "chrom_platform_tests").rglob("*.py"),
+        ]
+    ):
+        if path.resolve() in skip:
             continue
         for line, text in _strings(path):
             body = text.strip("rRbBuUfF").strip("\"'")

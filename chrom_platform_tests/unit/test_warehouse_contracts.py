@@ -11,6 +11,15 @@ import yaml
 
 from chrom_platform.defs.warehouse.freshness import lag_behind_landing
 from chrom_platform.lib.core.contracts import SIGNAL_SPECS, SIGNALS
+from chrom_platform.lib.core.tables import (
+    GOLD_BATCH_ALARMS,
+    GOLD_BATCH_DRIFT,
+    GOLD_BATCH_PEAKS,
+    GOLD_BATCH_VERDICT,
+    GOLD_COLUMN_PERFORMANCE,
+    GOLD_GOLDEN_ENVELOPE,
+    GOLD_MONITORING_STATE,
+)
 from chrom_platform.resources import DBT_PROJECT_DIR, build_resources
 from chrom_platform.settings import Settings, SettingsError
 
@@ -117,13 +126,13 @@ def test_the_python_gold_tables_are_declared_in_dbt_with_their_columns() -> None
     assert source["schema"] == pipeline.SCHEMA
     declared = {t["name"]: [c["name"] for c in t["columns"]] for t in source["tables"]}
     written = {
-        "gold_column_performance": pipeline.PERF_SCHEMA,
-        "gold_batch_peaks": pipeline.PEAKS_SCHEMA,
-        "gold_golden_envelope": pipeline.ENVELOPE_SCHEMA,
-        "gold_batch_drift": pipeline.DRIFT_SCHEMA,
-        "gold_batch_alarms": pipeline.ALARM_SCHEMA,
-        "gold_batch_verdict": pipeline.VERDICT_SCHEMA,
-        "gold_monitoring_state": pipeline.STATE_SCHEMA,
+        GOLD_COLUMN_PERFORMANCE.name: pipeline.PERF_SCHEMA,
+        GOLD_BATCH_PEAKS.name: pipeline.PEAKS_SCHEMA,
+        GOLD_GOLDEN_ENVELOPE.name: pipeline.ENVELOPE_SCHEMA,
+        GOLD_BATCH_DRIFT.name: pipeline.DRIFT_SCHEMA,
+        GOLD_BATCH_ALARMS.name: pipeline.ALARM_SCHEMA,
+        GOLD_BATCH_VERDICT.name: pipeline.VERDICT_SCHEMA,
+        GOLD_MONITORING_STATE.name: pipeline.STATE_SCHEMA,
     }
     assert set(written) == set(pipeline.TABLES)
     assert declared == {name: schema.names for name, schema in written.items()}
