@@ -130,10 +130,10 @@ def test_faulty_batches_and_redeliveries_fail_the_matching_checks(clean, instanc
     obj = next((h.lake / "landing" / "readings").rglob(f"SKID-01-{first_seq:012d}-*.parquet"))
     rows = pq.read_table(obj).slice(1000, 600)
     seq = rows.column("seq").to_pylist()
-    key = readings_key("SKID-01", rows.column("ts")[0].value, seq[0], seq[-1])
-    assert not (h.lake / key).exists()
-    (h.lake / key).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(rows, h.lake / key, **PARQUET_OPTIONS)
+    redelivered = readings_key("SKID-01", rows.column("ts")[0].value, seq[0], seq[-1])
+    assert not (h.lake / redelivered).exists()
+    (h.lake / redelivered).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rows, h.lake / redelivered, **PARQUET_OPTIONS)
 
     result = _materialize(h, instance)
     assert result.success
