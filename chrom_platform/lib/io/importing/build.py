@@ -858,11 +858,11 @@ def import_files(
 
     ready: list[_Ready] = []
     if mapping.shape == "wide":
-        # file by file: a file's arrays are checked and turned into bytes before the next
-        # file is read, so memory follows the landed size of the export, not its arrays
+        # batch by batch: a batch's arrays are checked and turned into bytes before the
+        # next batch's are made, so memory follows the landed size of the export and one
+        # file's rows, not every batch's arrays
         seen: dict[str, str] = {}
         for i, f in enumerate(files, start=1):
-            batches = []
             for b in read_wide(f, mapping, problems, notes, clock):
                 if b.batch_id in seen:
                     problems.add(
@@ -873,8 +873,7 @@ def import_files(
                     )
                     continue
                 seen[b.batch_id] = str(f)
-                batches.append(b)
-            ready.extend(check(batches))
+                ready.extend(check([b]))
             if on_file:
                 on_file(i, len(files), f)
     else:

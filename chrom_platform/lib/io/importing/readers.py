@@ -385,7 +385,8 @@ def _same_second(b: BatchData, lines: list[int] | None, problems: Problems) -> N
 
 def read_wide(
     path: Path, m: Mapping, problems: Problems, notes: Notes, clock: Clock | None = None
-) -> list[BatchData]:
+) -> Iterator[BatchData]:
+    """A wide file read whole (every problem found now), then its batches one by one."""
     assert m.phase_column is not None
     required = [(m.time.column, "time.column"), (m.phase_column, "phase.column")]
     if m.batch_column:
@@ -393,7 +394,7 @@ def read_wide(
     required += [(s.column or "", f"signals.{s.signal}.column") for s in m.signals]
     got = header(path, problems, required, m.ignore_columns)
     if got is None:
-        return []
+        return iter(())
     it, index = got
     file_batch = None
     if m.batch_from_filename is not None:
@@ -405,7 +406,7 @@ def read_wide(
                 None,
                 f"file name does not match batch.filename {m.batch_from_filename.pattern!r}",
             )
-            return []
+            return iter(())
         file_batch = match["batch_id"]
     parse_time = TimeParser(m.time, clock)
     ti, pi = index[m.time.column], index[m.phase_column]
@@ -459,10 +460,24 @@ def read_wide(
     if n == 0:
         problems.add(path, None, None, "empty file: a header and no rows")
     parse_time.note(notes, path)
-    return [
-        _wide_batch(path, batch, a, first_line[batch], parse_time.first_pass, m, problems, notes)
-        for batch, a in acc.items()
-    ]
+    return _wide_batches(path, acc, first_line, parse_time.first_pass, m, problems, notes)
+
+
+def _wide_batches(
+    path: Path,
+    acc: dict[str, dict[str, Any]],
+    first_line: dict[str, int],
+    first_pass: dict[int, int],
+    m: Mapping,
+    problems: Problems,
+    notes: Notes,
+) -> Iterator[BatchData]:
+    """Each batch of a file as BatchData, its rows' arrays let go as it is made: a file of
+    many batches is held once, as its rows, not as its rows and every batch's arrays."""
+    while acc:
+        batch = next(iter(acc))
+        a = acc.pop(batch)
+        yield _wide_batch(path, batch, a, first_line[batch], first_pass, m, problems, notes)
 
 
 def _wide_batch(
