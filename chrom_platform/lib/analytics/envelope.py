@@ -13,7 +13,8 @@ the odd bad batch that slipped into a long history does not drag it, times sqrt(
 centre that is itself estimated from n batches) and by Student's t over the normal
 (`small_sample_factor`: the spread is estimated too), never below a floor per signal: the
 unit's instrument accuracy from equipment master data (`Floor`; a bin where every batch
-agrees to the last digit must not turn noise into alarms). Not the MAD itself: it is a third as efficient as the standard deviation on
+agrees to the last digit must not turn noise into alarms). Not the MAD itself: it is a
+third as efficient as the standard deviation on
 normal data, and from 23 batches it once came out at 0.57 of the spread, turning a buffer
 3.3 sd off its mean into z = 6.6 and a good batch into a failed one. A bin with fewer
 than `min_batches` batches has no limit at all rather than a false one. Mean, standard

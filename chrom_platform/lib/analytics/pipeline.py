@@ -50,7 +50,6 @@ from chrom_platform.lib.analytics.envelope import (
 from chrom_platform.lib.analytics.reads import batch_readings, envelope_params, recipe_phases
 from chrom_platform.lib.analytics.reads import units as read_units
 from chrom_platform.lib.core.contracts import SIGNALS
-from chrom_platform.lib.core.master_data import DEFAULT_ACCURACY
 from chrom_platform.lib.core.tables import (
     ANALYTICS_TABLES,
     GOLD_BATCH_ALARMS,
@@ -426,10 +425,10 @@ def _envelope_and_drift(
 
 
 def unit_floor(units: Mapping[str, UnitInfo], unit_id: str, signals: Sequence[str]) -> Floor:
-    """The unit's instrument accuracy as the limits' floor (the platform's defaults for a
-    unit the warehouse does not know)."""
+    """The unit's instrument accuracy as the limits' floor (Floor.of takes the platform's
+    defaults for what is not given, so for a unit the warehouse does not know)."""
     unit = units.get(unit_id)
-    return Floor.of(unit.accuracy if unit else DEFAULT_ACCURACY, signals)
+    return Floor.of(unit.accuracy if unit else {}, signals)
 
 
 def walk_units(

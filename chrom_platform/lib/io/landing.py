@@ -127,7 +127,6 @@ class StagedLanding:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.uri = store.uri
         self.id = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
         self.keys: list[str] = []
         self._staged: set[str] = set()
